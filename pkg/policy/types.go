@@ -1,0 +1,68 @@
+package policy
+
+import (
+	"time"
+
+	"github.com/switchyard/switchyard/pkg/llm"
+)
+
+// Deployment is one provider + model that can serve a group.
+type Deployment struct {
+	Name     string
+	Model    string
+	Provider llm.Provider
+}
+
+// Group is a named set of deployments that serve the same kind of request.
+type Group struct {
+	Name        string
+	Deployments []Deployment
+}
+
+// EventType names what an Event reports. The values are the wire names.
+type EventType string
+
+// Event types, in the order a client may see them.
+const (
+	EventStart    EventType = "start"     // a deployment was chosen; Deployment is set
+	EventChunk    EventType = "chunk"     // Delta is set
+	EventToolCall EventType = "tool_call" // ToolCall is set
+	EventRestart  EventType = "restart"   // discard the output so far; a new attempt follows
+	EventRetry    EventType = "retry"     // informational; Reason and Code say why
+	EventFallback EventType = "fallback"  // informational; Reason and Code say why
+)
+
+// Event is what Execute reports while it runs. Emit functions are called
+// synchronously from the executing goroutine and must not block for long.
+type Event struct {
+	Type       EventType
+	Deployment string
+	Delta      string
+	ToolCall   *llm.ToolCallDelta
+	Code       string // the error kind that caused a retry, fallback or restart
+	Reason     string // human-readable cause
+}
+
+// Attempt records one call to one deployment.
+type Attempt struct {
+	Group      string
+	Deployment string
+	Model      string
+	Err        error // nil for the attempt that succeeded
+	Duration   time.Duration
+}
+
+// Outcome is what Execute produced. It is returned even when Execute fails,
+// so that the attempts can be reported.
+type Outcome struct {
+	Text         string
+	ToolCalls    []llm.ToolCall
+	FinishReason llm.FinishReason
+	Usage        llm.Usage
+	CostUSD      float64
+	Group        string // the group that answered (differs after a fallback)
+	Deployment   string
+	Model        string
+	TTFT         time.Duration // time to first chunk of the successful attempt
+	Attempts     []Attempt
+}
