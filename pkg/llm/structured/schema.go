@@ -230,7 +230,23 @@ func classifyCompileError(err error) *SchemaError {
 	)
 	switch {
 	case errors.As(err, &sve):
-		return &SchemaError{Reason: "invalid schema", Detail: oneLine(sve.Err.Error()), Err: err}
+		detail := oneLine(sve.Err.Error())
+		var ve *jsonschema.ValidationError
+		if errors.As(sve.Err, &ve) {
+			// The leaves say what is wrong where ("at "/type": value must
+			// be one of ..."); the tree around them is noise.
+			vs := violationsOf(ve)
+			parts := make([]string, 0, 3)
+			for i, v := range vs {
+				if i == 3 {
+					parts = append(parts, fmt.Sprintf("and %d more", len(vs)-i))
+					break
+				}
+				parts = append(parts, v.String())
+			}
+			detail = strings.Join(parts, "; ")
+		}
+		return &SchemaError{Reason: "invalid schema", Detail: detail, Err: err}
 	case errors.As(err, &load):
 		return &SchemaError{Reason: "unresolvable $ref", Detail: fmt.Sprintf("%s (%v)", load.URL, load.Err), Err: err}
 	case errors.As(err, &anf), errors.As(err, &pnf):
@@ -388,6 +404,12 @@ func (s *Schema) Validate(v any) []Violation {
 	if !errors.As(err, &ve) {
 		return []Violation{{Message: err.Error()}}
 	}
+	return violationsOf(ve)
+}
+
+// violationsOf flattens a validation error tree into its leaves, the
+// specific failures, deduplicated and sorted by path.
+func violationsOf(ve *jsonschema.ValidationError) []Violation {
 	var out []Violation
 	seen := map[Violation]bool{}
 	var leaves func(e *jsonschema.ValidationError)
