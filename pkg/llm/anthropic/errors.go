@@ -1,0 +1,191 @@
+package anthropic
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	sdk "github.com/anthropics/anthropic-sdk-go"
+
+	"github.com/switchyard/switchyard/pkg/llm"
+)
+
+// classify turns any failure of a Messages call into an *llm.Error.
+// midStream says whether output was already handed out.
+//
+// The message of the result is built from the vendor's error body (or a
+// fixed text), never from request headers, and every configured secret is
+// scrubbed from it.
+func classify(ctx context.Context, err error, midStream bool, secrets []string) *llm.Error {
+	if le, ok := errors.AsType[*llm.Error](err); ok {
+		return le
+	}
+	e := &llm.Error{Provider: ProviderName, MidStream: midStream}
+	if apiErr, ok := errors.AsType[*sdk.Error](err); ok {
+		classifyAPI(e, apiErr)
+		// The SDK error's text holds the raw response body, which is not
+		// ours to vouch for: the cause is a scrubbed copy of its text, not
+		// the SDK value.
+		e.Err = errors.New(scrub(apiErr.Error(), secrets))
+	} else {
+		classifyTransport(ctx, e, err)
+		// Transport causes stay reachable for errors.Is (context.Canceled,
+		// net.Error); their text never went through a vendor.
+		e.Err = scrubbed{err, secrets}
+	}
+	e.Message = scrub(e.Message, secrets)
+	if e.Message == "" {
+		e.Message = e.Kind.String()
+	}
+	return e
+}
+
+// classifyAPI classifies an HTTP error response or an SSE error event. For an
+// error event the HTTP status is that of the stream (200), so the body's
+// error type decides.
+func classifyAPI(e *llm.Error, apiErr *sdk.Error) {
+	typ, msg := errorBody(apiErr.RawJSON())
+	if typ == "" {
+		typ = string(apiErr.Type())
+	}
+	e.Code = typ
+	e.Message = msg
+	status := apiErr.StatusCode
+	if status >= 200 && status < 300 {
+		status = 0 // an error event inside a 200 stream
+	}
+	e.Status = status
+	switch {
+	case typ == "rate_limit_error" || status == http.StatusTooManyRequests:
+		e.Kind = llm.KindRateLimited
+		if apiErr.Response != nil {
+			e.RetryAfter = retryAfter(apiErr.Response.Header)
+		}
+	case typ == "overloaded_error" || typ == "api_error" || typ == "timeout_error" || status >= 500:
+		e.Kind = llm.KindUnavailable
+		if apiErr.Response != nil {
+			e.RetryAfter = retryAfter(apiErr.Response.Header)
+		}
+	case typ == "authentication_error" || typ == "permission_error" || typ == "billing_error" ||
+		status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusPaymentRequired:
+		e.Kind = llm.KindAuth
+	case isContextWindow(msg):
+		e.Kind = llm.KindContextWindow
+	case status >= 400 || typ != "":
+		e.Kind = llm.KindBadRequest
+	default:
+		e.Kind = llm.KindUnknown
+	}
+}
+
+// isContextWindow recognises Anthropic's "prompt is too long: N tokens > M
+// maximum" and the max_tokens-does-not-fit variant.
+func isContextWindow(msg string) bool {
+	m := strings.ToLower(msg)
+	return strings.Contains(m, "prompt is too long") ||
+		strings.Contains(m, "exceed context limit") ||
+		strings.Contains(m, "exceeds the context window")
+}
+
+// errorBody reads {"type":"error","error":{"type":...,"message":...}}.
+func errorBody(raw string) (typ, msg string) {
+	var body struct {
+		Error struct {
+			Type    string `json:"type"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal([]byte(raw), &body) != nil {
+		return "", ""
+	}
+	return body.Error.Type, body.Error.Message
+}
+
+func classifyTransport(ctx context.Context, e *llm.Error, err error) {
+	switch {
+	case errors.Is(err, context.Canceled):
+		e.Kind = llm.KindCancelled
+		e.Message = "request cancelled"
+	case errors.Is(err, context.DeadlineExceeded) || (ctx != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)):
+		e.Kind = llm.KindTimeout
+		e.Message = "deadline exceeded"
+	case e.MidStream:
+		// A connection that breaks after output is the same failure as a
+		// stream cut short: the deployment could not finish the answer.
+		e.Kind = llm.KindUnavailable
+		e.Message = "stream interrupted: " + transportText(err)
+	case isNetErr(err):
+		e.Kind = llm.KindConnection
+		e.Message = transportText(err)
+	default:
+		e.Kind = llm.KindUnknown
+		e.Message = transportText(err)
+	}
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+}
+
+// transportText describes a transport failure without its URL.
+func transportText(err error) string {
+	var ne *net.OpError
+	if errors.As(err, &ne) {
+		return ne.Op + ": " + ne.Err.Error()
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "connection closed unexpectedly"
+	}
+	// *url.Error's text repeats the URL; its cause is what went wrong.
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// retryAfter reads retry-after-ms, then retry-after (seconds or an HTTP date).
+func retryAfter(h http.Header) time.Duration {
+	if v := h.Get("retry-after-ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := h.Get("retry-after")
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+func scrub(s string, secrets []string) string {
+	for _, k := range secrets {
+		s = strings.ReplaceAll(s, k, "[redacted]")
+	}
+	return s
+}
+
+// scrubbed wraps a cause so that its text never carries a secret while
+// errors.As still reaches the SDK error.
+type scrubbed struct {
+	err     error
+	secrets []string
+}
+
+func (s scrubbed) Error() string { return scrub(s.err.Error(), s.secrets) }
+func (s scrubbed) Unwrap() error { return s.err }
