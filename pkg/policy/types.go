@@ -11,12 +11,14 @@ type Deployment struct {
 	Name     string
 	Model    string
 	Provider llm.Provider
+	Options  DeploymentOptions
 }
 
 // Group is a named set of deployments that serve the same kind of request.
 type Group struct {
 	Name        string
 	Deployments []Deployment
+	Options     GroupOptions
 }
 
 // EventType names what an Event reports. The values are the wire names.
@@ -36,6 +38,7 @@ const (
 // synchronously from the executing goroutine and must not block for long.
 type Event struct {
 	Type       EventType
+	Group      string // the group of the attempt (differs after a fallback)
 	Deployment string
 	Delta      string
 	ToolCall   *llm.ToolCallDelta
@@ -50,6 +53,7 @@ type Attempt struct {
 	Model      string
 	Err        error // nil for the attempt that succeeded
 	Duration   time.Duration
+	Code       string // llm.Kind name of Err; "" on success
 }
 
 // Outcome is what Execute produced. It is returned even when Execute fails,
@@ -65,4 +69,9 @@ type Outcome struct {
 	Model        string
 	TTFT         time.Duration // time to first chunk of the successful attempt
 	Attempts     []Attempt
+	// Retries counts the EventRetry events emitted, Fallbacks the
+	// EventFallback ones: len(Attempts) == 1 + Retries + Fallbacks when
+	// every attempt reached a provider.
+	Retries   int
+	Fallbacks int
 }

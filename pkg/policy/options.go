@@ -1,0 +1,257 @@
+package policy
+
+import (
+	"cmp"
+	"fmt"
+	"time"
+
+	"github.com/switchyard/switchyard/pkg/llm"
+)
+
+// Strategy names how a group chooses among its deployments.
+type Strategy string
+
+// Routing strategies.
+const (
+	StrategyPriority      Strategy = "priority"       // lowest Priority first, config order on ties (default)
+	StrategyWeighted      Strategy = "weighted"       // weighted random shuffle by Weight
+	StrategyLeastBusy     Strategy = "least_busy"     // fewest calls in flight on this router
+	StrategyLowestLatency Strategy = "lowest_latency" // lowest observed time to first token (unmeasured first)
+	StrategyUsageBased    Strategy = "usage_based"    // most rpm/tpm headroom in the current minute
+)
+
+// Action is what the router does after an attempt failed with some error kind.
+type Action string
+
+// Actions of the error table.
+const (
+	// ActionRetry may call the same deployment again (after backoff).
+	ActionRetry Action = "retry"
+	// ActionFallback never calls the failed deployment again for this
+	// request: the router tries the group's other deployments, then the
+	// group's fallback chain (context_window_fallbacks for
+	// context_window_exceeded, content_policy_fallbacks for content_policy).
+	ActionFallback Action = "fallback"
+	// ActionFail ends the request with the error at once.
+	ActionFail Action = "fail"
+)
+
+// MidStream is what happens when an attempt fails after output went out.
+type MidStream string
+
+// Mid-stream modes.
+const (
+	// MidStreamRestart emits EventRestart (discard what you have) and starts a new attempt (default).
+	MidStreamRestart MidStream = "restart"
+	// MidStreamContinue gives the next attempt the text so far as an
+	// assistant prefix and carries its chunks on; used only for plain text
+	// requests (never tool calls or JSON), which fall back to restart.
+	MidStreamContinue MidStream = "continue"
+)
+
+// RetryOptions configure retries within a group.
+type RetryOptions struct {
+	// MaxRetries is the number of calls after the first (default 2; -1
+	// disables retries). A request makes at most 1+MaxRetries calls in a group.
+	MaxRetries int `yaml:"max_retries"`
+	// Backoff is the exponential backoff between attempts.
+	Backoff BackoffOptions `yaml:"backoff"`
+	// Jitter is the random fraction (0..1) added to or removed from each
+	// delay (default 0.2; -1 disables).
+	Jitter float64 `yaml:"jitter"`
+}
+
+// BackoffOptions are the bounds of an exponential backoff.
+type BackoffOptions struct {
+	Initial time.Duration `yaml:"initial"` // default 100ms
+	Max     time.Duration `yaml:"max"`     // default 5s
+}
+
+// BreakerOptions configure the circuit breaker of each deployment.
+type BreakerOptions struct {
+	// Failures within Period open the breaker (default 5). With FailureRate
+	// set, it is the minimum number of calls in Period before the rate counts.
+	Failures int `yaml:"failures"`
+	// FailureRate (0..1], when set, opens the breaker when this fraction of
+	// the calls within Period failed (default 0: count Failures).
+	FailureRate float64 `yaml:"failure_rate"`
+	// Period is the window failures are counted in (default 30s).
+	Period time.Duration `yaml:"period"`
+	// Cooldown is how long an open breaker stays open (default 30s).
+	Cooldown time.Duration `yaml:"cooldown"`
+	// HalfOpenProbes is the number of trial calls after the cooldown that
+	// must all succeed to close the breaker; a failure reopens it (default 1).
+	HalfOpenProbes int `yaml:"half_open_probes"`
+	// Disabled turns the breaker off.
+	Disabled bool `yaml:"disabled"`
+}
+
+// TimeoutOptions bound one attempt. Zero means no limit.
+type TimeoutOptions struct {
+	TTFT  time.Duration `yaml:"ttft"`  // until the first chunk (default 30s)
+	Idle  time.Duration `yaml:"idle"`  // between chunks (default 30s)
+	Total time.Duration `yaml:"total"` // the whole attempt (default 10m)
+}
+
+// GroupOptions are a group's routing and resilience settings, embedded
+// inline in the model config's group entry.
+type GroupOptions struct {
+	Strategy               Strategy       `yaml:"strategy"`
+	Fallbacks              []string       `yaml:"fallbacks"`
+	ContextWindowFallbacks []string       `yaml:"context_window_fallbacks"`
+	ContentPolicyFallbacks []string       `yaml:"content_policy_fallbacks"`
+	Retry                  RetryOptions   `yaml:"retry"`
+	Breaker                BreakerOptions `yaml:"breaker"`
+	Timeouts               TimeoutOptions `yaml:"timeouts"`
+	// OnError overrides the default action per llm.Kind name (see DefaultActions).
+	OnError map[string]Action `yaml:"on_error"`
+	// MidStream is restart (default) or continue.
+	MidStream MidStream `yaml:"mid_stream"`
+}
+
+// DeploymentOptions are one deployment's routing settings and limits.
+type DeploymentOptions struct {
+	// Priority orders deployments for the priority strategy; lower first (default 0).
+	Priority int `yaml:"priority"`
+	// Weight is the weighted strategy's weight (default 1).
+	Weight int `yaml:"weight"`
+	// RPM and TPM limit requests and tokens per minute (0: no limit). The
+	// router skips a deployment at its limit.
+	RPM int `yaml:"rpm"`
+	TPM int `yaml:"tpm"`
+	// MaxConcurrency limits calls in flight on this router (0: no limit).
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// Timeouts override the group's, field by field.
+	Timeouts TimeoutOptions `yaml:"timeouts"`
+	// ContextWindow overrides the model's context window in tokens (0: from
+	// the provider's CapabilityReporter or the model catalogue; unknown: no check).
+	ContextWindow int `yaml:"context_window"`
+}
+
+// DefaultActions is the error table used for kinds a group does not override.
+var DefaultActions = map[llm.Kind]Action{
+	llm.KindUnknown:       ActionRetry,
+	llm.KindRateLimited:   ActionRetry,
+	llm.KindUnavailable:   ActionRetry,
+	llm.KindTimeout:       ActionRetry,
+	llm.KindConnection:    ActionRetry,
+	llm.KindAuth:          ActionFallback,
+	llm.KindContextWindow: ActionFallback,
+	llm.KindContentPolicy: ActionFallback,
+	llm.KindBadRequest:    ActionFail,
+	llm.KindCancelled:     ActionFail,
+}
+
+// WithDefaults returns o with zero fields set to their defaults.
+func (o GroupOptions) WithDefaults() GroupOptions {
+	o.Strategy = cmp.Or(o.Strategy, StrategyPriority)
+	o.MidStream = cmp.Or(o.MidStream, MidStreamRestart)
+	o.Retry.MaxRetries = cmp.Or(o.Retry.MaxRetries, 2)
+	o.Retry.Backoff.Initial = cmp.Or(o.Retry.Backoff.Initial, 100*time.Millisecond)
+	o.Retry.Backoff.Max = cmp.Or(o.Retry.Backoff.Max, 5*time.Second)
+	o.Retry.Jitter = cmp.Or(o.Retry.Jitter, 0.2)
+	o.Breaker.Failures = cmp.Or(o.Breaker.Failures, 5)
+	o.Breaker.Period = cmp.Or(o.Breaker.Period, 30*time.Second)
+	o.Breaker.Cooldown = cmp.Or(o.Breaker.Cooldown, 30*time.Second)
+	o.Breaker.HalfOpenProbes = cmp.Or(o.Breaker.HalfOpenProbes, 1)
+	o.Timeouts.TTFT = cmp.Or(o.Timeouts.TTFT, 30*time.Second)
+	o.Timeouts.Idle = cmp.Or(o.Timeouts.Idle, 30*time.Second)
+	o.Timeouts.Total = cmp.Or(o.Timeouts.Total, 10*time.Minute)
+	return o
+}
+
+// Validate names the first bad field.
+func (o GroupOptions) Validate() error {
+	switch o.Strategy {
+	case "", StrategyPriority, StrategyWeighted, StrategyLeastBusy, StrategyLowestLatency, StrategyUsageBased:
+	default:
+		return fmt.Errorf("strategy: unknown %q", o.Strategy)
+	}
+	switch o.MidStream {
+	case "", MidStreamRestart, MidStreamContinue:
+	default:
+		return fmt.Errorf("mid_stream: unknown %q (restart or continue)", o.MidStream)
+	}
+	if o.Retry.MaxRetries < -1 {
+		return fmt.Errorf("retry.max_retries: %d < -1", o.Retry.MaxRetries)
+	}
+	if o.Retry.Backoff.Initial < 0 || o.Retry.Backoff.Max < 0 {
+		return fmt.Errorf("retry.backoff: negative duration")
+	}
+	if o.Retry.Backoff.Max != 0 && o.Retry.Backoff.Initial > o.Retry.Backoff.Max {
+		return fmt.Errorf("retry.backoff.initial %v > max %v", o.Retry.Backoff.Initial, o.Retry.Backoff.Max)
+	}
+	if o.Retry.Jitter > 1 || o.Retry.Jitter < -1 {
+		return fmt.Errorf("retry.jitter: %v not in [0,1]", o.Retry.Jitter)
+	}
+	if o.Breaker.Failures < 0 || o.Breaker.HalfOpenProbes < 0 || o.Breaker.Period < 0 || o.Breaker.Cooldown < 0 {
+		return fmt.Errorf("breaker: negative value")
+	}
+	if o.Breaker.FailureRate < 0 || o.Breaker.FailureRate > 1 {
+		return fmt.Errorf("breaker.failure_rate: %v not in [0,1]", o.Breaker.FailureRate)
+	}
+	if err := o.Timeouts.validate("timeouts"); err != nil {
+		return err
+	}
+	for k, a := range o.OnError {
+		if _, ok := kindByName(k); !ok {
+			return fmt.Errorf("on_error: unknown error kind %q", k)
+		}
+		switch a {
+		case ActionRetry, ActionFallback, ActionFail:
+		default:
+			return fmt.Errorf("on_error.%s: unknown action %q (retry, fallback or fail)", k, a)
+		}
+	}
+	return nil
+}
+
+func (t TimeoutOptions) validate(field string) error {
+	if t.TTFT < 0 || t.Idle < 0 || t.Total < 0 {
+		return fmt.Errorf("%s: negative duration", field)
+	}
+	return nil
+}
+
+// WithDefaults returns o with zero fields set to their defaults.
+func (o DeploymentOptions) WithDefaults() DeploymentOptions {
+	o.Weight = cmp.Or(o.Weight, 1)
+	return o
+}
+
+// Validate names the first bad field.
+func (o DeploymentOptions) Validate() error {
+	switch {
+	case o.Weight < 0:
+		return fmt.Errorf("weight: %d < 0", o.Weight)
+	case o.RPM < 0:
+		return fmt.Errorf("rpm: %d < 0", o.RPM)
+	case o.TPM < 0:
+		return fmt.Errorf("tpm: %d < 0", o.TPM)
+	case o.MaxConcurrency < 0:
+		return fmt.Errorf("max_concurrency: %d < 0", o.MaxConcurrency)
+	case o.ContextWindow < 0:
+		return fmt.Errorf("context_window: %d < 0", o.ContextWindow)
+	}
+	return o.Timeouts.validate("timeouts")
+}
+
+// action returns the table's action for kind.
+func (o *GroupOptions) action(k llm.Kind) Action {
+	if a, ok := o.OnError[k.String()]; ok {
+		return a
+	}
+	if a, ok := DefaultActions[k]; ok {
+		return a
+	}
+	return ActionRetry
+}
+
+func kindByName(name string) (llm.Kind, bool) {
+	for k := llm.KindUnknown; k <= llm.KindCancelled; k++ {
+		if k.String() == name {
+			return k, true
+		}
+	}
+	return 0, false
+}
