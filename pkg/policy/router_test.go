@@ -149,11 +149,11 @@ func TestErrorTable(t *testing.T) {
 		bCalls  int64
 		ok      bool
 	}{
-		{"unavailable", nil, 2, 0, true},        // retried on a (priority), second call ok
-		{"rate_limited", nil, 1, 1, true},       // a cools down (Retry-After), b answers
-		{"auth", nil, 1, 1, true},               // never again on a, b answers
-		{"bad_request", nil, 1, 0, false},       // fails at once
-		{"content_policy", nil, 1, 0, false},    // no content_policy_fallbacks: fails
+		{"unavailable", nil, 2, 0, true},     // retried on a (priority), second call ok
+		{"rate_limited", nil, 1, 1, true},    // a cools down (Retry-After), b answers
+		{"auth", nil, 1, 1, true},            // never again on a, b answers
+		{"bad_request", nil, 1, 0, false},    // fails at once
+		{"content_policy", nil, 1, 0, false}, // no content_policy_fallbacks: fails
 		{"unavailable", map[string]Action{"unavailable": ActionFail}, 1, 0, false},
 		{"bad_request", map[string]Action{"bad_request": ActionRetry}, 2, 0, true},
 	}
