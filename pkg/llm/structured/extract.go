@@ -16,7 +16,10 @@ const maxCandidates = 32
 //     valid JSON; an unclosed fence runs to the end of the text;
 //  3. the first balanced top-level {...} or [...] after leading prose that
 //     is valid JSON; brackets inside JSON strings do not count, trailing
-//     prose is ignored.
+//     prose is ignored. An object, or an array holding one, is preferred
+//     to an earlier array of scalars, which in prose is more likely a
+//     citation ("as shown in [1]") than the answer. At most 32 opening
+//     brackets are tried.
 //
 // ok is false when none of them yields valid JSON.
 func Extract(text string) (raw string, ok bool) {
@@ -48,6 +51,10 @@ func extract(text string) (raw, guess string, ok bool) {
 		}
 		rest = after
 	}
+	// Prose often holds bracketed bits that are valid JSON ("see [1]"), so
+	// the first object, or array holding objects, wins over the first
+	// valid candidate of any kind.
+	var fallback string
 	start, tried := 0, 0
 	for tried < maxCandidates {
 		i := strings.IndexAny(t[start:], "{[")
@@ -56,18 +63,31 @@ func extract(text string) (raw, guess string, ok bool) {
 		}
 		i += start
 		tried++
-		if end, balanced := matchBracket(t, i); balanced {
-			cand := t[i:end]
-			if json.Valid([]byte(cand)) {
-				return cand, cand, true
+		start = i + 1
+		end, balanced := matchBracket(t, i)
+		if !balanced {
+			if guess == "" {
+				guess = t[i:]
 			}
+			continue
+		}
+		cand := t[i:end]
+		if !json.Valid([]byte(cand)) {
 			if guess == "" {
 				guess = cand
 			}
-		} else if guess == "" {
-			guess = t[i:]
+			continue
 		}
-		start = i + 1
+		if cand[0] == '{' || strings.IndexByte(cand, '{') >= 0 {
+			return cand, cand, true
+		}
+		if fallback == "" {
+			fallback = cand
+		}
+		start = end // nothing inside a scalar-only array is an object
+	}
+	if fallback != "" {
+		return fallback, fallback, true
 	}
 	if guess == "" {
 		guess = t
