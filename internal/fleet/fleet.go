@@ -1,0 +1,190 @@
+package fleet
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/pkg/policy"
+)
+
+// Config names the KV buckets.
+type Config struct {
+	// BreakerBucket holds one key per deployment whose value is the time its
+	// breaker is open until (default "LLM_BREAKERS").
+	BreakerBucket string
+	// RateBucket holds rpm/tpm counters per deployment and minute (default
+	// "LLM_RATES"); entries expire after 2 minutes.
+	RateBucket string
+	// Replicas of both buckets (default 1).
+	Replicas int
+}
+
+// State is a policy.SharedState on NATS KV. It is safe for concurrent use.
+type State struct {
+	breakers jetstream.KeyValue
+	rates    jetstream.KeyValue
+	watcher  jetstream.KeyWatcher
+	done     chan struct{}
+	nc       *nats.Conn
+	now      func() time.Time
+
+	mu   sync.RWMutex
+	open map[string]time.Time // by KV key
+}
+
+var _ policy.SharedState = (*State)(nil)
+
+// New creates (or binds to) the buckets and starts watching breakers. Call
+// Close to stop the watcher.
+func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*State, error) {
+	cfg.BreakerBucket = cmp.Or(cfg.BreakerBucket, "LLM_BREAKERS")
+	cfg.RateBucket = cmp.Or(cfg.RateBucket, "LLM_RATES")
+	cfg.Replicas = cmp.Or(cfg.Replicas, 1)
+	b, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: cfg.BreakerBucket, History: 1, Replicas: cfg.Replicas, Storage: jetstream.MemoryStorage})
+	if err != nil {
+		return nil, fmt.Errorf("fleet: breaker bucket: %w", err)
+	}
+	r, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: cfg.RateBucket, History: 1, TTL: 2 * time.Minute, Replicas: cfg.Replicas, Storage: jetstream.MemoryStorage})
+	if err != nil {
+		return nil, fmt.Errorf("fleet: rate bucket: %w", err)
+	}
+	w, err := b.WatchAll(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("fleet: watch breakers: %w", err)
+	}
+	s := &State{breakers: b, rates: r, watcher: w, done: make(chan struct{}), nc: js.Conn(), now: time.Now, open: map[string]time.Time{}}
+	go s.watch()
+	return s, nil
+}
+
+// Close stops the breaker watcher.
+func (s *State) Close() error {
+	err := s.watcher.Stop()
+	<-s.done
+	return err
+}
+
+func (s *State) watch() {
+	defer close(s.done)
+	for e := range s.watcher.Updates() {
+		if e == nil {
+			continue // the initial values are in
+		}
+		s.mu.Lock()
+		var until time.Time
+		if e.Operation() == jetstream.KeyValuePut && until.UnmarshalText(e.Value()) == nil && !until.IsZero() {
+			s.open[e.Key()] = until
+		} else {
+			delete(s.open, e.Key())
+		}
+		s.mu.Unlock()
+	}
+}
+
+// key turns a deployment name into a valid KV key token.
+func key(name string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, name)
+}
+
+// PublishBreaker implements policy.SharedState.
+func (s *State) PublishBreaker(ctx context.Context, deployment string, openUntil time.Time) error {
+	if err := s.connected(); err != nil {
+		return err
+	}
+	v, err := openUntil.UTC().MarshalText()
+	if err != nil {
+		return err
+	}
+	_, err = s.breakers.Put(ctx, key(deployment), v)
+	return err
+}
+
+// BreakerOpenUntil implements policy.SharedState from the watched map: it
+// costs a map read.
+func (s *State) BreakerOpenUntil(deployment string) time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.open[key(deployment)]
+}
+
+// ErrDisconnected is returned while the NATS connection is down, so that the
+// router decides from local state at once instead of waiting for a timeout.
+var ErrDisconnected = errors.New("fleet: not connected to NATS")
+
+// opTimeout bounds one shared-state operation: a slow store must not eat a
+// request's deadline.
+const opTimeout = 250 * time.Millisecond
+
+func (s *State) connected() error {
+	if s.nc != nil && !s.nc.IsConnected() {
+		return ErrDisconnected
+	}
+	return nil
+}
+
+type counts struct {
+	Requests int `json:"r"`
+	Tokens   int `json:"t"`
+}
+
+// Reserve implements policy.SharedState with compare-and-swap on the
+// deployment's counter for the current minute.
+func (s *State) Reserve(ctx context.Context, deployment string, tokens, rpm, tpm int) (bool, error) {
+	if err := s.connected(); err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	k := fmt.Sprintf("%s.%d", key(deployment), s.now().Unix()/60)
+	for range 50 {
+		var c counts
+		var rev uint64
+		e, err := s.rates.Get(ctx, k)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return false, err
+		default:
+			if err := json.Unmarshal(e.Value(), &c); err != nil {
+				return false, fmt.Errorf("fleet: counter %s: %w", k, err)
+			}
+			rev = e.Revision()
+		}
+		if rpm > 0 && c.Requests >= rpm {
+			return false, nil
+		}
+		if tpm > 0 && c.Tokens > 0 && c.Tokens+tokens > tpm {
+			return false, nil
+		}
+		c.Requests++
+		c.Tokens += tokens
+		v, _ := json.Marshal(c)
+		if rev == 0 {
+			_, err = s.rates.Create(ctx, k, v)
+		} else {
+			_, err = s.rates.Update(ctx, k, v, rev)
+		}
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
+			return false, err
+		}
+	}
+	return false, errors.New("fleet: too much contention on " + k)
+}
