@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -295,14 +296,97 @@ func safeCut(body string) int {
 }
 
 func decodeString(body string, escaped bool) (string, bool) {
-	if !escaped && utf8.ValidString(body) {
-		return body, true
+	if utf8.ValidString(body) {
+		if !escaped {
+			return body, true
+		}
+		if s, ok := unescape(body); ok {
+			return s, true
+		}
 	}
+	// Invalid UTF-8, lone surrogates and bad escapes: let encoding/json
+	// decide, so the result matches json.Unmarshal exactly.
 	var s string
 	if err := json.Unmarshal([]byte(`"`+body+`"`), &s); err != nil {
 		return "", false
 	}
 	return s, true
+}
+
+// unescape decodes the escapes of a valid UTF-8 string body; ok is false
+// for anything it does not handle exactly as encoding/json does.
+func unescape(body string) (string, bool) {
+	b := make([]byte, 0, len(body))
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if c != '\\' {
+			b = append(b, c)
+			continue
+		}
+		if i+1 >= len(body) {
+			return "", false
+		}
+		i++
+		switch body[i] {
+		case '"', '\\', '/':
+			b = append(b, body[i])
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			r, ok := hex4(body, i+1)
+			if !ok {
+				return "", false
+			}
+			i += 4
+			if utf16.IsSurrogate(r) {
+				if i+6 >= len(body) || body[i+1] != '\\' || body[i+2] != 'u' {
+					return "", false
+				}
+				lo, ok := hex4(body, i+3)
+				if !ok {
+					return "", false
+				}
+				r = utf16.DecodeRune(r, lo)
+				if r == utf8.RuneError {
+					return "", false
+				}
+				i += 6
+			}
+			b = utf8.AppendRune(b, r)
+		default:
+			return "", false
+		}
+	}
+	return string(b), true
+}
+
+func hex4(s string, i int) (rune, bool) {
+	if i+4 > len(s) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range []byte(s[i : i+4]) {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
 
 func (p *partialParser) literal(word string, v any) (any, state) {

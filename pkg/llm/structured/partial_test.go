@@ -281,3 +281,17 @@ func BenchmarkParsePartial4K(b *testing.B) {
 		}
 	}
 }
+
+func TestDecodeStringMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{
+		`plain`, `a\"b\\c\/d\b\f\n\r\t`, `\u00e9\u00E9`, `\ud83d\ude00`, `\ud83d`, `\ude00\ud83d`,
+		`\ud83dx`, `\ud83d\n`, "caf\xc3", `\x`, `東京 😀`,
+	} {
+		var want string
+		wantErr := json.Unmarshal([]byte(`"`+body+`"`), &want)
+		got, ok := decodeString(body, strings.Contains(body, `\`))
+		require.Equal(t, wantErr == nil, ok, "body %q", body)
+		require.Equal(t, want, got, "body %q", body)
+	}
+}
