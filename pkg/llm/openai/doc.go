@@ -1,0 +1,19 @@
+// Package openai is the llm.Provider for OpenAI's chat completions API, built
+// on the official SDK github.com/openai/openai-go/v3. It also serves Azure
+// OpenAI and every OpenAI-compatible server (Groq, DeepSeek, Together,
+// Mistral, OpenRouter, Fireworks, vLLM, Ollama, LM Studio) through presets:
+// those vendors are configurations of this package, not copies of it.
+//
+// The SDK's own retries are switched off (option.WithMaxRetries(0)): the
+// policy layer owns retries. The client never reads OPENAI_* environment
+// variables; everything comes from Options.
+//
+// Stream waits for the first chunk of output before it returns, so that a
+// failure before the first token (HTTP 429, 5xx, a refused connection, a
+// refusal) is an ordinary error from Stream and not a stream that fails on its
+// first Next. Failures are classified into *llm.Error (see errors.go); the API
+// key never appears in an error.
+//
+// This package depends on pkg/llm and pkg/llm/catalog only. It must never
+// import NATS, pkg/bus or pkg/policy.
+package openai

@@ -1,0 +1,252 @@
+package openai
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	oai "github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/switchyard/switchyard/pkg/llm"
+	"github.com/switchyard/switchyard/pkg/llm/catalog"
+)
+
+// Defaults.
+const (
+	DefaultBaseURL         = "https://api.openai.com/v1"
+	DefaultName            = "openai"
+	DefaultAzureAPIVersion = "2024-10-21"
+)
+
+// Options configures a Client. Only APIKey is needed for OpenAI proper; a
+// compatible server needs Preset or BaseURL; Azure needs AzureEndpoint.
+type Options struct {
+	// Preset names an OpenAI-compatible vendor (see Preset). It supplies
+	// BaseURL, Name and LegacyMaxTokens where those are unset. "azure"
+	// requires AzureEndpoint.
+	Preset string
+	// APIKey is sent as "Authorization: Bearer <key>" ("api-key: <key>" for
+	// Azure). It is never logged and never put into errors: vendor messages
+	// that echo it are redacted. Local servers need none.
+	APIKey string
+	// BaseURL of the API, up to and including the version segment.
+	// Default: the preset's URL, else https://api.openai.com/v1.
+	BaseURL string
+	// Organization and Project set OpenAI's OpenAI-Organization and
+	// OpenAI-Project headers when not empty.
+	Organization string
+	Project      string
+	// Headers are added to every request (e.g. OpenRouter's HTTP-Referer).
+	// Values of credential-like headers (Authorization, *key*, *token*,
+	// *secret*) are redacted from errors like the API key.
+	Headers map[string]string
+	// HTTPClient makes the calls. Default: a client on
+	// http.DefaultTransport without a timeout; the context bounds each call.
+	HTTPClient *http.Client
+	// Name of the vendor in errors and metrics. Default: the preset's name,
+	// "azure" when AzureEndpoint is set, else "openai".
+	Name string
+
+	// AzureEndpoint (https://<resource>.openai.azure.com) switches to Azure
+	// OpenAI: requests go to
+	// <endpoint>/openai/deployments/<deployment>/chat/completions?api-version=<v>
+	// with the key in the "api-key" header.
+	AzureEndpoint string
+	// AzureDeployment is the deployment name. Default: the request's Model,
+	// so one Client can serve several deployments.
+	AzureDeployment string
+	// AzureAPIVersion. Default: DefaultAzureAPIVersion.
+	AzureAPIVersion string
+
+	// LegacyMaxTokens sends Request.MaxTokens as "max_tokens" instead of
+	// "max_completion_tokens". OpenAI proper (and Azure, Groq) take
+	// max_completion_tokens, which reasoning models require; most other
+	// compatible servers only know max_tokens. Presets set it as needed.
+	LegacyMaxTokens bool
+	// NoStreamUsage stops sending stream_options.include_usage, for old
+	// compatible servers that reject the field. Usage is then not reported.
+	NoStreamUsage bool
+	// Catalog answers Capabilities. Default: catalog.Default.
+	Catalog *catalog.Catalog
+}
+
+// Client is an llm.Provider for one OpenAI-compatible endpoint. It is safe
+// for concurrent use.
+type Client struct {
+	name            string
+	chat            oai.ChatCompletionService
+	azureDeployBase string // Azure without a fixed deployment: base up to /deployments/
+	legacyMaxTokens bool
+	noStreamUsage   bool
+	catalog         catalog.Catalog
+	secrets         []string // values redacted from error messages
+	now             func() time.Time
+}
+
+var (
+	_ llm.Provider           = (*Client)(nil)
+	_ llm.Namer              = (*Client)(nil)
+	_ llm.CapabilityReporter = (*Client)(nil)
+)
+
+// New returns a Client for opts. It makes no network call.
+func New(opts Options) (*Client, error) {
+	name := opts.Name
+	if opts.Preset != "" {
+		p, ok := Preset(opts.Preset)
+		if !ok {
+			return nil, fmt.Errorf("openai: unknown preset %q (known: %s)", opts.Preset, strings.Join(PresetNames(), ", "))
+		}
+		if strings.EqualFold(opts.Preset, "azure") && opts.AzureEndpoint == "" {
+			return nil, errors.New("openai: preset azure needs AzureEndpoint")
+		}
+		opts.BaseURL = cmpOr(opts.BaseURL, p.BaseURL)
+		opts.LegacyMaxTokens = opts.LegacyMaxTokens || p.LegacyMaxTokens
+		name = cmpOr(name, strings.ToLower(strings.TrimSpace(opts.Preset)))
+	}
+	azure := opts.AzureEndpoint != ""
+	if azure {
+		name = cmpOr(name, "azure")
+	}
+	name = cmpOr(name, DefaultName)
+
+	c := &Client{
+		name:            name,
+		legacyMaxTokens: opts.LegacyMaxTokens,
+		noStreamUsage:   opts.NoStreamUsage,
+		catalog:         catalog.Default,
+		now:             time.Now,
+	}
+	if opts.Catalog != nil {
+		c.catalog = *opts.Catalog
+	}
+	if opts.APIKey != "" {
+		c.secrets = append(c.secrets, opts.APIKey)
+	}
+	for k, v := range opts.Headers {
+		if len(v) >= 8 && secretHeader(k) {
+			c.secrets = append(c.secrets, v)
+		}
+	}
+
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	ro := []option.RequestOption{
+		option.WithHTTPClient(hc),
+		option.WithMaxRetries(0), // the policy layer owns retries
+		option.WithMiddleware(normaliseErrorBody),
+	}
+
+	if azure {
+		ep, err := parseBase(opts.AzureEndpoint, "AzureEndpoint")
+		if err != nil {
+			return nil, err
+		}
+		base := strings.TrimSuffix(ep.String(), "/") + "/openai/deployments/"
+		if opts.AzureDeployment != "" {
+			ro = append(ro, option.WithBaseURL(base+url.PathEscape(opts.AzureDeployment)+"/"))
+		} else {
+			c.azureDeployBase = base
+			ro = append(ro, option.WithBaseURL(base)) // replaced per request
+		}
+		ro = append(ro, option.WithQuery("api-version", cmpOr(opts.AzureAPIVersion, DefaultAzureAPIVersion)))
+		if opts.APIKey != "" {
+			ro = append(ro, option.WithHeader("api-key", opts.APIKey))
+		}
+	} else {
+		base, err := parseBase(cmpOr(opts.BaseURL, DefaultBaseURL), "BaseURL")
+		if err != nil {
+			return nil, err
+		}
+		ro = append(ro, option.WithBaseURL(base.String()))
+		if opts.APIKey != "" {
+			ro = append(ro, option.WithAPIKey(opts.APIKey))
+		}
+		if opts.Organization != "" {
+			ro = append(ro, option.WithOrganization(opts.Organization))
+		}
+		if opts.Project != "" {
+			ro = append(ro, option.WithProject(opts.Project))
+		}
+	}
+	for k, v := range opts.Headers {
+		ro = append(ro, option.WithHeader(k, v))
+	}
+	// NewChatCompletionService, unlike NewClient, does not read OPENAI_*
+	// environment variables: configuration comes from Options only.
+	c.chat = oai.NewChatCompletionService(ro...)
+	return c, nil
+}
+
+// ProviderName returns the vendor name used in errors and metrics.
+func (c *Client) ProviderName() string { return c.name }
+
+// Capabilities returns what the catalogue knows of model; zero when unknown.
+func (c *Client) Capabilities(model string) llm.Capabilities {
+	m, ok := c.catalog.Lookup(model)
+	if !ok {
+		return llm.Capabilities{}
+	}
+	return m.Capabilities()
+}
+
+// Stream starts a streamed chat completion. It returns once the first chunk
+// of output (text, a tool call, or the end of the answer) has arrived, so an
+// error here is always a failure before any output; see the package doc.
+func (c *Client) Stream(ctx context.Context, req *llm.Request) (llm.Stream, error) {
+	if req == nil {
+		return nil, c.errorf(llm.KindBadRequest, "nil request")
+	}
+	params, err := c.params(req)
+	if err != nil {
+		return nil, err
+	}
+	var ro []option.RequestOption
+	if c.azureDeployBase != "" {
+		if req.Model == "" {
+			return nil, c.errorf(llm.KindBadRequest, "azure: no deployment: set AzureDeployment or the request's model")
+		}
+		ro = append(ro, option.WithBaseURL(c.azureDeployBase+url.PathEscape(req.Model)+"/"))
+	}
+	s := &stream{c: c, ctx: ctx, sdk: c.chat.NewStreaming(ctx, params, ro...)}
+	if err := s.prefetch(); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func parseBase(raw, field string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("openai: %s %q is not an absolute http(s) URL", field, raw)
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+	}
+	return u, nil
+}
+
+func secretHeader(name string) bool {
+	n := strings.ToLower(name)
+	for _, s := range []string{"auth", "key", "token", "secret", "cookie", "password"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
