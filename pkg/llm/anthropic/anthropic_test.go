@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/auth"
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard/switchyard/pkg/llm"
@@ -598,4 +599,37 @@ func TestEmptyAnswerStillFinishes(t *testing.T) {
 	require.Equal(t, llm.FinishStop, chunks[0].FinishReason)
 	require.NotNil(t, chunks[0].Usage)
 	require.True(t, strings.HasPrefix(f.path, "/v1/"))
+}
+
+type staticToken string
+
+func (s staticToken) Token(context.Context) (*auth.Token, error) {
+	return &auth.Token{Value: string(s)}, nil
+}
+
+func TestVertex(t *testing.T) {
+	t.Parallel()
+	// Claude on Vertex AI: POST /v1/projects/{p}/locations/{r}/publishers/
+	// anthropic/models/{model}:streamRawPredict with anthropic_version in the
+	// body instead of the model, the same SSE stream back.
+	f := newFake(t, okStream())
+	c := newClient(t, f, func(o *Options) {
+		o.APIKey = ""
+		o.Vertex = &VertexOptions{Project: "proj-1", Region: "us-east5", TokenProvider: staticToken("ya29.token")}
+	})
+	s, err := c.Stream(t.Context(), userReq("hi"))
+	require.NoError(t, err)
+	text, _, err := collect(t, s)
+	require.NoError(t, err)
+	require.Equal(t, "ok", text)
+	require.Equal(t, "/v1/projects/proj-1/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5:streamRawPredict", f.path)
+	require.Equal(t, "Bearer ya29.token", f.header.Get("Authorization"))
+	require.Empty(t, f.header.Get("X-Api-Key"))
+	body := f.request(t)
+	require.NotContains(t, body, "model")
+	require.Equal(t, vertexVersion, body["anthropic_version"])
+	require.Equal(t, true, body["stream"])
+
+	_, err = New(Options{Vertex: &VertexOptions{Project: "p"}})
+	require.ErrorIs(t, err, llm.ErrBadRequest)
 }

@@ -43,6 +43,10 @@ type Options struct {
 	// (Anthropic requires the field). Default: DefaultMaxTokens, or the
 	// model's MaxOutput from Capabilities when that is smaller.
 	MaxTokensDefault int
+	// Vertex, when set, sends the calls to Claude on Google Vertex AI
+	// instead of the Anthropic API; APIKey is then not needed. Amazon
+	// Bedrock is not supported (see the package doc).
+	Vertex *VertexOptions
 }
 
 // Client is an llm.Provider for Anthropic. It is safe for concurrent use.
@@ -62,7 +66,7 @@ var (
 // New returns a Client. It does no network I/O. It fails when no credential
 // is configured.
 func New(opts Options) (*Client, error) {
-	if opts.APIKey == "" && opts.AuthToken == "" {
+	if opts.APIKey == "" && opts.AuthToken == "" && opts.Vertex == nil {
 		return nil, &llm.Error{Kind: llm.KindAuth, Provider: ProviderName, Message: "no API key configured"}
 	}
 	hc := opts.HTTPClient
@@ -93,6 +97,14 @@ func New(opts Options) (*Client, error) {
 	}
 	for k, v := range opts.Headers {
 		ro = append(ro, option.WithHeader(k, v))
+	}
+	if opts.Vertex != nil {
+		vo, err := vertexOptions(opts.Vertex, opts.BaseURL)
+		if err != nil {
+			return nil, &llm.Error{Kind: llm.KindBadRequest, Provider: ProviderName, Message: err.Error()}
+		}
+		// Last, so the rewrite runs closest to the wire.
+		ro = append(ro, vo...)
 	}
 	c := &Client{sdk: sdk.NewClient(ro...), opts: opts}
 	for _, s := range []string{opts.APIKey, opts.AuthToken} {

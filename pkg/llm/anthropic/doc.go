@@ -8,5 +8,10 @@
 // output_config.format), turns the SSE events back into llm.Chunks and
 // classifies every failure as an *llm.Error.
 //
+// Claude on Google Vertex AI is reached with Options.Vertex (URL and body
+// rewrite plus a bearer token from an explicit token provider). Amazon
+// Bedrock is not offered: the SDK's bedrock package needs the AWS SDK (SigV4
+// signing, binary event streams), which this module does not carry.
+//
 // It must never import NATS, pkg/bus or pkg/policy.
 package anthropic
