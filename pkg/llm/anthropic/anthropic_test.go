@@ -584,7 +584,7 @@ func TestOptions(t *testing.T) {
 	require.Equal(t, "a-2025-01-01,b-2025-02-02", f.header.Get("Anthropic-Beta"))
 	require.Equal(t, "anthropic", c.ProviderName())
 	require.True(t, c.Capabilities("claude-sonnet-4-5-20250929").Tools)
-	require.Zero(t, c.Capabilities("gpt-4o"))
+	require.Zero(t, c.Capabilities("no-such-model-xyz"))
 }
 
 func TestEmptyAnswerStillFinishes(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/pkg/llm"
+	"github.com/switchyard/switchyard/pkg/llm/catalog"
 )
 
 // capTable is a small, local table of Claude model families, matched by
@@ -23,9 +24,13 @@ var capTable = []struct {
 	{"claude-3-haiku", llm.Capabilities{Tools: true, Vision: true, ContextWindow: 200_000, MaxOutput: 4096}},
 }
 
-// Capabilities implements llm.CapabilityReporter from a small built-in table
+// Capabilities implements llm.CapabilityReporter: the shared model catalogue
+// first, then a small built-in table
 // of Claude families; an unknown model gets the zero value (unknown).
 func (c *Client) Capabilities(model string) llm.Capabilities {
+	if m, ok := catalog.Lookup(model); ok {
+		return m.Capabilities()
+	}
 	// Bedrock/Vertex style ids ("anthropic.claude-..." or "claude-...@date")
 	// carry the same family name.
 	m := strings.TrimPrefix(model, "anthropic.")

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/pkg/llm"
+	"github.com/switchyard/switchyard/pkg/llm/catalog"
 )
 
 // capTable is a small, local table of Gemini model families, matched by
@@ -23,9 +24,13 @@ var capTable = []struct {
 	{"gemini-1.5-flash", llm.Capabilities{Tools: true, Vision: true, JSONSchema: true, ContextWindow: 1_048_576, MaxOutput: 8192}},
 }
 
-// Capabilities implements llm.CapabilityReporter from a small built-in table
+// Capabilities implements llm.CapabilityReporter: the shared model catalogue
+// first, then a small built-in table
 // of Gemini families; an unknown model gets the zero value (unknown).
 func (c *Client) Capabilities(model string) llm.Capabilities {
+	if m, ok := catalog.Lookup(model); ok {
+		return m.Capabilities()
+	}
 	m := strings.TrimPrefix(model, "models/")
 	for _, e := range capTable {
 		if strings.HasPrefix(m, e.prefix) {

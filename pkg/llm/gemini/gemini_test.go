@@ -543,7 +543,7 @@ func TestVertexBackend(t *testing.T) {
 	require.Empty(t, f.header.Get("X-Goog-Api-Key"))
 	require.Equal(t, "gemini", c.ProviderName())
 	require.True(t, c.Capabilities("gemini-2.5-pro").JSONSchema)
-	require.Zero(t, c.Capabilities("claude-3-haiku"))
+	require.Zero(t, c.Capabilities("no-such-model-xyz"))
 }
 
 func TestCallIDRoundTrip(t *testing.T) {
