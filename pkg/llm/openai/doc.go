@@ -14,6 +14,17 @@
 // first Next. Failures are classified into *llm.Error (see errors.go); the API
 // key never appears in an error.
 //
+// The last chunk of a clean stream carries the FinishReason and the Usage
+// (stream_options.include_usage is sent unless Options.NoStreamUsage). A
+// stream that ends before a finish_reason (connection cut) fails with a
+// mid-stream KindUnavailable. A refusal (delta.refusal) is reported as a
+// KindContentPolicy error with the refusal text, as is a finish_reason
+// "content_filter" that arrives before any output.
+//
+// Request.MaxTokens is sent as max_completion_tokens (what OpenAI's
+// reasoning models require) unless Options.LegacyMaxTokens, set by the
+// presets of servers that only know max_tokens.
+//
 // This package depends on pkg/llm and pkg/llm/catalog only. It must never
 // import NATS, pkg/bus or pkg/policy.
 package openai
