@@ -1,0 +1,62 @@
+package worker
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+	"github.com/switchyard/switchyard/pkg/policy"
+)
+
+// emitter publishes a job's events on <reply>.events with core NATS, in
+// order, numbering them. Events of a request with stream: false are counted
+// but not sent.
+type emitter struct {
+	j       *job
+	subject string
+	seq     uint64
+	on      bool
+	ttft    time.Duration
+	failed  bool
+}
+
+func newEmitter(j *job) *emitter {
+	return &emitter{j: j, subject: bus.EventsSubject(j.reply), on: j.req.Streaming()}
+}
+
+// policy is the router's emit function.
+func (e *emitter) policy(ev policy.Event) {
+	if ev.Type == policy.EventChunk && e.ttft == 0 {
+		e.ttft = e.j.w.cfg.Now().Sub(e.j.picked)
+	}
+	if !e.on {
+		return
+	}
+	be := bus.Event{Type: bus.EventType(ev.Type), Deployment: ev.Deployment, Delta: ev.Delta, Code: ev.Code, Reason: ev.Reason}
+	if tc := ev.ToolCall; tc != nil {
+		be.ToolCall = &bus.ToolCallDelta{Index: tc.Index, ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments}
+	}
+	e.send(&be)
+}
+
+func (e *emitter) send(ev *bus.Event) {
+	if !e.on {
+		return
+	}
+	e.seq++
+	ev.ID = e.j.id
+	ev.Seq = e.seq
+	ev.Attempt = e.j.attempt
+	data, err := e.j.enc.Marshal(ev)
+	if err == nil {
+		m := &nats.Msg{Subject: e.subject, Data: data, Header: nats.Header{bus.HeaderContentType: []string{e.j.enc.ContentType()}}}
+		err = e.j.w.nc.PublishMsg(m)
+	}
+	if err != nil && !e.failed {
+		// Events are best effort; the result is not. Log once per job.
+		e.failed = true
+		e.j.w.log.Warn("event publish failed", slog.String("job", e.j.id), slog.Any("error", err))
+	}
+}

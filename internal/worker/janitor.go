@@ -1,0 +1,114 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+// sweepUnknown answers jobs queued for groups that no consumer serves: in a
+// work-queue stream they would otherwise wait forever. It reads them with
+// direct gets (no consumer, so it never overlaps a group's filter), answers
+// unknown_group and deletes them. Jobs younger than UnknownGrace are left
+// alone, since a worker serving their group may be starting.
+func (w *Worker) sweepUnknown(ctx context.Context) {
+	t := time.NewTicker(w.cfg.UnknownSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := w.sweepOnce(ctx); err != nil && ctx.Err() == nil {
+				w.log.Debug("unknown-group sweep failed", slog.Any("error", err))
+			}
+		}
+	}
+}
+
+func (w *Worker) sweepOnce(ctx context.Context) error {
+	s, err := w.js.Stream(ctx, bus.StreamRequests)
+	if err != nil {
+		return err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(w.cfg.Subjects.Requests()))
+	if err != nil {
+		return err
+	}
+	if len(info.State.Subjects) == 0 {
+		return nil
+	}
+	served := map[string]bool{}
+	lister := s.ListConsumers(ctx)
+	for ci := range lister.Info() {
+		served[ci.Config.FilterSubject] = true
+		for _, f := range ci.Config.FilterSubjects {
+			served[f] = true
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return err
+	}
+	for subject := range info.State.Subjects {
+		if served[subject] {
+			continue
+		}
+		if err := w.answerUnknown(ctx, s, subject, info.State.FirstSeq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Worker) answerUnknown(ctx context.Context, s jetstream.Stream, subject string, from uint64) error {
+	for seq := from; ctx.Err() == nil; {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if w.cfg.Now().Sub(m.Time) < w.cfg.UnknownGrace {
+			return nil
+		}
+		group, _ := w.cfg.Subjects.GroupOf(subject)
+		msg := fmt.Sprintf("no worker serves group %q", group)
+		if !bus.ValidGroup(group) {
+			msg = fmt.Sprintf("subject %q does not name a valid group (one token of [a-z0-9_-])", subject)
+		}
+		w.answerRaw(m, group, bus.CodeUnknownGroup, msg)
+		if err := s.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			w.log.Debug("delete of unknown-group job failed", slog.Uint64("seq", m.Sequence), slog.Any("error", err))
+		}
+		seq = m.Sequence + 1
+	}
+	return ctx.Err()
+}
+
+// answerRaw publishes an error result for a stored message that no consumer
+// delivered. A message that names no id and no reply cannot be answered.
+func (w *Worker) answerRaw(m *jetstream.RawStreamMsg, group string, code bus.ErrorCode, text string) {
+	j := &job{w: w, group: group, picked: w.cfg.Now(), published: m.Time}
+	h := m.Header
+	if h == nil {
+		h = nats.Header{}
+	}
+	j.enc = bus.Detect(h, m.Data)
+	_ = j.enc.Unmarshal(m.Data, &j.req) // best effort: id and reply
+	j.identify(h, &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: m.Sequence}})
+	w.log.Warn("job rejected", slog.String("job", j.id), slog.String("subject", m.Subject), slog.String("code", string(code)))
+	if !j.answer {
+		return
+	}
+	if err := j.publishResult(j.errorResult(code, text, false)); err != nil {
+		w.log.Warn("result publish failed", slog.String("job", j.id), slog.Any("error", err))
+	}
+}

@@ -1,0 +1,345 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+	"github.com/switchyard/switchyard/pkg/llm"
+	"github.com/switchyard/switchyard/pkg/policy"
+)
+
+// Executor runs one request for a model group; *policy.Router is one.
+type Executor interface {
+	Execute(ctx context.Context, group string, req *llm.Request, emit func(policy.Event)) (*policy.Outcome, error)
+	HasGroup(name string) bool
+}
+
+// Config configures a Worker. Every field but Groups has a default, stated on
+// the field.
+type Config struct {
+	// Groups are the model groups this worker serves. Required.
+	Groups []string
+	// Subjects names the subjects (default prefix "llm").
+	Subjects bus.Subjects
+	// Streams sizes the streams provisioned at start.
+	Streams bus.StreamsConfig
+	// Consumer sizes the durable consumer of each group.
+	Consumer bus.ConsumerConfig
+	// Concurrency bounds the jobs this worker runs at once, per group.
+	// Default 128.
+	Concurrency int
+	// ShutdownGrace is how long running jobs may go on after shutdown
+	// starts before they are handed back for redelivery. Default 25s.
+	ShutdownGrace time.Duration
+	// MaxJobTime bounds one job from pick-up to result. Default 10 minutes.
+	MaxJobTime time.Duration
+	// UnknownSweep is how often queued jobs of groups that no worker serves
+	// are looked for; UnknownGrace is how old such a job must be before it
+	// is answered unknown_group (a worker serving it may be starting).
+	// Defaults 2s and 5s.
+	UnknownSweep time.Duration
+	UnknownGrace time.Duration
+	// Logger receives the worker's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	c.Streams.Subjects = c.Subjects
+	c.Consumer = c.Consumer.WithDefaults()
+	c.Concurrency = cmp.Or(c.Concurrency, 128)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, 25*time.Second)
+	c.MaxJobTime = cmp.Or(c.MaxJobTime, 10*time.Minute)
+	c.UnknownSweep = cmp.Or(c.UnknownSweep, 2*time.Second)
+	c.UnknownGrace = cmp.Or(c.UnknownGrace, 5*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if len(c.Groups) == 0 {
+		return errors.New("worker: no groups to serve")
+	}
+	for _, g := range c.Groups {
+		if !bus.ValidGroup(g) {
+			return fmt.Errorf("worker: invalid group name %q (one token of [a-z0-9_-])", g)
+		}
+	}
+	if c.Concurrency < 1 {
+		return fmt.Errorf("worker: concurrency %d must be at least 1", c.Concurrency)
+	}
+	return nil
+}
+
+// Worker consumes jobs of its groups. Create it with New and run it with Run.
+type Worker struct {
+	cfg  Config
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	exec Executor
+	log  *slog.Logger
+
+	// jobCtx is the parent of every job's context. It outlives the Run
+	// context so that running jobs may finish during shutdown.
+	jobCtx    context.Context
+	stopJobs  context.CancelCauseFunc
+	cancelled *cancelSet
+
+	ready chan struct{}
+
+	mu       sync.Mutex
+	inflight map[*job]struct{}
+	running  map[string]*job // by job id, for cancel
+	wg       sync.WaitGroup
+}
+
+// New returns a worker. It does not touch NATS until Run.
+func New(nc *nats.Conn, exec Executor, cfg Config) (*Worker, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	for _, g := range cfg.Groups {
+		if !exec.HasGroup(g) {
+			return nil, fmt.Errorf("worker: group %q is not configured", g)
+		}
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{
+		cfg: cfg, nc: nc, js: js, exec: exec, log: cfg.Logger,
+		inflight: map[*job]struct{}{}, running: map[string]*job{},
+		ready: make(chan struct{}),
+	}
+	w.jobCtx, w.stopJobs = context.WithCancelCause(context.Background())
+	return w, nil
+}
+
+// errShutdown is the cause of a job context cancelled because the worker is
+// stopping: such a job is handed back, not answered.
+var errShutdown = errors.New("worker shutting down")
+
+// Run provisions the streams and consumers, then consumes until ctx ends.
+// It then stops pulling, lets running jobs finish for ShutdownGrace, hands
+// back those that did not, and returns.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := bus.Provision(ctx, w.js, w.cfg.Streams); err != nil {
+		return err
+	}
+	consumers := make(map[string]jetstream.Consumer, len(w.cfg.Groups))
+	for _, g := range w.cfg.Groups {
+		c, err := bus.EnsureConsumer(ctx, w.js, w.cfg.Subjects, g, w.cfg.Consumer)
+		if err != nil {
+			return err
+		}
+		consumers[g] = c
+	}
+	cs, err := startCancelSet(ctx, w.js, w.log)
+	if err != nil {
+		return err
+	}
+	defer cs.stop()
+	w.cancelled = cs
+	sub, err := w.nc.Subscribe(w.cfg.Subjects.Cancels(), w.onCancel)
+	if err != nil {
+		return fmt.Errorf("worker: subscribe cancels: %w", err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck // best effort at exit
+
+	var loops sync.WaitGroup
+	for g, c := range consumers {
+		loops.Go(func() { w.pull(ctx, g, c) })
+	}
+	loops.Go(func() { w.sweepUnknown(ctx) })
+	stopKeepAlive := make(chan struct{})
+	keepAliveDone := make(chan struct{})
+	go func() { defer close(keepAliveDone); w.keepAlive(stopKeepAlive) }()
+	defer func() { close(stopKeepAlive); <-keepAliveDone }()
+	w.log.InfoContext(ctx, "worker ready", slog.Any("groups", w.cfg.Groups), slog.Int("concurrency", w.cfg.Concurrency))
+	close(w.ready)
+
+	<-ctx.Done()
+	// First let the pull loops end (their last fetch expires within
+	// fetchWait; what it still brings is handed back with a delay longer
+	// than that), so that no pull request of this worker is left to receive
+	// the jobs handed back below. Then give running jobs their grace period.
+	loops.Wait()
+	return w.drain()
+}
+
+// fetchWait is the expiry of one pull request; it bounds how long shutdown
+// waits for the pull loops.
+const fetchWait = 2 * time.Second
+
+// Ready is closed once the worker consumes: streams, consumers and cancel
+// watch are in place.
+func (w *Worker) Ready() <-chan struct{} { return w.ready }
+
+// drain waits for running jobs for ShutdownGrace, then cancels the rest,
+// which hand their messages back.
+func (w *Worker) drain() error {
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	w.mu.Lock()
+	n := len(w.inflight)
+	w.mu.Unlock()
+	if n > 0 {
+		w.log.Info("waiting for running jobs", slog.Int("jobs", n), slog.Duration("grace", w.cfg.ShutdownGrace))
+	}
+	select {
+	case <-done:
+	case <-time.After(w.cfg.ShutdownGrace):
+		w.mu.Lock()
+		n = len(w.inflight)
+		w.mu.Unlock()
+		w.log.Warn("grace period over, handing back running jobs", slog.Int("jobs", n))
+		w.stopJobs(errShutdown)
+		<-done
+	}
+	w.stopJobs(errShutdown)
+	return w.nc.Flush()
+}
+
+// pull fetches no more jobs than there are free slots, so that no job's
+// AckWait runs while it waits in a local buffer.
+func (w *Worker) pull(ctx context.Context, group string, c jetstream.Consumer) {
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	for i := 0; i < w.cfg.Concurrency; i++ {
+		slots <- struct{}{}
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		// Wait for one free slot, then take every other free one.
+		select {
+		case <-slots:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	more:
+		for n < w.cfg.Concurrency {
+			select {
+			case <-slots:
+				n++
+			default:
+				break more
+			}
+		}
+		batch, err := c.Fetch(n, jetstream.FetchMaxWait(fetchWait))
+		if err != nil {
+			for range n {
+				slots <- struct{}{}
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			w.log.Warn("fetch failed", slog.String("group", group), slog.Any("error", err))
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			if ctx.Err() != nil {
+				// Stopping: hand the job back, after this worker's pull
+				// request has expired so that it goes to another worker.
+				_ = msg.NakWithDelay(fetchWait + 500*time.Millisecond)
+				slots <- struct{}{}
+				continue
+			}
+			w.start(group, msg, slots)
+		}
+		for ; got < n; got++ {
+			slots <- struct{}{}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+			w.log.Debug("fetch ended", slog.String("group", group), slog.Any("error", err))
+		}
+	}
+}
+
+// start runs one job in its own goroutine, giving its slot back at the end.
+func (w *Worker) start(group string, msg jetstream.Msg, slots chan<- struct{}) {
+	j := &job{w: w, group: group, msg: msg, picked: w.cfg.Now()}
+	w.mu.Lock()
+	w.inflight[j] = struct{}{}
+	w.mu.Unlock()
+	w.wg.Go(func() {
+		defer func() {
+			w.mu.Lock()
+			delete(w.inflight, j)
+			if j.id != "" && w.running[j.id] == j {
+				delete(w.running, j.id)
+			}
+			w.mu.Unlock()
+			slots <- struct{}{}
+		}()
+		j.run()
+	})
+}
+
+// keepAlive sends InProgress for every running job at a third of AckWait, so
+// a long generation is not redelivered. It runs until stop is closed, which
+// is after the shutdown grace period.
+func (w *Worker) keepAlive(stop <-chan struct{}) {
+	t := time.NewTicker(w.cfg.Consumer.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			w.touchAll()
+		}
+	}
+}
+
+func (w *Worker) touchAll() {
+	w.mu.Lock()
+	jobs := make([]*job, 0, len(w.inflight))
+	for j := range w.inflight {
+		jobs = append(jobs, j)
+	}
+	w.mu.Unlock()
+	for _, j := range jobs {
+		if err := j.msg.InProgress(); err != nil {
+			w.log.Debug("in-progress failed", slog.String("job", j.id), slog.Any("error", err))
+		}
+	}
+}
+
+func (w *Worker) onCancel(m *nats.Msg) {
+	id := m.Subject[len(w.cfg.Subjects.Cancel("")):]
+	w.cancelled.add(id)
+	w.mu.Lock()
+	j := w.running[id]
+	w.mu.Unlock()
+	if j != nil {
+		j.cancel(errCancelled)
+	}
+}
+
+var errCancelled = errors.New("job cancelled")
