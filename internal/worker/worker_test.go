@@ -34,8 +34,8 @@ type env struct {
 }
 
 type opts struct {
-	mock   mock.Config
-	cfg    worker.Config
+	mock    mock.Config
+	cfg     worker.Config
 	noStart bool
 }
 
