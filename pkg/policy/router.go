@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard/switchyard/pkg/llm"
 	"github.com/switchyard/switchyard/pkg/llm/catalog"
+	"github.com/switchyard/switchyard/pkg/llm/structured"
 )
 
 // ErrUnknownGroup is returned by Execute for a group the router does not serve.
@@ -48,7 +49,10 @@ type deployment struct {
 	opts      DeploymentOptions // with defaults
 	timeouts  TimeoutOptions    // group's, overridden by the deployment's
 	ctxWindow int               // 0: unknown
-	state     *depState
+	// nativeSchema: the provider passes a json_schema response format to
+	// the model natively; others get the schema in the system prompt.
+	nativeSchema bool
+	state        *depState
 }
 
 // NewRouter returns a router over groups.
@@ -115,6 +119,7 @@ func (r *Router) Reload(groups []Group) error {
 				Total: cmp.Or(d.Options.Timeouts.Total, rg.opts.Timeouts.Total),
 			}
 			rd.ctxWindow = contextWindow(&d)
+			rd.nativeSchema = nativeSchema(&d)
 			key := stateKey(&d)
 			st := states[key]
 			if st == nil {
@@ -183,6 +188,14 @@ func contextWindow(d *Deployment) int {
 		return m.ContextWindow
 	}
 	return 0
+}
+
+// nativeSchema reports whether d's provider says (through
+// llm.CapabilityReporter) that d's model takes a JSON Schema natively. A
+// provider that does not report capabilities is assumed not to.
+func nativeSchema(d *Deployment) bool {
+	cr, ok := d.Provider.(llm.CapabilityReporter)
+	return ok && cr.Capabilities(d.Model).JSONSchema
 }
 
 // EstimateTokens estimates the tokens req needs from a context window: its
@@ -265,6 +278,8 @@ type execution struct {
 
 	streamed bool   // the last failed attempt sent output
 	prefix   string // text carried on under MidStreamContinue
+
+	instructed *llm.Request // req with its schema in the system prompt, built once
 }
 
 // errStop marks an error that must end the group's retries.
@@ -550,10 +565,10 @@ func (x *execution) call(ctx context.Context, g *group, d *deployment, cont bool
 		return err
 	}
 
-	call := *x.req
+	call := *x.requestFor(d)
 	call.Model = d.Model
 	if cont {
-		call.Messages = append(slices.Clone(x.req.Messages), llm.Message{Role: llm.RoleAssistant, Content: x.prefix})
+		call.Messages = append(slices.Clone(call.Messages), llm.Message{Role: llm.RoleAssistant, Content: x.prefix})
 	}
 	start := time.Now()
 	arm(to.TTFT, fmt.Sprintf("no first token within %v", to.TTFT))
@@ -615,6 +630,22 @@ func (x *execution) call(ctx context.Context, g *group, d *deployment, cont bool
 		out.CostUSD = catalog.Cost(m, out.Usage)
 	}
 	return out, sent, nil
+}
+
+// requestFor returns the request as d is sent it. This is the one place
+// where the request differs per deployment: a json_schema request goes as is
+// to a deployment with native structured output, and with the schema put
+// into the system prompt (structured.WithInstruction, the response format
+// kept) to one without. Either way the worker validates the answer.
+func (x *execution) requestFor(d *deployment) *llm.Request {
+	rf := x.req.ResponseFormat
+	if d.nativeSchema || rf == nil || rf.Type != llm.FormatJSONSchema {
+		return x.req
+	}
+	if x.instructed == nil {
+		x.instructed = structured.WithInstruction(x.req)
+	}
+	return x.instructed
 }
 
 func errText(err error) string {
