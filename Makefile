@@ -1,0 +1,44 @@
+# Switchyard — `make help` lists the targets.
+SHELL := bash
+GO ?= go
+export TESTCONTAINERS_RYUK_DISABLED := true
+
+.PHONY: help run test test-unit test-integration fuzz bench lint build images clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+run: ## run a worker on an embedded NATS server with the demo group (no keys needed)
+	$(GO) run ./cmd/worker
+
+build: ## build static worker and submit binaries into bin/
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/worker ./cmd/worker
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/submit ./cmd/submit
+
+test: test-unit fuzz test-integration ## everything: unit tests (-race), fuzz smoke, container suites
+
+test-unit: ## unit and in-process NATS tests, with the race detector
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /integration)
+
+FUZZTIME ?= 5s
+fuzz: ## run every fuzz target briefly
+	@set -e; for pkg in $$($(GO) list ./... | grep -v /integration); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+	    echo "fuzz $$pkg $$f"; \
+	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+test-integration: ## container suites (testcontainers, images built FROM scratch here)
+	@if [ -d integration ]; then $(GO) test -count=1 -timeout 30m -v ./integration/...; fi
+
+bench: ## raw JetStream baseline vs Switchyard, printed side by side
+	$(GO) run ./cmd/submit bench --compare
+
+lint: ## golangci-lint, when it is installed
+	@command -v golangci-lint >/dev/null || { echo "golangci-lint not installed"; exit 0; }; golangci-lint run ./...
+
+clean: ## remove build output and the embedded server's data
+	rm -rf bin data

@@ -1,0 +1,118 @@
+// Command submit is Switchyard's CLI: stream one prompt, cancel a job, and
+// (see the subcommands) run batches, watch streams, show status and load-test.
+//
+//	submit [flags] "prompt"      stream one prompt (- reads it from stdin)
+//	submit cancel <job-id>       cancel a job
+//
+// It connects to NATS_URL, else to the worker's embedded server at
+// nats://127.0.0.1:4222.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchyard/switchyard/internal/config"
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+// exitError carries a process exit status.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		code := 1
+		if ee, ok := errors.AsType[*exitError](err); ok {
+			code = ee.code
+		}
+		if err.Error() != "" {
+			fmt.Fprintln(os.Stderr, "submit:", err)
+		}
+		os.Exit(code)
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "cancel":
+			return cmdCancel(ctx, args[1:], stderr)
+		case "help", "-h", "--help":
+			usage(stderr)
+			return nil
+		}
+	}
+	return cmdPrompt(ctx, args, stdin, stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  submit [flags] "prompt"        stream one prompt to a group (- reads the prompt from stdin)
+  submit cancel <job-id>         cancel a queued or running job
+
+Run "submit -h" after a subcommand for its flags. NATS_URL selects the server
+(default nats://127.0.0.1:4222, the worker's embedded server).
+`)
+}
+
+// connect opens a NATS connection from the environment (NATS_URL and the
+// same credential variables as the worker).
+func connect() (*nats.Conn, config.Env, error) {
+	env, err := config.LoadEnv()
+	if err != nil {
+		return nil, env, err
+	}
+	url := env.NATSURL
+	if url == "" {
+		url = "nats://" + env.EmbeddedAddr
+	}
+	opts, err := env.NATSOptions("switchyard-submit")
+	if err != nil {
+		return nil, env, err
+	}
+	opts = append(opts, nats.MaxReconnects(5))
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, env, fmt.Errorf("connect to NATS at %s: %w (is a worker running? try: make run)", url, err)
+	}
+	return nc, env, nil
+}
+
+func newClient(nc *nats.Conn, env config.Env, enc bus.Encoding) (*bus.Client, error) {
+	return bus.NewClient(nc, bus.WithSubjects(bus.Subjects{Prefix: env.Prefix}), bus.WithEncoding(enc))
+}
+
+func cmdCancel(ctx context.Context, args []string, stderr io.Writer) error {
+	if len(args) != 1 {
+		return &exitError{2, errors.New("usage: submit cancel <job-id>")}
+	}
+	nc, env, err := connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	c, err := newClient(nc, env, bus.Msgpack)
+	if err != nil {
+		return err
+	}
+	if err := c.Cancel(ctx, args[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "cancel sent for job %s\n", args[0])
+	return nil
+}

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"mime"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+type promptFlags struct {
+	group       string
+	jsonOut     bool
+	system      string
+	temperature float64
+	maxTokens   int
+	timeout     time.Duration
+	id          string
+	noStream    bool
+	schema      string
+	partial     bool
+	tools       string
+	images      []string
+	encoding    string
+	tenant      string
+}
+
+// parseInterleaved parses flags that may come before or after positional
+// arguments, so that `submit "hi" -g demo` works like `submit -g demo "hi"`.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func cmdPrompt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var f promptFlags
+	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: submit [flags] \"prompt\" (- reads the prompt from stdin)\n\nflags:\n")
+		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "\nsubcommands: cancel (see submit help)")
+	}
+	for _, n := range []string{"g", "group"} {
+		fs.StringVar(&f.group, n, "demo", "model group")
+	}
+	fs.BoolVar(&f.jsonOut, "json", false, "print the result object as one line of JSON on stdout")
+	fs.StringVar(&f.system, "system", "", "system prompt")
+	fs.Float64Var(&f.temperature, "temperature", -1, "sampling temperature (0-2; default: the provider's)")
+	fs.IntVar(&f.maxTokens, "max-tokens", 0, "max tokens of the answer")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "job deadline, counted from publication")
+	fs.StringVar(&f.id, "id", "", "job id (default: a new UUIDv7)")
+	fs.BoolVar(&f.noStream, "no-stream", false, "ask for the result only, no token events")
+	fs.StringVar(&f.schema, "schema", "", "JSON Schema file: ask for a JSON object matching it and print the validated object")
+	fs.BoolVar(&f.partial, "partial", false, "with --schema: show the object filling in live")
+	fs.StringVar(&f.tools, "tools", "", "JSON file with an array of tools (OpenAI format)")
+	fs.Var((*multiFlag)(&f.images), "image", "image path or https URL to attach (repeatable)")
+	fs.StringVar(&f.encoding, "encoding", "msgpack", "wire encoding: msgpack or json")
+	fs.StringVar(&f.tenant, "tenant", "", "tenant of the job")
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return &exitError{2, errors.New("")}
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return &exitError{2, errors.New("")}
+	}
+	prompt := pos[0]
+	if prompt == "-" {
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return err
+		}
+		prompt = strings.TrimRight(string(b), "\n")
+	}
+	req, err := f.request(prompt)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	enc := bus.Msgpack
+	switch f.encoding {
+	case "msgpack":
+	case "json":
+		enc = bus.JSON
+	default:
+		return &exitError{2, fmt.Errorf("--encoding %q: want msgpack or json", f.encoding)}
+	}
+
+	nc, env, err := connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	c, err := newClient(nc, env, enc)
+	if err != nil {
+		return err
+	}
+	r := newRenderer(f, stdout, stderr)
+	res, err := c.Submit(ctx, f.group, req, bus.OnEvent(r.event))
+	if res == nil {
+		if errors.Is(err, context.Canceled) {
+			return &exitError{130, fmt.Errorf("interrupted; job %s goes on (submit cancel %s stops it)", req.ID, req.ID)}
+		}
+		return err
+	}
+	return r.result(res)
+}
+
+func (f *promptFlags) request(prompt string) (*bus.Request, error) {
+	req := &bus.Request{ID: f.id, Tenant: f.tenant}
+	if f.system != "" {
+		req.Messages = append(req.Messages, bus.Message{Role: "system", Content: bus.Text(f.system)})
+	}
+	user := bus.Message{Role: "user", Content: bus.Text(prompt)}
+	if len(f.images) > 0 {
+		parts := []bus.Part{{Type: "text", Text: prompt}}
+		for _, img := range f.images {
+			u, err := imageURL(img)
+			if err != nil {
+				return nil, err
+			}
+			parts = append(parts, bus.Part{Type: "image_url", ImageURL: &bus.ImageURL{URL: u}})
+		}
+		user.Content = bus.Content{Parts: parts}
+	}
+	req.Messages = append(req.Messages, user)
+	if f.temperature >= 0 {
+		req.Temperature = &f.temperature
+	}
+	if f.maxTokens > 0 {
+		req.MaxTokens = &f.maxTokens
+	}
+	if f.timeout > 0 {
+		req.TimeoutMS = f.timeout.Milliseconds()
+	}
+	if f.noStream {
+		no := false
+		req.Stream = &no
+	}
+	if f.schema != "" {
+		b, err := os.ReadFile(f.schema)
+		if err != nil {
+			return nil, fmt.Errorf("--schema: %w", err)
+		}
+		var schema any
+		if err := json.Unmarshal(b, &schema); err != nil {
+			return nil, fmt.Errorf("--schema %s: not JSON: %w", f.schema, err)
+		}
+		name := strings.TrimSuffix(filepath.Base(f.schema), filepath.Ext(f.schema))
+		req.ResponseFormat = &bus.ResponseFormat{Type: "json_schema", JSONSchema: &bus.JSONSchema{Name: sanitizeName(name), Schema: schema, Strict: true}}
+	}
+	if f.tools != "" {
+		b, err := os.ReadFile(f.tools)
+		if err != nil {
+			return nil, fmt.Errorf("--tools: %w", err)
+		}
+		if err := json.Unmarshal(b, &req.Tools); err != nil {
+			return nil, fmt.Errorf("--tools %s: want a JSON array of {type, function{name, description, parameters}}: %w", f.tools, err)
+		}
+	}
+	return req, nil
+}
+
+func sanitizeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() == 0 {
+		return "schema"
+	}
+	return b.String()
+}
+
+// imageURL passes URLs through and turns a file into a data URL.
+func imageURL(s string) (string, error) {
+	if strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "data:") {
+		return s, nil
+	}
+	b, err := os.ReadFile(s)
+	if err != nil {
+		return "", fmt.Errorf("--image: %w", err)
+	}
+	mt := mime.TypeByExtension(strings.ToLower(filepath.Ext(s)))
+	if !strings.HasPrefix(mt, "image/") {
+		return "", fmt.Errorf("--image %s: not a known image type (png, jpeg, gif, webp)", s)
+	}
+	return "data:" + mt + ";base64," + base64.StdEncoding.EncodeToString(b), nil
+}
+
+// renderer prints a job's events and result.
+type renderer struct {
+	f        promptFlags
+	out, err io.Writer
+	tty      bool
+	printed  bool // text went to stdout
+	tools    map[int]bool
+}
+
+func newRenderer(f promptFlags, out, errw io.Writer) *renderer {
+	tty := false
+	if fd, ok := errw.(*os.File); ok {
+		tty = term.IsTerminal(int(fd.Fd()))
+	}
+	return &renderer{f: f, out: out, err: errw, tty: tty, tools: map[int]bool{}}
+}
+
+func (r *renderer) event(ev *bus.Event) {
+	if r.f.jsonOut {
+		return
+	}
+	switch ev.Type {
+	case bus.EventChunk:
+		if r.f.schema == "" {
+			fmt.Fprint(r.out, ev.Delta)
+			r.printed = true
+		}
+	case bus.EventPartial:
+		if r.f.partial {
+			b, _ := json.Marshal(ev.Partial)
+			if r.tty {
+				fmt.Fprintf(r.err, "\r\033[K%s", truncateRunes(string(b), 200))
+			} else {
+				fmt.Fprintf(r.err, "%s\n", b)
+			}
+		}
+	case bus.EventToolCall:
+		tc := ev.ToolCall
+		if !r.tools[tc.Index] {
+			r.tools[tc.Index] = true
+			fmt.Fprintf(r.err, "\n→ tool call %s(", tc.Name)
+		}
+		fmt.Fprint(r.err, tc.Arguments)
+	case bus.EventRestart:
+		fmt.Fprintf(r.err, "\n[restart: %s — discard the text above]\n", ev.Reason)
+	case bus.EventRetry:
+		fmt.Fprintf(r.err, "\n[retry: %s]\n", ev.Code)
+	case bus.EventFallback:
+		fmt.Fprintf(r.err, "\n[fallback to %s: %s]\n", ev.Deployment, ev.Code)
+	}
+}
+
+func truncateRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}
+
+func (r *renderer) result(res *bus.Result) error {
+	if r.f.jsonOut {
+		b, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(r.out, "%s\n", b)
+		if res.Status != bus.StatusOK {
+			return &exitError{1, errors.New("")}
+		}
+		return nil
+	}
+	if r.f.partial && r.tty {
+		fmt.Fprint(r.err, "\r\033[K")
+	}
+	if len(r.tools) > 0 {
+		fmt.Fprintln(r.err)
+	}
+	if r.printed {
+		fmt.Fprintln(r.out)
+	}
+	if res.Status == bus.StatusOK {
+		if r.f.schema != "" && res.JSON != nil {
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(res.JSON)
+			fmt.Fprint(r.out, buf.String())
+		} else if !r.printed && res.Text != "" {
+			fmt.Fprintln(r.out, res.Text)
+		}
+		for _, tc := range res.ToolCalls {
+			fmt.Fprintf(r.out, "tool call %s %s(%s)\n", tc.ID, tc.Function.Name, tc.Function.Arguments)
+		}
+	}
+	fmt.Fprintln(r.err, summary(res))
+	if res.Status != bus.StatusOK {
+		return &exitError{1, errors.New("")}
+	}
+	return nil
+}
+
+func summary(res *bus.Result) string {
+	var b strings.Builder
+	if res.Status == bus.StatusOK {
+		fmt.Fprintf(&b, "✓ ok")
+	} else {
+		fmt.Fprintf(&b, "✗ %s: %s", res.Error.Code, res.Error.Message)
+	}
+	fmt.Fprintf(&b, " · job %s", res.ID)
+	if res.Deployment != "" {
+		fmt.Fprintf(&b, " · %s/%s (%s)", res.Group, res.Deployment, res.Model)
+	}
+	if u := res.Usage; u != nil {
+		fmt.Fprintf(&b, " · tokens %d in, %d out", u.PromptTokens, u.CompletionTokens)
+	}
+	if res.CostUSD > 0 {
+		fmt.Fprintf(&b, " · $%.6f", res.CostUSD)
+	}
+	t := res.Timings
+	fmt.Fprintf(&b, " · queued %dms, ttft %dms, total %dms", t.QueuedMS, t.TTFTMS, t.TotalMS)
+	if n := len(res.Attempts); n > 1 {
+		fmt.Fprintf(&b, " · %d attempts", n)
+	}
+	return b.String()
+}

@@ -1,0 +1,272 @@
+package config
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+	"github.com/switchyard/switchyard/pkg/llm/mock"
+	"github.com/switchyard/switchyard/pkg/policy"
+)
+
+// Models is the model file: the groups a fleet serves.
+type Models struct {
+	Groups map[string]*Group `yaml:"groups"`
+
+	path string
+	src  []byte
+}
+
+// Group is a model group: its routing and resilience options (policy's, inline)
+// and its deployments.
+type Group struct {
+	policy.GroupOptions `yaml:",inline"`
+	Deployments         []*Deployment `yaml:"deployments"`
+}
+
+// Deployment is one provider + model. Provider-specific keys are checked
+// against the provider: a key another provider uses is refused.
+type Deployment struct {
+	Name     string `yaml:"name"`
+	Provider string `yaml:"provider"`
+	Model    string `yaml:"model"`
+
+	policy.DeploymentOptions `yaml:",inline"`
+
+	// Credentials and endpoints; ${VAR} references are resolved from the
+	// environment at load time.
+	APIKey       Secret            `yaml:"api_key"`
+	BaseURL      string            `yaml:"base_url"`
+	Organization string            `yaml:"organization"`
+	Project      string            `yaml:"project"`
+	Headers      map[string]Secret `yaml:"headers"`
+
+	// Azure OpenAI.
+	Endpoint        string `yaml:"endpoint"`
+	AzureDeployment string `yaml:"azure_deployment"`
+	APIVersion      string `yaml:"api_version"`
+
+	// Gemini / Vertex AI (and Claude on Vertex).
+	Location string `yaml:"location"`
+
+	// MaxTokens is the default max_tokens (Anthropic requires one).
+	MaxTokens int `yaml:"max_tokens"`
+
+	// Catalogue overrides for this deployment's model (context_window is
+	// in the inline policy options).
+	MaxOutput          int      `yaml:"max_output"`
+	InputCostPerMTok   *float64 `yaml:"input_cost_per_mtok"`
+	OutputCostPerMTok  *float64 `yaml:"output_cost_per_mtok"`
+	SupportsTools      *bool    `yaml:"supports_tools"`
+	SupportsVision     *bool    `yaml:"supports_vision"`
+	SupportsJSONSchema *bool    `yaml:"supports_json_schema"`
+
+	// Mock provider settings.
+	Mock *mock.Config `yaml:"mock"`
+
+	path string // YAML path, for errors
+}
+
+// DemoModels is the built-in model file used when none is given: a "demo"
+// group on the mock provider that streams at a readable pace.
+const DemoModels = `
+groups:
+  demo:
+    deployments:
+      - name: mock-primary
+        provider: mock
+        model: mock-1
+        mock: {tokens: 40, ttft: 150ms, chunk_delay: 40ms}
+      - name: mock-backup
+        provider: mock
+        model: mock-1
+        priority: 1
+        mock: {tokens: 40, ttft: 150ms, chunk_delay: 40ms, seed: 7}
+`
+
+// LoadModels reads a model file; path "" loads DemoModels.
+func LoadModels(path string) (*Models, error) {
+	src := []byte(DemoModels)
+	name := "built-in demo config"
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		src, name = b, path
+	}
+	return ParseModels(name, src)
+}
+
+// ParseModels parses and checks a model file; name is used in errors.
+func ParseModels(name string, src []byte) (*Models, error) {
+	m := &Models{path: name, src: src}
+	dec := yaml.NewDecoder(bytes.NewReader(src), yaml.DisallowUnknownField())
+	if err := dec.Decode(m); err != nil {
+		return nil, fmt.Errorf("config: %s: %s", name, yaml.FormatError(err, false, true))
+	}
+	if err := m.resolve(os.LookupEnv); err != nil {
+		return nil, err
+	}
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// errAt names the file, line and key of a bad value.
+func (m *Models) errAt(path, format string, args ...any) error {
+	line := ""
+	if p, err := yaml.PathString(path); err == nil {
+		if n, err := p.ReadNode(bytes.NewReader(m.src)); err == nil && n != nil && n.GetToken() != nil {
+			line = fmt.Sprintf(":%d", n.GetToken().Position.Line)
+		}
+	}
+	key := strings.TrimPrefix(path, "$.")
+	return fmt.Errorf("config: %s%s: %s: %s", m.path, line, key, fmt.Sprintf(format, args...))
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expand replaces ${VAR} references; an unset variable is an error.
+func expand(s string, lookup func(string) (string, bool)) (string, error) {
+	var missing []string
+	out := envRef.ReplaceAllStringFunc(s, func(ref string) string {
+		name := ref[2 : len(ref)-1]
+		v, ok := lookup(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("environment variable %s is not set", strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+func (m *Models) resolve(lookup func(string) (string, bool)) error {
+	var errs []error
+	for _, gname := range m.groupNames() {
+		for i, d := range m.Groups[gname].Deployments {
+			if d == nil {
+				continue
+			}
+			d.path = fmt.Sprintf("$.groups.%s.deployments[%d]", gname, i)
+			for key, p := range map[string]*string{
+				"base_url": &d.BaseURL, "organization": &d.Organization, "project": &d.Project,
+				"endpoint": &d.Endpoint, "azure_deployment": &d.AzureDeployment, "location": &d.Location,
+				"model": &d.Model,
+			} {
+				v, err := expand(*p, lookup)
+				if err != nil {
+					errs = append(errs, m.errAt(d.path+"."+key, "%v", err))
+				}
+				*p = v
+			}
+			v, err := expand(d.APIKey.Reveal(), lookup)
+			if err != nil {
+				errs = append(errs, m.errAt(d.path+".api_key", "%v", err))
+			}
+			d.APIKey = Secret(v)
+			for h, hv := range d.Headers {
+				v, err := expand(hv.Reveal(), lookup)
+				if err != nil {
+					errs = append(errs, m.errAt(d.path+".headers."+h, "%v", err))
+				}
+				d.Headers[h] = Secret(v)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Models) groupNames() []string {
+	names := make([]string, 0, len(m.Groups))
+	for n := range m.Groups {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// GroupNames returns the names of the groups, sorted.
+func (m *Models) GroupNames() []string { return m.groupNames() }
+
+func (m *Models) validate() error {
+	var errs []error
+	if len(m.Groups) == 0 {
+		return m.errAt("$.groups", "at least one group is required")
+	}
+	for _, gname := range m.groupNames() {
+		g := m.Groups[gname]
+		gp := "$.groups." + gname
+		if !bus.ValidGroup(gname) {
+			errs = append(errs, m.errAt(gp, "group name %q must be one token of [a-z0-9_-]", gname))
+		}
+		if g == nil || len(g.Deployments) == 0 {
+			errs = append(errs, m.errAt(gp, "at least one deployment is required"))
+			continue
+		}
+		if err := g.GroupOptions.Validate(); err != nil {
+			errs = append(errs, m.errAt(gp, "%v", err))
+		}
+		for _, fb := range slices.Concat(g.Fallbacks, g.ContextWindowFallbacks, g.ContentPolicyFallbacks) {
+			if _, ok := m.Groups[fb]; !ok {
+				errs = append(errs, m.errAt(gp, "fallback group %q is not defined", fb))
+			}
+		}
+		seen := map[string]bool{}
+		for i, d := range g.Deployments {
+			dp := fmt.Sprintf("%s.deployments[%d]", gp, i)
+			if d == nil {
+				errs = append(errs, m.errAt(dp, "empty deployment"))
+				continue
+			}
+			if d.Name == "" {
+				errs = append(errs, m.errAt(dp, "name is required"))
+			} else if seen[d.Name] {
+				errs = append(errs, m.errAt(dp+".name", "deployment %q appears twice in the group", d.Name))
+			}
+			seen[d.Name] = true
+			if err := d.DeploymentOptions.Validate(); err != nil {
+				errs = append(errs, m.errAt(dp, "%v", err))
+			}
+			if err := d.check(); err != nil {
+				errs = append(errs, m.errAt(dp+"."+err.key, "%s", err.msg))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type keyErr struct{ key, msg string }
+
+// Build creates the providers and returns the router's groups. Providers make
+// no network call here.
+func (m *Models) Build(ctx context.Context) ([]policy.Group, error) {
+	var groups []policy.Group
+	var errs []error
+	for _, gname := range m.groupNames() {
+		g := m.Groups[gname]
+		pg := policy.Group{Name: gname, Options: g.GroupOptions}
+		for _, d := range g.Deployments {
+			p, err := d.build(ctx)
+			if err != nil {
+				errs = append(errs, m.errAt(d.path+".provider", "%v", err))
+				continue
+			}
+			pg.Deployments = append(pg.Deployments, policy.Deployment{Name: d.Name, Model: d.Model, Provider: p, Options: d.DeploymentOptions})
+		}
+		groups = append(groups, pg)
+	}
+	return groups, errors.Join(errs...)
+}
