@@ -82,10 +82,15 @@ func (e Encoding) Marshal(v any) ([]byte, error) {
 }
 
 // Unmarshal decodes data in the encoding into v. Unknown fields are ignored;
-// a value of the wrong type is an error.
+// a value of the wrong type is an error. Msgpack input is checked first so
+// that no length prefix can make the decoder allocate more than the message
+// could hold.
 func (e Encoding) Unmarshal(data []byte, v any) error {
 	if e == JSON {
 		return json.Unmarshal(data, v)
+	}
+	if err := checkMsgpack(data); err != nil {
+		return err
 	}
 	return msgpack.Unmarshal(data, v)
 }
