@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/internal/app"
+	"github.com/switchyard/switchyard/internal/config"
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+const fakeKey = "sk-fake-0123456789abcdefSECRET"
+
+// openAIServer replays OpenAI's chat completions streaming format
+// (https://platform.openai.com/docs/api-reference/chat/streaming): SSE
+// `data: {chat.completion.chunk}` lines, a usage-only chunk (stream_options
+// include_usage), then `data: [DONE]`. A prompt containing "badkey" gets the
+// documented 401 body, which echoes (part of) the key as OpenAI does.
+func openAIServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Model    string `json:"model"`
+			Messages []struct {
+				Content any `json:"content"`
+			} `json:"messages"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		prompt := fmt.Sprint(body.Messages[len(body.Messages)-1].Content)
+		if strings.Contains(prompt, "badkey") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintf(w, `{"error":{"message":"Incorrect API key provided: %s. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`, r.Header.Get("Authorization")[len("Bearer "):])
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fl := w.(http.Flusher)
+		for i, word := range []string{"Hello", " from", " the", " local", " server"} {
+			fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[{\"index\":0,\"delta\":{\"content\":%q},\"finish_reason\":null}]}\n\n", body.Model, word)
+			if i == 0 {
+				fl.Flush()
+			}
+		}
+		fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n", body.Model)
+		fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":%q,\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":5,\"total_tokens\":14}}\n\n", body.Model)
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// startWorker runs a whole worker process in-process (embedded NATS, a model
+// file with an openai deployment on the local server) and points submit at it.
+func startWorker(t *testing.T, logs *syncBuf) {
+	t.Helper()
+	srv := openAIServer(t)
+	dir := t.TempDir()
+	models := filepath.Join(dir, "models.yaml")
+	require.NoError(t, os.WriteFile(models, []byte(fmt.Sprintf(`
+groups:
+  gpt:
+    retry: {max_retries: -1}
+    deployments:
+      - name: local-openai
+        provider: openai
+        model: gpt-4o-mini
+        base_url: %s/v1
+        api_key: ${FAKE_OPENAI_KEY}
+`, srv.URL)), 0o600))
+	t.Setenv("FAKE_OPENAI_KEY", fakeKey)
+	t.Setenv("SWITCHYARD_CONFIG", models)
+	t.Setenv("SWITCHYARD_DATA_DIR", dir)
+	t.Setenv("SWITCHYARD_EMBEDDED_ADDR", "127.0.0.1:-1")
+	t.Setenv("SWITCHYARD_METRICS_ADDR", "127.0.0.1:0")
+	env, err := config.LoadEnv()
+	require.NoError(t, err)
+	ready := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, env, app.Options{
+			Logger:  slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Console: logs,
+			OnReady: func(url, _ string) { ready <- url },
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Error("worker did not stop")
+		}
+	})
+	select {
+	case url := <-ready:
+		t.Setenv("NATS_URL", url)
+	case err := <-done:
+		t.Fatalf("worker failed: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("worker not ready")
+	}
+}
+
+func TestSubmitStreamsFromOpenAIDeploymentAndNoKeyLeaks(t *testing.T) {
+	var logs syncBuf
+	startWorker(t, &logs)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// The CLI streams the tokens and prints a summary.
+	var out, errOut bytes.Buffer
+	require.NoError(t, run(ctx, []string{"-g", "gpt", "say hello"}, nil, &out, &errOut))
+	require.Equal(t, "Hello from the local server\n", out.String())
+	require.Contains(t, errOut.String(), "✓ ok")
+	require.Contains(t, errOut.String(), "gpt/local-openai (gpt-4o-mini)")
+	require.Contains(t, errOut.String(), "tokens 9 in, 5 out")
+
+	// --json prints the result object as one line.
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"--json", "-g", "gpt", "again"}, nil, &out, &errOut))
+	var res bus.Result
+	require.NoError(t, json.Unmarshal(out.Bytes(), &res))
+	require.Equal(t, bus.StatusOK, res.Status)
+	require.Equal(t, "Hello from the local server", res.Text)
+	require.Greater(t, res.CostUSD, 0.0, "gpt-4o-mini is in the catalogue")
+
+	// An auth failure whose vendor body echoes the key: the key must not
+	// reach the result, the CLI output or the logs.
+	out.Reset()
+	err := run(ctx, []string{"--json", "-g", "gpt", "badkey please"}, nil, &out, &errOut)
+	require.Error(t, err)
+	require.NoError(t, json.Unmarshal(out.Bytes(), &res))
+	require.Equal(t, bus.CodeAuth, res.Error.Code)
+
+	// Everything this run produced, stored results included.
+	stored := storedResults(t)
+	require.Len(t, stored, 3)
+	for name, s := range map[string]string{"logs": logs.String(), "stdout": out.String(), "stderr": errOut.String(), "stored results": strings.Join(stored, "\n")} {
+		require.NotContains(t, s, fakeKey, "the key leaked into the %s", name)
+		require.NotContains(t, s, fakeKey[len(fakeKey)-12:], "part of the key leaked into the %s", name)
+	}
+	require.Contains(t, strings.Join(stored, "\n"), "Incorrect API key provided", "the vendor's message is kept, redacted")
+}
+
+// storedResults returns the raw bodies of every result in LLM_RESULTS.
+func storedResults(t *testing.T) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := nats.Connect(os.Getenv("NATS_URL"))
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	s, err := js.Stream(ctx, bus.StreamResults)
+	require.NoError(t, err)
+	var out []string
+	for seq := s.CachedInfo().State.FirstSeq; seq <= s.CachedInfo().State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		require.NoError(t, err)
+		out = append(out, string(m.Data))
+	}
+	return out
+}
