@@ -1,0 +1,60 @@
+package policy
+
+import "sort"
+
+// BreakerState is the state of a deployment's circuit breaker.
+type BreakerState string
+
+// Breaker states. Open includes an open breaker reported by a peer through
+// the shared state.
+const (
+	BreakerClosed   BreakerState = "closed"
+	BreakerHalfOpen BreakerState = "half-open"
+	BreakerOpen     BreakerState = "open"
+)
+
+// DeploymentStatus is a snapshot of one deployment of one group.
+type DeploymentStatus struct {
+	Group      string
+	Deployment string
+	Model      string
+	Breaker    BreakerState
+	InFlight   int
+}
+
+// Status returns a snapshot of every deployment, sorted by group and
+// deployment. It is cheap enough to call on every metrics scrape.
+func (r *Router) Status() []DeploymentStatus {
+	cfg := r.cfg.Load()
+	now := r.now()
+	var out []DeploymentStatus
+	for _, name := range cfg.names {
+		g := cfg.groups[name]
+		for _, d := range g.deps {
+			st := DeploymentStatus{Group: name, Deployment: d.Name, Model: d.Model, Breaker: BreakerClosed}
+			s := d.state
+			if b := s.breaker; b != nil {
+				switch {
+				case b.IsOpen():
+					st.Breaker = BreakerOpen
+				case b.IsHalfOpen():
+					st.Breaker = BreakerHalfOpen
+				}
+			}
+			if r.shared != nil && st.Breaker == BreakerClosed && r.shared.BreakerOpenUntil(d.Name).After(now) {
+				st.Breaker = BreakerOpen
+			}
+			s.mu.Lock()
+			st.InFlight = s.inflight
+			s.mu.Unlock()
+			out = append(out, st)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Group != out[j].Group {
+			return out[i].Group < out[j].Group
+		}
+		return out[i].Deployment < out[j].Deployment
+	})
+	return out
+}
