@@ -1,0 +1,129 @@
+package integration
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/testcontainers/testcontainers-go"
+)
+
+// TestChaos starts one fleet (3 NATS nodes, 3 workers) and runs the
+// scenarios against it one after the other: faults are fleet-wide, so they
+// must not overlap. Each scenario starts from and leaves a healthy fleet.
+func TestChaos(t *testing.T) {
+	start := time.Now()
+	c := startCluster(t)
+	t.Logf("fleet up in %s", time.Since(start).Round(time.Millisecond))
+
+	t.Run("kill_worker", func(t *testing.T) { scenarioKillWorker(t, c) })
+	t.Run("stop_stream_leader", func(t *testing.T) { scenarioStopLeader(t, c) })
+	t.Run("rolling_restart", func(t *testing.T) { scenarioRollingRestart(t, c) })
+	t.Run("fault_storm_and_pause", func(t *testing.T) { scenarioStormAndPause(t, c) })
+	t.Run("bad_inputs", func(t *testing.T) { scenarioBadInputs(t, c) })
+}
+
+// scenarioKillWorker: kill -9 a worker while 300 jobs stream. Its jobs come
+// back after AckWait to the other workers, whose events start with restart
+// and carry attempt 2; every job gets exactly one ok result.
+func scenarioKillWorker(t *testing.T, c *cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c.waitHealthy(ctx, t)
+
+	l := c.startLoad(ctx, t, "chaos", 300, 10*time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // ~150 published, ~80 streaming
+	victim := c.workers[0]
+	require.NoError(t, c.kill(ctx, victim), "docker kill --signal KILL")
+	time.Sleep(time.Second)
+	restartIfStopped(ctx, t, victim)
+
+	require.True(t, l.wait(75*time.Second), "jobs did not all end in time")
+	f := l.finish(ctx, t, "kill_worker")
+	requireHealthyFigures(t, f)
+	require.Positive(t, f.Restarted, "the killed worker had jobs in flight: some must have been redelivered")
+	require.Zero(t, f.RestartMissing, "a redelivered job's events start with restart")
+	c.requireDrained(ctx, t, "chaos")
+}
+
+// scenarioStopLeader: stop the NATS node that leads the requests stream
+// under load, then start it again: nothing lost, nothing stuck, and the
+// node catches up.
+func scenarioStopLeader(t *testing.T, c *cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	c.waitHealthy(ctx, t)
+
+	l := c.startLoad(ctx, t, "chaos", 300, 15*time.Millisecond)
+	time.Sleep(time.Second)
+	leader, err := c.streamLeader(ctx, "LLM_REQUESTS")
+	require.NoError(t, err)
+	t.Logf("stopping %s, leader of LLM_REQUESTS", leader.name)
+	stop := 5 * time.Second
+	require.NoError(t, leader.ctr.Stop(ctx, &stop))
+	time.Sleep(4 * time.Second)
+	require.NoError(t, leader.ctr.Start(ctx), "start %s again", leader.name)
+
+	require.True(t, l.wait(90*time.Second), "jobs did not all end in time")
+	f := l.finish(ctx, t, "stop_stream_leader")
+	requireHealthyFigures(t, f)
+	c.requireDrained(ctx, t, "chaos")
+	c.waitHealthy(ctx, t)
+}
+
+// scenarioRollingRestart: restart every worker in turn (SIGTERM, graceful
+// shutdown, start, ready) under load: nothing lost.
+func scenarioRollingRestart(t *testing.T, c *cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	c.waitHealthy(ctx, t)
+
+	l := c.startLoad(ctx, t, "chaos", 400, 25*time.Millisecond)
+	time.Sleep(time.Second)
+	for i, w := range c.workers {
+		stop := 10 * time.Second
+		require.NoError(t, w.Stop(ctx, &stop), "stop worker %d", i+1)
+		require.NoError(t, w.Start(ctx), "start worker %d", i+1)
+	}
+
+	require.True(t, l.wait(90*time.Second), "jobs did not all end in time")
+	f := l.finish(ctx, t, "rolling_restart")
+	requireHealthyFigures(t, f)
+	c.requireDrained(ctx, t, "chaos")
+}
+
+// scenarioStormAndPause: the storm group's provider fails often (5xx, 429
+// with Retry-After, hangs, mid-stream failures) and one worker is paused
+// past AckWait, then resumed: its jobs are redelivered meanwhile, its late
+// results are deduplicated, and every job completes once.
+func scenarioStormAndPause(t *testing.T, c *cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	c.waitHealthy(ctx, t)
+
+	l := c.startLoad(ctx, t, "storm", 300, 10*time.Millisecond)
+	time.Sleep(time.Second)
+	victim := c.workers[1]
+	require.NoError(t, c.pause(ctx, victim), "docker pause")
+	time.Sleep(ackWait + 2*time.Second)
+	require.NoError(t, c.unpause(ctx, victim), "docker unpause")
+
+	require.True(t, l.wait(90*time.Second), "jobs did not all end in time")
+	f := l.finish(ctx, t, "fault_storm_and_pause")
+	requireHealthyFigures(t, f)
+	require.Positive(t, f.Restarted, "the paused worker's jobs must have been redelivered")
+	c.requireDrained(ctx, t, "storm")
+}
+
+// restartIfStopped starts a container that is not running (Docker's restart
+// policy does not restart a container that was killed on purpose).
+func restartIfStopped(ctx context.Context, t *testing.T, ctr *testcontainers.DockerContainer) {
+	t.Helper()
+	st, err := ctr.State(ctx)
+	require.NoError(t, err)
+	if st.Running || st.Restarting {
+		return
+	}
+	require.NoError(t, ctr.Start(ctx), "start the killed worker again")
+}

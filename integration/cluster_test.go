@@ -1,0 +1,485 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	mnetwork "github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/network"
+	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+// Fleet settings shared by the scenarios. AckWait is short so that a killed
+// or paused worker's jobs come back within seconds.
+const (
+	ackWait       = 4 * time.Second
+	maxDeliver    = 6
+	shutdownGrace = 3 * time.Second
+	natsNodes     = 3
+	workerCount   = 3
+)
+
+// modelsYAML is the model file of every worker. Each scenario has its own
+// group, so its jobs and figures do not mix with another's.
+const modelsYAML = `
+groups:
+  # Jobs that stream for about a second: long enough to be caught mid-stream.
+  chaos:
+    strategy: priority
+    retry: {max_retries: 3, backoff: {initial: 10ms, max: 100ms}}
+    deployments:
+      - name: mock-chaos
+        provider: mock
+        model: mock-1
+        mock: {tokens: 20, chunk_delay: 40ms}
+  # A provider fault storm: 5xx, 429 with Retry-After, hangs cut by the TTFT
+  # timeout and mid-stream failures. Retries are generous and the breaker is
+  # off so that every job ends ok; the storm is about the fleet, not about
+  # giving up.
+  storm:
+    strategy: priority
+    retry: {max_retries: 15, backoff: {initial: 5ms, max: 40ms}}
+    breaker: {disabled: true}
+    timeouts: {ttft: 300ms}
+    deployments:
+      - name: mock-storm
+        provider: mock
+        model: mock-1
+        mock:
+          tokens: 20
+          chunk_delay: 20ms
+          error_rate: {unavailable: 0.25, rate_limited: 0.15}
+          retry_after: 20ms
+          hang_rate: 0.02
+          mid_stream_rate: 0.05
+  # Fast jobs for the bad-input corpus.
+  bad:
+    strategy: priority
+    deployments:
+      - name: mock-bad
+        provider: mock
+        model: mock-1
+        mock: {tokens: 5}
+`
+
+// natsConf is one cluster node's configuration. sync_interval: always fsyncs
+// every write (the server's default is every 2 minutes); no_advertise keeps
+// the in-network addresses out of the INFO sent to the test process, which
+// reaches the nodes only through mapped ports.
+func natsConf(i int) string {
+	routes := make([]string, natsNodes)
+	for j := range natsNodes {
+		routes[j] = fmt.Sprintf("nats-route://%s:6222", natsAlias(j))
+	}
+	return fmt.Sprintf(`server_name: n%d
+listen: 0.0.0.0:4222
+http: 0.0.0.0:8222
+jetstream {
+  store_dir: /data
+  sync_interval: always
+}
+cluster {
+  name: switchyard
+  listen: 0.0.0.0:6222
+  no_advertise: true
+  routes: [%s]
+}
+`, i+1, strings.Join(routes, ", "))
+}
+
+func natsAlias(i int) string { return fmt.Sprintf("nats-%d", i+1) }
+
+// node is one NATS server container.
+type node struct {
+	name     string // server_name, as stream cluster info names leaders
+	alias    string // DNS name inside the network
+	hostPort int    // client port on 127.0.0.1, fixed across restarts
+	ctr      *testcontainers.DockerContainer
+}
+
+// cluster is the system under test: 3 NATS nodes, 3 workers, and the test
+// process's connection to all NATS nodes.
+type cluster struct {
+	runID   string
+	docker  *testcontainers.DockerClient
+	net     *testcontainers.DockerNetwork
+	nodes   []*node
+	workers []*testcontainers.DockerContainer
+
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	client *bus.Client
+}
+
+// startCluster builds the whole fleet and registers its removal with
+// t.Cleanup, which runs even when the test fails.
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	if setupErr != nil {
+		t.Fatalf("integration suite setup (Docker and image builds): %v", setupErr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	c := &cluster{runID: randomID()}
+	docker, err := testcontainers.NewDockerClientWithOpts(ctx)
+	require.NoError(t, err, "docker client")
+	t.Cleanup(func() { docker.Close() })
+	c.docker = docker
+
+	nw, err := network.New(ctx, network.WithLabels(map[string]string{"switchyard-test": c.runID}))
+	require.NoError(t, err, "docker network")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := nw.Remove(ctx); err != nil {
+			t.Logf("remove network %s: %v", nw.Name, err)
+		}
+	})
+	c.net = nw
+
+	ports := freePorts(t, natsNodes)
+	c.nodes = make([]*node, natsNodes)
+	for i := range natsNodes {
+		c.nodes[i] = &node{name: fmt.Sprintf("n%d", i+1), alias: natsAlias(i), hostPort: ports[i]}
+	}
+	parallel(t, natsNodes, func(i int) error { return c.startNode(ctx, t, c.nodes[i]) })
+
+	urls := make([]string, natsNodes)
+	for i, n := range c.nodes {
+		urls[i] = fmt.Sprintf("nats://127.0.0.1:%d", n.hostPort)
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","),
+		nats.Name("switchyard-integration"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond),
+		nats.ReconnectBufSize(64<<20),
+		nats.RetryOnFailedConnect(true),
+	)
+	require.NoError(t, err, "connect to the NATS cluster")
+	t.Cleanup(nc.Close)
+	c.nc = nc
+	c.js, err = jetstream.New(nc)
+	require.NoError(t, err)
+	c.client, err = bus.NewClient(nc)
+	require.NoError(t, err)
+
+	// Provision the R3 streams before the workers start: creating an R3
+	// stream needs all three peers in the meta group, which takes a moment
+	// after the servers start.
+	eventually(t, ctx, 60*time.Second, "provision R3 streams", func(ctx context.Context) error {
+		return bus.Provision(ctx, c.js, bus.StreamsConfig{Replicas: natsNodes})
+	})
+
+	c.workers = make([]*testcontainers.DockerContainer, workerCount)
+	parallel(t, workerCount, func(i int) error {
+		w, err := c.startWorker(ctx, t, i)
+		c.workers[i] = w
+		return err
+	})
+	// Every group's consumer exists once the workers are ready.
+	for _, g := range []string{"chaos", "storm", "bad"} {
+		eventually(t, ctx, 30*time.Second, "consumer of "+g, func(ctx context.Context) error {
+			_, err := c.js.Consumer(ctx, bus.StreamRequests, bus.ConsumerName(g))
+			return err
+		})
+	}
+	return c
+}
+
+func (c *cluster) startNode(ctx context.Context, t *testing.T, n *node) error {
+	clientPort := mnetwork.MustParsePort("4222/tcp")
+	req := testcontainers.ContainerRequest{
+		Image:          natsImage,
+		Name:           fmt.Sprintf("switchyard-test-%s-%s", c.runID, n.alias),
+		Cmd:            []string{"-c", "/nats.conf"},
+		ExposedPorts:   []string{"4222/tcp", "8222/tcp"},
+		Networks:       []string{c.net.Name},
+		NetworkAliases: map[string][]string{c.net.Name: {n.alias}},
+		Labels:         map[string]string{"switchyard-test": c.runID},
+		Files: []testcontainers.ContainerFile{{
+			Reader: strings.NewReader(natsConf(nodeIndex(n))), ContainerFilePath: "/nats.conf", FileMode: 0o644,
+		}},
+		// A fixed host port, so that the client's URL list stays right when
+		// the node is stopped and started again.
+		HostConfigModifier: func(hc *container.HostConfig) {
+			hc.PortBindings = mnetwork.PortMap{clientPort: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(n.hostPort)}}}
+		},
+		WaitingFor: wait.ForHTTP("/varz").WithPort("8222/tcp").WithStartupTimeout(30 * time.Second).WithPollInterval(100 * time.Millisecond),
+	}
+	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{ContainerRequest: req, Started: true})
+	dc, _ := ctr.(*testcontainers.DockerContainer)
+	if dc != nil {
+		n.ctr = dc
+		c.registerRemoval(t, dc)
+	}
+	if err != nil {
+		return fmt.Errorf("start %s: %w", n.alias, err)
+	}
+	return nil
+}
+
+func nodeIndex(n *node) int {
+	i, _ := strconv.Atoi(strings.TrimPrefix(n.name, "n"))
+	return i - 1
+}
+
+func (c *cluster) startWorker(ctx context.Context, t *testing.T, i int) (*testcontainers.DockerContainer, error) {
+	urls := make([]string, natsNodes)
+	for j := range natsNodes {
+		urls[j] = fmt.Sprintf("nats://%s:4222", natsAlias(j))
+	}
+	req := testcontainers.ContainerRequest{
+		Image:  workerImage,
+		Name:   fmt.Sprintf("switchyard-test-%s-worker-%d", c.runID, i+1),
+		Labels: map[string]string{"switchyard-test": c.runID},
+		Env: map[string]string{
+			"NATS_URL":                  strings.Join(urls, ","),
+			"SWITCHYARD_CONFIG":         "/models.yaml",
+			"SWITCHYARD_CONCURRENCY":    "64",
+			"SWITCHYARD_REPLICAS":       strconv.Itoa(natsNodes),
+			"SWITCHYARD_ACK_WAIT":       ackWait.String(),
+			"SWITCHYARD_MAX_DELIVER":    strconv.Itoa(maxDeliver),
+			"SWITCHYARD_SHUTDOWN_GRACE": shutdownGrace.String(),
+			"SWITCHYARD_METRICS_ADDR":   ":9090",
+			"LOG_FORMAT":                "json",
+			"LOG_LEVEL":                 "info",
+		},
+		ExposedPorts: []string{"9090/tcp"},
+		Networks:     []string{c.net.Name},
+		Files: []testcontainers.ContainerFile{{
+			Reader: strings.NewReader(modelsYAML), ContainerFilePath: "/models.yaml", FileMode: 0o644,
+		}},
+		// A crashing worker is restarted by Docker, so that a crash shows
+		// up as RestartCount > 0 rather than as a fleet that shrinks.
+		HostConfigModifier: func(hc *container.HostConfig) {
+			hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: 5}
+		},
+		WaitingFor: wait.ForHTTP("/readyz").WithPort("9090/tcp").WithStartupTimeout(60 * time.Second).WithPollInterval(100 * time.Millisecond),
+	}
+	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{ContainerRequest: req, Started: true})
+	dc, _ := ctr.(*testcontainers.DockerContainer)
+	if dc != nil {
+		c.registerRemoval(t, dc)
+	}
+	if err != nil {
+		return dc, fmt.Errorf("start worker %d: %w", i+1, err)
+	}
+	return dc, nil
+}
+
+// registerRemoval removes the container at the end of the test, first
+// printing the tail of its log when the test failed.
+func (c *cluster) registerRemoval(t *testing.T, ctr *testcontainers.DockerContainer) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if t.Failed() {
+			logTail(ctx, t, ctr, 40)
+		}
+		// A container left paused by a failed scenario cannot be stopped.
+		if st, err := ctr.State(ctx); err == nil && st.Paused {
+			_, _ = c.docker.ContainerUnpause(ctx, ctr.GetContainerID(), client.ContainerUnpauseOptions{})
+		}
+		if err := ctr.Terminate(ctx, testcontainers.StopTimeout(2*time.Second)); err != nil {
+			t.Logf("remove container %s: %v", ctr.GetContainerID(), err)
+		}
+	})
+}
+
+func logTail(ctx context.Context, t *testing.T, ctr *testcontainers.DockerContainer, n int) {
+	t.Helper()
+	name, _ := ctr.Name(ctx)
+	rc, err := ctr.Logs(ctx)
+	if err != nil {
+		t.Logf("logs of %s: %v", name, err)
+		return
+	}
+	defer rc.Close()
+	var lines []string
+	sc := bufio.NewScanner(rc)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	t.Logf("last %d log lines of %s:\n%s", len(lines), name, strings.Join(lines, "\n"))
+}
+
+// kill sends SIGKILL: the process gets no chance to hand jobs back.
+func (c *cluster) kill(ctx context.Context, ctr *testcontainers.DockerContainer) error {
+	_, err := c.docker.ContainerKill(ctx, ctr.GetContainerID(), client.ContainerKillOptions{Signal: "KILL"})
+	return err
+}
+
+func (c *cluster) pause(ctx context.Context, ctr *testcontainers.DockerContainer) error {
+	_, err := c.docker.ContainerPause(ctx, ctr.GetContainerID(), client.ContainerPauseOptions{})
+	return err
+}
+
+func (c *cluster) unpause(ctx context.Context, ctr *testcontainers.DockerContainer) error {
+	_, err := c.docker.ContainerUnpause(ctx, ctr.GetContainerID(), client.ContainerUnpauseOptions{})
+	return err
+}
+
+// workerStates returns each worker's Docker restart count and whether it is
+// running, so that a scenario can tell a worker that crashed from one that
+// survived.
+func (c *cluster) workerStates(ctx context.Context, t *testing.T) (restarts []int, running []bool) {
+	t.Helper()
+	for _, w := range c.workers {
+		in, err := w.Inspect(ctx)
+		require.NoError(t, err)
+		restarts = append(restarts, in.RestartCount)
+		running = append(running, in.State != nil && in.State.Running && !in.State.Paused)
+	}
+	return restarts, running
+}
+
+// streamLeader returns the node that leads the stream's Raft group.
+func (c *cluster) streamLeader(ctx context.Context, stream string) (*node, error) {
+	s, err := c.js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if info.Cluster == nil || info.Cluster.Leader == "" {
+		return nil, errors.New("stream has no leader")
+	}
+	for _, n := range c.nodes {
+		if n.name == info.Cluster.Leader {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("leader %q is not one of the nodes", info.Cluster.Leader)
+}
+
+// waitHealthy waits until every node is running, every stream has a leader
+// and all its replicas are current, and every worker is ready: the state a
+// scenario starts from and must leave behind.
+func (c *cluster) waitHealthy(ctx context.Context, t *testing.T) {
+	t.Helper()
+	eventually(t, ctx, 60*time.Second, "cluster healthy", func(ctx context.Context) error {
+		for _, n := range c.nodes {
+			st, err := n.ctr.State(ctx)
+			if err != nil {
+				return err
+			}
+			if !st.Running {
+				return fmt.Errorf("node %s is not running", n.name)
+			}
+		}
+		for _, name := range []string{bus.StreamRequests, bus.StreamResults, bus.StreamDLQ} {
+			s, err := c.js.Stream(ctx, name)
+			if err != nil {
+				return err
+			}
+			info, err := s.Info(ctx)
+			if err != nil {
+				return err
+			}
+			if info.Cluster == nil || info.Cluster.Leader == "" {
+				return fmt.Errorf("stream %s has no leader", name)
+			}
+			if len(info.Cluster.Replicas) != natsNodes-1 {
+				return fmt.Errorf("stream %s has %d followers", name, len(info.Cluster.Replicas))
+			}
+			for _, r := range info.Cluster.Replicas {
+				if !r.Current || r.Offline {
+					return fmt.Errorf("stream %s replica %s is not current", name, r.Name)
+				}
+			}
+		}
+		for i, w := range c.workers {
+			st, err := w.State(ctx)
+			if err != nil {
+				return err
+			}
+			if !st.Running || st.Paused {
+				return fmt.Errorf("worker %d is not running", i+1)
+			}
+		}
+		return nil
+	})
+}
+
+// freePorts finds n free TCP ports on 127.0.0.1.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// parallel runs fn for 0..n-1 at once and fails the test with every error.
+func parallel(t *testing.T, n int, fn func(i int) error) {
+	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = fn(i) })
+	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+}
+
+// eventually retries fn until it succeeds or timeout passes, failing the
+// test with fn's last error.
+func eventually(t *testing.T, ctx context.Context, timeout time.Duration, what string, fn func(ctx context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		last = fn(cctx)
+		ccancel()
+		if last == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: not reached within %s: %v", what, timeout, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func randomID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

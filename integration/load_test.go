@@ -1,0 +1,288 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+// record is what the test process saw of one job.
+type record struct {
+	id        string
+	reply     string
+	published time.Time
+	done      time.Time
+	result    *bus.Result
+	// fromStore: the result was read from LLM_RESULTS because the
+	// subscription missed it (the client was reconnecting).
+	fromStore bool
+	// maxAttempt is the highest delivery attempt seen in the job's events;
+	// restartMissing counts attempts > 1 whose first event was not restart.
+	maxAttempt     int
+	restartMissing int
+	err            error
+}
+
+// load publishes n jobs to group, one every interval, and follows each one
+// with the pkg/bus client until its result arrives or ctx ends.
+type load struct {
+	c       *cluster
+	group   string
+	records []*record
+	wg      sync.WaitGroup
+	started time.Time
+
+	// wire counts every result message seen on core NATS, by job id: the
+	// stream deduplicates a job that ran twice, core subscribers do not.
+	wireMu sync.Mutex
+	wire   map[string]int
+	sub    *nats.Subscription
+}
+
+func (c *cluster) startLoad(ctx context.Context, t *testing.T, group string, n int, interval time.Duration) *load {
+	t.Helper()
+	l := &load{c: c, group: group, started: time.Now(), wire: map[string]int{}}
+	prefix := fmt.Sprintf("%s-%s-", group, randomID())
+	for i := range n {
+		id := fmt.Sprintf("%s%04d", prefix, i)
+		l.records = append(l.records, &record{id: id, reply: c.client.Subjects().Reply(id)})
+	}
+	sub, err := c.nc.Subscribe(c.client.Subjects().Results(), func(m *nats.Msg) {
+		id := strings.TrimSuffix(strings.TrimPrefix(m.Subject, "llm.res."), ".result")
+		if strings.HasPrefix(id, prefix) {
+			l.wireMu.Lock()
+			l.wire[id]++
+			l.wireMu.Unlock()
+		}
+	})
+	require.NoError(t, err)
+	_ = sub.SetPendingLimits(-1, -1)
+	l.sub = sub
+	l.wg.Go(func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for i, r := range l.records {
+			if i > 0 {
+				select {
+				case <-ctx.Done():
+				case <-tick.C:
+				}
+			}
+			l.wg.Go(func() { l.run(ctx, i, r) })
+		}
+	})
+	return l
+}
+
+func (l *load) run(ctx context.Context, i int, r *record) {
+	req := &bus.Request{
+		ID:       r.id,
+		Messages: []bus.Message{{Role: "user", Content: bus.Text(fmt.Sprintf("chaos job %d of group %s", i, l.group))}},
+		Metadata: map[string]string{"n": fmt.Sprint(i)},
+	}
+	r.published = time.Now()
+	var job *bus.Job
+	for {
+		// A publish that failed (a stream leader election, a reconnect) is
+		// retried with the same id: the dedupe window makes it a no-op if
+		// the first one was stored after all.
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		j, err := l.c.client.Publish(pctx, l.group, req)
+		cancel()
+		if err == nil {
+			job = j
+			break
+		}
+		if ctx.Err() != nil {
+			r.err = fmt.Errorf("publish: %w", err)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	defer job.Close()
+	for {
+		nctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ev, res, err := job.Next(nctx)
+		cancel()
+		switch {
+		case res != nil:
+			r.result, r.done = res, time.Now()
+			return
+		case ev != nil:
+			if ev.Attempt > r.maxAttempt {
+				if ev.Attempt > 1 && ev.Type != bus.EventRestart {
+					r.restartMissing++
+				}
+				r.maxAttempt = ev.Attempt
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			r.err = errors.New("no result before the scenario's deadline")
+			return
+		}
+		// Nothing for a while: the result may have been published while the
+		// client was reconnecting. The results stream has it if so.
+		sctx, scancel := context.WithTimeout(ctx, 3*time.Second)
+		stored, serr := l.c.client.StoredResult(sctx, job.Reply)
+		scancel()
+		if serr == nil && stored != nil {
+			r.result, r.done, r.fromStore = stored, time.Now(), true
+			return
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// wait waits for every job to end (with its result or ctx's end).
+func (l *load) wait(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// figures sums up a scenario for its printed line and its assertions.
+type figures struct {
+	Jobs, OK, Lost, Duplicated, WireDuplicates, Restarted, RestartMissing, FromStore int
+	Errors                                                                           map[string]int
+	P50, P99, Max                                                                    time.Duration
+}
+
+func (f figures) String() string {
+	return fmt.Sprintf("jobs=%d ok=%d lost=%d duplicated=%d restarted=%d p50=%s p99=%s max=%s (error results=%v, results read from the stream=%d, restarts without a restart event=%d, duplicate results on the wire=%d)",
+		f.Jobs, f.OK, f.Lost, f.Duplicated, f.Restarted, f.P50.Round(time.Millisecond), f.P99.Round(time.Millisecond), f.Max.Round(time.Millisecond),
+		f.Errors, f.FromStore, f.RestartMissing, f.WireDuplicates)
+}
+
+// finish counts the results stored in LLM_RESULTS per job (the "exactly
+// one" check), combines them with what the client received, and prints the
+// scenario's figures.
+func (l *load) finish(ctx context.Context, t *testing.T, name string) figures {
+	t.Helper()
+	_ = l.sub.Unsubscribe()
+	stored := l.c.storedResultCounts(ctx, t)
+	f := figures{Jobs: len(l.records), Errors: map[string]int{}}
+	var lat []time.Duration
+	for _, r := range l.records {
+		n := stored[bus.ResultSubject(r.reply)]
+		if n > 1 {
+			f.Duplicated++
+		}
+		l.wireMu.Lock()
+		if l.wire[r.id] > 1 {
+			f.WireDuplicates++
+		}
+		l.wireMu.Unlock()
+		if r.result == nil || n == 0 {
+			f.Lost++
+			if r.err != nil {
+				t.Logf("%s: job %s: %v (stored results: %d)", name, r.id, r.err, n)
+			}
+			continue
+		}
+		if r.fromStore {
+			f.FromStore++
+		}
+		if r.maxAttempt > 1 {
+			f.Restarted++
+		}
+		f.RestartMissing += r.restartMissing
+		if r.result.Status == bus.StatusOK {
+			f.OK++
+		} else {
+			code := "?"
+			if r.result.Error != nil {
+				code = string(r.result.Error.Code)
+			}
+			f.Errors[code]++
+		}
+		lat = append(lat, r.done.Sub(r.published))
+	}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		f.P50 = lat[len(lat)/2]
+		f.P99 = lat[min(len(lat)-1, (len(lat)*99+99)/100-1)]
+		f.Max = lat[len(lat)-1]
+	}
+	line := fmt.Sprintf("scenario %s: %s", name, f)
+	fmt.Println(line)
+	t.Log(line)
+	return f
+}
+
+// storedResultCounts returns the number of messages in LLM_RESULTS per
+// result subject.
+func (c *cluster) storedResultCounts(ctx context.Context, t *testing.T) map[string]uint64 {
+	t.Helper()
+	var counts map[string]uint64
+	eventually(t, ctx, 30*time.Second, "results stream subjects", func(ctx context.Context) error {
+		s, err := c.js.Stream(ctx, bus.StreamResults)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(c.client.Subjects().Results()))
+		if err != nil {
+			return err
+		}
+		counts = info.State.Subjects
+		return nil
+	})
+	return counts
+}
+
+// requireDrained waits until group's consumer has nothing pending or
+// unacknowledged: nothing stuck, nothing redelivering.
+func (c *cluster) requireDrained(ctx context.Context, t *testing.T, group string) {
+	t.Helper()
+	eventually(t, ctx, 30*time.Second, "consumer of "+group+" drained", func(ctx context.Context) error {
+		cons, err := c.js.Consumer(ctx, bus.StreamRequests, bus.ConsumerName(group))
+		if err != nil {
+			return err
+		}
+		ci, err := cons.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if ci.NumAckPending != 0 || ci.NumPending != 0 || ci.NumRedelivered != 0 {
+			return fmt.Errorf("ack pending %d, pending %d, redelivered %d", ci.NumAckPending, ci.NumPending, ci.NumRedelivered)
+		}
+		return nil
+	})
+}
+
+// requireHealthyFigures asserts the common outcome of a chaos scenario:
+// every job has exactly one stored, ok result.
+func requireHealthyFigures(t *testing.T, f figures) {
+	t.Helper()
+	require.Zero(t, f.Lost, "lost jobs")
+	require.Zero(t, f.Duplicated, "jobs with more than one stored result")
+	require.Equal(t, f.Jobs, f.OK, "every job ends ok; error results: %v", f.Errors)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,126 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/testcontainers/testcontainers-go"
+)
+
+// Image tags of the locally built images. They are rebuilt once per run (the
+// binaries may have changed) and kept, so that Docker reuses their layers.
+const (
+	natsImage   = "switchyard-test/nats:local"
+	workerImage = "switchyard-test/worker:local"
+)
+
+// setupErr is why the images could not be built; every test fails with it,
+// since a CI machine has Docker and a silent skip would hide a broken suite.
+var setupErr error
+
+func TestMain(m *testing.M) {
+	// No Ryuk: it would be pulled from a registry, which is unreachable. The
+	// tests remove their containers and network with t.Cleanup instead.
+	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	start := time.Now()
+	setupErr = buildImages()
+	if setupErr == nil {
+		fmt.Fprintf(os.Stderr, "integration: images built in %s\n", time.Since(start).Round(time.Millisecond))
+	}
+	os.Exit(m.Run())
+}
+
+// buildImages compiles nats-server and the worker as static binaries into a
+// temporary build context and builds the two FROM-scratch images from it.
+func buildImages() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "switchyard-integration-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	builds := []struct{ out, pkg string }{
+		{"nats-server", "github.com/nats-io/nats-server/v2"},
+		{"worker", "./cmd/worker"},
+	}
+	for _, b := range builds {
+		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags=-s -w", "-o", filepath.Join(dir, b.out), b.pkg)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
+		}
+	}
+	dockerfiles := map[string]string{
+		"Dockerfile.nats": "FROM scratch\nCOPY nats-server /nats-server\nEXPOSE 4222 6222 8222\nENTRYPOINT [\"/nats-server\"]\nCMD [\"-c\", \"/nats.conf\"]\n",
+		// The worker's own image (deployments/) compiles in a golang stage,
+		// which needs a registry; this one only copies the binary in.
+		"Dockerfile.worker": "FROM scratch\nCOPY worker /worker\nEXPOSE 9090\nENTRYPOINT [\"/worker\"]\n",
+	}
+	for name, content := range dockerfiles {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+
+	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		return fmt.Errorf("docker is required for the integration suite: %w", err)
+	}
+	defer cli.Close()
+	provider, err := testcontainers.NewDockerProvider()
+	if err != nil {
+		return fmt.Errorf("docker is required for the integration suite: %w", err)
+	}
+	defer provider.Close()
+	for _, img := range []struct{ dockerfile, tag string }{
+		{"Dockerfile.nats", natsImage},
+		{"Dockerfile.worker", workerImage},
+	} {
+		repo, tag := splitTag(img.tag)
+		req := &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
+			Context: dir, Dockerfile: img.dockerfile, Repo: repo, Tag: tag,
+			KeepImage: true, BuildLogWriter: io.Discard,
+		}}
+		if _, err := provider.BuildImage(ctx, req); err != nil {
+			return fmt.Errorf("build image %s: %w", img.tag, err)
+		}
+	}
+	return nil
+}
+
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := string(out)
+	for len(mod) > 0 && (mod[len(mod)-1] == '\n' || mod[len(mod)-1] == '\r') {
+		mod = mod[:len(mod)-1]
+	}
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside the switchyard module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+func splitTag(s string) (repo, tag string) {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == ':' {
+			return s[:i], s[i+1:]
+		}
+	}
+	return s, "latest"
+}
