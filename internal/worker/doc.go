@@ -8,4 +8,10 @@
 // result and Term (copying what cannot be decoded to the DLQ), handles the
 // last delivery itself, and on shutdown lets running jobs finish within a
 // grace period and hands back the rest.
+//
+// Requests that ask for JSON (response_format json_object or json_schema)
+// or offer tools get their schemas compiled at intake (a broken one is
+// invalid_request), their answers validated, and invalid answers re-asked
+// with the errors, up to validation_retries (structured.go); streamed ones
+// also get `partial` events with the object parsed so far.
 package worker

@@ -20,6 +20,7 @@ type emitter struct {
 	on      bool
 	ttft    time.Duration
 	failed  bool
+	partial *partials // nil unless a streamed request asks for JSON
 }
 
 func newEmitter(j *job) *emitter {
@@ -39,11 +40,17 @@ func (e *emitter) policy(ev policy.Event) {
 		be.ToolCall = &bus.ToolCallDelta{Index: tc.Index, ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments}
 	}
 	e.send(&be)
+	if e.partial != nil && ev.Type == policy.EventChunk {
+		e.partial.add(e, ev.Delta)
+	}
 }
 
 func (e *emitter) send(ev *bus.Event) {
 	if !e.on {
 		return
+	}
+	if ev.Type == bus.EventRestart && e.partial != nil {
+		e.partial.reset()
 	}
 	e.seq++
 	ev.ID = e.j.id

@@ -83,6 +83,11 @@ func (j *job) run() {
 		j.reject(bus.CodeInvalidRequest, err.Error(), false)
 		return
 	}
+	con, err := newContract(lreq, &j.req, w.cfg.ValidationRetries)
+	if err != nil {
+		j.reject(bus.CodeInvalidRequest, err.Error(), false)
+		return
+	}
 	deadline, err := deadlineOf(&j.req, j.published)
 	if err != nil {
 		j.reject(bus.CodeInvalidRequest, err.Error(), false)
@@ -96,7 +101,7 @@ func (j *job) run() {
 		j.finish(j.errorResult(bus.CodeDeadlineExceeded, fmt.Sprintf("deadline %s passed while the job was queued", deadline.UTC().Format(time.RFC3339Nano)), false), nil)
 		return
 	}
-	j.execute(lreq, deadline)
+	j.execute(lreq, con, deadline)
 }
 
 // identify sets the job's id, reply prefix and whether anyone can be told.
@@ -127,7 +132,9 @@ func (j *job) replyRequested(h nats.Header) string {
 	return j.req.Reply
 }
 
-func (j *job) execute(lreq *llm.Request, deadline time.Time) {
+// execute runs the request; con (nil for plain text) is what its answer must
+// satisfy, with re-asks.
+func (j *job) execute(lreq *llm.Request, con *contract, deadline time.Time) {
 	w := j.w
 	ctx, cancel := context.WithCancelCause(w.jobCtx)
 	defer cancel(nil)
@@ -154,7 +161,17 @@ func (j *job) execute(lreq *llm.Request, deadline time.Time) {
 	if j.attempt > 1 {
 		em.send(&bus.Event{Type: bus.EventRestart, Code: "redelivered", Reason: fmt.Sprintf("delivery %d: an earlier worker did not finish this job", j.attempt)})
 	}
-	out, err := w.exec.Execute(ctx, j.group, lreq, em.policy)
+	var (
+		out *policy.Outcome
+		v   *verdict
+		err error
+	)
+	if con == nil {
+		out, err = w.exec.Execute(ctx, j.group, lreq, em.policy)
+	} else {
+		em.enablePartials(con)
+		out, v, err = j.executeValidated(ctx, lreq, con, em)
+	}
 	if cause := context.Cause(ctx); errors.Is(cause, errShutdown) {
 		j.handBack()
 		return
@@ -171,6 +188,8 @@ func (j *job) execute(lreq *llm.Request, deadline time.Time) {
 		}
 		res.Status = bus.StatusError
 		res.Error = &bus.Error{Code: code, Message: msg, Retryable: retryable}
+	} else if v != nil {
+		v.apply(res)
 	}
 	if em.ttft > 0 {
 		res.Timings.TTFTMS = em.ttft.Milliseconds()

@@ -48,6 +48,11 @@ type Config struct {
 	// Defaults 2s and 5s.
 	UnknownSweep time.Duration
 	UnknownGrace time.Duration
+	// ValidationRetries is how many times a json_object / json_schema
+	// answer (or a tool call's arguments) that does not validate is re-asked
+	// when the request does not set validation_retries. Default 2; negative
+	// means no re-asks.
+	ValidationRetries int
 	// Logger receives the worker's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -62,6 +67,7 @@ func (c Config) withDefaults() Config {
 	c.MaxJobTime = cmp.Or(c.MaxJobTime, 10*time.Minute)
 	c.UnknownSweep = cmp.Or(c.UnknownSweep, 2*time.Second)
 	c.UnknownGrace = cmp.Or(c.UnknownGrace, 5*time.Second)
+	c.ValidationRetries = cmp.Or(c.ValidationRetries, 2)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
