@@ -126,6 +126,14 @@ type DeploymentOptions struct {
 	// ContextWindow overrides the model's context window in tokens (0: from
 	// the provider's CapabilityReporter or the model catalogue; unknown: no check).
 	ContextWindow int `yaml:"context_window"`
+	// SupportsTools and SupportsVision, when set, override whether the
+	// model takes tools (function calling) and image parts; nil: from the
+	// provider's CapabilityReporter, else the model catalogue, else assumed
+	// capable. A request with tools or images skips deployments that lack
+	// them. They have no YAML key here: the model config's deployment
+	// entry already names them (supports_tools, supports_vision).
+	SupportsTools  *bool `yaml:"-"`
+	SupportsVision *bool `yaml:"-"`
 }
 
 // DefaultActions is the error table used for kinds a group does not override.

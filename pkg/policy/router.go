@@ -52,7 +52,9 @@ type deployment struct {
 	// nativeSchema: the provider passes a json_schema response format to
 	// the model natively; others get the schema in the system prompt.
 	nativeSchema bool
-	state        *depState
+	// tools and vision: the model takes tools / image parts (see capabilities).
+	tools, vision bool
+	state         *depState
 }
 
 // NewRouter returns a router over groups.
@@ -120,6 +122,7 @@ func (r *Router) Reload(groups []Group) error {
 			}
 			rd.ctxWindow = contextWindow(&d)
 			rd.nativeSchema = nativeSchema(&d)
+			rd.tools, rd.vision = capabilities(&d)
 			key := stateKey(&d)
 			st := states[key]
 			if st == nil {
@@ -228,21 +231,36 @@ func (r *Router) Execute(ctx context.Context, groupName string, req *llm.Request
 	if emit == nil {
 		emit = func(Event) {}
 	}
-	x := &execution{r: r, req: req, emit: emit, out: &Outcome{Group: groupName}, tokens: EstimateTokens(req)}
+	x := &execution{r: r, req: req, emit: emit, out: &Outcome{Group: groupName}, tokens: EstimateTokens(req), needs: needsOf(req)}
 	visited := map[string]bool{}
 	var lastErr error
+	// Groups none of whose deployments can take the request's tools or
+	// images are skipped to their fallbacks; when no group of the chain
+	// can, the request is invalid (missing_capability).
+	var incapable, missingCaps []string
 	for {
 		visited[g.Name] = true
-		res, err := x.runGroup(ctx, g)
-		if err == nil {
-			res.Attempts, res.Retries, res.Fallbacks = x.out.Attempts, x.out.Retries, x.out.Fallbacks
-			res.Group = g.Name
-			return res, nil
-		}
-		lastErr = err
-		k := llm.KindOf(err)
-		if ctx.Err() != nil || g.opts.action(k) == ActionFail {
-			break
+		var k llm.Kind
+		if caps := g.missing(x.needs); caps != nil {
+			incapable = append(incapable, g.Name)
+			for _, c := range caps {
+				if !slices.Contains(missingCaps, c) {
+					missingCaps = append(missingCaps, c)
+				}
+			}
+			k = llm.KindBadRequest
+		} else {
+			res, err := x.runGroup(ctx, g)
+			if err == nil {
+				res.Attempts, res.Retries, res.Fallbacks = x.out.Attempts, x.out.Retries, x.out.Fallbacks
+				res.Group = g.Name
+				return res, nil
+			}
+			lastErr = err
+			k = llm.KindOf(err)
+			if ctx.Err() != nil || g.opts.action(k) == ActionFail {
+				break
+			}
 		}
 		list := g.opts.Fallbacks
 		switch k {
@@ -262,8 +280,17 @@ func (r *Router) Execute(ctx context.Context, groupName string, req *llm.Request
 			break
 		}
 		x.out.Fallbacks++
-		emit(Event{Type: EventFallback, Group: next.Name, Code: k.String(), Reason: errText(err)})
+		reason := errText(lastErr)
+		if len(incapable) > 0 && incapable[len(incapable)-1] == g.Name {
+			reason = errText(missingCapability(g.missing(x.needs), []string{g.Name}))
+		}
+		emit(Event{Type: EventFallback, Group: next.Name, Code: k.String(), Reason: reason})
 		g = next
+	}
+	if lastErr == nil && len(incapable) > 0 {
+		// Only a group that could take the request can have a better
+		// reason than the missing capability.
+		return x.out, missingCapability(missingCaps, incapable)
 	}
 	return x.out, lastErr
 }
@@ -275,6 +302,7 @@ type execution struct {
 	emit   func(Event)
 	out    *Outcome
 	tokens int
+	needs  needs // capabilities the request needs beyond text
 
 	streamed bool   // the last failed attempt sent output
 	prefix   string // text carried on under MidStreamContinue
@@ -378,7 +406,7 @@ func (x *execution) pick(ctx context.Context, g *group, excluded map[*deployment
 		fits, limited, broken := false, false, false
 		var earliest time.Time
 		for _, d := range x.r.order(g) {
-			if excluded[d] {
+			if excluded[d] || !d.serves(x.needs) {
 				continue
 			}
 			if d.ctxWindow > 0 && x.tokens > d.ctxWindow {

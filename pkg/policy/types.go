@@ -71,7 +71,8 @@ type Outcome struct {
 	Attempts     []Attempt
 	// Retries counts the EventRetry events emitted, Fallbacks the
 	// EventFallback ones: len(Attempts) == 1 + Retries + Fallbacks when
-	// every attempt reached a provider.
+	// every attempt reached a provider (a fallback decided before any call,
+	// for a context window or a missing capability, adds no attempt).
 	Retries   int
 	Fallbacks int
 }
