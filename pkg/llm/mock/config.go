@@ -49,11 +49,33 @@ type Config struct {
 	InvalidJSONFirst int `yaml:"invalid_json_first"`
 	// ToolCalls makes the mock call a tool when tool_choice is auto (or
 	// unset) and the request has tools. Required and function choices always
-	// call a tool.
+	// call a tool, unless the last message is a tool result: that is
+	// answered with text, so that a tool loop ends.
 	ToolCalls bool `yaml:"tool_calls"`
 	// ParallelToolCalls is the number of tool calls per answer (default 1).
 	ParallelToolCalls int `yaml:"parallel_tool_calls"`
+
+	// Capabilities declares what the mock's model takes. Nil: the mock
+	// reports nothing (the zero llm.Capabilities, "unknown"), so a router
+	// asks the model catalogue and assumes an unknown model capable.
+	Capabilities *Capabilities `yaml:"capabilities"`
 }
+
+// Capabilities declares the mock model's tool and image support. A request
+// that uses a capability the mock lacks fails with a bad_request error, as a
+// real vendor would answer it.
+//
+// pkg/llm defines the zero llm.Capabilities as "unknown": a mock declaring
+// neither tools nor vision reports it, and a router then treats the model as
+// capable (and the mock refuses the call). Use the deployment's own override
+// to route around such a mock.
+type Capabilities struct {
+	Tools  *bool `yaml:"tools"`  // function calling; default true
+	Vision *bool `yaml:"vision"` // image parts; default true
+}
+
+func (c *Capabilities) tools() bool  { return c == nil || c.Tools == nil || *c.Tools }
+func (c *Capabilities) vision() bool { return c == nil || c.Vision == nil || *c.Vision }
 
 // Step is one scripted call. Exactly one of its fields should be set; the zero
 // Step (or OK) is a normal answer.

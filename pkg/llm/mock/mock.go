@@ -31,9 +31,20 @@ type Provider struct {
 }
 
 var (
-	_ llm.Provider = (*Provider)(nil)
-	_ llm.Namer    = (*Provider)(nil)
+	_ llm.Provider           = (*Provider)(nil)
+	_ llm.Namer              = (*Provider)(nil)
+	_ llm.CapabilityReporter = (*Provider)(nil)
 )
+
+// Capabilities implements llm.CapabilityReporter from Config.Capabilities,
+// for any model name: the zero value (unknown) when none are configured.
+func (p *Provider) Capabilities(string) llm.Capabilities {
+	c := p.cfg.Capabilities
+	if c == nil {
+		return llm.Capabilities{}
+	}
+	return llm.Capabilities{Tools: c.tools(), Vision: c.vision()}
+}
 
 // New returns a mock provider; cfg's zero fields take their defaults. An
 // invalid cfg (see Config.Validate) is not rejected here: unknown kinds are
@@ -131,6 +142,9 @@ func (p *Provider) Stream(ctx context.Context, req *llm.Request) (llm.Stream, er
 	if err := ctx.Err(); err != nil {
 		return nil, ctxError(ctx, false)
 	}
+	if err := p.refuse(req); err != nil {
+		return nil, err
+	}
 	f := p.draw(n)
 	if f.err != nil {
 		return nil, f.err
@@ -151,6 +165,19 @@ func (p *Provider) Stream(ctx context.Context, req *llm.Request) (llm.Stream, er
 		PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion,
 	}})
 	return &stream{p: p, ctx: ctx, chunks: chunks, failAfter: f.failAfter}, nil
+}
+
+// refuse fails a request that uses a capability the mock was declared
+// without, as a vendor answers a model that cannot take it.
+func (p *Provider) refuse(req *llm.Request) *llm.Error {
+	c := p.cfg.Capabilities
+	switch {
+	case len(req.Tools) > 0 && !c.tools():
+		return &llm.Error{Kind: llm.KindBadRequest, Provider: "mock", Status: 400, Message: "this model does not support tools"}
+	case req.HasImages() && !c.vision():
+		return &llm.Error{Kind: llm.KindBadRequest, Provider: "mock", Status: 400, Message: "this model does not support image input"}
+	}
+	return nil
 }
 
 func (p *Provider) remember(req *llm.Request) {
@@ -240,8 +267,15 @@ func (p *Provider) answer(req *llm.Request) ([]llm.Chunk, llm.FinishReason) {
 	return chunks, finish
 }
 
+// wantsTools reports whether the answer to req is a tool call. A
+// conversation whose last message is a tool result is answered with text
+// whatever the tool choice, so that a client's tool loop ends: the model has
+// what it asked for.
 func (p *Provider) wantsTools(req *llm.Request) bool {
 	if len(req.Tools) == 0 {
+		return false
+	}
+	if m := len(req.Messages); m > 0 && req.Messages[m-1].Role == llm.RoleTool {
 		return false
 	}
 	if req.ToolChoice == nil {

@@ -261,9 +261,9 @@ func TestEveryFaultKind(t *testing.T) {
 func TestHangRate(t *testing.T) {
 	t.Parallel()
 	p := New(Config{HangRate: 1})
+	start := time.Now() // before the timer starts, or a slow machine measures less than 40ms
 	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	r := run(t, ctx, p, userReq("x"))
 	require.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond)
 	require.Equal(t, llm.KindTimeout, llm.KindOf(r.err))
