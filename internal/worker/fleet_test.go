@@ -1,0 +1,411 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/internal/fleet"
+	"github.com/switchyard/switchyard/internal/natstest"
+	"github.com/switchyard/switchyard/internal/worker"
+	"github.com/switchyard/switchyard/pkg/bus"
+	"github.com/switchyard/switchyard/pkg/llm"
+	"github.com/switchyard/switchyard/pkg/llm/mock"
+	"github.com/switchyard/switchyard/pkg/policy"
+)
+
+// fleetEnv is one NATS server and any number of workers, each a process in
+// miniature: its own connection, router, fleet state and provider instances,
+// so that calls are counted per worker.
+type fleetEnv struct {
+	t      *testing.T
+	srv    *server.Server
+	client *bus.Client
+
+	mu      sync.Mutex
+	workers []*fleetWorker
+}
+
+// fleetWorker is one worker of a fleetEnv. It exists (router, shared state
+// watching the KV) from newWorker on, and consumes jobs between run and stop.
+type fleetWorker struct {
+	nc     *nats.Conn
+	router *policy.Router
+	state  *fleet.State // nil when the worker does not share state
+	spy    *spyState
+	jobs   atomic.Int64 // jobs handed to the router
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func newFleetEnv(t *testing.T) *fleetEnv {
+	t.Helper()
+	srv := natstest.Server(t)
+	nc := natstest.Connect(t, srv)
+	c, err := bus.NewClient(nc)
+	require.NoError(t, err)
+	f := &fleetEnv{t: t, srv: srv, client: c}
+	// One cleanup stops every running worker at once (each takes up to a
+	// fetch wait to stop), then closes their states and connections. It is
+	// registered after the server's, so it runs before the server stops.
+	t.Cleanup(f.close)
+	return f
+}
+
+func (f *fleetEnv) close() {
+	f.mu.Lock()
+	ws := f.workers
+	f.mu.Unlock()
+	for _, w := range ws {
+		if w.cancel != nil {
+			w.cancel()
+		}
+	}
+	for _, w := range ws {
+		f.wait(w)
+	}
+	for _, w := range ws {
+		if w.state != nil {
+			_ = w.state.Close()
+		}
+		w.nc.Close()
+	}
+}
+
+// newWorker builds a worker's router over groups, with a fleet.State on its
+// own connection when shared. It does not consume yet: see run.
+func (f *fleetEnv) newWorker(groups []policy.Group, shared bool) *fleetWorker {
+	f.t.Helper()
+	nc, err := nats.Connect(f.srv.ClientURL())
+	require.NoError(f.t, err)
+	w := &fleetWorker{nc: nc}
+	f.mu.Lock()
+	f.workers = append(f.workers, w)
+	f.mu.Unlock()
+	var opts []policy.Option
+	if shared {
+		js, err := jetstream.New(nc)
+		require.NoError(f.t, err)
+		w.state, err = fleet.New(f.t.Context(), js, fleet.Config{})
+		require.NoError(f.t, err)
+		w.spy = &spyState{SharedState: w.state, opened: map[string]time.Time{}}
+		opts = append(opts, policy.WithSharedState(w.spy))
+	}
+	w.router, err = policy.NewRouter(groups, opts...)
+	require.NoError(f.t, err)
+	return w
+}
+
+// run starts consuming cfg.Groups (default: every group of the router) and
+// waits until the worker is ready.
+func (f *fleetEnv) run(w *fleetWorker, cfg worker.Config) {
+	f.t.Helper()
+	if cfg.Groups == nil {
+		cfg.Groups = w.router.Groups()
+	}
+	cfg.Logger = cmpLogger(cfg.Logger)
+	wk, err := worker.New(w.nc, countingExec{w}, cfg)
+	require.NoError(f.t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	w.cancel, w.done = cancel, make(chan error, 1)
+	go func() { w.done <- wk.Run(ctx) }()
+	select {
+	case <-wk.Ready():
+	case err := <-w.done:
+		f.t.Fatalf("worker ended before it was ready: %v", err)
+	case <-time.After(10 * time.Second):
+		f.t.Fatal("worker not ready in 10s")
+	}
+}
+
+// stop ends a worker's Run and waits for it, as a process that exits.
+func (f *fleetEnv) stop(w *fleetWorker) {
+	f.t.Helper()
+	w.cancel()
+	f.wait(w)
+}
+
+func (f *fleetEnv) wait(w *fleetWorker) {
+	if w.done == nil {
+		return
+	}
+	select {
+	case err, ok := <-w.done:
+		if ok {
+			require.NoError(f.t, err)
+			close(w.done)
+		}
+	case <-time.After(20 * time.Second):
+		f.t.Error("worker did not stop in 20s")
+	}
+}
+
+// submit publishes reqs to group at once and returns their results in order.
+func (f *fleetEnv) submit(ctx context.Context, group string, reqs ...*bus.Request) []*bus.Result {
+	f.t.Helper()
+	out := make([]*bus.Result, len(reqs))
+	errs := make([]error, len(reqs))
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		wg.Go(func() { out[i], errs[i] = f.client.Submit(ctx, group, r) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if out[i] == nil {
+			require.NoError(f.t, err, "job %s", reqs[i].ID)
+		}
+	}
+	return out
+}
+
+// countingExec counts the jobs a worker hands to its router.
+type countingExec struct{ w *fleetWorker }
+
+func (c countingExec) Execute(ctx context.Context, group string, req *llm.Request, emit func(policy.Event)) (*policy.Outcome, error) {
+	c.w.jobs.Add(1)
+	return c.w.router.Execute(ctx, group, req, emit)
+}
+
+func (c countingExec) HasGroup(name string) bool { return c.w.router.HasGroup(name) }
+
+// spyState records when the router published each deployment's breaker as
+// open: the moment the breaker opened, give or take a goroutine start.
+type spyState struct {
+	policy.SharedState
+	mu     sync.Mutex
+	opened map[string]time.Time
+}
+
+func (s *spyState) PublishBreaker(ctx context.Context, deployment string, openUntil time.Time) error {
+	if !openUntil.IsZero() {
+		s.mu.Lock()
+		if _, ok := s.opened[deployment]; !ok {
+			s.opened[deployment] = time.Now()
+		}
+		s.mu.Unlock()
+	}
+	return s.SharedState.PublishBreaker(ctx, deployment, openUntil)
+}
+
+func (s *spyState) openedAt(deployment string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.opened[deployment]
+	return t, ok
+}
+
+// quick are group options with millisecond backoffs.
+func quick(maxRetries int, b policy.BreakerOptions) policy.GroupOptions {
+	return policy.GroupOptions{
+		Retry:   policy.RetryOptions{MaxRetries: maxRetries, Backoff: policy.BackoffOptions{Initial: time.Millisecond, Max: 5 * time.Millisecond}, Jitter: -1},
+		Breaker: b,
+	}
+}
+
+func requireOK(t *testing.T, res *bus.Result) {
+	t.Helper()
+	require.Equal(t, bus.StatusOK, res.Status, "job %s: %+v", res.ID, res.Error)
+}
+
+// Issue 4: deployment a of group g fails hard; the first worker's breaker
+// opens, the second worker learns it through the KV within 100 ms and never
+// calls a, so every one of its jobs ends ok on b.
+func TestFleetBreakerSkipsDeploymentOnOtherWorker(t *testing.T) {
+	t.Parallel()
+	f := newFleetEnv(t)
+	type providers struct{ a, b *mock.Provider }
+	build := func() (*fleetWorker, providers) {
+		p := providers{a: mock.New(mock.Config{ErrorRate: map[string]float64{"unavailable": 1}}), b: mock.New(mock.Config{Tokens: 3})}
+		g := policy.Group{Name: "g", Options: quick(3, policy.BreakerOptions{Failures: 2, Period: time.Minute, Cooldown: time.Minute}),
+			Deployments: []policy.Deployment{
+				{Name: "a", Model: "mock-a", Provider: p.a},
+				{Name: "b", Model: "mock-b", Provider: p.b, Options: policy.DeploymentOptions{Priority: 1}},
+			}}
+		return f.newWorker([]policy.Group{g}, true), p
+	}
+	w1, p1 := build()
+	w2, p2 := build() // watching the breakers already, not consuming yet
+
+	// Worker 2 sees what its router would see: its shared state.
+	seen := make(chan time.Time, 1)
+	ctx := ctxT(t, 20*time.Second)
+	go func() {
+		for ctx.Err() == nil {
+			if w2.state.BreakerOpenUntil("a").After(time.Now()) {
+				seen <- time.Now()
+				return
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+
+	f.run(w1, worker.Config{})
+	var opened time.Time
+	for i := 0; ; i++ {
+		require.Less(t, i, 5, "a's breaker never opened on worker 1")
+		res := f.submit(ctx, "g", userReq(fmt.Sprintf("w1-%d", i), "hello"))[0]
+		requireOK(t, res)
+		require.Equal(t, "b", res.Deployment, "the group's other deployment answers")
+		if at, ok := w1.spy.openedAt("a"); ok {
+			opened = at
+			break
+		}
+	}
+	require.EqualValues(t, 2, p1.a.Calls(), "breaker failures: 2")
+	var took time.Duration
+	select {
+	case at := <-seen:
+		took = at.Sub(opened)
+	case <-time.After(5 * time.Second):
+		t.Fatal("worker 2 never saw a's breaker open")
+	}
+	t.Logf("breaker propagation from worker 1 to worker 2: %v", took)
+	require.Less(t, took, 100*time.Millisecond)
+
+	// Worker 1 exits; worker 2 takes the next jobs.
+	f.stop(w1)
+	w1Calls := p1.a.Calls() + p1.b.Calls()
+	f.run(w2, worker.Config{})
+	const n = 10
+	reqs := make([]*bus.Request, n)
+	for i := range reqs {
+		reqs[i] = userReq(fmt.Sprintf("w2-%d", i), fmt.Sprintf("question %d", i))
+	}
+	for _, res := range f.submit(ctx, "g", reqs...) {
+		requireOK(t, res)
+		require.Equal(t, "b", res.Deployment)
+		require.Len(t, res.Attempts, 1, "a is skipped, not tried")
+	}
+	require.EqualValues(t, 0, p2.a.Calls(), "worker 2 never calls a")
+	require.EqualValues(t, n, p2.b.Calls())
+	require.EqualValues(t, n, w2.jobs.Load())
+	require.Equal(t, w1Calls, p1.a.Calls()+p1.b.Calls(), "worker 1 took no job after it stopped")
+}
+
+// Issue 4: two workers share a deployment's rpm limit fleet-wide. Two
+// groups show what the policy does with the requests over the limit: with
+// another deployment in the group they go there; alone, a request whose
+// deadline comes before the next minute fails rate_limited at once.
+func TestFleetSharesRPMLimit(t *testing.T) {
+	t.Parallel()
+	f := newFleetEnv(t)
+	const rpm, jobs = 10, 30
+	type providers struct{ spillA, spillB, strict *mock.Provider }
+	build := func() (*fleetWorker, providers) {
+		p := providers{mock.New(mock.Config{Tokens: 2}), mock.New(mock.Config{Tokens: 2}), mock.New(mock.Config{Tokens: 2})}
+		limited := policy.DeploymentOptions{RPM: rpm}
+		groups := []policy.Group{
+			{Name: "spill", Options: quick(1, policy.BreakerOptions{}), Deployments: []policy.Deployment{
+				{Name: "spill-a", Model: "mock-a", Provider: p.spillA, Options: limited},
+				{Name: "spill-b", Model: "mock-b", Provider: p.spillB, Options: policy.DeploymentOptions{Priority: 1}},
+			}},
+			{Name: "strict", Options: quick(1, policy.BreakerOptions{}), Deployments: []policy.Deployment{
+				{Name: "strict-a", Model: "mock-a", Provider: p.strict, Options: limited},
+			}},
+		}
+		return f.newWorker(groups, true), p
+	}
+	w1, p1 := build()
+	w2, p2 := build()
+	// Two slots each, so that both workers take a share of the burst.
+	f.run(w1, worker.Config{Concurrency: 2})
+	f.run(w2, worker.Config{Concurrency: 2})
+
+	ctx := ctxT(t, 20*time.Second)
+	startMinute := time.Now().Unix() / 60
+	burst := func(group string) []*bus.Result {
+		reqs := make([]*bus.Request, jobs)
+		for i := range reqs {
+			reqs[i] = userReq(fmt.Sprintf("%s-%d", group, i), fmt.Sprintf("prompt %d", i))
+			reqs[i].TimeoutMS = 1000
+		}
+		return f.submit(ctx, group, reqs...)
+	}
+	spill, strict := burst("spill"), burst("strict")
+	// A burst that straddles a minute boundary may use two minutes' worth.
+	windows := time.Now().Unix()/60 - startMinute + 1
+	t.Logf("jobs per worker: %d / %d; minute windows: %d", w1.jobs.Load(), w2.jobs.Load(), windows)
+	require.Positive(t, w1.jobs.Load(), "worker 1 took part")
+	require.Positive(t, w2.jobs.Load(), "worker 2 took part")
+
+	// spill: every job ends ok; a takes no more than its fleet-wide rpm.
+	aCalls := p1.spillA.Calls() + p2.spillA.Calls()
+	t.Logf("spill-a calls: worker 1 %d, worker 2 %d", p1.spillA.Calls(), p2.spillA.Calls())
+	onA := 0
+	for _, res := range spill {
+		requireOK(t, res)
+		if res.Deployment == "spill-a" {
+			onA++
+		}
+	}
+	require.LessOrEqual(t, aCalls, int64(rpm)*windows)
+	require.EqualValues(t, aCalls, onA)
+	require.EqualValues(t, jobs-onA, p1.spillB.Calls()+p2.spillB.Calls(), "the rest went to b")
+	if windows == 1 {
+		require.EqualValues(t, rpm, aCalls, "a is preferred while it has headroom")
+	}
+
+	// strict: the jobs over the limit fail rate_limited (retryable) without
+	// calling the deployment.
+	sCalls := p1.strict.Calls() + p2.strict.Calls()
+	ok := 0
+	for _, res := range strict {
+		if res.Status == bus.StatusOK {
+			ok++
+			continue
+		}
+		require.Equal(t, bus.CodeRateLimited, res.Error.Code, "%+v", res.Error)
+		require.True(t, res.Error.Retryable)
+		require.Empty(t, res.Attempts, "no call was made")
+	}
+	require.LessOrEqual(t, sCalls, int64(rpm)*windows)
+	require.EqualValues(t, sCalls, ok)
+	if windows == 1 {
+		require.Equal(t, rpm, ok)
+	}
+}
+
+// Issue 4: a job allowed N retries on one deployment makes exactly 1+N
+// upstream calls through the worker: no retries hidden in a provider, none
+// doubled by nesting, none added by JetStream redelivery.
+func TestFleetExactlyOnePlusNCalls(t *testing.T) {
+	t.Parallel()
+	f := newFleetEnv(t)
+	const retries = 3
+	down := mock.New(mock.Config{ErrorRate: map[string]float64{"unavailable": 1}})
+	flaky := mock.New(mock.Config{Tokens: 2, Script: []mock.Step{{Error: "unavailable"}, {Error: "timeout"}}})
+	noBreaker := policy.BreakerOptions{Disabled: true}
+	w := f.newWorker([]policy.Group{
+		{Name: "down", Options: quick(retries, noBreaker), Deployments: []policy.Deployment{{Name: "down", Model: "mock-1", Provider: down}}},
+		{Name: "flaky", Options: quick(retries, noBreaker), Deployments: []policy.Deployment{{Name: "flaky", Model: "mock-1", Provider: flaky}}},
+	}, false)
+	f.run(w, worker.Config{})
+	ctx := ctxT(t, 10*time.Second)
+
+	res := f.submit(ctx, "down", userReq("down-1", "hi"))[0]
+	require.Equal(t, bus.StatusError, res.Status)
+	require.Equal(t, bus.CodeProviderUnavailable, res.Error.Code, "%+v", res.Error)
+	require.Len(t, res.Attempts, 1+retries)
+	require.EqualValues(t, 1+retries, down.Calls())
+
+	res = f.submit(ctx, "flaky", userReq("flaky-1", "hi"))[0]
+	requireOK(t, res)
+	require.Len(t, res.Attempts, 3)
+	require.Equal(t, []string{"provider_unavailable", "timeout", ""}, []string{res.Attempts[0].ErrorCode, res.Attempts[1].ErrorCode, res.Attempts[2].ErrorCode})
+	require.EqualValues(t, 3, flaky.Calls(), "stops at the first success")
+
+	// Nothing comes back later: the failed job is answered and acked, not
+	// redelivered.
+	time.Sleep(300 * time.Millisecond)
+	require.EqualValues(t, 1+retries, down.Calls())
+	require.EqualValues(t, 2, w.jobs.Load())
+}
