@@ -52,6 +52,7 @@ func startFleet(t *testing.T, o fleetOpts) *fleet {
 		Streams:      bus.StreamsConfig{DurableEvents: o.durable},
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		UnknownSweep: 100 * time.Millisecond,
+		UnknownGrace: 10 * time.Millisecond,
 	}
 	if o.worker != nil {
 		o.worker(&cfg)
