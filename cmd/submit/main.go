@@ -52,6 +52,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		switch args[0] {
 		case "cancel":
 			return cmdCancel(ctx, args[1:], stderr)
+		case "bench":
+			return cmdBench(ctx, args[1:], stdout, stderr)
 		case "help", "-h", "--help":
 			usage(stderr)
 			return nil
@@ -64,6 +66,8 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   submit [flags] "prompt"        stream one prompt to a group (- reads the prompt from stdin)
   submit cancel <job-id>         cancel a queued or running job
+  submit bench [flags]           load-test a group: jobs/s, first-chunk and completion p50/p99
+  submit bench --compare         raw JetStream baseline vs Switchyard on this machine (make bench)
 
 Run "submit -h" after a subcommand for its flags. NATS_URL selects the server
 (default nats://127.0.0.1:4222, the worker's embedded server).

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/bench"
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+// cmdBench is `submit bench`: a load generator against any deployment, or
+// with --compare the benchmark behind `make bench`.
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "--helper" {
+		// A process started by --compare (NATS server, baseline consumer).
+		return bench.Helper(ctx, args[1:], stderr)
+	}
+	var (
+		group       string
+		jobs        int
+		rate        float64
+		concurrency int
+		promptBytes int
+		stream      bool
+		timeout     time.Duration
+		maxDuration time.Duration
+		encoding    string
+
+		compare    bool
+		sections   string
+		workerBin  string
+		streams    int
+		directJobs int
+		rateFor    time.Duration
+		workerConc int
+		warmup     int
+	)
+	fs := flag.NewFlagSet("submit bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `usage: submit bench [flags]            load-test a deployment (NATS_URL)
+       submit bench --compare [flags]  raw JetStream baseline vs Switchyard on this machine (make bench)
+
+Reports jobs/s, first-chunk latency (publish to first chunk event, measured
+here) and completion latency p50/p99, and errors by code.
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	for _, n := range []string{"g", "group"} {
+		fs.StringVar(&group, n, "demo", "model group")
+	}
+	fs.IntVar(&jobs, "n", 1000, "number of jobs (with --compare: jobs of each full-speed run, default 4000)")
+	fs.Float64Var(&rate, "rate", 0, "jobs started per second; 0 = as fast as possible with --concurrency in flight (with --compare: the fixed rate, default 1000)")
+	fs.IntVar(&concurrency, "concurrency", 64, "jobs in flight when --rate is 0")
+	fs.IntVar(&promptBytes, "prompt-bytes", 512, "size of each prompt in bytes")
+	fs.BoolVar(&stream, "stream", true, "ask for chunk events (--stream=false: result only, no first-chunk figures)")
+	fs.DurationVar(&timeout, "timeout", time.Minute, "bound on one job, counted by the client")
+	fs.DurationVar(&maxDuration, "max-duration", 10*time.Minute, "stop starting jobs after this long")
+	fs.StringVar(&encoding, "encoding", "msgpack", "wire encoding: msgpack or json")
+	fs.BoolVar(&compare, "compare", false, "run the local comparison: NATS server, baseline consumer and worker as child processes")
+	fs.StringVar(&sections, "sections", "abcd", "with --compare: a+b baseline vs Switchyard, c added latency over a direct OpenAI-compatible call, d 5,000 concurrent streams")
+	fs.StringVar(&workerBin, "worker-bin", "", "with --compare: worker binary (default: go build ./cmd/worker from the current directory)")
+	fs.IntVar(&streams, "streams", 5000, "with --compare: concurrent streams of section d")
+	fs.IntVar(&directJobs, "direct-jobs", 300, "with --compare: sequential calls of section c")
+	fs.DurationVar(&rateFor, "rate-for", 3*time.Second, "with --compare: length of each fixed-rate run")
+	fs.IntVar(&workerConc, "worker-concurrency", 256, "with --compare: SWITCHYARD_CONCURRENCY of the worker, and the baseline consumer's jobs in flight")
+	fs.IntVar(&warmup, "warmup", 300, "with --compare: jobs run before measuring each side")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{2, errors.New("")}
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return &exitError{2, fmt.Errorf("submit bench takes no arguments, got %q", fs.Args())}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	if compare {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		cfg := bench.CompareConfig{
+			Helper:            []string{self, "bench", "--helper"},
+			WorkerBin:         workerBin,
+			Sections:          sections,
+			Concurrency:       concurrency,
+			PromptBytes:       promptBytes,
+			RateFor:           rateFor,
+			WorkerConcurrency: workerConc,
+			Streams:           streams,
+			DirectJobs:        directJobs,
+			Warmup:            warmup,
+		}
+		if set["n"] {
+			cfg.Jobs = jobs
+		}
+		if set["rate"] {
+			cfg.Rate = rate
+		}
+		return bench.Compare(ctx, cfg, stdout)
+	}
+
+	if jobs < 1 || concurrency < 1 || rate < 0 || promptBytes < 1 {
+		return &exitError{2, errors.New("submit bench: -n, --concurrency and --prompt-bytes must be at least 1 and --rate not negative")}
+	}
+	enc := bus.Msgpack
+	switch encoding {
+	case "msgpack":
+	case "json":
+		enc = bus.JSON
+	default:
+		return &exitError{2, fmt.Errorf("--encoding %q: want msgpack or json", encoding)}
+	}
+	nc, env, err := connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	c, err := newClient(nc, env, enc)
+	if err != nil {
+		return err
+	}
+	lc := bench.LoadConfig{Jobs: jobs, Rate: rate, JobTimeout: timeout, MaxDuration: maxDuration}
+	mode := fmt.Sprintf("%.0f jobs/s", rate)
+	if rate == 0 {
+		lc.Concurrency = concurrency
+		mode = fmt.Sprintf("full speed, %d in flight", concurrency)
+	}
+	fmt.Fprintf(stderr, "bench: %d jobs to group %s (%s), %d-byte prompts, stream=%v, %s\n", jobs, group, mode, promptBytes, stream, enc)
+	rep, err := bench.Run(ctx, "group "+group, lc, bench.SwitchyardJob(c, group, bench.Prompt(promptBytes), stream, nil))
+	if err != nil {
+		return err
+	}
+	rep.Print(stdout)
+	if rep.OK == 0 {
+		return &exitError{1, errors.New("no job ended ok")}
+	}
+	return nil
+}

@@ -1,0 +1,520 @@
+package bench
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+// CompareConfig configures Compare. Every field but Helper has a default,
+// stated on the field; the defaults are sized for a 2-core machine and keep
+// the whole run under about two minutes.
+type CompareConfig struct {
+	// Helper is the command line that runs a helper process (see Helper)
+	// when the role and its flags are appended, e.g. the submit binary
+	// followed by "bench", "--helper". Required.
+	Helper []string
+	// WorkerBin is the worker binary. Empty: it is built from ModuleDir
+	// with `go build ./cmd/worker` into a temporary directory.
+	WorkerBin string
+	// ModuleDir is the repository root (default ".").
+	ModuleDir string
+	// Sections selects the parts to run, any of "abcd" (default all):
+	// a+b baseline vs Switchyard, c added latency over a direct call, d
+	// concurrent slow streams. The throughput ratio needs a and b.
+	Sections string
+
+	// Jobs is the number of jobs of each full-speed run (default 4000),
+	// Concurrency the jobs in flight then (default 64), and Warmup the jobs
+	// run before measuring each side (default 300).
+	Jobs, Concurrency, Warmup int
+	// Rate and RateFor shape the fixed-rate runs (default 1000 jobs/s for
+	// 3s).
+	Rate    float64
+	RateFor time.Duration
+	// PromptBytes is the size of each prompt (default 512) and Tokens the
+	// chunks of each answer (default 20).
+	PromptBytes, Tokens int
+	// WorkerConcurrency is SWITCHYARD_CONCURRENCY of the worker and the
+	// baseline consumer's jobs in flight (default 256).
+	WorkerConcurrency int
+
+	// DirectJobs is the number of sequential calls of section c (default
+	// 300); DirectRate and DirectFor shape its fixed-rate runs (default 300
+	// jobs/s for 3s).
+	DirectJobs int
+	DirectRate float64
+	DirectFor  time.Duration
+
+	// Streams is the number of concurrent slow streams of section d
+	// (default 5000), each StreamTokens chunks (default 200) StreamDelay
+	// apart (default 50ms).
+	Streams, StreamTokens int
+	StreamDelay           time.Duration
+}
+
+func (c CompareConfig) withDefaults() CompareConfig {
+	c.ModuleDir = cmp.Or(c.ModuleDir, ".")
+	c.Sections = cmp.Or(c.Sections, "abcd")
+	c.Jobs = cmp.Or(c.Jobs, 4000)
+	c.Concurrency = cmp.Or(c.Concurrency, 64)
+	c.Warmup = cmp.Or(c.Warmup, 300)
+	c.Rate = cmp.Or(c.Rate, 1000)
+	c.RateFor = cmp.Or(c.RateFor, 3*time.Second)
+	c.PromptBytes = cmp.Or(c.PromptBytes, 512)
+	c.Tokens = cmp.Or(c.Tokens, 20)
+	c.WorkerConcurrency = cmp.Or(c.WorkerConcurrency, 256)
+	c.DirectJobs = cmp.Or(c.DirectJobs, 300)
+	c.DirectRate = cmp.Or(c.DirectRate, 300)
+	c.DirectFor = cmp.Or(c.DirectFor, 3*time.Second)
+	c.Streams = cmp.Or(c.Streams, 5000)
+	c.StreamTokens = cmp.Or(c.StreamTokens, 200)
+	c.StreamDelay = cmp.Or(c.StreamDelay, 50*time.Millisecond)
+	return c
+}
+
+func (c CompareConfig) has(section byte) bool {
+	for i := range len(c.Sections) {
+		if c.Sections[i] == section {
+			return true
+		}
+	}
+	return false
+}
+
+// side is one measured run of one process: the load report and the
+// process's CPU time and peak RSS.
+type side struct {
+	rep     *Report
+	cpu     time.Duration // process CPU during the run
+	natsCPU time.Duration // NATS server CPU during the run
+	rss     int64         // process peak RSS after the run
+}
+
+func (s side) cpuPerJob() time.Duration {
+	if s.rep.OK == 0 {
+		return 0
+	}
+	return s.cpu / time.Duration(s.rep.OK)
+}
+
+// compare holds the state of one Compare run.
+type compare struct {
+	cfg  CompareConfig
+	out  io.Writer
+	dir  string
+	nats *Proc
+	url  string
+	nc   *nats.Conn
+	js   jetstream.JetStream
+}
+
+// Compare runs the benchmark and prints its figures to out. Its last line
+// is "throughput ratio: R" when sections a and b ran.
+func Compare(ctx context.Context, cfg CompareConfig, out io.Writer) (err error) {
+	cfg = cfg.withDefaults()
+	if len(cfg.Helper) == 0 {
+		return errors.New("bench: CompareConfig.Helper is required")
+	}
+	dir, err := os.MkdirTemp("", "switchyard-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	c := &compare{cfg: cfg, out: out, dir: dir}
+	if c.cfg.WorkerBin == "" {
+		fmt.Fprintln(out, "building the worker (go build ./cmd/worker) ...")
+		bin := filepath.Join(dir, "worker")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/worker")
+		cmd.Dir = cfg.ModuleDir
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("bench: build worker: %w\n%s", err, b)
+		}
+		c.cfg.WorkerBin = bin
+	}
+	if err := c.startNATS(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		c.nc.Close()
+		c.nats.Stop(10 * time.Second)
+	}()
+	fmt.Fprintf(out, "machine: %d CPUs (shared: other processes may be loading it); NATS server, worker and baseline consumer are separate processes\n", numCPU())
+
+	var base, sy [2]side
+	if cfg.has('a') {
+		if base, err = c.baseline(ctx); err != nil {
+			return err
+		}
+	}
+	if cfg.has('b') || cfg.has('c') {
+		var err error
+		sy, err = c.switchyard(ctx)
+		if err != nil {
+			return err
+		}
+	}
+	if cfg.has('d') {
+		if err := c.streams(ctx); err != nil {
+			return err
+		}
+	}
+	if cfg.has('a') && cfg.has('b') {
+		c.summary(base, sy)
+	}
+	return nil
+}
+
+func numCPU() int {
+	b, err := os.ReadFile("/sys/fs/cgroup/cpu.max")
+	if err == nil {
+		var quota, period int
+		if n, _ := fmt.Sscanf(string(b), "%d %d", &quota, &period); n == 2 && period > 0 {
+			return max(1, quota/period)
+		}
+	}
+	return runtime.NumCPU()
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func (c *compare) helper(name string, args ...string) (*Proc, error) {
+	full := append(append([]string{}, c.cfg.Helper[1:]...), args...)
+	return StartProc(name, c.cfg.Helper[0], full, nil)
+}
+
+func (c *compare) startNATS(ctx context.Context) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	p, err := c.helper("nats-server", "nats", "-addr", addr, "-store", filepath.Join(c.dir, "js"))
+	if err != nil {
+		return err
+	}
+	c.nats, c.url = p, "nats://"+addr
+	err = p.WaitFor(ctx, 20*time.Second, "client port", func() bool {
+		nc, err := nats.Connect(c.url, nats.Name("bench-client"))
+		if err != nil {
+			return false
+		}
+		c.nc = nc
+		return true
+	})
+	if err != nil {
+		p.Stop(time.Second)
+		return err
+	}
+	c.js, err = jetstream.New(c.nc)
+	return err
+}
+
+// consumerReady waits until a consumer has a pull request waiting, i.e. its
+// process consumes.
+func (c *compare) consumerReady(ctx context.Context, p *Proc, stream, consumer string) error {
+	return p.WaitFor(ctx, 30*time.Second, "pull request on "+stream+"/"+consumer, func() bool {
+		cons, err := c.js.Consumer(ctx, stream, consumer)
+		if err != nil {
+			return false
+		}
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumWaiting > 0
+	})
+}
+
+// measure runs a load against a process and reads its CPU and RSS.
+func (c *compare) measure(ctx context.Context, p *Proc, name string, lc LoadConfig, fn JobFunc) (side, error) {
+	cpu0, err := p.CPU()
+	if err != nil {
+		return side{}, err
+	}
+	ncpu0, err := c.nats.CPU()
+	if err != nil {
+		return side{}, err
+	}
+	rep, err := Run(ctx, name, lc, fn)
+	if err != nil {
+		return side{}, err
+	}
+	cpu1, err := p.CPU()
+	if err != nil {
+		return side{}, err
+	}
+	ncpu1, err := c.nats.CPU()
+	if err != nil {
+		return side{}, err
+	}
+	rss, err := p.PeakRSS()
+	if err != nil {
+		return side{}, err
+	}
+	s := side{rep: rep, cpu: cpu1 - cpu0, natsCPU: ncpu1 - ncpu0, rss: rss}
+	rep.Print(c.out)
+	fmt.Fprintf(c.out, "  %s CPU %s (%s/job), NATS server CPU %s (%s/job), %s peak RSS %s\n",
+		p.Name, s.cpu.Round(time.Millisecond), s.cpuPerJob(), s.natsCPU.Round(time.Millisecond), perJob(s.natsCPU, rep.OK), p.Name, mib(rss))
+	if rep.Failed() > 0 {
+		fmt.Fprintf(c.out, "  WARNING: %d jobs failed\n", rep.Failed())
+	}
+	return s, nil
+}
+
+func perJob(d time.Duration, n int) time.Duration {
+	if n == 0 {
+		return 0
+	}
+	return d / time.Duration(n)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// loads returns the full-speed and fixed-rate load configs of sections a and b.
+func (c *compare) loads() (full, rate LoadConfig) {
+	full = LoadConfig{Jobs: c.cfg.Jobs, Concurrency: c.cfg.Concurrency, JobTimeout: 30 * time.Second, MaxDuration: time.Minute}
+	n := int(c.cfg.Rate * c.cfg.RateFor.Seconds())
+	rate = LoadConfig{Jobs: max(n, 1), Rate: c.cfg.Rate, JobTimeout: 30 * time.Second, MaxDuration: c.cfg.RateFor + 5*time.Second}
+	return full, rate
+}
+
+func (c *compare) baseline(ctx context.Context) ([2]side, error) {
+	var res [2]side
+	fmt.Fprintf(c.out, "\n== (a) raw JetStream baseline: %d-byte request to a work-queue stream, consumer publishes %d chunks + 1 stored result, acks\n", c.cfg.PromptBytes, c.cfg.Tokens)
+	if err := ProvisionBaseline(ctx, c.js); err != nil {
+		return res, err
+	}
+	p, err := c.helper("baseline consumer", "baseline", "-nats", c.url, "-concurrency", strconv.Itoa(c.cfg.WorkerConcurrency), "-tokens", strconv.Itoa(c.cfg.Tokens))
+	if err != nil {
+		return res, err
+	}
+	defer p.Stop(10 * time.Second)
+	if err := c.consumerReady(ctx, p, BaselineRequests, baselineConsumer); err != nil {
+		return res, err
+	}
+	fn, err := BaselineJob(c.nc, c.cfg.PromptBytes)
+	if err != nil {
+		return res, err
+	}
+	if _, err := Run(ctx, "warm-up", LoadConfig{Jobs: c.cfg.Warmup, Concurrency: c.cfg.Concurrency}, fn); err != nil {
+		return res, err
+	}
+	full, rate := c.loads()
+	if res[0], err = c.measure(ctx, p, "baseline full speed", full, fn); err != nil {
+		return res, err
+	}
+	if res[1], err = c.measure(ctx, p, fmt.Sprintf("baseline at %.0f jobs/s", c.cfg.Rate), rate, fn); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// startWorker starts a worker on the given model file.
+func (c *compare) startWorker(ctx context.Context, name, models string, concurrency int, groups ...string) (*Proc, error) {
+	path := filepath.Join(c.dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(models), 0o600); err != nil {
+		return nil, err
+	}
+	metrics, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p, err := StartProc(name, c.cfg.WorkerBin, nil, []string{
+		"NATS_URL=" + c.url,
+		"SWITCHYARD_CONFIG=" + path,
+		"SWITCHYARD_CONCURRENCY=" + strconv.Itoa(concurrency),
+		"SWITCHYARD_METRICS_ADDR=" + metrics,
+		"SWITCHYARD_DATA_DIR=" + filepath.Join(c.dir, name+"-data"),
+		"LOG_LEVEL=warn",
+		"LOG_FORMAT=text",
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range groups {
+		if err := c.consumerReady(ctx, p, bus.StreamRequests, bus.ConsumerName(g)); err != nil {
+			p.Stop(5 * time.Second)
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (c *compare) switchyard(ctx context.Context) ([2]side, error) {
+	var res [2]side
+	var sse *SSEServer
+	models := fmt.Sprintf(`
+groups:
+  bench:
+    deployments:
+      - name: mock
+        provider: mock
+        model: mock-1
+        mock: {tokens: %d}
+`, c.cfg.Tokens)
+	groups := []string{"bench"}
+	if c.cfg.has('c') {
+		var err error
+		if sse, err = StartSSEServer(c.cfg.Tokens); err != nil {
+			return res, err
+		}
+		defer sse.Close()
+		models += fmt.Sprintf(`
+  oai:
+    deployments:
+      - name: local-openai
+        provider: openai
+        base_url: %s
+        api_key: sk-bench
+        model: gpt-4o-mini
+`, sse.URL)
+		groups = append(groups, "oai")
+	}
+	p, err := c.startWorker(ctx, "worker", models, c.cfg.WorkerConcurrency, groups...)
+	if err != nil {
+		return res, err
+	}
+	defer p.Stop(30 * time.Second)
+	client, err := bus.NewClient(c.nc)
+	if err != nil {
+		return res, err
+	}
+	prompt := Prompt(c.cfg.PromptBytes)
+
+	if c.cfg.has('b') {
+		fmt.Fprintf(c.out, "\n== (b) Switchyard: bus client -> worker -> mock provider (zero delay, %d tokens), %d-byte prompt, msgpack\n", c.cfg.Tokens, c.cfg.PromptBytes)
+		fn := SwitchyardJob(client, "bench", prompt, true, nil)
+		if _, err := Run(ctx, "warm-up", LoadConfig{Jobs: c.cfg.Warmup, Concurrency: c.cfg.Concurrency}, fn); err != nil {
+			return res, err
+		}
+		full, rate := c.loads()
+		if res[0], err = c.measure(ctx, p, "switchyard full speed", full, fn); err != nil {
+			return res, err
+		}
+		if res[1], err = c.measure(ctx, p, fmt.Sprintf("switchyard at %.0f jobs/s", c.cfg.Rate), rate, fn); err != nil {
+			return res, err
+		}
+	}
+	if c.cfg.has('c') {
+		if err := c.direct(ctx, p, client, sse, prompt); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func (c *compare) direct(ctx context.Context, p *Proc, client *bus.Client, sse *SSEServer, prompt string) error {
+	fmt.Fprintf(c.out, "\n== (c) added latency: local OpenAI-compatible SSE server (%d chunks, no delay), direct openai-go call vs through Switchyard (provider openai)\n", c.cfg.Tokens)
+	direct := DirectJob(sse.URL, "gpt-4o-mini", prompt)
+	via := SwitchyardJob(client, "oai", prompt, true, nil)
+	warm := LoadConfig{Jobs: min(c.cfg.Warmup, 100), Concurrency: 4}
+	if _, err := Run(ctx, "warm-up", warm, direct); err != nil {
+		return err
+	}
+	if _, err := Run(ctx, "warm-up", warm, via); err != nil {
+		return err
+	}
+	seq := LoadConfig{Jobs: c.cfg.DirectJobs, Concurrency: 1, JobTimeout: 10 * time.Second, MaxDuration: time.Minute}
+	n := int(c.cfg.DirectRate * c.cfg.DirectFor.Seconds())
+	rate := LoadConfig{Jobs: max(n, 1), Rate: c.cfg.DirectRate, JobTimeout: 10 * time.Second, MaxDuration: c.cfg.DirectFor + 5*time.Second}
+	for _, run := range []struct {
+		name string
+		lc   LoadConfig
+	}{{"sequential", seq}, {fmt.Sprintf("at %.0f jobs/s", c.cfg.DirectRate), rate}} {
+		d, err := Run(ctx, "direct "+run.name, run.lc, direct)
+		if err != nil {
+			return err
+		}
+		d.Print(c.out)
+		s, err := c.measure(ctx, p, "switchyard "+run.name, run.lc, via)
+		if err != nil {
+			return err
+		}
+		for _, q := range []float64{.5, .99} {
+			fmt.Fprintf(c.out, "  TTFT p%-2.0f direct %s  via Switchyard %s  added %s\n", q*100,
+				ms(d.FirstChunk.Quantile(q)), ms(s.rep.FirstChunk.Quantile(q)), ms(s.rep.FirstChunk.Quantile(q)-d.FirstChunk.Quantile(q)))
+		}
+		fmt.Fprintf(c.out, "  worker CPU per job %s (target <= 0.2ms)\n", ms(s.cpuPerJob()))
+	}
+	return nil
+}
+
+func (c *compare) streams(ctx context.Context) error {
+	n := c.cfg.Streams
+	fmt.Fprintf(c.out, "\n== (d) %d concurrent streams, %d chunks each %s apart (mock), one worker with SWITCHYARD_CONCURRENCY=%d\n", n, c.cfg.StreamTokens, c.cfg.StreamDelay, n)
+	models := fmt.Sprintf(`
+groups:
+  slow:
+    deployments:
+      - name: mock-slow
+        provider: mock
+        model: mock-1
+        mock: {tokens: %d, chunk_delay: %s}
+`, c.cfg.StreamTokens, c.cfg.StreamDelay)
+	p, err := c.startWorker(ctx, "worker-streams", models, n, "slow")
+	if err != nil {
+		return err
+	}
+	defer p.Stop(30 * time.Second)
+	client, err := bus.NewClient(c.nc)
+	if err != nil {
+		return err
+	}
+	// Each job's goroutine writes only its own slot, so no lock is needed.
+	last := make([]time.Time, n)
+	lag := NewHistogram()
+	onChunk := func(i int, at time.Time) {
+		if !last[i].IsZero() {
+			lag.Record(max(at.Sub(last[i])-c.cfg.StreamDelay, 0))
+		}
+		last[i] = at
+	}
+	fn := SwitchyardJob(client, "slow", Prompt(c.cfg.PromptBytes), true, onChunk)
+	expect := time.Duration(c.cfg.StreamTokens) * c.cfg.StreamDelay
+	lc := LoadConfig{Jobs: n, Concurrency: n, JobTimeout: expect + time.Minute, MaxDuration: time.Minute}
+	s, err := c.measure(ctx, p, "streams", lc, fn)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "  chunk lag (gap between chunks minus %s) over %d gaps: p50 %s  p99 %s  max %s (target p99 < 50ms)\n",
+		c.cfg.StreamDelay, lag.Count(), ms(lag.Quantile(.5)), ms(lag.Quantile(.99)), ms(lag.Max()))
+	fmt.Fprintf(c.out, "  worker peak RSS %s (target < 1 GiB)\n", mib(s.rss))
+	return nil
+}
+
+func (c *compare) summary(base, sy [2]side) {
+	fmt.Fprintf(c.out, "\n== summary (b / a)\n")
+	fmt.Fprintf(c.out, "%-26s %10s %12s %12s %14s %12s\n", "", "jobs/s", "1st chunk p50", "p99", "worker CPU/job", "peak RSS")
+	row := func(name string, s side) {
+		fmt.Fprintf(c.out, "%-26s %10.1f %12s %12s %14s %12s\n", name, s.rep.JobsPerSec(), ms(s.rep.FirstChunk.Quantile(.5)), ms(s.rep.FirstChunk.Quantile(.99)), ms(s.cpuPerJob()), mib(s.rss))
+	}
+	row("baseline full speed", base[0])
+	row("switchyard full speed", sy[0])
+	row(fmt.Sprintf("baseline %.0f/s", c.cfg.Rate), base[1])
+	row(fmt.Sprintf("switchyard %.0f/s", c.cfg.Rate), sy[1])
+	fmt.Fprintf(c.out, "first-chunk p99 at %.0f jobs/s: switchyard - baseline = %s (target <= 0.5ms)\n", c.cfg.Rate,
+		ms(sy[1].rep.FirstChunk.Quantile(.99)-base[1].rep.FirstChunk.Quantile(.99)))
+	ratio := 0.0
+	if a := base[0].rep.JobsPerSec(); a > 0 {
+		ratio = sy[0].rep.JobsPerSec() / a
+	}
+	fmt.Fprintf(c.out, "throughput ratio: %.2f\n", ratio)
+}
