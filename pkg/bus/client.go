@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Client publishes jobs and reads their events and results. It is safe for
@@ -18,6 +20,10 @@ type Client struct {
 	js   jetstream.JetStream
 	subj Subjects
 	enc  Encoding
+
+	noObjects bool
+	objMu     sync.Mutex
+	objs      jetstream.ObjectStore // created on first use
 }
 
 // ClientOption configures a Client.
@@ -47,7 +53,8 @@ func NewClient(nc *nats.Conn, opts ...ClientOption) (*Client, error) {
 // Subjects returns the client's subject names.
 func (c *Client) Subjects() Subjects { return c.subj }
 
-// ErrTooLarge is returned when a request does not fit in one NATS message.
+// ErrTooLarge is returned when a request does not fit in one NATS message
+// (and the client was made WithoutObjectStore).
 var ErrTooLarge = &Error{Code: CodeTooLarge, Message: "request larger than the server's max payload"}
 
 // Job is a published job whose events and result can be read.
@@ -65,7 +72,9 @@ type Job struct {
 // Publish publishes req to group and returns the job, subscribed to its
 // reply subjects before publication so that no event is missed. The caller
 // must read it to the end with Next or call Close. req.ID is set to a new
-// UUIDv7 when empty.
+// UUIDv7 when empty. A request larger than the server's max payload is put
+// in the Object Store (bucket LLM_OBJECTS) and referenced from the job with
+// the Llm-Object header, unless the client was made WithoutObjectStore.
 func (c *Client) Publish(ctx context.Context, group string, req *Request) (*Job, error) {
 	if !ValidGroup(group) {
 		return nil, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("invalid group name %q", group)}
@@ -90,9 +99,16 @@ func (c *Client) Publish(ctx context.Context, group string, req *Request) (*Job,
 	msg := nats.NewMsg(c.subj.Request(group))
 	msg.Header.Set(HeaderMsgID, req.ID)
 	msg.Header.Set(HeaderContentType, c.enc.ContentType())
+	// Continue the caller's trace, if ctx carries one (W3C traceparent).
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(msg.Header))
 	msg.Data = body
-	if mp := c.nc.MaxPayload(); mp > 0 && int64(len(body)+256) > mp {
-		return nil, ErrTooLarge
+	if mp := c.nc.MaxPayload(); mp > 0 && int64(len(body)+payloadHeadroom) > mp {
+		if c.noObjects {
+			return nil, ErrTooLarge
+		}
+		if err := c.objectMsg(ctx, msg, req, body); err != nil {
+			return nil, err
+		}
 	}
 	sub, err := c.nc.SubscribeSync(reply + ".>")
 	if err != nil {
@@ -104,6 +120,9 @@ func (c *Client) Publish(ctx context.Context, group string, req *Request) (*Job,
 	ack, err := c.js.PublishMsg(ctx, msg)
 	if err != nil {
 		_ = sub.Unsubscribe()
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return nil, ErrTooLarge
+		}
 		return nil, fmt.Errorf("bus: publish job %s: %w", req.ID, err)
 	}
 	return &Job{ID: req.ID, Reply: reply, Duplicate: ack.Duplicate, c: c, sub: sub}, nil
