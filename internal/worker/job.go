@@ -60,6 +60,9 @@ func (j *job) run() {
 	data := j.msg.Data()
 	j.enc = bus.Detect(h, data)
 	decErr := j.enc.Unmarshal(data, &j.req)
+	if decErr == nil && h.Get(bus.HeaderObject) != "" {
+		decErr = j.resolveObject(h)
+	}
 	j.identify(h, meta)
 
 	switch {
@@ -318,6 +321,7 @@ func (j *job) finish(res *bus.Result, out *policy.Outcome) {
 	if err := j.msg.Ack(); err != nil {
 		w.log.Warn("ack failed (the result is stored; a redelivery will not duplicate it)", slog.String("job", j.id), slog.Any("error", err))
 	}
+	j.dropObject()
 	attrs := []slog.Attr{
 		slog.String("job", j.id), slog.String("group", res.Group), slog.String("status", string(res.Status)),
 		slog.String("deployment", res.Deployment), slog.Int("attempts", len(res.Attempts)), slog.Int("delivery", j.attempt),

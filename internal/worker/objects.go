@@ -1,0 +1,43 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+// resolveObject replaces the request decoded from a small message that
+// references a large body (header Llm-Object) with the body read from the
+// Object Store. The small message's id and reply still name the job if the
+// object cannot be read.
+func (j *job) resolveObject(h nats.Header) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	body, err := bus.RequestBody(ctx, j.w.js, h, j.msg.Data())
+	if err != nil {
+		return err
+	}
+	var req bus.Request
+	if err := j.enc.Unmarshal(body, &req); err != nil {
+		return err
+	}
+	j.req = req
+	return nil
+}
+
+// dropObject deletes the large body of a finished job, if it had one.
+func (j *job) dropObject() {
+	h := j.msg.Headers()
+	if h.Get(bus.HeaderObject) == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bus.DeleteRequestObject(ctx, j.w.js, h); err != nil {
+		j.w.log.Warn("large request object not deleted (its TTL will)", slog.String("job", j.id), slog.Any("error", err))
+	}
+}
