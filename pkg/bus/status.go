@@ -1,0 +1,116 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// FleetStatus is a snapshot of a Switchyard deployment, read from JetStream.
+type FleetStatus struct {
+	Streams []StreamStatus `json:"streams"`
+	Groups  []GroupStatus  `json:"groups"`
+	// DLQ is the number of dead letters kept.
+	DLQ uint64 `json:"dlq"`
+}
+
+// StreamStatus describes one stream.
+type StreamStatus struct {
+	Name      string   `json:"name"`
+	Subjects  []string `json:"subjects"`
+	Messages  uint64   `json:"messages"`
+	Bytes     uint64   `json:"bytes"`
+	Consumers int      `json:"consumers"`
+	// Missing is set when the stream does not exist (no worker has
+	// provisioned it yet).
+	Missing bool `json:"missing,omitempty"`
+}
+
+// GroupStatus describes the queue of one model group: its durable consumer.
+type GroupStatus struct {
+	Group    string `json:"group"`
+	Consumer string `json:"consumer"`
+	// Pending jobs are queued, not yet delivered to a worker.
+	Pending uint64 `json:"pending"`
+	// InFlight jobs are delivered and not yet acked (running).
+	InFlight int `json:"in_flight"`
+	// Redelivered jobs are in flight for the second time or more.
+	Redelivered int `json:"redelivered"`
+	// Waiting is the number of pull requests waiting for jobs: workers with
+	// free slots (a worker has at most one per group at a time).
+	Waiting int `json:"waiting"`
+	// LastDelivered is when a job was last handed to a worker.
+	LastDelivered *time.Time `json:"last_delivered,omitempty"`
+	// DLQ is the number of this group's dead letters.
+	DLQ uint64 `json:"dlq"`
+}
+
+// Status reads the streams' sizes and each group's consumer counters.
+func (c *Client) Status(ctx context.Context) (*FleetStatus, error) {
+	st := &FleetStatus{}
+	dlqBy := map[string]uint64{}
+	for _, name := range []string{StreamRequests, StreamResults, StreamDLQ, "OBJ_" + BucketObjects} {
+		s, err := c.js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			if name != "OBJ_"+BucketObjects { // created on demand
+				st.Streams = append(st.Streams, StreamStatus{Name: name, Missing: true})
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bus: stream %s: %w", name, err)
+		}
+		var info *jetstream.StreamInfo
+		if name == StreamDLQ {
+			info, err = s.Info(ctx, jetstream.WithSubjectFilter(c.subj.DLQs()))
+		} else {
+			info, err = s.Info(ctx)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bus: stream %s: %w", name, err)
+		}
+		st.Streams = append(st.Streams, StreamStatus{
+			Name: name, Subjects: info.Config.Subjects, Messages: info.State.Msgs,
+			Bytes: info.State.Bytes, Consumers: info.State.Consumers,
+		})
+		if name == StreamDLQ {
+			st.DLQ = info.State.Msgs
+			prefix := strings.TrimSuffix(c.subj.DLQs(), ">")
+			for subj, n := range info.State.Subjects {
+				dlqBy[strings.TrimPrefix(subj, prefix)] += n
+			}
+		}
+		if name != StreamRequests {
+			continue
+		}
+		lister := s.ListConsumers(ctx)
+		for ci := range lister.Info() {
+			g, ok := strings.CutPrefix(ci.Name, ConsumerName(""))
+			if !ok {
+				continue
+			}
+			gs := GroupStatus{
+				Group: g, Consumer: ci.Name, Pending: ci.NumPending, InFlight: ci.NumAckPending,
+				Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting,
+			}
+			if ci.Delivered.Last != nil {
+				t := *ci.Delivered.Last
+				gs.LastDelivered = &t
+			}
+			st.Groups = append(st.Groups, gs)
+		}
+		if err := lister.Err(); err != nil {
+			return nil, fmt.Errorf("bus: consumers of %s: %w", name, err)
+		}
+	}
+	for i := range st.Groups {
+		st.Groups[i].DLQ = dlqBy[st.Groups[i].Group]
+	}
+	slices.SortFunc(st.Groups, func(a, b GroupStatus) int { return strings.Compare(a.Group, b.Group) })
+	return st, nil
+}

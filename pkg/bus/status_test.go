@@ -1,0 +1,46 @@
+package bus_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+func TestStatusCountsStreamsGroupsAndDeadLetters(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, fleetOpts{})
+	ctx := ctxT(t, 20*time.Second)
+	for _, id := range []string{"s-1", "s-2", "s-3"} {
+		_, err := f.client.Submit(ctx, "demo", userReq(id, "hi"))
+		require.NoError(t, err)
+	}
+	// Undecodable: dead-lettered by the worker.
+	require.NoError(t, f.nc.Publish("llm.req.demo", []byte{0xc1}))
+
+	var st *bus.FleetStatus
+	require.Eventually(t, func() bool {
+		var err error
+		st, err = f.client.Status(ctx)
+		require.NoError(t, err)
+		return st.DLQ == 1
+	}, 10*time.Second, 50*time.Millisecond)
+	byName := map[string]bus.StreamStatus{}
+	for _, s := range st.Streams {
+		byName[s.Name] = s
+	}
+	require.EqualValues(t, 3, byName[bus.StreamResults].Messages)
+	require.Positive(t, byName[bus.StreamResults].Bytes)
+	require.EqualValues(t, 0, byName[bus.StreamRequests].Messages, "a work queue drops acked jobs")
+	require.Equal(t, 1, byName[bus.StreamRequests].Consumers)
+	require.Len(t, st.Groups, 1)
+	g := st.Groups[0]
+	require.Equal(t, "demo", g.Group)
+	require.EqualValues(t, 0, g.Pending)
+	require.Equal(t, 0, g.InFlight)
+	require.EqualValues(t, 1, g.DLQ)
+	require.Positive(t, g.Waiting, "the idle worker has a pull request waiting")
+	require.NotNil(t, g.LastDelivered)
+}
