@@ -52,6 +52,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		switch args[0] {
 		case "cancel":
 			return cmdCancel(ctx, args[1:], stderr)
+		case "batch":
+			return cmdBatch(ctx, args[1:], stdout, stderr)
+		case "watch":
+			return cmdWatch(ctx, args[1:], stdout, stderr)
+		case "status":
+			return cmdStatus(ctx, args[1:], stdout, stderr)
 		case "bench":
 			return cmdBench(ctx, args[1:], stdout, stderr)
 		case "help", "-h", "--help":
@@ -66,6 +72,11 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   submit [flags] "prompt"        stream one prompt to a group (- reads the prompt from stdin)
   submit cancel <job-id>         cancel a queued or running job
+  submit batch IN.jsonl -o OUT.jsonl [-g group] [--concurrency N] [--format openai|anthropic]
+                                 run an OpenAI or Anthropic batch file; re-running resumes
+  submit watch <job-id> [--from-seq N]
+                                 replay and follow a job's token stream (durable events)
+  submit status [--json]         streams, consumers per group, in flight, redeliveries, DLQ, workers
   submit bench [flags]           load-test a group: jobs/s, first-chunk and completion p50/p99
   submit bench --compare         raw JetStream baseline vs Switchyard on this machine (make bench)
 

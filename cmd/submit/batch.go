@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+// maxReportedInvalid bounds the invalid lines listed on stderr; all of them
+// are in the output file anyway.
+const maxReportedInvalid = 20
+
+func cmdBatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("submit batch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		outPath, group, format, batchID, encoding string
+		conc                                      int
+	)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: submit batch IN.jsonl -o OUT.jsonl [flags]
+
+Runs every line of IN.jsonl as a job and writes one result line per input line
+to OUT.jsonl, in completion order (each line carries its custom_id).
+Input: OpenAI Batch API lines {custom_id, method, url, body} (the body's model
+names the group unless -g is given), or Anthropic Message Batches lines
+{custom_id, params}; the output is in the same vendor's results format.
+Re-running the same file (or --batch-id) after a crash does not run finished
+lines again: their results are read back from LLM_RESULTS (kept 24h).
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&outPath, "o", "", "output file (- for stdout); required")
+	for _, n := range []string{"g", "group"} {
+		fs.StringVar(&group, n, "", "model group of every line (default: each line's model)")
+	}
+	fs.IntVar(&conc, "concurrency", 64, "jobs in flight at most")
+	fs.StringVar(&format, "format", "", "input/output format: openai or anthropic (default: detected from the first line)")
+	fs.StringVar(&batchID, "batch-id", "", "batch id that job ids derive from (default: a hash of the input's path and content)")
+	fs.StringVar(&encoding, "encoding", "msgpack", "wire encoding: msgpack or json")
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return &exitError{2, errors.New("")}
+	}
+	if len(pos) != 1 || outPath == "" {
+		fs.Usage()
+		return &exitError{2, errors.New("")}
+	}
+	switch bus.BatchFormat(format) {
+	case "", bus.BatchOpenAI, bus.BatchAnthropic:
+	default:
+		return &exitError{2, fmt.Errorf("--format %q: want openai or anthropic", format)}
+	}
+	if group != "" && !bus.ValidGroup(group) {
+		return &exitError{2, fmt.Errorf("-g %q: not a group name (one token of [a-z0-9_-])", group)}
+	}
+	if conc < 1 {
+		return &exitError{2, fmt.Errorf("--concurrency %d: want at least 1", conc)}
+	}
+	enc, err := parseEncoding(encoding)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	in, err := os.ReadFile(pos[0])
+	if err != nil {
+		return err
+	}
+	if batchID == "" {
+		abs, err := filepath.Abs(pos[0])
+		if err != nil {
+			return err
+		}
+		batchID = bus.BatchIDFor(abs, in)
+	} else if !bus.ValidBatchID(batchID) {
+		return &exitError{2, fmt.Errorf("--batch-id %q: at most 80 of [A-Za-z0-9_=/-]", batchID)}
+	}
+
+	var out io.Writer = stdout
+	if outPath != "-" {
+		f, err := os.Create(outPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		out = f
+	}
+	bw := bufio.NewWriterSize(out, 64<<10)
+
+	nc, env, err := connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	c, err := newClient(nc, env, enc)
+	if err != nil {
+		return err
+	}
+
+	total := countLines(in)
+	bar := newBatchBar(total, stderr)
+	reader := &bus.BatchReader{Format: bus.BatchFormat(format), Group: group}
+	var ok, failed, invalid int
+	start := time.Now()
+	st, runErr := c.RunBatch(ctx, bus.BatchConfig{ID: batchID, Concurrency: conc}, reader.Items(bytes.NewReader(in)), func(o *bus.BatchOutcome) error {
+		line, err := bus.MarshalBatchLine(reader.Format, o)
+		if err != nil {
+			return err
+		}
+		bw.Write(line)
+		if err := bw.WriteByte('\n'); err != nil {
+			return fmt.Errorf("write %s: %w", outPath, err)
+		}
+		if o.OK() {
+			ok++
+		} else {
+			failed++
+		}
+		if o.Item.Err != nil {
+			invalid++
+			if invalid <= maxReportedInvalid {
+				bar.clear()
+				fmt.Fprintf(stderr, "invalid: %s\n", o.Item.Err.(*bus.Error).Message)
+			}
+		}
+		bar.add(ok, failed)
+		return nil
+	})
+	bar.finish()
+	flushErr := bw.Flush()
+	if invalid > maxReportedInvalid {
+		fmt.Fprintf(stderr, "... and %d more invalid lines (see the output)\n", invalid-maxReportedInvalid)
+	}
+	el := time.Since(start)
+	fmt.Fprintf(stderr, "%d of %d lines: %d ok, %d failed (%d invalid), %d read back from earlier runs · %s · %.0f lines/s · batch %s · format %s\n",
+		st.Lines, total, st.OK, st.Failed, st.Invalid, st.Stored, el.Round(time.Millisecond), float64(st.Lines)/max(el.Seconds(), 1e-3), batchID, reader.Format)
+	switch {
+	case errors.Is(runErr, context.Canceled):
+		return &exitError{130, fmt.Errorf("interrupted; published jobs go on: run the same command again to collect them")}
+	case runErr != nil:
+		return runErr
+	case flushErr != nil:
+		return fmt.Errorf("write %s: %w", outPath, flushErr)
+	case st.Failed > 0:
+		return &exitError{1, fmt.Errorf("%d of %d lines failed", st.Failed, st.Lines)}
+	}
+	return nil
+}
+
+func parseEncoding(s string) (bus.Encoding, error) {
+	switch s {
+	case "msgpack":
+		return bus.Msgpack, nil
+	case "json":
+		return bus.JSON, nil
+	}
+	return bus.Msgpack, fmt.Errorf("--encoding %q: want msgpack or json", s)
+}
+
+// countLines counts the non-blank lines, the batch's items.
+func countLines(b []byte) int {
+	n := 0
+	for len(b) > 0 {
+		line, rest, _ := bytes.Cut(b, []byte{'\n'})
+		if len(bytes.TrimSpace(line)) > 0 {
+			n++
+		}
+		b = rest
+	}
+	return n
+}
+
+// batchBar is a progress bar on a terminal and nothing elsewhere.
+type batchBar struct {
+	bar *progressbar.ProgressBar
+}
+
+func newBatchBar(total int, w io.Writer) *batchBar {
+	fd, isFile := w.(*os.File)
+	if !isFile || !term.IsTerminal(int(fd.Fd())) {
+		return &batchBar{}
+	}
+	return &batchBar{bar: progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("ok 0 · failed 0"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("lines"),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionFullWidth(),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)}
+}
+
+func (b *batchBar) add(ok, failed int) {
+	if b.bar == nil {
+		return
+	}
+	b.bar.Describe(fmt.Sprintf("ok %d · failed %d", ok, failed))
+	_ = b.bar.Add(1)
+}
+
+func (b *batchBar) clear() {
+	if b.bar != nil {
+		_ = b.bar.Clear()
+	}
+}
+
+func (b *batchBar) finish() {
+	if b.bar != nil {
+		_ = b.bar.Finish()
+	}
+}
