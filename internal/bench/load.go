@@ -21,6 +21,10 @@ type Outcome struct {
 	// Code is empty for a job that ended ok, else its error code
 	// (bus.ErrorCode values, or "transport" / "timeout" seen by the client).
 	Code string
+	// Queued is the time the job waited in the stream before a worker
+	// picked it up, as the worker reports it (millisecond resolution);
+	// zero when unknown.
+	Queued time.Duration
 }
 
 // Codes the runner itself gives to jobs that did not end with a result.
@@ -73,6 +77,9 @@ type Report struct {
 	// FirstChunk is publication to first chunk; Completion is publication
 	// to result.
 	FirstChunk, Completion *Histogram
+	// Queued is the worker-reported wait in the stream, for jobs that
+	// report one.
+	Queued *Histogram
 }
 
 // JobsPerSec is the rate of jobs that ended ok.
@@ -104,6 +111,9 @@ func (r *Report) Print(w io.Writer) {
 	if r.Completion.Count() > 0 {
 		fmt.Fprintf(w, "  completion   p50 %s  p99 %s  max %s\n", ms(r.Completion.Quantile(.5)), ms(r.Completion.Quantile(.99)), ms(r.Completion.Max()))
 	}
+	if r.Queued.Count() > 0 {
+		fmt.Fprintf(w, "  queued       p50 %s  p99 %s  max %s (worker-reported, ms resolution)\n", ms(r.Queued.Quantile(.5)), ms(r.Queued.Quantile(.99)), ms(r.Queued.Max()))
+	}
 	if len(r.Errors) > 0 {
 		var parts []string
 		for _, code := range slices.Sorted(maps.Keys(r.Errors)) {
@@ -124,7 +134,7 @@ func Run(ctx context.Context, name string, cfg LoadConfig, fn JobFunc) (*Report,
 	if cfg.Rate < 0 {
 		return nil, errors.New("bench: Rate must not be negative")
 	}
-	r := &Report{Name: name, Errors: map[string]int{}, FirstChunk: NewHistogram(), Completion: NewHistogram()}
+	r := &Report{Name: name, Errors: map[string]int{}, FirstChunk: NewHistogram(), Completion: NewHistogram(), Queued: NewHistogram()}
 	var mu sync.Mutex
 	one := func(i int) {
 		jctx, cancel := context.WithTimeout(ctx, cfg.JobTimeout)
@@ -145,6 +155,9 @@ func Run(ctx context.Context, name string, cfg LoadConfig, fn JobFunc) (*Report,
 		r.Completion.Record(took)
 		if o.FirstChunk > 0 {
 			r.FirstChunk.Record(o.FirstChunk)
+		}
+		if o.Queued > 0 {
+			r.Queued.Record(o.Queued)
 		}
 	}
 

@@ -46,6 +46,7 @@ func SwitchyardJob(c *bus.Client, group, prompt string, stream bool, onChunk fun
 				return o
 			}
 			if res != nil {
+				o.Queued = time.Duration(res.Timings.QueuedMS) * time.Millisecond
 				if res.Status != bus.StatusOK {
 					o.Code = string(bus.CodeInternal)
 					if res.Error != nil {
