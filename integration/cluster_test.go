@@ -166,7 +166,7 @@ func startCluster(t *testing.T) *cluster {
 
 	urls := make([]string, natsNodes)
 	for i, n := range c.nodes {
-		urls[i] = fmt.Sprintf("nats://127.0.0.1:%d", n.hostPort)
+		urls[i] = fmt.Sprintf("nats://%s", net.JoinHostPort(testHost, strconv.Itoa(n.hostPort)))
 	}
 	nc, err := nats.Connect(strings.Join(urls, ","),
 		nats.Name("switchyard-integration"),
@@ -222,7 +222,11 @@ func (c *cluster) startNode(ctx context.Context, t *testing.T, n *node) error {
 		// A fixed host port, so that the client's URL list stays right when
 		// the node is stopped and started again.
 		HostConfigModifier: func(hc *container.HostConfig) {
-			hc.PortBindings = mnetwork.PortMap{clientPort: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(n.hostPort)}}}
+			b := mnetwork.PortBinding{HostPort: strconv.Itoa(n.hostPort)}
+			if ip, err := netip.ParseAddr(testHost); err == nil && ip.IsLoopback() {
+				b.HostIP = ip
+			}
+			hc.PortBindings = mnetwork.PortMap{clientPort: {b}}
 		},
 		WaitingFor: wait.ForHTTP("/varz").WithPort("8222/tcp").WithStartupTimeout(30 * time.Second).WithPollInterval(100 * time.Millisecond),
 	}

@@ -179,7 +179,24 @@ func (f figures) String() string {
 func (l *load) finish(ctx context.Context, t *testing.T, name string) figures {
 	t.Helper()
 	_ = l.sub.Unsubscribe()
-	stored := l.c.storedResultCounts(ctx, t)
+	// A core subscriber can see a result before the R3 stream has
+	// committed it: give the stream a moment to hold every result the
+	// client received before counting what it holds.
+	var stored map[string]uint64
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stored = l.c.storedResultCounts(ctx, t)
+		pending := 0
+		for _, r := range l.records {
+			if r.result != nil && stored[bus.ResultSubject(r.reply)] == 0 {
+				pending++
+			}
+		}
+		if pending == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	f := figures{Jobs: len(l.records), Errors: map[string]int{}}
 	var lat []time.Duration
 	for _, r := range l.records {
@@ -194,9 +211,11 @@ func (l *load) finish(ctx context.Context, t *testing.T, name string) figures {
 		l.wireMu.Unlock()
 		if r.result == nil || n == 0 {
 			f.Lost++
-			if r.err != nil {
-				t.Logf("%s: job %s: %v (stored results: %d)", name, r.id, r.err, n)
-			}
+			l.wireMu.Lock()
+			wire := l.wire[r.id]
+			l.wireMu.Unlock()
+			t.Logf("%s: lost job %s: client result %v, error %v, stored results %d, results on the wire %d, highest attempt %d",
+				name, r.id, r.result != nil, r.err, n, wire, r.maxAttempt)
 			continue
 		}
 		if r.fromStore {

@@ -24,10 +24,23 @@ const (
 // since a CI machine has Docker and a silent skip would hide a broken suite.
 var setupErr error
 
+// testHost is the address at which the test process reaches the
+// containers' mapped ports.
+var testHost = "127.0.0.1"
+
 func TestMain(m *testing.M) {
 	// No Ryuk: it would be pulled from a registry, which is unreachable. The
 	// tests remove their containers and network with t.Cleanup instead.
 	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	// testcontainers guesses that a process with /.dockerenv reaches the
+	// containers' mapped ports through the bridge gateway; on a machine
+	// whose Docker engine is local they are on the loopback interface.
+	// TESTCONTAINERS_HOST_OVERRIDE still wins when set (Docker in Docker).
+	if h := os.Getenv("TESTCONTAINERS_HOST_OVERRIDE"); h != "" {
+		testHost = h
+	} else {
+		os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", testHost)
+	}
 	start := time.Now()
 	setupErr = buildImages()
 	if setupErr == nil {
