@@ -20,11 +20,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchyard/switchyard/internal/config"
 	"github.com/switchyard/switchyard/internal/embedded"
 	"github.com/switchyard/switchyard/internal/fleet"
+	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/worker"
 	"github.com/switchyard/switchyard/pkg/bus"
 	"github.com/switchyard/switchyard/pkg/policy"
@@ -51,6 +51,15 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 	if console == nil {
 		console = os.Stderr
 	}
+	shutdownTracing, err := setupTracing(ctx)
+	if err != nil {
+		return fmt.Errorf("tracing (OTEL_ settings): %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdownTracing(sctx)
+	}()
 	models, err := config.LoadModels(env.ConfigPath)
 	if err != nil {
 		return err
@@ -112,7 +121,10 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 		return err
 	}
 	subj := bus.Subjects{Prefix: env.Prefix}
+	met := metrics.New(router, js, serve)
 	w, err := worker.New(nc, router, worker.Config{
+		Observer:          met,
+		ValidationRetries: validationRetries(env.ValidationRetries),
 		Groups:   serve,
 		Subjects: subj,
 		Streams: bus.StreamsConfig{
@@ -129,7 +141,7 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 	}
 	httpAddr := ""
 	if env.MetricsAddr != "" {
-		srv, addr, err := serveHTTP(env.MetricsAddr, nc, w, log)
+		srv, addr, err := serveHTTP(env.MetricsAddr, nc, w, met.Handler(), log)
 		if err != nil {
 			return err
 		}
@@ -179,7 +191,7 @@ func reloadOnHUP(ctx context.Context, env config.Env, r *policy.Router, log *slo
 	}
 }
 
-func serveHTTP(addr string, nc *nats.Conn, w *worker.Worker, log *slog.Logger) (*http.Server, string, error) {
+func serveHTTP(addr string, nc *nats.Conn, w *worker.Worker, metricsHandler http.Handler, log *slog.Logger) (*http.Server, string, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Write([]byte("ok\n")) //nolint:errcheck // client gone
@@ -197,7 +209,7 @@ func serveHTTP(addr string, nc *nats.Conn, w *worker.Worker, log *slog.Logger) (
 		}
 		rw.Write([]byte("ready\n")) //nolint:errcheck // client gone
 	})
-	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.Handle("GET /metrics", metricsHandler)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("metrics address %s: %w", addr, err)
@@ -210,4 +222,13 @@ func serveHTTP(addr string, nc *nats.Conn, w *worker.Worker, log *slog.Logger) (
 	}()
 	log.Info("serving /metrics, /healthz, /readyz", slog.String("addr", ln.Addr().String()))
 	return srv, ln.Addr().String(), nil
+}
+
+// validationRetries maps the setting to the worker's convention, where 0
+// means the default and a negative number none.
+func validationRetries(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

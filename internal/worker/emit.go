@@ -33,6 +33,9 @@ func (e *emitter) policy(ev policy.Event) {
 		e.ttft = e.j.w.cfg.Now().Sub(e.j.picked)
 	}
 	if !e.on {
+		if ev.Type == policy.EventRestart {
+			e.j.countRestart(ev.Code)
+		}
 		return
 	}
 	be := bus.Event{Type: bus.EventType(ev.Type), Deployment: ev.Deployment, Delta: ev.Delta, Code: ev.Code, Reason: ev.Reason}
@@ -46,6 +49,9 @@ func (e *emitter) policy(ev policy.Event) {
 }
 
 func (e *emitter) send(ev *bus.Event) {
+	if ev.Type == bus.EventRestart {
+		e.j.countRestart(ev.Code)
+	}
 	if !e.on {
 		return
 	}

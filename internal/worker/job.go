@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/pkg/bus"
 	"github.com/switchyard/switchyard/pkg/llm"
@@ -34,6 +35,18 @@ type job struct {
 	cancelMu sync.Mutex
 	cancelFn context.CancelCauseFunc
 	cause    error // set when cancelled before cancelFn existed
+
+	started  bool           // sent to the router (for the observer)
+	restarts map[string]int // restart events by code
+	span     trace.Span     // the job's span; never nil once run starts
+	traceCtx context.Context
+}
+
+func (j *job) countRestart(code string) {
+	if j.restarts == nil {
+		j.restarts = map[string]int{}
+	}
+	j.restarts[code]++
 }
 
 func (j *job) cancel(cause error) {
@@ -57,6 +70,8 @@ func (j *job) run() {
 	j.attempt = int(meta.NumDelivered)
 	j.published = meta.Timestamp
 	h := j.msg.Headers()
+	j.startSpan(h)
+	defer j.span.End()
 	data := j.msg.Data()
 	j.enc = bus.Detect(h, data)
 	decErr := j.enc.Unmarshal(data, &j.req)
@@ -160,6 +175,8 @@ func (j *job) execute(lreq *llm.Request, con *contract, deadline time.Time) {
 		cancel(pending)
 	}
 
+	j.started = true
+	w.cfg.Observer.JobStarted(j.group)
 	em := newEmitter(j)
 	if j.attempt > 1 {
 		em.send(&bus.Event{Type: bus.EventRestart, Code: "redelivered", Reason: fmt.Sprintf("delivery %d: an earlier worker did not finish this job", j.attempt)})
@@ -170,12 +187,15 @@ func (j *job) execute(lreq *llm.Request, con *contract, deadline time.Time) {
 		err error
 	)
 	if con == nil {
-		out, err = w.exec.Execute(ctx, j.group, lreq, em.policy)
+		out, err = w.exec.Execute(trace.ContextWithSpan(ctx, j.span), j.group, lreq, em.policy)
 	} else {
 		em.enablePartials(con)
-		out, v, err = j.executeValidated(ctx, lreq, con, em)
+		out, v, err = j.executeValidated(trace.ContextWithSpan(ctx, j.span), lreq, con, em)
 	}
 	if cause := context.Cause(ctx); errors.Is(cause, errShutdown) {
+		if j.started {
+			w.cfg.Observer.JobDone(JobReport{Group: j.group, Started: true, Result: &bus.Result{ID: j.id, Status: "handed_back"}, Delivery: j.attempt})
+		}
 		j.handBack()
 		return
 	}
@@ -259,13 +279,15 @@ func (j *job) reject(code bus.ErrorCode, msg string, dlq bool) {
 			return
 		}
 	}
+	res := j.errorResult(code, msg, false)
 	if j.answer {
-		if err := j.publishResult(j.errorResult(code, msg, false)); err != nil {
+		if err := j.publishResult(res); err != nil {
 			w.log.Error("result publish failed", slog.String("job", j.id), slog.Any("error", err))
 			_ = j.msg.NakWithDelay(time.Second)
 			return
 		}
 	}
+	j.report(res, nil)
 	if err := j.msg.TermWithReason(string(code)); err != nil {
 		w.log.Warn("term failed", slog.String("job", j.id), slog.Any("error", err))
 	}
@@ -322,6 +344,7 @@ func (j *job) finish(res *bus.Result, out *policy.Outcome) {
 		w.log.Warn("ack failed (the result is stored; a redelivery will not duplicate it)", slog.String("job", j.id), slog.Any("error", err))
 	}
 	j.dropObject()
+	j.report(res, out)
 	attrs := []slog.Attr{
 		slog.String("job", j.id), slog.String("group", res.Group), slog.String("status", string(res.Status)),
 		slog.String("deployment", res.Deployment), slog.Int("attempts", len(res.Attempts)), slog.Int("delivery", j.attempt),
@@ -347,6 +370,7 @@ func (j *job) publishResult(res *bus.Result) error {
 	m := nats.NewMsg(bus.ResultSubject(j.reply))
 	m.Header.Set(bus.HeaderMsgID, j.id)
 	m.Header.Set(bus.HeaderContentType, j.enc.ContentType())
+	j.injectTrace(m.Header)
 	m.Data = data
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/pkg/bus"
 	"github.com/switchyard/switchyard/pkg/llm"
@@ -53,6 +55,11 @@ type Config struct {
 	// when the request does not set validation_retries. Default 2; negative
 	// means no re-asks.
 	ValidationRetries int
+	// Observer is told about every job (metrics). Default: none.
+	Observer Observer
+	// Tracer makes the job spans. Default: the global OpenTelemetry
+	// tracer provider's, which is a no-op unless one was installed.
+	Tracer trace.Tracer
 	// Logger receives the worker's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -70,6 +77,12 @@ func (c Config) withDefaults() Config {
 	c.ValidationRetries = cmp.Or(c.ValidationRetries, 2)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
+	if c.Tracer == nil {
+		c.Tracer = otel.GetTracerProvider().Tracer("github.com/switchyard/switchyard/internal/worker")
 	}
 	if c.Now == nil {
 		c.Now = time.Now

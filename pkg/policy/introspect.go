@@ -1,6 +1,10 @@
 package policy
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/switchyard/switchyard/pkg/llm"
+)
 
 // BreakerState is the state of a deployment's circuit breaker.
 type BreakerState string
@@ -18,6 +22,7 @@ type DeploymentStatus struct {
 	Group      string
 	Deployment string
 	Model      string
+	Provider   string // llm.Namer's name, or "" when the provider has none
 	Breaker    BreakerState
 	InFlight   int
 }
@@ -32,6 +37,9 @@ func (r *Router) Status() []DeploymentStatus {
 		g := cfg.groups[name]
 		for _, d := range g.deps {
 			st := DeploymentStatus{Group: name, Deployment: d.Name, Model: d.Model, Breaker: BreakerClosed}
+			if n, ok := d.Provider.(llm.Namer); ok {
+				st.Provider = n.ProviderName()
+			}
 			s := d.state
 			if b := s.breaker; b != nil {
 				switch {

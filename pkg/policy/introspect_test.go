@@ -23,7 +23,7 @@ func TestStatusReportsBreakerState(t *testing.T) {
 		Deployments: []Deployment{{Name: "bad", Model: "m", Provider: bad}},
 	}})
 	require.NoError(t, err)
-	require.Equal(t, []DeploymentStatus{{Group: "g", Deployment: "bad", Model: "m", Breaker: BreakerClosed}}, r.Status())
+	require.Equal(t, []DeploymentStatus{{Group: "g", Deployment: "bad", Model: "m", Provider: "mock", Breaker: BreakerClosed}}, r.Status())
 	req := &llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Content: "x"}}}
 	for range 2 {
 		_, err := r.Execute(context.Background(), "g", req, func(Event) {})

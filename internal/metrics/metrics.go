@@ -1,0 +1,228 @@
+// Package metrics exposes a worker's Prometheus metrics. Names follow the
+// OpenTelemetry GenAI semantic conventions where they apply
+// (gen_ai_client_token_usage, gen_ai_client_operation_duration_seconds,
+// gen_ai_server_time_to_first_token_seconds); the rest are switchyard_*.
+//
+// Per-job counters are fed by the worker through its Observer interface;
+// breaker state, in-flight calls and queue depth are read on each scrape, so
+// they cost nothing between scrapes.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchyard/switchyard/internal/worker"
+	"github.com/switchyard/switchyard/pkg/bus"
+	"github.com/switchyard/switchyard/pkg/policy"
+)
+
+// StatusSource reports deployment state; *policy.Router is one.
+type StatusSource interface {
+	Status() []policy.DeploymentStatus
+}
+
+// Metrics holds the collectors of one worker process.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	jobs        *prometheus.CounterVec
+	jobDuration *prometheus.HistogramVec
+	queueWait   *prometheus.HistogramVec
+	inFlight    *prometheus.GaugeVec
+	attempts    *prometheus.CounterVec
+	retries     *prometheus.CounterVec
+	fallbacks   *prometheus.CounterVec
+	restarts    *prometheus.CounterVec
+	cost        *prometheus.CounterVec
+	tokens      *prometheus.HistogramVec
+	ttft        *prometheus.HistogramVec
+	opDuration  *prometheus.HistogramVec
+
+	providers map[string]string // deployment -> provider name
+}
+
+var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+// New registers the collectors. status and js (with the served groups) feed
+// the scrape-time gauges; either may be nil.
+func New(status StatusSource, js jetstream.JetStream, groups []string) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_jobs_total", Help: "Jobs finished, by group, status and error code.",
+		}, []string{"group", "status", "code"}),
+		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "switchyard_job_duration_seconds", Help: "Time from pick-up to result.", Buckets: latencyBuckets,
+		}, []string{"group"}),
+		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "switchyard_queue_wait_seconds", Help: "Time from publication to pick-up.", Buckets: latencyBuckets,
+		}, []string{"group"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_jobs_in_flight", Help: "Jobs running on this worker.",
+		}, []string{"group"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_attempts_total", Help: "Calls to deployments, by error code (\"\" for success).",
+		}, []string{"group", "deployment", "code"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_retries_total", Help: "Retries on the same group.",
+		}, []string{"group", "deployment"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_fallbacks_total", Help: "Fallbacks to another deployment or group.",
+		}, []string{"group"}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_restarts_total", Help: "Restart events: a stream started over (provider failure mid-stream, redelivery, validation).",
+		}, []string{"group", "reason"}),
+		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_cost_usd_total", Help: "Estimated cost from the model catalogue, in USD.",
+		}, []string{"group", "deployment"}),
+		tokens: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gen_ai_client_token_usage", Help: "Tokens per job (GenAI semantic conventions).",
+			Buckets: []float64{1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576},
+		}, []string{"gen_ai_token_type", "gen_ai_request_model", "gen_ai_provider_name"}),
+		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gen_ai_server_time_to_first_token_seconds", Help: "Time from pick-up to the first chunk.", Buckets: latencyBuckets,
+		}, []string{"gen_ai_request_model", "group", "deployment"}),
+		opDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gen_ai_client_operation_duration_seconds", Help: "Duration of one call to a deployment.", Buckets: latencyBuckets,
+		}, []string{"gen_ai_request_model", "gen_ai_provider_name", "error_type"}),
+		providers: map[string]string{},
+	}
+	reg.MustRegister(m.jobs, m.jobDuration, m.queueWait, m.inFlight, m.attempts, m.retries, m.fallbacks,
+		m.restarts, m.cost, m.tokens, m.ttft, m.opDuration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if status != nil {
+		for _, s := range status.Status() {
+			m.providers[s.Deployment] = s.Provider
+		}
+		reg.MustRegister(&breakerCollector{src: status})
+	}
+	if js != nil {
+		reg.MustRegister(&queueCollector{js: js, groups: groups})
+	}
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry returns the registry, for tests and extra collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+var _ worker.Observer = (*Metrics)(nil)
+
+// JobStarted implements worker.Observer.
+func (m *Metrics) JobStarted(group string) { m.inFlight.WithLabelValues(group).Inc() }
+
+// JobDone implements worker.Observer.
+func (m *Metrics) JobDone(r worker.JobReport) {
+	g := r.Group
+	if r.Started {
+		m.inFlight.WithLabelValues(g).Dec()
+	}
+	res := r.Result
+	code := ""
+	if res.Error != nil {
+		code = string(res.Error.Code)
+	}
+	m.jobs.WithLabelValues(g, string(res.Status), code).Inc()
+	m.jobDuration.WithLabelValues(g).Observe(float64(res.Timings.TotalMS) / 1000)
+	m.queueWait.WithLabelValues(g).Observe(r.QueueWait.Seconds())
+	for reason, n := range r.Restarts {
+		m.restarts.WithLabelValues(g, reason).Add(float64(n))
+	}
+	for _, a := range res.Attempts {
+		m.attempts.WithLabelValues(g, a.Deployment, a.ErrorCode).Inc()
+		errType := a.ErrorCode
+		if errType == "" {
+			errType = "none"
+		}
+		m.opDuration.WithLabelValues(res.Model, m.providers[a.Deployment], errType).Observe(float64(a.DurationMS) / 1000)
+	}
+	if o := r.Outcome; o != nil {
+		if o.Retries > 0 {
+			m.retries.WithLabelValues(g, o.Deployment).Add(float64(o.Retries))
+		}
+		if o.Fallbacks > 0 {
+			m.fallbacks.WithLabelValues(g).Add(float64(o.Fallbacks))
+		}
+	}
+	if res.Status != bus.StatusOK || res.Deployment == "" {
+		return
+	}
+	prov := m.providers[res.Deployment]
+	if res.CostUSD > 0 {
+		m.cost.WithLabelValues(g, res.Deployment).Add(res.CostUSD)
+	}
+	if u := res.Usage; u != nil {
+		m.tokens.WithLabelValues("input", res.Model, prov).Observe(float64(u.PromptTokens))
+		m.tokens.WithLabelValues("output", res.Model, prov).Observe(float64(u.CompletionTokens))
+	}
+	if res.Timings.TTFTMS > 0 {
+		m.ttft.WithLabelValues(res.Model, g, res.Deployment).Observe(float64(res.Timings.TTFTMS) / 1000)
+	}
+}
+
+type breakerCollector struct{ src StatusSource }
+
+var (
+	breakerDesc = prometheus.NewDesc("switchyard_breaker_open", "1 when the deployment's circuit breaker is open (or half-open: 0.5).", []string{"group", "deployment"}, nil)
+	depInFlDesc = prometheus.NewDesc("switchyard_deployment_calls_in_flight", "Calls in flight to a deployment from this worker.", []string{"group", "deployment"}, nil)
+	pendingDesc = prometheus.NewDesc("switchyard_queue_pending", "Jobs waiting in a group's queue (consumer pending).", []string{"group"}, nil)
+	ackPendDesc = prometheus.NewDesc("switchyard_queue_ack_pending", "Jobs delivered and not yet acked, fleet-wide.", []string{"group"}, nil)
+	redelivDesc = prometheus.NewDesc("switchyard_queue_redelivered", "Jobs redelivered and not yet acked, fleet-wide.", []string{"group"}, nil)
+)
+
+func (c *breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- breakerDesc; ch <- depInFlDesc }
+
+func (c *breakerCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.src.Status() {
+		v := 0.0
+		switch s.Breaker {
+		case policy.BreakerOpen:
+			v = 1
+		case policy.BreakerHalfOpen:
+			v = 0.5
+		}
+		ch <- prometheus.MustNewConstMetric(breakerDesc, prometheus.GaugeValue, v, s.Group, s.Deployment)
+		ch <- prometheus.MustNewConstMetric(depInFlDesc, prometheus.GaugeValue, float64(s.InFlight), s.Group, s.Deployment)
+	}
+}
+
+type queueCollector struct {
+	js     jetstream.JetStream
+	groups []string
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pendingDesc
+	ch <- ackPendDesc
+	ch <- redelivDesc
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, g := range c.groups {
+		cons, err := c.js.Consumer(ctx, bus.StreamRequests, bus.ConsumerName(g))
+		if err != nil {
+			continue
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(info.NumPending), g)
+		ch <- prometheus.MustNewConstMetric(ackPendDesc, prometheus.GaugeValue, float64(info.NumAckPending), g)
+		ch <- prometheus.MustNewConstMetric(redelivDesc, prometheus.GaugeValue, float64(info.NumRedelivered), g)
+	}
+}

@@ -1,0 +1,39 @@
+package worker
+
+import (
+	"time"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+	"github.com/switchyard/switchyard/pkg/policy"
+)
+
+// Observer is told about every job, for metrics. Its methods are called on
+// the job's goroutine and must be fast and safe for concurrent use.
+type Observer interface {
+	// JobStarted is called when a job is sent to the router.
+	JobStarted(group string)
+	// JobDone is called once per answered job: rejected, expired,
+	// cancelled or executed. It is not called for a job handed back.
+	JobDone(JobReport)
+}
+
+// JobReport describes an answered job.
+type JobReport struct {
+	Group  string
+	Result *bus.Result
+	// Outcome is the router's, nil when the job never reached it.
+	Outcome *policy.Outcome
+	// Started is true when JobStarted was called for this job.
+	Started bool
+	// QueueWait is the time from publication to pick-up.
+	QueueWait time.Duration
+	// Restarts counts restart events by reason code.
+	Restarts map[string]int
+	// Delivery is the JetStream delivery count of this attempt.
+	Delivery int
+}
+
+type nopObserver struct{}
+
+func (nopObserver) JobStarted(string) {}
+func (nopObserver) JobDone(JobReport) {}
