@@ -125,8 +125,8 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 	w, err := worker.New(nc, router, worker.Config{
 		Observer:          met,
 		ValidationRetries: validationRetries(env.ValidationRetries),
-		Groups:   serve,
-		Subjects: subj,
+		Groups:            serve,
+		Subjects:          subj,
 		Streams: bus.StreamsConfig{
 			Replicas: env.Replicas, DurableEvents: env.DurableEvents, ResultsMaxAge: env.ResultsMaxAge,
 		},
