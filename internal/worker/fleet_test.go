@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,7 +40,8 @@ type fleetWorker struct {
 	router *policy.Router
 	state  *fleet.State // nil when the worker does not share state
 	spy    *spyState
-	jobs   atomic.Int64 // jobs handed to the router
+	jobsMu sync.Mutex
+	jobs   map[string]int // jobs handed to the router, by group
 
 	cancel context.CancelFunc
 	done   chan error
@@ -55,13 +55,13 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 	require.NoError(t, err)
 	f := &fleetEnv{t: t, srv: srv, client: c}
 	// One cleanup stops every running worker at once (each takes up to a
-	// fetch wait to stop), then closes their states and connections. It is
-	// registered after the server's, so it runs before the server stops.
-	t.Cleanup(f.close)
+	// pull request's expiry to stop), then closes their states and
+	// connections. It is registered after the server's, so it runs first.
+	t.Cleanup(f.stopAll)
 	return f
 }
 
-func (f *fleetEnv) close() {
+func (f *fleetEnv) stopAll() {
 	f.mu.Lock()
 	ws := f.workers
 	f.mu.Unlock()
@@ -71,7 +71,17 @@ func (f *fleetEnv) close() {
 		}
 	}
 	for _, w := range ws {
-		f.wait(w)
+		if w.done == nil {
+			continue
+		}
+		select {
+		case err, ok := <-w.done:
+			if ok {
+				require.NoError(f.t, err)
+			}
+		case <-time.After(20 * time.Second):
+			f.t.Error("worker did not stop in 20s")
+		}
 	}
 	for _, w := range ws {
 		if w.state != nil {
@@ -87,7 +97,7 @@ func (f *fleetEnv) newWorker(groups []policy.Group, shared bool) *fleetWorker {
 	f.t.Helper()
 	nc, err := nats.Connect(f.srv.ClientURL())
 	require.NoError(f.t, err)
-	w := &fleetWorker{nc: nc}
+	w := &fleetWorker{nc: nc, jobs: map[string]int{}}
 	f.mu.Lock()
 	f.workers = append(f.workers, w)
 	f.mu.Unlock()
@@ -127,25 +137,17 @@ func (f *fleetEnv) run(w *fleetWorker, cfg worker.Config) {
 	}
 }
 
-// stop ends a worker's Run and waits for it, as a process that exits.
+// stop ends a worker's Run gracefully and waits for it, as a process that
+// exits: every job it took is answered and acked.
 func (f *fleetEnv) stop(w *fleetWorker) {
 	f.t.Helper()
 	w.cancel()
-	f.wait(w)
-}
-
-func (f *fleetEnv) wait(w *fleetWorker) {
-	if w.done == nil {
-		return
-	}
 	select {
-	case err, ok := <-w.done:
-		if ok {
-			require.NoError(f.t, err)
-			close(w.done)
-		}
+	case err := <-w.done:
+		require.NoError(f.t, err)
+		close(w.done) // stopAll must not wait for it again
 	case <-time.After(20 * time.Second):
-		f.t.Error("worker did not stop in 20s")
+		f.t.Fatal("worker did not stop in 20s")
 	}
 }
 
@@ -167,11 +169,20 @@ func (f *fleetEnv) submit(ctx context.Context, group string, reqs ...*bus.Reques
 	return out
 }
 
+// jobsOf returns how many jobs of group the worker ran.
+func (w *fleetWorker) jobsOf(group string) int {
+	w.jobsMu.Lock()
+	defer w.jobsMu.Unlock()
+	return w.jobs[group]
+}
+
 // countingExec counts the jobs a worker hands to its router.
 type countingExec struct{ w *fleetWorker }
 
 func (c countingExec) Execute(ctx context.Context, group string, req *llm.Request, emit func(policy.Event)) (*policy.Outcome, error) {
-	c.w.jobs.Add(1)
+	c.w.jobsMu.Lock()
+	c.w.jobs[group]++
+	c.w.jobsMu.Unlock()
 	return c.w.router.Execute(ctx, group, req, emit)
 }
 
@@ -287,59 +298,109 @@ func TestFleetBreakerSkipsDeploymentOnOtherWorker(t *testing.T) {
 	}
 	require.EqualValues(t, 0, p2.a.Calls(), "worker 2 never calls a")
 	require.EqualValues(t, n, p2.b.Calls())
-	require.EqualValues(t, n, w2.jobs.Load())
+	require.Equal(t, n, w2.jobsOf("g"))
 	require.Equal(t, w1Calls, p1.a.Calls()+p1.b.Calls(), "worker 1 took no job after it stopped")
+}
+
+// twoWorkers is a fleet of two workers sharing state, serving the same
+// groups, each on its own mocks: p[0] are worker 1's, p[1] worker 2's.
+type twoWorkers struct {
+	*fleetEnv
+	w [2]*fleetWorker
+	p [2]map[string]*mock.Provider // by deployment name
+}
+
+// calls sums the calls to deployment over both workers' mocks.
+func (f *twoWorkers) calls(deployment string) int64 {
+	return f.p[0][deployment].Calls() + f.p[1][deployment].Calls()
+}
+
+func (f *twoWorkers) jobsOf(group string) (int, int) {
+	return f.w[0].jobsOf(group), f.w[1].jobsOf(group)
+}
+
+// TestFleetTwoWorkers runs the issue 4 tests that need both workers
+// consuming at once; they share one fleet, each on its own groups.
+func TestFleetTwoWorkers(t *testing.T) {
+	t.Parallel()
+	f := &twoWorkers{fleetEnv: newFleetEnv(t)}
+	const rpm = 10
+	limited := policy.DeploymentOptions{RPM: rpm}
+	noBreaker := policy.BreakerOptions{Disabled: true}
+	for i := range f.w {
+		p := map[string]*mock.Provider{
+			"spill-a":  mock.New(mock.Config{Tokens: 2}),
+			"spill-b":  mock.New(mock.Config{Tokens: 2}),
+			"strict-a": mock.New(mock.Config{Tokens: 2}),
+			"down":     mock.New(mock.Config{ErrorRate: map[string]float64{"unavailable": 1}}),
+			"flaky":    mock.New(mock.Config{Tokens: 2, Script: []mock.Step{{Error: "unavailable"}, {Error: "timeout"}}}),
+		}
+		d := func(name string, o policy.DeploymentOptions) policy.Deployment {
+			return policy.Deployment{Name: name, Model: "mock-1", Provider: p[name], Options: o}
+		}
+		groups := []policy.Group{
+			{Name: "spill", Options: quick(1, policy.BreakerOptions{}), Deployments: []policy.Deployment{
+				d("spill-a", limited), d("spill-b", policy.DeploymentOptions{Priority: 1}),
+			}},
+			{Name: "strict", Options: quick(1, policy.BreakerOptions{}), Deployments: []policy.Deployment{d("strict-a", limited)}},
+			{Name: "down", Options: quick(3, noBreaker), Deployments: []policy.Deployment{d("down", policy.DeploymentOptions{})}},
+			{Name: "flaky", Options: quick(3, noBreaker), Deployments: []policy.Deployment{d("flaky", policy.DeploymentOptions{})}},
+		}
+		f.w[i], f.p[i] = f.newWorker(groups, true), p
+	}
+	// Two slots each, so that both workers take a share of a burst.
+	f.run(f.w[0], worker.Config{Concurrency: 2})
+	f.run(f.w[1], worker.Config{Concurrency: 2})
+
+	for _, tc := range []struct {
+		name string
+		run  func(*testing.T, *twoWorkers)
+	}{
+		{"shared rpm limit", testSharedRPM},
+		{"exactly 1+N calls", testExactlyOnePlusNCalls},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t, f)
+		})
+	}
 }
 
 // Issue 4: two workers share a deployment's rpm limit fleet-wide. Two
 // groups show what the policy does with the requests over the limit: with
 // another deployment in the group they go there; alone, a request whose
 // deadline comes before the next minute fails rate_limited at once.
-func TestFleetSharesRPMLimit(t *testing.T) {
-	t.Parallel()
-	f := newFleetEnv(t)
+func testSharedRPM(t *testing.T, f *twoWorkers) {
 	const rpm, jobs = 10, 30
-	type providers struct{ spillA, spillB, strict *mock.Provider }
-	build := func() (*fleetWorker, providers) {
-		p := providers{mock.New(mock.Config{Tokens: 2}), mock.New(mock.Config{Tokens: 2}), mock.New(mock.Config{Tokens: 2})}
-		limited := policy.DeploymentOptions{RPM: rpm}
-		groups := []policy.Group{
-			{Name: "spill", Options: quick(1, policy.BreakerOptions{}), Deployments: []policy.Deployment{
-				{Name: "spill-a", Model: "mock-a", Provider: p.spillA, Options: limited},
-				{Name: "spill-b", Model: "mock-b", Provider: p.spillB, Options: policy.DeploymentOptions{Priority: 1}},
-			}},
-			{Name: "strict", Options: quick(1, policy.BreakerOptions{}), Deployments: []policy.Deployment{
-				{Name: "strict-a", Model: "mock-a", Provider: p.strict, Options: limited},
-			}},
-		}
-		return f.newWorker(groups, true), p
-	}
-	w1, p1 := build()
-	w2, p2 := build()
-	// Two slots each, so that both workers take a share of the burst.
-	f.run(w1, worker.Config{Concurrency: 2})
-	f.run(w2, worker.Config{Concurrency: 2})
-
 	ctx := ctxT(t, 20*time.Second)
 	startMinute := time.Now().Unix() / 60
-	burst := func(group string) []*bus.Result {
+	burst := func(group string) []*bus.Request {
 		reqs := make([]*bus.Request, jobs)
 		for i := range reqs {
 			reqs[i] = userReq(fmt.Sprintf("%s-%d", group, i), fmt.Sprintf("prompt %d", i))
 			reqs[i].TimeoutMS = 1000
 		}
-		return f.submit(ctx, group, reqs...)
+		return reqs
 	}
-	spill, strict := burst("spill"), burst("strict")
+	var spill, strict []*bus.Result
+	var wg sync.WaitGroup
+	wg.Go(func() { spill = f.submit(ctx, "spill", burst("spill")...) })
+	wg.Go(func() { strict = f.submit(ctx, "strict", burst("strict")...) })
+	wg.Wait()
 	// A burst that straddles a minute boundary may use two minutes' worth.
 	windows := time.Now().Unix()/60 - startMinute + 1
-	t.Logf("jobs per worker: %d / %d; minute windows: %d", w1.jobs.Load(), w2.jobs.Load(), windows)
-	require.Positive(t, w1.jobs.Load(), "worker 1 took part")
-	require.Positive(t, w2.jobs.Load(), "worker 2 took part")
+	for _, g := range []string{"spill", "strict"} {
+		n1, n2 := f.jobsOf(g)
+		t.Logf("%s: jobs per worker %d / %d; minute windows: %d", g, n1, n2, windows)
+		// Each worker alone would allow rpm calls: the test shows the
+		// limit is fleet-wide only when both took jobs.
+		require.Positive(t, n1, "worker 1 took part")
+		require.Positive(t, n2, "worker 2 took part")
+	}
 
 	// spill: every job ends ok; a takes no more than its fleet-wide rpm.
-	aCalls := p1.spillA.Calls() + p2.spillA.Calls()
-	t.Logf("spill-a calls: worker 1 %d, worker 2 %d", p1.spillA.Calls(), p2.spillA.Calls())
+	aCalls := f.calls("spill-a")
+	t.Logf("spill-a calls: worker 1 %d, worker 2 %d", f.p[0]["spill-a"].Calls(), f.p[1]["spill-a"].Calls())
 	onA := 0
 	for _, res := range spill {
 		requireOK(t, res)
@@ -349,14 +410,14 @@ func TestFleetSharesRPMLimit(t *testing.T) {
 	}
 	require.LessOrEqual(t, aCalls, int64(rpm)*windows)
 	require.EqualValues(t, aCalls, onA)
-	require.EqualValues(t, jobs-onA, p1.spillB.Calls()+p2.spillB.Calls(), "the rest went to b")
+	require.EqualValues(t, jobs-onA, f.calls("spill-b"), "the rest went to b")
 	if windows == 1 {
 		require.EqualValues(t, rpm, aCalls, "a is preferred while it has headroom")
 	}
 
 	// strict: the jobs over the limit fail rate_limited (retryable) without
 	// calling the deployment.
-	sCalls := p1.strict.Calls() + p2.strict.Calls()
+	sCalls := f.calls("strict-a")
 	ok := 0
 	for _, res := range strict {
 		if res.Status == bus.StatusOK {
@@ -375,37 +436,29 @@ func TestFleetSharesRPMLimit(t *testing.T) {
 }
 
 // Issue 4: a job allowed N retries on one deployment makes exactly 1+N
-// upstream calls through the worker: no retries hidden in a provider, none
-// doubled by nesting, none added by JetStream redelivery.
-func TestFleetExactlyOnePlusNCalls(t *testing.T) {
-	t.Parallel()
-	f := newFleetEnv(t)
+// upstream calls through the worker, counted over both workers' mocks: no
+// retries hidden in a provider, none doubled by nesting, none added by
+// JetStream redelivery to either worker.
+func testExactlyOnePlusNCalls(t *testing.T, f *twoWorkers) {
 	const retries = 3
-	down := mock.New(mock.Config{ErrorRate: map[string]float64{"unavailable": 1}})
-	flaky := mock.New(mock.Config{Tokens: 2, Script: []mock.Step{{Error: "unavailable"}, {Error: "timeout"}}})
-	noBreaker := policy.BreakerOptions{Disabled: true}
-	w := f.newWorker([]policy.Group{
-		{Name: "down", Options: quick(retries, noBreaker), Deployments: []policy.Deployment{{Name: "down", Model: "mock-1", Provider: down}}},
-		{Name: "flaky", Options: quick(retries, noBreaker), Deployments: []policy.Deployment{{Name: "flaky", Model: "mock-1", Provider: flaky}}},
-	}, false)
-	f.run(w, worker.Config{})
 	ctx := ctxT(t, 10*time.Second)
 
 	res := f.submit(ctx, "down", userReq("down-1", "hi"))[0]
 	require.Equal(t, bus.StatusError, res.Status)
 	require.Equal(t, bus.CodeProviderUnavailable, res.Error.Code, "%+v", res.Error)
 	require.Len(t, res.Attempts, 1+retries)
-	require.EqualValues(t, 1+retries, down.Calls())
+	require.EqualValues(t, 1+retries, f.calls("down"))
 
 	res = f.submit(ctx, "flaky", userReq("flaky-1", "hi"))[0]
 	requireOK(t, res)
 	require.Len(t, res.Attempts, 3)
 	require.Equal(t, []string{"provider_unavailable", "timeout", ""}, []string{res.Attempts[0].ErrorCode, res.Attempts[1].ErrorCode, res.Attempts[2].ErrorCode})
-	require.EqualValues(t, 3, flaky.Calls(), "stops at the first success")
+	require.EqualValues(t, 3, f.calls("flaky"), "stops at the first success")
 
 	// Nothing comes back later: the failed job is answered and acked, not
 	// redelivered.
 	time.Sleep(300 * time.Millisecond)
-	require.EqualValues(t, 1+retries, down.Calls())
-	require.EqualValues(t, 2, w.jobs.Load())
+	require.EqualValues(t, 1+retries, f.calls("down"))
+	n1, n2 := f.jobsOf("down")
+	require.Equal(t, 1, n1+n2)
 }
