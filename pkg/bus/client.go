@@ -67,6 +67,7 @@ type Job struct {
 
 	c   *Client
 	sub *nats.Subscription
+	q   *msgQueue
 }
 
 // Publish publishes req to group and returns the job, subscribed to its
@@ -110,10 +111,12 @@ func (c *Client) Publish(ctx context.Context, group string, req *Request) (*Job,
 			return nil, err
 		}
 	}
-	sub, err := c.nc.SubscribeSync(reply + ".>")
+	q := newMsgQueue()
+	sub, err := c.nc.Subscribe(reply+".>", q.push)
 	if err != nil {
 		return nil, fmt.Errorf("bus: subscribe %s.>: %w", reply, err)
 	}
+	sub.SetClosedHandler(q.close)
 	// Generous pending limits: a fast stream must not be dropped as a slow
 	// consumer while the caller renders it.
 	_ = sub.SetPendingLimits(1<<20, 256<<20)
@@ -125,14 +128,14 @@ func (c *Client) Publish(ctx context.Context, group string, req *Request) (*Job,
 		}
 		return nil, fmt.Errorf("bus: publish job %s: %w", req.ID, err)
 	}
-	return &Job{ID: req.ID, Reply: reply, Duplicate: ack.Duplicate, c: c, sub: sub}, nil
+	return &Job{ID: req.ID, Reply: reply, Duplicate: ack.Duplicate, c: c, sub: sub, q: q}, nil
 }
 
 // Next returns the job's next event, or its result (with a nil event) once
 // it arrives; after the result it returns an error. It honours ctx.
 func (j *Job) Next(ctx context.Context) (*Event, *Result, error) {
 	for {
-		m, err := j.sub.NextMsgWithContext(ctx)
+		m, err := j.q.pop(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
