@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,8 @@ type badCase struct {
 	// seqID: the job has no usable id, so the worker names it seq-<stream
 	// sequence> and answers (if at all) on that reply prefix.
 	seqID bool
+	// published: sent by the Go client, not as raw bytes.
+	published bool
 }
 
 const contentJSON, contentMsgpack = "application/json", "application/msgpack"
@@ -131,7 +134,7 @@ func badCorpus(t *testing.T, runID string) []badCase {
 		// keeps the bytes; either way the job must end with one result and
 		// no crash.
 		{name: "invalid_utf8_json", body: []byte("{\"messages\":[{\"role\":\"user\",\"content\":\"bad \xff\xfe\xfd bytes\"}]}"), codes: []string{"ok", string(bus.CodeInvalidRequest)}},
-		{name: "invalid_utf8_msgpack", header: map[string]string{"Content-Type": contentMsgpack}, body: msgpackBody(t, map[string]any{"messages": []map[string]any{{"role": "user\xff", "content": "bad \xff\xfe bytes"}}, "metadata": map[string]string{"k\xff": "v\xfe"}}), codes: []string{"ok", string(bus.CodeInvalidRequest)}},
+		{name: "invalid_utf8_msgpack", header: map[string]string{"Content-Type": contentMsgpack}, body: msgpackBody(t, map[string]any{"messages": []map[string]any{{"role": "user", "content": "bad \xff\xfe bytes"}}, "metadata": map[string]string{"k\xff": "v\xfe"}}), codes: []string{"ok", string(bus.CodeInvalidRequest)}},
 		// A string near the 1 MiB payload limit is accepted by the server;
 		// the worker may run it or refuse it, but answers it once.
 		{name: "huge_string", body: jsonBody(t, map[string]any{"messages": []map[string]any{{"role": "user", "content": strings.Repeat("word ", 205_000)}}}), codes: []string{"ok", string(bus.CodeTooLarge), string(bus.CodeContextWindowExceeded), string(bus.CodeInvalidRequest)}},
@@ -166,13 +169,29 @@ func scenarioBadInputs(t *testing.T, c *cluster) {
 	runID := randomID()
 	cases := badCorpus(t, runID)
 
-	// Too large for one message: refused by the client before publication.
-	_, err := c.client.Publish(ctx, "bad", &bus.Request{Messages: []bus.Message{{Role: "user", Content: bus.Text(strings.Repeat("x", 1_100_000))}}})
-	require.ErrorIs(t, err, bus.ErrTooLarge)
-
 	start := time.Now()
+	// Larger than one message: a client without the Object Store refuses
+	// it; the default client stores the body in the Object Store and
+	// publishes a reference, which the worker must resolve or refuse.
+	huge := &bus.Request{
+		ID:       fmt.Sprintf("bad-%s-over-max-payload", runID),
+		Messages: []bus.Message{{Role: "user", Content: bus.Text(strings.Repeat("x", 1_100_000))}},
+	}
+	plain, err := bus.NewClient(c.nc, bus.WithoutObjectStore())
+	require.NoError(t, err)
+	_, err = plain.Publish(ctx, "bad", huge)
+	require.ErrorIs(t, err, bus.ErrTooLarge)
+	job, err := c.client.Publish(ctx, "bad", huge)
+	require.NoError(t, err, "publish through the Object Store")
+	_ = job.Close()
+	cases = append(cases, badCase{name: "over_max_payload", id: huge.ID, published: true,
+		codes: []string{"ok", string(bus.CodeTooLarge), string(bus.CodeInvalidRequest)}})
+
 	for i := range cases {
 		bc := &cases[i]
+		if bc.published {
+			continue
+		}
 		m := nats.NewMsg(bc.subject)
 		if bc.id != "" {
 			m.Header.Set(bus.HeaderMsgID, bc.id)
@@ -191,6 +210,7 @@ func scenarioBadInputs(t *testing.T, c *cluster) {
 	// Results, by job id. The unknown-group sweep answers after its grace
 	// period (5s), so the wait is generous.
 	results := map[string]*bus.Result{}
+	seen := map[string]time.Duration{} // when each result was first seen
 	eventually(t, ctx, 60*time.Second, "a result for every answerable bad input", func(ctx context.Context) error {
 		var missing []string
 		for _, bc := range cases {
@@ -206,6 +226,7 @@ func scenarioBadInputs(t *testing.T, c *cluster) {
 				continue
 			}
 			results[bc.id] = r
+			seen[bc.id] = time.Since(start)
 		}
 		if len(missing) > 0 {
 			return fmt.Errorf("no result yet for %v", missing)
@@ -215,9 +236,18 @@ func scenarioBadInputs(t *testing.T, c *cluster) {
 	dlq := c.deadLetters(ctx, t)
 	stored := c.storedResultCounts(ctx, t)
 
-	answered, dead := 0, 0
+	answered, dead, lost, duplicated := 0, 0, 0, 0
+	var lat []time.Duration
 	for _, bc := range cases {
+		t.Logf("%-26s -> %s", bc.name, describe(results[bc.id], dlq[bc.id]))
 		reply := c.client.Subjects().Reply(bc.id)
+		n := stored[bus.ResultSubject(reply)]
+		if n > 1 {
+			duplicated++
+		}
+		if results[bc.id] == nil && dlq[bc.id] == nil {
+			lost++
+		}
 		if len(bc.codes) > 0 {
 			r := results[bc.id]
 			code := string(r.Status)
@@ -226,10 +256,11 @@ func scenarioBadInputs(t *testing.T, c *cluster) {
 				code = string(r.Error.Code)
 			}
 			require.Contains(t, bc.codes, code, "%s: result code (message: %v)", bc.name, r.Error)
-			require.EqualValues(t, 1, stored[bus.ResultSubject(reply)], "%s: exactly one stored result", bc.name)
+			require.EqualValues(t, 1, n, "%s: exactly one stored result", bc.name)
 			answered++
+			lat = append(lat, seen[bc.id])
 		} else {
-			require.Zero(t, stored[bus.ResultSubject(reply)], "%s: nobody to answer", bc.name)
+			require.Zero(t, n, "%s: nobody to answer", bc.name)
 		}
 		if bc.dlq {
 			h, ok := dlq[bc.id]
@@ -237,8 +268,9 @@ func scenarioBadInputs(t *testing.T, c *cluster) {
 			require.NotEmpty(t, h.Get("Llm-Dlq-Code"), "%s: the DLQ copy says why", bc.name)
 			dead++
 		}
-		t.Logf("%-26s -> %s", bc.name, describe(results[bc.id], dlq[bc.id]))
 	}
+	require.Zero(t, lost, "bad inputs with neither a result nor a DLQ copy")
+	require.Zero(t, duplicated, "bad inputs with more than one stored result")
 
 	c.requireDrained(ctx, t, "bad")
 	eventually(t, ctx, 30*time.Second, "requests stream empty", func(ctx context.Context) error {
@@ -259,8 +291,9 @@ func scenarioBadInputs(t *testing.T, c *cluster) {
 	require.Equal(t, restartsBefore, restartsAfter, "no worker restarted")
 	require.NotContains(t, running, false, "every worker still running")
 
-	line := fmt.Sprintf("scenario bad_inputs: jobs=%d answered=%d dead-lettered=%d lost=0 duplicated=0 all done in %s",
-		len(cases), answered, dead, time.Since(start).Round(time.Millisecond))
+	slices.Sort(lat)
+	line := fmt.Sprintf("scenario bad_inputs: jobs=%d lost=%d duplicated=%d answered=%d dead-lettered=%d p99=%s (results polled from LLM_RESULTS every ~200ms; unknown groups wait for the sweep's 5s grace)",
+		len(cases), lost, duplicated, answered, dead, percentile(lat, 99).Round(time.Millisecond))
 	fmt.Println(line)
 	t.Log(line)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -238,9 +237,7 @@ func (l *load) finish(ctx context.Context, t *testing.T, name string) figures {
 	}
 	if len(lat) > 0 {
 		slices.Sort(lat)
-		f.P50 = lat[len(lat)/2]
-		f.P99 = lat[min(len(lat)-1, (len(lat)*99+99)/100-1)]
-		f.Max = lat[len(lat)-1]
+		f.P50, f.P99, f.Max = percentile(lat, 50), percentile(lat, 99), percentile(lat, 100)
 	}
 	line := fmt.Sprintf("scenario %s: %s", name, f)
 	fmt.Println(line)
@@ -297,11 +294,11 @@ func requireHealthyFigures(t *testing.T, f figures) {
 	require.Equal(t, f.Jobs, f.OK, "every job ends ok; error results: %v", f.Errors)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
+// percentile returns the p-th percentile (nearest rank) of sorted values.
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
 	}
-	sort.Strings(ks)
-	return ks
+	rank := (len(sorted)*p + 99) / 100 // ceil(n*p/100)
+	return sorted[min(max(rank, 1), len(sorted))-1]
 }
