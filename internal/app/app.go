@@ -25,6 +25,7 @@ import (
 	"github.com/switchyard/switchyard/internal/embedded"
 	"github.com/switchyard/switchyard/internal/fleet"
 	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/internal/tenant"
 	"github.com/switchyard/switchyard/internal/worker"
 	"github.com/switchyard/switchyard/pkg/bus"
 	"github.com/switchyard/switchyard/pkg/policy"
@@ -120,10 +121,24 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 	if err != nil {
 		return err
 	}
+	tenants, err := tenantRouters(ctx, models, groups, ropts)
+	if err != nil {
+		return err
+	}
+	var budgets worker.Budgets
+	if limits := budgetLimits(models); len(limits) > 0 {
+		b, err := tenant.New(ctx, js, limits, env.Replicas, log)
+		if err != nil {
+			return err
+		}
+		budgets = b
+	}
 	subj := bus.Subjects{Prefix: env.Prefix}
 	met := metrics.New(router, js, serve)
 	w, err := worker.New(nc, router, worker.Config{
 		Observer:          met,
+		Tenants:           executors(tenants),
+		Budgets:           budgets,
 		ValidationRetries: validationRetries(env.ValidationRetries),
 		Groups:            serve,
 		Subjects:          subj,
@@ -148,7 +163,7 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 		defer srv.Close()
 		httpAddr = addr
 	}
-	go reloadOnHUP(ctx, env, router, log)
+	go reloadOnHUP(ctx, env, router, tenants, log)
 	go func() {
 		select {
 		case <-w.Ready():
@@ -166,7 +181,7 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 
 // reloadOnHUP reloads the model file on SIGHUP, keeping the state of
 // unchanged deployments. Groups served stay as they were at start.
-func reloadOnHUP(ctx context.Context, env config.Env, r *policy.Router, log *slog.Logger) {
+func reloadOnHUP(ctx context.Context, env config.Env, r *policy.Router, tenants map[string]*policy.Router, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -181,6 +196,17 @@ func reloadOnHUP(ctx context.Context, env config.Env, r *policy.Router, log *slo
 			var groups []policy.Group
 			if groups, err = models.Build(ctx); err == nil {
 				err = r.Reload(groups)
+			}
+			// Tenants known at start get their new keys; a tenant added
+			// to the file needs a restart.
+			for name, tr := range tenants {
+				if err != nil {
+					break
+				}
+				var tg []policy.Group
+				if tg, err = models.BuildTenant(ctx, name, groups); err == nil {
+					err = tr.Reload(tg)
+				}
 			}
 		}
 		if err != nil {
@@ -231,4 +257,43 @@ func validationRetries(n int) int {
 		return -1
 	}
 	return n
+}
+
+// tenantRouters builds one router per tenant that has keys of its own.
+func tenantRouters(ctx context.Context, m *config.Models, base []policy.Group, opts []policy.Option) (map[string]*policy.Router, error) {
+	out := map[string]*policy.Router{}
+	for _, name := range m.TenantNames() {
+		if len(m.Tenants[name].Keys) == 0 {
+			continue
+		}
+		groups, err := m.BuildTenant(ctx, name, base)
+		if err != nil {
+			return nil, err
+		}
+		r, err := policy.NewRouter(groups, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: %w", name, err)
+		}
+		out[name] = r
+	}
+	return out, nil
+}
+
+func executors(rs map[string]*policy.Router) map[string]worker.Executor {
+	out := make(map[string]worker.Executor, len(rs))
+	for k, r := range rs {
+		out[k] = r
+	}
+	return out
+}
+
+func budgetLimits(m *config.Models) map[string]tenant.Limit {
+	out := map[string]tenant.Limit{}
+	for _, name := range m.TenantNames() {
+		if b := m.Tenants[name].Budget; b != nil {
+			d := b.WithDefaults()
+			out[name] = tenant.Limit{Tokens: d.Tokens, CostUSD: d.CostUSD, Window: d.Window}
+		}
+	}
+	return out
 }

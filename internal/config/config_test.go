@@ -14,7 +14,7 @@ import (
 )
 
 func TestExampleModelFileLoads(t *testing.T) {
-	for _, k := range []string{"OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"} {
+	for _, k := range []string{"OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "ACME_OPENAI_KEY"} {
 		t.Setenv(k, "sk-test-"+strings.ToLower(k))
 	}
 	m, err := LoadModels("../../deployments/models.example.yaml")
@@ -24,6 +24,11 @@ func TestExampleModelFileLoads(t *testing.T) {
 	groups, err := m.Build(context.Background())
 	require.NoError(t, err)
 	require.Len(t, groups, 5)
+	require.Equal(t, []string{"acme", "trial"}, m.TenantNames())
+	acme, err := m.BuildTenant(context.Background(), "acme", groups)
+	require.NoError(t, err)
+	require.Equal(t, "openai-4o@acme", acme[0].Deployments[0].Name, "the tenant's keyed deployment has its own state")
+	require.Equal(t, groups[0].Deployments[1].Provider, acme[0].Deployments[1].Provider, "the others are shared")
 }
 
 func TestDemoModels(t *testing.T) {
@@ -109,6 +114,24 @@ groups:
       - {name: a, provider: mock, mock: {error_rate: {exploded: 0.5}}}
 `, []string{"deployments[0].mock"}},
 		{"no groups", `groups: {}`, []string{"at least one group"}},
+		{"tenant key for an unknown deployment", `
+groups:
+  g:
+    deployments:
+      - {name: a, provider: mock}
+tenants:
+  acme:
+    keys: {b: "${SET_KEY}"}
+`, []string{"tenants.acme.keys.b", `no deployment is named "b"`}},
+		{"empty budget", `
+groups:
+  g:
+    deployments:
+      - {name: a, provider: mock}
+tenants:
+  acme:
+    budget: {window: 1h}
+`, []string{"tenants.acme.budget", "set tokens, cost_usd or both"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,6 +20,8 @@ import (
 // Models is the model file: the groups a fleet serves.
 type Models struct {
 	Groups map[string]*Group `yaml:"groups"`
+	// Tenants have their own keys and budgets; see Tenant.
+	Tenants map[string]*Tenant `yaml:"tenants"`
 
 	path string
 	src  []byte
@@ -113,10 +115,10 @@ func ParseModels(name string, src []byte) (*Models, error) {
 	if err := dec.Decode(m); err != nil {
 		return nil, fmt.Errorf("config: %s: %s", name, yaml.FormatError(err, false, true))
 	}
-	if err := m.resolve(os.LookupEnv); err != nil {
+	if err := errors.Join(m.resolve(os.LookupEnv), m.resolveTenants(os.LookupEnv)); err != nil {
 		return nil, err
 	}
-	if err := m.validate(); err != nil {
+	if err := errors.Join(m.validate(), m.validateTenants()); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -36,6 +36,7 @@ type job struct {
 	cancelFn context.CancelCauseFunc
 	cause    error // set when cancelled before cancelFn existed
 
+	exec     Executor       // the router of the job's tenant, else the worker's
 	started  bool           // sent to the router (for the observer)
 	restarts map[string]int // restart events by code
 	span     trace.Span     // the job's span; never nil once run starts
@@ -119,7 +120,36 @@ func (j *job) run() {
 		j.finish(j.errorResult(bus.CodeDeadlineExceeded, fmt.Sprintf("deadline %s passed while the job was queued", deadline.UTC().Format(time.RFC3339Nano)), false), nil)
 		return
 	}
+	j.exec = w.exec
+	if t := j.req.Tenant; t != "" {
+		if e, ok := w.cfg.Tenants[t]; ok {
+			j.exec = e
+		}
+		if w.cfg.Budgets != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := w.cfg.Budgets.Allow(ctx, t)
+			cancel()
+			if err != nil {
+				code, retryable := codeOf(err)
+				j.finish(j.errorResult(code, err.Error(), retryable), nil)
+				return
+			}
+		}
+	}
 	j.execute(lreq, con, deadline)
+}
+
+// charge adds the job's usage to its tenant's budget.
+func (j *job) charge(res *bus.Result) {
+	t := j.req.Tenant
+	if t == "" || j.w.cfg.Budgets == nil || res.Usage == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := j.w.cfg.Budgets.Charge(ctx, t, res.Usage.TotalTokens, res.CostUSD); err != nil {
+		j.w.log.Warn("budget charge failed", slog.String("tenant", t), slog.String("job", j.id), slog.Any("error", err))
+	}
 }
 
 // identify sets the job's id, reply prefix and whether anyone can be told.
@@ -187,7 +217,7 @@ func (j *job) execute(lreq *llm.Request, con *contract, deadline time.Time) {
 		err error
 	)
 	if con == nil {
-		out, err = w.exec.Execute(trace.ContextWithSpan(ctx, j.span), j.group, lreq, em.policy)
+		out, err = j.exec.Execute(trace.ContextWithSpan(ctx, j.span), j.group, lreq, em.policy)
 	} else {
 		em.enablePartials(con)
 		out, v, err = j.executeValidated(trace.ContextWithSpan(ctx, j.span), lreq, con, em)
@@ -217,6 +247,7 @@ func (j *job) execute(lreq *llm.Request, con *contract, deadline time.Time) {
 	if em.ttft > 0 {
 		res.Timings.TTFTMS = em.ttft.Milliseconds()
 	}
+	j.charge(res)
 	j.finish(res, out)
 }
 

@@ -25,6 +25,14 @@ type Executor interface {
 	HasGroup(name string) bool
 }
 
+// Budgets checks and charges tenants' spending; *tenant.Budgets is one.
+type Budgets interface {
+	// Allow returns an error (a *bus.Error budget_exceeded) when the
+	// tenant may not run another job now.
+	Allow(ctx context.Context, tenant string) error
+	Charge(ctx context.Context, tenant string, tokens int, costUSD float64) error
+}
+
 // Config configures a Worker. Every field but Groups has a default, stated on
 // the field.
 type Config struct {
@@ -55,6 +63,12 @@ type Config struct {
 	// when the request does not set validation_retries. Default 2; negative
 	// means no re-asks.
 	ValidationRetries int
+	// Tenants maps a tenant name to the executor its jobs run on (its own
+	// keys). Jobs of other tenants, and without one, use the worker's.
+	Tenants map[string]Executor
+	// Budgets, when set, is checked before a tenant's job runs and charged
+	// after it ran.
+	Budgets Budgets
 	// Observer is told about every job (metrics). Default: none.
 	Observer Observer
 	// Tracer makes the job spans. Default: the global OpenTelemetry
