@@ -134,12 +134,14 @@ func BaselineJob(nc *nats.Conn, promptBytes int) (JobFunc, error) {
 		id := uuid.Must(uuid.NewV7()).String()
 		reply := baselineRes + id
 		t0 := time.Now()
-		sub, err := nc.SubscribeSync(reply + ".>")
+		// A channel sized for a job's messages (tokens + 1), not
+		// SubscribeSync's 64k-entry one, which costs 512 KiB per job.
+		ch := make(chan *nats.Msg, 256)
+		sub, err := nc.ChanSubscribe(reply+".>", ch)
 		if err != nil {
 			return Outcome{Code: CodeTransport}
 		}
 		defer sub.Unsubscribe() //nolint:errcheck // best effort
-		_ = sub.SetPendingLimits(1<<20, 256<<20)
 		m := nats.NewMsg(baselineReq)
 		m.Header.Set(jetstream.MsgIDHeader, id)
 		m.Data = body
@@ -148,9 +150,11 @@ func BaselineJob(nc *nats.Conn, promptBytes int) (JobFunc, error) {
 		}
 		var o Outcome
 		for {
-			msg, err := sub.NextMsgWithContext(ctx)
-			if err != nil {
-				o.Code = codeOf(err)
+			var msg *nats.Msg
+			select {
+			case msg = <-ch:
+			case <-ctx.Done():
+				o.Code = codeOf(ctx.Err())
 				return o
 			}
 			if strings.HasSuffix(msg.Subject, ".result") {
