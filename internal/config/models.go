@@ -266,7 +266,9 @@ func (m *Models) Build(ctx context.Context) ([]policy.Group, error) {
 				errs = append(errs, m.errAt(d.path+".provider", "%v", err))
 				continue
 			}
-			pg.Deployments = append(pg.Deployments, policy.Deployment{Name: d.Name, Model: d.Model, Provider: p, Options: d.DeploymentOptions})
+			opts := d.DeploymentOptions
+			opts.SupportsTools, opts.SupportsVision = d.SupportsTools, d.SupportsVision
+			pg.Deployments = append(pg.Deployments, policy.Deployment{Name: d.Name, Model: d.Model, Provider: p, Options: opts})
 		}
 		groups = append(groups, pg)
 	}

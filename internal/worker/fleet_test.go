@@ -123,6 +123,7 @@ func (f *fleetEnv) run(w *fleetWorker, cfg worker.Config) {
 		cfg.Groups = w.router.Groups()
 	}
 	cfg.Logger = cmpLogger(cfg.Logger)
+	cfg.FetchWait = 300 * time.Millisecond
 	wk, err := worker.New(w.nc, countingExec{w}, cfg)
 	require.NoError(f.t, err)
 	ctx, cancel := context.WithCancel(context.Background())

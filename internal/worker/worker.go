@@ -52,6 +52,9 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// MaxJobTime bounds one job from pick-up to result. Default 10 minutes.
 	MaxJobTime time.Duration
+	// FetchWait is how long one pull request waits for jobs; it also bounds
+	// how long shutdown waits for the pull loops. Default 2s.
+	FetchWait time.Duration
 	// UnknownSweep is how often queued jobs of groups that no worker serves
 	// are looked for; UnknownGrace is how old such a job must be before it
 	// is answered unknown_group (a worker serving it may be starting).
@@ -86,6 +89,7 @@ func (c Config) withDefaults() Config {
 	c.Concurrency = cmp.Or(c.Concurrency, 128)
 	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, 25*time.Second)
 	c.MaxJobTime = cmp.Or(c.MaxJobTime, 10*time.Minute)
+	c.FetchWait = cmp.Or(c.FetchWait, 2*time.Second)
 	c.UnknownSweep = cmp.Or(c.UnknownSweep, 2*time.Second)
 	c.UnknownGrace = cmp.Or(c.UnknownGrace, 5*time.Second)
 	c.ValidationRetries = cmp.Or(c.ValidationRetries, 2)
@@ -210,16 +214,12 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	<-ctx.Done()
 	// First let the pull loops end (their last fetch expires within
-	// fetchWait; what it still brings is handed back with a delay longer
+	// FetchWait; what it still brings is handed back with a delay longer
 	// than that), so that no pull request of this worker is left to receive
 	// the jobs handed back below. Then give running jobs their grace period.
 	loops.Wait()
 	return w.drain()
 }
-
-// fetchWait is the expiry of one pull request; it bounds how long shutdown
-// waits for the pull loops.
-const fetchWait = 2 * time.Second
 
 // Ready is closed once the worker consumes: streams, consumers and cancel
 // watch are in place.
@@ -275,7 +275,7 @@ func (w *Worker) pull(ctx context.Context, group string, c jetstream.Consumer) {
 				break more
 			}
 		}
-		batch, err := c.Fetch(n, jetstream.FetchMaxWait(fetchWait))
+		batch, err := c.Fetch(n, jetstream.FetchMaxWait(w.cfg.FetchWait))
 		if err != nil {
 			for range n {
 				slots <- struct{}{}
@@ -299,7 +299,7 @@ func (w *Worker) pull(ctx context.Context, group string, c jetstream.Consumer) {
 			if ctx.Err() != nil {
 				// Stopping: hand the job back, after this worker's pull
 				// request has expired so that it goes to another worker.
-				_ = msg.NakWithDelay(fetchWait + 500*time.Millisecond)
+				_ = msg.NakWithDelay(w.cfg.FetchWait + 500*time.Millisecond)
 				slots <- struct{}{}
 				continue
 			}

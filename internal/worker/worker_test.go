@@ -68,6 +68,7 @@ func (e *env) startWorker(cfg worker.Config) (stop func(), nc *nats.Conn) {
 	cfg.Logger = cmpLogger(cfg.Logger)
 	cfg.UnknownSweep = cmpDur(cfg.UnknownSweep, 100*time.Millisecond)
 	cfg.UnknownGrace = cmpDur(cfg.UnknownGrace, 10*time.Millisecond)
+	cfg.FetchWait = cmpDur(cfg.FetchWait, 300*time.Millisecond)
 	w, err := worker.New(nc, e.router, cfg)
 	require.NoError(e.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
