@@ -137,6 +137,7 @@ func startCluster(t *testing.T) *cluster {
 	if setupErr != nil {
 		t.Fatalf("integration suite setup (Docker and image builds): %v", setupErr)
 	}
+	require.NoError(t, statSources(sourceRoot), "stat the sources the images are built from")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +29,9 @@ var setupErr error
 // testHost is the address at which the test process reaches the
 // containers' mapped ports.
 var testHost = "127.0.0.1"
+
+// sourceRoot is the module's root directory, which the images are built from.
+var sourceRoot string
 
 func TestMain(m *testing.M) {
 	// No Ryuk: it would be pulled from a registry, which is unreachable. The
@@ -64,6 +69,7 @@ func buildImages() error {
 	if err != nil {
 		return err
 	}
+	sourceRoot = root
 	builds := []struct{ out, pkg string }{
 		{"nats-server", "github.com/nats-io/nats-server/v2"},
 		{"worker", "./cmd/worker"},
@@ -112,6 +118,31 @@ func buildImages() error {
 		}
 	}
 	return nil
+}
+
+// statSources stats every Go source and module file of the repository. The
+// images are built from sources this package does not import, so go test's
+// result cache would not see them change; the files a test opens or stats
+// are part of the cache key, so a change to the worker reruns the suite.
+// It must run inside a test: go test logs file access only after m.Run
+// starts.
+func statSources(root string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum" {
+			_, err := os.Stat(path)
+			return err
+		}
+		return nil
+	})
 }
 
 func moduleRoot(ctx context.Context) (string, error) {
