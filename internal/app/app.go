@@ -163,7 +163,12 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 		defer srv.Close()
 		httpAddr = addr
 	}
-	go reloadOnHUP(ctx, env, router, tenants, log)
+	// Register before the worker is ready, so that a SIGHUP sent once it
+	// is can never fall through to the default action (exit).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadOnHUP(ctx, hup, env, router, tenants, log)
 	go func() {
 		select {
 		case <-w.Ready():
@@ -181,10 +186,7 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 
 // reloadOnHUP reloads the model file on SIGHUP, keeping the state of
 // unchanged deployments. Groups served stay as they were at start.
-func reloadOnHUP(ctx context.Context, env config.Env, r *policy.Router, tenants map[string]*policy.Router, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, env config.Env, r *policy.Router, tenants map[string]*policy.Router, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -16,7 +17,8 @@ import (
 // checking whether a queued job was cancelled costs no round trip.
 type cancelSet struct {
 	mu   sync.RWMutex
-	ids  map[string]struct{}
+	ids  map[string]time.Time // id -> when the marker was seen
+	ttl  time.Duration        // markers older than this are forgotten
 	stop func()
 }
 
@@ -31,7 +33,11 @@ func startCancelSet(ctx context.Context, js jetstream.JetStream, log *slog.Logge
 		stop()
 		return nil, fmt.Errorf("worker: watch cancel bucket: %w", err)
 	}
-	cs := &cancelSet{ids: map[string]struct{}{}}
+	ttl := 24 * time.Hour
+	if st, err := kv.Status(ctx); err == nil && st.TTL() > 0 {
+		ttl = st.TTL()
+	}
+	cs := &cancelSet{ids: map[string]time.Time{}, ttl: ttl}
 	done := make(chan struct{})
 	cs.stop = func() { stop(); _ = watcher.Stop(); <-done }
 	go func() {
@@ -42,7 +48,7 @@ func startCancelSet(ctx context.Context, js jetstream.JetStream, log *slog.Logge
 			}
 			switch e.Operation() {
 			case jetstream.KeyValuePut:
-				cs.add(e.Key())
+				cs.addAt(e.Key(), e.Created())
 			case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
 				cs.mu.Lock()
 				delete(cs.ids, e.Key())
@@ -56,10 +62,25 @@ func startCancelSet(ctx context.Context, js jetstream.JetStream, log *slog.Logge
 	return cs, nil
 }
 
-func (c *cancelSet) add(id string) {
+func (c *cancelSet) add(id string) { c.addAt(id, time.Now()) }
+
+// addAt records a marker. The bucket's TTL removes old markers without a
+// delete marker, so the mirror forgets them itself: every 4096 additions it
+// drops those older than the TTL.
+func (c *cancelSet) addAt(id string, at time.Time) {
 	c.mu.Lock()
-	c.ids[id] = struct{}{}
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if time.Since(at) > c.ttl {
+		return
+	}
+	c.ids[id] = at
+	if len(c.ids)%4096 == 0 {
+		for k, t := range c.ids {
+			if time.Since(t) > c.ttl {
+				delete(c.ids, k)
+			}
+		}
+	}
 }
 
 func (c *cancelSet) has(id string) bool {
