@@ -68,6 +68,10 @@ type Job struct {
 	c   *Client
 	sub *nats.Subscription
 	q   *msgQueue
+	// The reply subjects, built once: Next compares every message's
+	// subject with them, and concatenating per message cost more than
+	// decoding the event.
+	resultSubj, eventsSubj string
 }
 
 // Publish publishes req to group and returns the job, subscribed to its
@@ -128,7 +132,8 @@ func (c *Client) Publish(ctx context.Context, group string, req *Request) (*Job,
 		}
 		return nil, fmt.Errorf("bus: publish job %s: %w", req.ID, err)
 	}
-	return &Job{ID: req.ID, Reply: reply, Duplicate: ack.Duplicate, c: c, sub: sub, q: q}, nil
+	return &Job{ID: req.ID, Reply: reply, Duplicate: ack.Duplicate, c: c, sub: sub, q: q,
+		resultSubj: ResultSubject(reply), eventsSubj: EventsSubject(reply)}, nil
 }
 
 // Next returns the job's next event, or its result (with a nil event) once
@@ -141,14 +146,14 @@ func (j *Job) Next(ctx context.Context) (*Event, *Result, error) {
 		}
 		enc := Detect(m.Header, m.Data)
 		switch m.Subject {
-		case ResultSubject(j.Reply):
+		case j.resultSubj:
 			var r Result
 			if err := enc.Unmarshal(m.Data, &r); err != nil {
 				return nil, nil, fmt.Errorf("bus: decode result: %w", err)
 			}
 			_ = j.Close()
 			return nil, &r, nil
-		case EventsSubject(j.Reply):
+		case j.eventsSubj:
 			var e Event
 			if err := enc.Unmarshal(m.Data, &e); err != nil {
 				return nil, nil, fmt.Errorf("bus: decode event: %w", err)
