@@ -11,6 +11,16 @@
 // skipping. It disables Ryuk (TESTCONTAINERS_RYUK_DISABLED=true) and removes
 // its containers and network itself.
 //
+// Run it with the figures printed:
+//
+//	go test -v -count=1 -run TestChaos ./integration
+//
+// Each scenario prints one line: jobs, ok, lost (jobs without a stored
+// result at the end), duplicated (jobs with more than one message in
+// LLM_RESULTS), restarted (jobs whose events reached delivery attempt 2 or
+// more) and the p50/p99/max completion time from first publish to result.
+// go test prints them only with -v or on failure.
+//
 // The package has no non-test code. Its tests import pkg/bus (the producer
 // side of the wire contract) and must never import internal/ packages or
 // pkg/policy: they see the fleet only from outside, as a user does.
