@@ -34,8 +34,9 @@ fuzz: ## run every fuzz target briefly
 test-integration: ## container suites (testcontainers, images built FROM scratch here)
 	@if [ -d integration ]; then $(GO) test -count=1 -timeout 30m -v ./integration/...; fi
 
-bench: ## raw JetStream baseline vs Switchyard, printed side by side
-	$(GO) run ./cmd/submit bench --compare
+BENCHFLAGS ?=
+bench: ## baseline vs Switchyard, added latency, 5k streams (~2 min); last line "throughput ratio: R"; BENCHFLAGS= see submit bench -h
+	$(GO) run ./cmd/submit bench --compare $(BENCHFLAGS)
 
 lint: ## golangci-lint, when it is installed
 	@command -v golangci-lint >/dev/null || { echo "golangci-lint not installed"; exit 0; }; golangci-lint run ./...

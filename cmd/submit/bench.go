@@ -56,7 +56,7 @@ flags:
 	for _, n := range []string{"g", "group"} {
 		fs.StringVar(&group, n, "demo", "model group")
 	}
-	fs.IntVar(&jobs, "n", 1000, "number of jobs (with --compare: jobs of each full-speed run, default 4000)")
+	fs.IntVar(&jobs, "n", 1000, "number of jobs (with --compare: jobs of each full-speed run, default 10000)")
 	fs.Float64Var(&rate, "rate", 0, "jobs started per second; 0 = as fast as possible with --concurrency in flight (with --compare: the fixed rate, default 1000)")
 	fs.IntVar(&concurrency, "concurrency", 64, "jobs in flight when --rate is 0")
 	fs.IntVar(&promptBytes, "prompt-bytes", 512, "size of each prompt in bytes")
@@ -71,7 +71,7 @@ flags:
 	fs.IntVar(&directJobs, "direct-jobs", 300, "with --compare: sequential calls of section c")
 	fs.DurationVar(&rateFor, "rate-for", 3*time.Second, "with --compare: length of each fixed-rate run")
 	fs.IntVar(&workerConc, "worker-concurrency", 256, "with --compare: SWITCHYARD_CONCURRENCY of the worker, and the baseline consumer's jobs in flight")
-	fs.IntVar(&warmup, "warmup", 300, "with --compare: jobs run before measuring each side")
+	fs.IntVar(&warmup, "warmup", 1000, "with --compare: jobs run before measuring each side")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

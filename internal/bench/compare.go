@@ -38,9 +38,9 @@ type CompareConfig struct {
 	// concurrent slow streams. The throughput ratio needs a and b.
 	Sections string
 
-	// Jobs is the number of jobs of each full-speed run (default 4000),
+	// Jobs is the number of jobs of each full-speed run (default 10000),
 	// Concurrency the jobs in flight then (default 64), and Warmup the jobs
-	// run before measuring each side (default 300).
+	// run before measuring each side (default 1000).
 	Jobs, Concurrency, Warmup int
 	// Rate and RateFor shape the fixed-rate runs (default 1000 jobs/s for
 	// 3s).
@@ -70,9 +70,9 @@ type CompareConfig struct {
 func (c CompareConfig) withDefaults() CompareConfig {
 	c.ModuleDir = cmp.Or(c.ModuleDir, ".")
 	c.Sections = cmp.Or(c.Sections, "abcd")
-	c.Jobs = cmp.Or(c.Jobs, 4000)
+	c.Jobs = cmp.Or(c.Jobs, 10000)
 	c.Concurrency = cmp.Or(c.Concurrency, 64)
-	c.Warmup = cmp.Or(c.Warmup, 300)
+	c.Warmup = cmp.Or(c.Warmup, 1000)
 	c.Rate = cmp.Or(c.Rate, 1000)
 	c.RateFor = cmp.Or(c.RateFor, 3*time.Second)
 	c.PromptBytes = cmp.Or(c.PromptBytes, 512)

@@ -13,5 +13,14 @@
 // It is internal wiring for a command: it may import pkg/bus, pkg/llm and
 // internal/embedded, but nothing under pkg/ may import it, and it must never
 // import internal/worker or pkg/policy (Switchyard is measured as a black
-// box, through its wire contract, exactly as a user runs it).
+// box, through its wire contract, exactly as a user runs it). The one
+// exception is profile_test.go, behind the benchprofile build tag: it runs
+// the worker loop in the test process so that a CPU profile shows where a
+// job's time goes:
+//
+//	go test -tags benchprofile -run '^$' -bench WorkerInProcess -benchtime 4000x \
+//	    -cpuprofile cpu.out ./internal/bench
+//	go tool pprof -top -cum -focus 'internal/worker|pkg/policy|pkg/llm' cpu.out
+//
+// (BenchmarkWorkerOpenAI and BenchmarkWorkerStreams profile sections c and d.)
 package bench
