@@ -31,9 +31,13 @@ func (c *Client) Capabilities(model string) llm.Capabilities {
 	if m, ok := catalog.Lookup(model); ok {
 		return m.Capabilities()
 	}
-	// Bedrock/Vertex style ids ("anthropic.claude-..." or "claude-...@date")
-	// carry the same family name.
-	m := strings.TrimPrefix(model, "anthropic.")
+	// Bedrock/Vertex style ids ("anthropic.claude-...", inference profiles
+	// "us.anthropic.claude-..." or "claude-...@date") carry the same family
+	// name.
+	m := model
+	if _, after, ok := strings.Cut(model, "anthropic."); ok {
+		m = after
+	}
 	for _, e := range capTable {
 		if strings.HasPrefix(m, e.prefix) {
 			return e.caps

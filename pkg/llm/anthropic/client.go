@@ -2,6 +2,7 @@ package anthropic
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -44,9 +45,12 @@ type Options struct {
 	// model's MaxOutput from Capabilities when that is smaller.
 	MaxTokensDefault int
 	// Vertex, when set, sends the calls to Claude on Google Vertex AI
-	// instead of the Anthropic API; APIKey is then not needed. Amazon
-	// Bedrock is not supported (see the package doc).
+	// instead of the Anthropic API; APIKey is then not needed.
 	Vertex *VertexOptions
+	// Bedrock, when set, sends the calls to Claude on Amazon Bedrock,
+	// SigV4-signed with its static AWS credentials; APIKey and AuthToken are
+	// then ignored (never sent to AWS). Vertex and Bedrock are exclusive.
+	Bedrock *BedrockOptions
 }
 
 // Client is an llm.Provider for Anthropic. It is safe for concurrent use.
@@ -66,8 +70,22 @@ var (
 // New returns a Client. It does no network I/O. It fails when no credential
 // is configured.
 func New(opts Options) (*Client, error) {
-	if opts.APIKey == "" && opts.AuthToken == "" && opts.Vertex == nil {
+	if opts.APIKey == "" && opts.AuthToken == "" && opts.Vertex == nil && opts.Bedrock == nil {
 		return nil, &llm.Error{Kind: llm.KindAuth, Provider: ProviderName, Message: "no API key configured"}
+	}
+	if opts.Vertex != nil && opts.Bedrock != nil {
+		return nil, &llm.Error{Kind: llm.KindBadRequest, Provider: ProviderName, Message: "vertex and bedrock are exclusive"}
+	}
+	if opts.Bedrock != nil {
+		if err := opts.Bedrock.validate(); err != nil {
+			kind := llm.KindBadRequest
+			if errors.Is(err, errBedrockCredentials) {
+				kind = llm.KindAuth
+			}
+			return nil, &llm.Error{Kind: kind, Provider: ProviderName, Message: err.Error()}
+		}
+		// Anthropic credentials are not for AWS's eyes.
+		opts.APIKey, opts.AuthToken = "", ""
 	}
 	hc := opts.HTTPClient
 	if hc == nil {
@@ -86,7 +104,7 @@ func New(opts Options) (*Client, error) {
 	if opts.AuthToken != "" {
 		ro = append(ro, option.WithAuthToken(opts.AuthToken))
 	}
-	if opts.BaseURL != "" {
+	if opts.BaseURL != "" && opts.Bedrock == nil {
 		ro = append(ro, option.WithBaseURL(opts.BaseURL))
 	}
 	if opts.Version != "" {
@@ -106,8 +124,14 @@ func New(opts Options) (*Client, error) {
 		// Last, so the rewrite runs closest to the wire.
 		ro = append(ro, vo...)
 	}
+	var awsSecrets []string
+	if b := opts.Bedrock; b != nil {
+		// Last, so signing runs closest to the wire.
+		ro = append(ro, bedrockOptions(b, opts.BaseURL)...)
+		awsSecrets = []string{b.SecretAccessKey, b.SessionToken}
+	}
 	c := &Client{sdk: sdk.NewClient(ro...), opts: opts}
-	for _, s := range []string{opts.APIKey, opts.AuthToken} {
+	for _, s := range append([]string{opts.APIKey, opts.AuthToken}, awsSecrets...) {
 		if s != "" {
 			c.secrets = append(c.secrets, s)
 		}

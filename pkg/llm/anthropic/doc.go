@@ -9,9 +9,11 @@
 // classifies every failure as an *llm.Error.
 //
 // Claude on Google Vertex AI is reached with Options.Vertex (URL and body
-// rewrite plus a bearer token from an explicit token provider). Amazon
-// Bedrock is not offered: the SDK's bedrock package needs the AWS SDK (SigV4
-// signing, binary event streams), which this module does not carry.
+// rewrite plus a bearer token from an explicit token provider). Claude on
+// Amazon Bedrock is reached with Options.Bedrock, through the SDK's own
+// bedrock package (SigV4 signing with static credentials, the binary event
+// stream translated back to SSE); Bedrock's exceptions are classified like
+// the Messages API's errors.
 //
 // It must never import NATS, pkg/bus or pkg/policy.
 package anthropic

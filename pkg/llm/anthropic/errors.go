@@ -1,6 +1,7 @@
 package anthropic
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,6 +63,12 @@ func classifyAPI(e *llm.Error, apiErr *sdk.Error) {
 		status = 0 // an error event inside a 200 stream
 	}
 	e.Status = status
+	if code, bmsg, ok := bedrockError(apiErr, typ); ok {
+		e.Code = code
+		e.Message = cmp.Or(msg, bmsg)
+		classifyBedrock(e, apiErr)
+		return
+	}
 	switch {
 	case typ == "rate_limit_error" || status == http.StatusTooManyRequests:
 		e.Kind = llm.KindRateLimited
@@ -85,11 +92,98 @@ func classifyAPI(e *llm.Error, apiErr *sdk.Error) {
 	}
 }
 
+// bedrockError recognises an Amazon Bedrock error and returns its exception
+// name (e.g. "ThrottlingException") and message. An HTTP error carries the
+// name in the x-amzn-ErrorType header ("Name:namespace-url") or in the body's
+// "__type" ("namespace#Name") and the message in {"message": ...}; an
+// exception inside the event stream reaches us, translated by the SDK, as an
+// SSE error event whose error.type is the exception name.
+func bedrockError(apiErr *sdk.Error, typ string) (code, msg string, ok bool) {
+	var body struct {
+		Type     string `json:"__type"`
+		Message  string `json:"message"`
+		MessageU string `json:"Message"`
+	}
+	_ = json.Unmarshal([]byte(apiErr.RawJSON()), &body)
+	msg = cmp.Or(body.Message, body.MessageU)
+	if apiErr.Response != nil {
+		if h := apiErr.Response.Header.Get("X-Amzn-Errortype"); h != "" {
+			code, _, _ = strings.Cut(h, ":")
+			return code, msg, true
+		}
+	}
+	if body.Type != "" {
+		code = body.Type
+		if i := strings.LastIndexByte(code, '#'); i >= 0 {
+			code = code[i+1:]
+		}
+		return code, msg, true
+	}
+	if strings.HasSuffix(typ, "Exception") {
+		return typ, msg, true
+	}
+	return "", "", false
+}
+
+// classifyBedrock classifies by Bedrock's exception name (matched without
+// regard to case: the event stream spells them "throttlingException"), then
+// by status. See the InvokeModelWithResponseStream errors in the Bedrock API
+// reference.
+func classifyBedrock(e *llm.Error, apiErr *sdk.Error) {
+	retry := func() {
+		if apiErr.Response != nil {
+			e.RetryAfter = retryAfter(apiErr.Response.Header)
+		}
+	}
+	switch strings.ToLower(e.Code) {
+	case "throttlingexception", "servicequotaexceededexception", "toomanyrequestsexception":
+		e.Kind = llm.KindRateLimited
+		retry()
+	case "serviceunavailableexception", "internalserverexception", "modelstreamerrorexception",
+		"modelerrorexception", "modelnotreadyexception":
+		e.Kind = llm.KindUnavailable
+		retry()
+	case "modeltimeoutexception":
+		e.Kind = llm.KindTimeout
+	case "accessdeniedexception", "unrecognizedclientexception", "invalidsignatureexception",
+		"incompletesignatureexception", "expiredtokenexception", "missingauthenticationtokenexception":
+		e.Kind = llm.KindAuth
+	case "validationexception":
+		e.Kind = llm.KindBadRequest
+		if isContextWindow(e.Message) {
+			e.Kind = llm.KindContextWindow
+		}
+	case "resourcenotfoundexception":
+		e.Kind = llm.KindBadRequest
+	default:
+		switch s := e.Status; {
+		case s == http.StatusTooManyRequests:
+			e.Kind = llm.KindRateLimited
+			retry()
+		case s >= 500:
+			e.Kind = llm.KindUnavailable
+		case s == http.StatusUnauthorized || s == http.StatusForbidden:
+			e.Kind = llm.KindAuth
+		case isContextWindow(e.Message):
+			e.Kind = llm.KindContextWindow
+		case s >= 400:
+			e.Kind = llm.KindBadRequest
+		default:
+			// An unknown exception inside a stream: the deployment failed
+			// to finish, which a retry may fix.
+			e.Kind = llm.KindUnavailable
+		}
+	}
+}
+
 // isContextWindow recognises Anthropic's "prompt is too long: N tokens > M
-// maximum" and the max_tokens-does-not-fit variant.
+// maximum", the max_tokens-does-not-fit variant, and Bedrock's "Input is too
+// long for requested model".
 func isContextWindow(msg string) bool {
 	m := strings.ToLower(msg)
 	return strings.Contains(m, "prompt is too long") ||
+		strings.Contains(m, "input is too long") ||
+		strings.Contains(m, "too many input tokens") ||
 		strings.Contains(m, "exceed context limit") ||
 		strings.Contains(m, "exceeds the context window")
 }
