@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -36,6 +37,9 @@ func scenarioKillWorker(t *testing.T, c *cluster) {
 	time.Sleep(1500 * time.Millisecond) // ~150 published, ~80 streaming
 	victim := c.workers[0]
 	require.NoError(t, c.kill(ctx, victim), "docker kill --signal KILL")
+	in, err := victim.Inspect(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 137, in.State.ExitCode, "the worker died of SIGKILL")
 	time.Sleep(time.Second)
 	restartIfStopped(ctx, t, victim)
 
@@ -62,7 +66,19 @@ func scenarioStopLeader(t *testing.T, c *cluster) {
 	t.Logf("stopping %s, leader of LLM_REQUESTS", leader.name)
 	stop := 5 * time.Second
 	require.NoError(t, leader.ctr.Stop(ctx, &stop))
-	time.Sleep(4 * time.Second)
+	stopped := time.Now()
+	eventually(t, ctx, 15*time.Second, "a new leader of LLM_REQUESTS", func(ctx context.Context) error {
+		n, err := c.streamLeader(ctx, "LLM_REQUESTS")
+		if err != nil {
+			return err
+		}
+		if n == leader {
+			return fmt.Errorf("%s still leads", n.name)
+		}
+		t.Logf("%s took over after %s", n.name, time.Since(stopped).Round(time.Millisecond))
+		return nil
+	})
+	time.Sleep(max(0, 4*time.Second-time.Since(stopped)))
 	require.NoError(t, leader.ctr.Start(ctx), "start %s again", leader.name)
 
 	require.True(t, l.wait(90*time.Second), "jobs did not all end in time")
@@ -113,6 +129,7 @@ func scenarioStormAndPause(t *testing.T, c *cluster) {
 	f := l.finish(ctx, t, "fault_storm_and_pause")
 	requireHealthyFigures(t, f)
 	require.Positive(t, f.Restarted, "the paused worker's jobs must have been redelivered")
+	require.Greater(t, f.ProviderCalls, f.Jobs, "the storm made the provider fail: jobs needed retries")
 	c.requireDrained(ctx, t, "storm")
 }
 

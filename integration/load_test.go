@@ -162,14 +162,17 @@ func (l *load) wait(timeout time.Duration) bool {
 // figures sums up a scenario for its printed line and its assertions.
 type figures struct {
 	Jobs, OK, Lost, Duplicated, WireDuplicates, Restarted, RestartMissing, FromStore int
-	Errors                                                                           map[string]int
-	P50, P99, Max                                                                    time.Duration
+	// ProviderCalls sums the attempts listed in the results: more than
+	// Jobs means some calls failed and were retried.
+	ProviderCalls int
+	Errors        map[string]int
+	P50, P99, Max time.Duration
 }
 
 func (f figures) String() string {
-	return fmt.Sprintf("jobs=%d ok=%d lost=%d duplicated=%d restarted=%d p50=%s p99=%s max=%s (error results=%v, results read from the stream=%d, restarts without a restart event=%d, duplicate results on the wire=%d)",
+	return fmt.Sprintf("jobs=%d ok=%d lost=%d duplicated=%d restarted=%d p50=%s p99=%s max=%s (provider calls=%d, error results=%v, results read from the stream=%d, restarts without a restart event=%d, duplicate results on the wire=%d)",
 		f.Jobs, f.OK, f.Lost, f.Duplicated, f.Restarted, f.P50.Round(time.Millisecond), f.P99.Round(time.Millisecond), f.Max.Round(time.Millisecond),
-		f.Errors, f.FromStore, f.RestartMissing, f.WireDuplicates)
+		f.ProviderCalls, f.Errors, f.FromStore, f.RestartMissing, f.WireDuplicates)
 }
 
 // finish counts the results stored in LLM_RESULTS per job (the "exactly
@@ -224,6 +227,7 @@ func (l *load) finish(ctx context.Context, t *testing.T, name string) figures {
 			f.Restarted++
 		}
 		f.RestartMissing += r.restartMissing
+		f.ProviderCalls += len(r.result.Attempts)
 		if r.result.Status == bus.StatusOK {
 			f.OK++
 		} else {
