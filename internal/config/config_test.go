@@ -6,11 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/pkg/llm"
 )
 
 func TestExampleModelFileLoads(t *testing.T) {
@@ -183,4 +188,86 @@ func TestEnvDefaultsAndValidation(t *testing.T) {
 	_, err = LoadEnv()
 	require.ErrorContains(t, err, "SWITCHYARD_CONCURRENCY")
 	_ = os.Getenv
+}
+
+// TestBedrockDeployment proves a bedrock deployment parses, builds an
+// Anthropic client that SigV4-signs for the configured region with the
+// configured (or, failing that, the AWS_* environment's) credentials.
+func TestBedrockDeployment(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		auth []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auth = append(auth, r.Header.Get("Authorization")+" "+r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("X-Amzn-Errortype", "AccessDeniedException:http://internal.amazon.com/coral/com.amazon.bedrock/")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte(`{"message":"You don't have access to the model with the specified model ID."}`))
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("BR_KEY_ID", "AKIAYAMLEXAMPLE")
+	t.Setenv("BR_SECRET", "yaml-secret-SECRET")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAENVEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "env-secret-SECRET")
+	t.Setenv("AWS_SESSION_TOKEN", "env-session-SECRET")
+	m, err := ParseModels("m.yaml", []byte(`
+groups:
+  claude:
+    deployments:
+      - name: bedrock-yaml
+        provider: bedrock
+        model: anthropic.claude-3-5-sonnet-20241022-v2:0
+        region: eu-central-1
+        aws_access_key_id: ${BR_KEY_ID}
+        aws_secret_access_key: ${BR_SECRET}
+        base_url: `+srv.URL+`
+        max_tokens: 1024
+      - name: bedrock-env
+        provider: bedrock
+        model: us.anthropic.claude-sonnet-4-20250514-v1:0
+        region: us-west-2
+        base_url: `+srv.URL+`
+`))
+	require.NoError(t, err)
+	d := m.Groups["claude"].Deployments[0]
+	require.Equal(t, "yaml-secret-SECRET", d.AWSSecretAccessKey.Reveal())
+	require.NotContains(t, fmt.Sprintf("%v %+v", d, d), "SECRET")
+	groups, err := m.Build(context.Background())
+	require.NoError(t, err)
+	require.Len(t, groups[0].Deployments, 2)
+
+	wantCred := []string{"AKIAYAMLEXAMPLE/", "AKIAENVEXAMPLE/"}
+	wantRegion := []string{"/eu-central-1/bedrock/aws4_request", "/us-west-2/bedrock/aws4_request"}
+	for i, dep := range groups[0].Deployments {
+		_, err := dep.Provider.Stream(t.Context(), &llm.Request{Model: dep.Model, Messages: []llm.Message{{Role: llm.RoleUser, Content: "hi"}}})
+		require.ErrorIs(t, err, llm.ErrAuth, "the server's AccessDeniedException")
+		require.NotContains(t, err.Error(), "SECRET")
+		mu.Lock()
+		got := auth[len(auth)-1]
+		mu.Unlock()
+		require.True(t, strings.HasPrefix(got, "AWS4-HMAC-SHA256 Credential="+wantCred[i]), got)
+		require.Contains(t, got, wantRegion[i])
+		require.True(t, strings.HasSuffix(got, "/model/"+dep.Model+"/invoke-with-response-stream"), got)
+	}
+
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"no region":         {"region: ''", "deployments[0].region: required for bedrock"},
+		"api_key refused":   {"region: us-east-1\n        api_key: x", `deployments[0].api_key: not used by provider "bedrock"`},
+		"secret without id": {"region: us-east-1\n        aws_secret_access_key: x", "deployments[0].aws_access_key_id: required"},
+	} {
+		_, err := ParseModels("m.yaml", []byte(`
+groups:
+  g:
+    deployments:
+      - name: b
+        provider: bedrock
+        model: anthropic.claude-3-haiku-20240307-v1:0
+        `+tc.yaml+"\n"))
+		require.ErrorContains(t, err, tc.want, name)
+	}
 }

@@ -59,6 +59,15 @@ type Deployment struct {
 	// Gemini / Vertex AI (and Claude on Vertex).
 	Location string `yaml:"location"`
 
+	// Claude on Amazon Bedrock: the AWS region (default: AWS_REGION, then
+	// AWS_DEFAULT_REGION) and static credentials. When aws_access_key_id is
+	// not set, all three come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+	// and AWS_SESSION_TOKEN.
+	Region             string `yaml:"region"`
+	AWSAccessKeyID     Secret `yaml:"aws_access_key_id"`
+	AWSSecretAccessKey Secret `yaml:"aws_secret_access_key"`
+	AWSSessionToken    Secret `yaml:"aws_session_token"`
+
 	// MaxTokens is the default max_tokens (Anthropic requires one).
 	MaxTokens int `yaml:"max_tokens"`
 
@@ -166,7 +175,7 @@ func (m *Models) resolve(lookup func(string) (string, bool)) error {
 			for key, p := range map[string]*string{
 				"base_url": &d.BaseURL, "organization": &d.Organization, "project": &d.Project,
 				"endpoint": &d.Endpoint, "azure_deployment": &d.AzureDeployment, "location": &d.Location,
-				"model": &d.Model,
+				"model": &d.Model, "region": &d.Region,
 			} {
 				v, err := expand(*p, lookup)
 				if err != nil {
@@ -174,11 +183,16 @@ func (m *Models) resolve(lookup func(string) (string, bool)) error {
 				}
 				*p = v
 			}
-			v, err := expand(d.APIKey.Reveal(), lookup)
-			if err != nil {
-				errs = append(errs, m.errAt(d.path+".api_key", "%v", err))
+			for key, p := range map[string]*Secret{
+				"api_key": &d.APIKey, "aws_access_key_id": &d.AWSAccessKeyID,
+				"aws_secret_access_key": &d.AWSSecretAccessKey, "aws_session_token": &d.AWSSessionToken,
+			} {
+				v, err := expand(p.Reveal(), lookup)
+				if err != nil {
+					errs = append(errs, m.errAt(d.path+"."+key, "%v", err))
+				}
+				*p = Secret(v)
 			}
-			d.APIKey = Secret(v)
 			for h, hv := range d.Headers {
 				v, err := expand(hv.Reveal(), lookup)
 				if err != nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -23,7 +24,8 @@ const (
 	ProviderAzure     = "azure"
 	ProviderAnthropic = "anthropic"
 	ProviderGemini    = "gemini"
-	ProviderVertex    = "vertex" // Gemini on Vertex AI
+	ProviderVertex    = "vertex"  // Gemini on Vertex AI
+	ProviderBedrock   = "bedrock" // Claude on Amazon Bedrock
 )
 
 // family groups providers by the package that serves them.
@@ -31,6 +33,8 @@ func family(provider string) string {
 	switch provider {
 	case ProviderMock, ProviderAnthropic:
 		return provider
+	case ProviderBedrock:
+		return ProviderAnthropic
 	case ProviderGemini, ProviderVertex:
 		return ProviderGemini
 	}
@@ -42,7 +46,7 @@ func family(provider string) string {
 
 // ProviderNames lists every accepted provider name.
 func ProviderNames() []string {
-	names := []string{ProviderMock, ProviderOpenAI, ProviderAzure, ProviderAnthropic, ProviderGemini, ProviderVertex}
+	names := []string{ProviderMock, ProviderOpenAI, ProviderAzure, ProviderAnthropic, ProviderGemini, ProviderVertex, ProviderBedrock}
 	for _, p := range openai.PresetNames() {
 		if !slices.Contains(names, p) {
 			names = append(names, p)
@@ -70,6 +74,8 @@ func (d *Deployment) check() *keyErr {
 		"project": d.Project != "", "headers": len(d.Headers) > 0, "endpoint": d.Endpoint != "",
 		"azure_deployment": d.AzureDeployment != "", "api_version": d.APIVersion != "",
 		"location": d.Location != "", "max_tokens": d.MaxTokens != 0, "mock": d.Mock != nil,
+		"region": d.Region != "", "aws_access_key_id": d.AWSAccessKeyID != "",
+		"aws_secret_access_key": d.AWSSecretAccessKey != "", "aws_session_token": d.AWSSessionToken != "",
 	}
 	allowed := map[string][]string{
 		ProviderMock:      {"mock"},
@@ -78,6 +84,8 @@ func (d *Deployment) check() *keyErr {
 		ProviderAnthropic: {"api_key", "base_url", "headers", "max_tokens"},
 		ProviderGemini:    {"api_key", "base_url", "headers"},
 		ProviderVertex:    {"api_key", "project", "location", "base_url", "headers"},
+		ProviderBedrock: {"region", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
+			"base_url", "headers", "max_tokens"},
 	}
 	key := d.Provider
 	if fam == ProviderOpenAI && d.Provider != ProviderAzure {
@@ -96,6 +104,13 @@ func (d *Deployment) check() *keyErr {
 	case ProviderVertex:
 		if d.Project == "" || d.Location == "" {
 			return &keyErr{"project", "project and location are required for vertex"}
+		}
+	case ProviderBedrock:
+		if d.awsRegion() == "" {
+			return &keyErr{"region", "required for bedrock (or set AWS_REGION)"}
+		}
+		if d.AWSAccessKeyID == "" && d.AWSSecretAccessKey != "" {
+			return &keyErr{"aws_access_key_id", "required with aws_secret_access_key"}
 		}
 	case ProviderMock:
 		if d.Mock != nil {
@@ -149,6 +164,23 @@ func (d *Deployment) apiKey() string {
 		}
 	}
 	return ""
+}
+
+func (d *Deployment) awsRegion() string {
+	return cmp.Or(d.Region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
+}
+
+// bedrockOptions takes the credentials from the deployment when it names an
+// access key id, else all of them from the AWS_* variables: a key pair and a
+// session token from two different sources would never sign.
+func (d *Deployment) bedrockOptions() *anthropic.BedrockOptions {
+	b := &anthropic.BedrockOptions{Region: d.awsRegion(), BaseURL: d.BaseURL}
+	if d.AWSAccessKeyID != "" {
+		b.AccessKeyID, b.SecretAccessKey, b.SessionToken = d.AWSAccessKeyID.Reveal(), d.AWSSecretAccessKey.Reveal(), d.AWSSessionToken.Reveal()
+	} else {
+		b.AccessKeyID, b.SecretAccessKey, b.SessionToken = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")
+	}
+	return b
 }
 
 func (d *Deployment) headers() map[string]string {
@@ -218,6 +250,9 @@ func (d *Deployment) build(ctx context.Context) (llm.Provider, error) {
 		}
 		return openai.New(o)
 	case ProviderAnthropic:
+		if d.Provider == ProviderBedrock {
+			return anthropic.New(anthropic.Options{Bedrock: d.bedrockOptions(), Headers: d.headers(), MaxTokensDefault: d.MaxTokens})
+		}
 		return anthropic.New(anthropic.Options{APIKey: d.apiKey(), BaseURL: d.BaseURL, Headers: d.headers(), MaxTokensDefault: d.MaxTokens})
 	case ProviderGemini:
 		o := gemini.Options{APIKey: d.apiKey(), BaseURL: d.BaseURL, Headers: d.headers()}
