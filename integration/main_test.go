@@ -57,7 +57,7 @@ func TestMain(m *testing.M) {
 // buildImages compiles nats-server and the worker as static binaries into a
 // temporary build context and builds the two FROM-scratch images from it.
 func buildImages() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "switchyard-integration-")
 	if err != nil {
@@ -75,11 +75,8 @@ func buildImages() error {
 		{"worker", "./cmd/worker"},
 	}
 	for _, b := range builds {
-		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags=-s -w", "-o", filepath.Join(dir, b.out), b.pkg)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
+		if err := goBuild(ctx, root, filepath.Join(dir, b.out), b.pkg); err != nil {
+			return err
 		}
 	}
 	dockerfiles := map[string]string{
@@ -118,6 +115,24 @@ func buildImages() error {
 		}
 	}
 	return nil
+}
+
+// goBuild builds a static binary. It tries twice: on this shared machine a
+// concurrent build or cache trim now and then makes one fail with "could not
+// import ... (open : no such file or directory)".
+func goBuild(ctx context.Context, root, out, pkg string) error {
+	var err error
+	for range 2 {
+		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags=-s -w", "-o", out, pkg)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+		var output []byte
+		if output, err = cmd.CombinedOutput(); err == nil {
+			return nil
+		}
+		err = fmt.Errorf("go build %s: %w\n%s", pkg, err, output)
+	}
+	return err
 }
 
 // statSources stats every Go source and module file of the repository. The
