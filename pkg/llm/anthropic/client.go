@@ -87,6 +87,10 @@ func New(opts Options) (*Client, error) {
 		// Anthropic credentials are not for AWS's eyes.
 		opts.APIKey, opts.AuthToken = "", ""
 	}
+	if opts.Vertex != nil {
+		// Vertex authenticates with an OAuth bearer token, never x-api-key.
+		opts.APIKey = ""
+	}
 	hc := opts.HTTPClient
 	if hc == nil {
 		hc = &http.Client{}
@@ -104,7 +108,7 @@ func New(opts Options) (*Client, error) {
 	if opts.AuthToken != "" {
 		ro = append(ro, option.WithAuthToken(opts.AuthToken))
 	}
-	if opts.BaseURL != "" && opts.Bedrock == nil {
+	if opts.BaseURL != "" && opts.Bedrock == nil && opts.Vertex == nil {
 		ro = append(ro, option.WithBaseURL(opts.BaseURL))
 	}
 	if opts.Version != "" {
@@ -117,7 +121,7 @@ func New(opts Options) (*Client, error) {
 		ro = append(ro, option.WithHeader(k, v))
 	}
 	if opts.Vertex != nil {
-		vo, err := vertexOptions(opts.Vertex, opts.BaseURL)
+		vo, err := vertexOptions(opts.Vertex, opts.BaseURL, hc)
 		if err != nil {
 			return nil, &llm.Error{Kind: llm.KindBadRequest, Provider: ProviderName, Message: err.Error()}
 		}

@@ -8,8 +8,9 @@
 // output_config.format), turns the SSE events back into llm.Chunks and
 // classifies every failure as an *llm.Error.
 //
-// Claude on Google Vertex AI is reached with Options.Vertex (URL and body
-// rewrite plus a bearer token from an explicit token provider). Claude on
+// Claude on Google Vertex AI is reached with Options.Vertex, through the
+// SDK's own vertex package with an explicit token provider (never
+// Application Default Credentials). Claude on
 // Amazon Bedrock is reached with Options.Bedrock, through the SDK's own
 // bedrock package (SigV4 signing with static credentials, the binary event
 // stream translated back to SSE); Bedrock's exceptions are classified like

@@ -1,96 +1,81 @@
 package anthropic
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 
 	"cloud.google.com/go/auth"
+	"cloud.google.com/go/auth/oauth2adapt"
 	"github.com/anthropics/anthropic-sdk-go/option"
+	"github.com/anthropics/anthropic-sdk-go/vertex"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
 )
 
-// vertexVersion is the anthropic_version Vertex AI wants in the body.
-const vertexVersion = "vertex-2023-10-16"
+// vertexVersion is the anthropic_version the SDK's vertex package puts in
+// the body.
+const vertexVersion = vertex.DefaultVersion
 
-// VertexOptions routes a Client to Claude on Google Vertex AI.
+// VertexOptions routes a Client to Claude on Google Vertex AI through the
+// SDK's own vertex package: POST /v1/projects/{Project}/locations/{Region}/
+// publishers/anthropic/models/{model}:streamRawPredict, with the model moved
+// from the body to the path and anthropic_version added to the body.
 //
-// The SDK's own vertex package is not used: it needs golang.org/x/oauth2 and
-// Application Default Credentials at construction, which this module does
-// not carry. This is the same adaptation (URL and body rewrite, bearer
-// token) with an explicit token source.
+// Credentials are explicit: Application Default Credentials are never looked
+// up, so construction makes no network call.
 type VertexOptions struct {
 	// Project and Region select the endpoint; Region "global" uses
-	// aiplatform.googleapis.com, others {region}-aiplatform.googleapis.com.
+	// aiplatform.googleapis.com, "us" and "eu" the multi-region endpoints,
+	// others {region}-aiplatform.googleapis.com. Options.BaseURL overrides
+	// the host.
 	Project string
 	Region  string
 	// TokenProvider supplies the OAuth access token for each request
 	// (e.g. a *auth.Credentials from cloud.google.com/go/auth/credentials).
-	// Nil means the HTTPClient authenticates requests itself.
+	// Nil means Options.HTTPClient authenticates requests itself.
 	TokenProvider auth.TokenProvider
 }
 
-// vertexOptions returns the request options for Vertex.
-func vertexOptions(v *VertexOptions, baseURL string) ([]option.RequestOption, error) {
+// errNoTokenSource is what the placeholder token source says; it is never
+// asked for a token, since without a TokenProvider the caller's client
+// replaces the one that would.
+var errNoTokenSource = errors.New("vertex: no token provider configured")
+
+type noTokenSource struct{}
+
+func (noTokenSource) Token() (*oauth2.Token, error) { return nil, errNoTokenSource }
+
+// vertexOptions returns the request options for Vertex. They must come after
+// Options.HTTPClient's option (the SDK wraps that client with the OAuth
+// transport) and last among middleware, so the rewrite runs closest to the
+// wire.
+func vertexOptions(v *VertexOptions, baseURL string, hc *http.Client) (ro []option.RequestOption, err error) {
 	if v.Project == "" || v.Region == "" {
 		return nil, fmt.Errorf("vertex: project and region are required")
 	}
-	if baseURL == "" {
-		baseURL = fmt.Sprintf("https://%s-aiplatform.googleapis.com/", v.Region)
-		if v.Region == "global" {
-			baseURL = "https://aiplatform.googleapis.com/"
-		}
+	var ts oauth2.TokenSource = noTokenSource{}
+	if v.TokenProvider != nil {
+		ts = oauth2adapt.TokenSourceFromTokenProvider(v.TokenProvider)
 	}
-	return []option.RequestOption{
-		option.WithBaseURL(baseURL),
-		option.WithMiddleware(vertexMiddleware(v)),
-	}, nil
-}
-
-func vertexMiddleware(v *VertexOptions) option.Middleware {
-	return func(r *http.Request, next option.MiddlewareNext) (*http.Response, error) {
-		if r.Method == http.MethodPost && r.URL.Path == "/v1/messages" && r.Body != nil {
-			raw, err := io.ReadAll(r.Body)
-			_ = r.Body.Close()
-			if err != nil {
-				return nil, err
-			}
-			var body map[string]json.RawMessage
-			if err := json.Unmarshal(raw, &body); err != nil {
-				return nil, fmt.Errorf("vertex: request body: %w", err)
-			}
-			var model string
-			_ = json.Unmarshal(body["model"], &model)
-			var stream bool
-			_ = json.Unmarshal(body["stream"], &stream)
-			delete(body, "model")
-			if _, ok := body["anthropic_version"]; !ok {
-				body["anthropic_version"] = json.RawMessage(`"` + vertexVersion + `"`)
-			}
-			if raw, err = json.Marshal(body); err != nil {
-				return nil, err
-			}
-			verb := "rawPredict"
-			if stream {
-				verb = "streamRawPredict"
-			}
-			r.URL.Path = fmt.Sprintf("/v1/projects/%s/locations/%s/publishers/anthropic/models/%s:%s",
-				url.PathEscape(v.Project), url.PathEscape(v.Region), url.PathEscape(model), verb)
-			r.URL.RawPath = ""
-			r.Body = io.NopCloser(bytes.NewReader(raw))
-			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil }
-			r.ContentLength = int64(len(raw))
+	creds := &google.Credentials{ProjectID: v.Project, TokenSource: ts}
+	// WithCredentials panics when Google's HTTP transport cannot be built.
+	defer func() {
+		if r := recover(); r != nil {
+			ro, err = nil, fmt.Errorf("vertex: %v", r)
 		}
-		r.Header.Del("X-Api-Key")
-		if v.TokenProvider != nil {
-			tok, err := v.TokenProvider.Token(r.Context())
-			if err != nil {
-				return nil, fmt.Errorf("vertex: token: %w", err)
-			}
-			r.Header.Set("Authorization", "Bearer "+tok.Value)
-		}
-		return next(r)
+	}()
+	// The context only seeds the transport the SDK builds for callers
+	// without a client of their own; New always passes one.
+	ro = append(ro, vertex.WithCredentials(context.Background(), v.Region, v.Project, creds))
+	if v.TokenProvider == nil {
+		// Passed after the vertex option, the caller's client replaces the
+		// OAuth-wrapped one: it authenticates requests itself.
+		ro = append(ro, option.WithHTTPClient(hc))
 	}
+	if baseURL != "" {
+		ro = append(ro, option.WithBaseURL(baseURL))
+	}
+	return ro, nil
 }
