@@ -5,10 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -36,7 +33,7 @@ func classify(ctx context.Context, err error, midStream bool, secrets []string) 
 		// the SDK value.
 		e.Err = errors.New(scrub(apiErr.Error(), secrets))
 	} else {
-		classifyTransport(ctx, e, err)
+		llm.ClassifyTransport(ctx, e, err)
 		// Transport causes stay reachable for errors.Is (context.Canceled,
 		// net.Error); their text never went through a vendor.
 		e.Err = scrubbed{err, secrets}
@@ -200,49 +197,6 @@ func errorBody(raw string) (typ, msg string) {
 		return "", ""
 	}
 	return body.Error.Type, body.Error.Message
-}
-
-func classifyTransport(ctx context.Context, e *llm.Error, err error) {
-	switch {
-	case errors.Is(err, context.Canceled):
-		e.Kind = llm.KindCancelled
-		e.Message = "request cancelled"
-	case errors.Is(err, context.DeadlineExceeded) || (ctx != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)):
-		e.Kind = llm.KindTimeout
-		e.Message = "deadline exceeded"
-	case e.MidStream:
-		// A connection that breaks after output is the same failure as a
-		// stream cut short: the deployment could not finish the answer.
-		e.Kind = llm.KindUnavailable
-		e.Message = "stream interrupted: " + transportText(err)
-	case isNetErr(err):
-		e.Kind = llm.KindConnection
-		e.Message = transportText(err)
-	default:
-		e.Kind = llm.KindUnknown
-		e.Message = transportText(err)
-	}
-}
-
-func isNetErr(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
-}
-
-// transportText describes a transport failure without its URL.
-func transportText(err error) string {
-	var ne *net.OpError
-	if errors.As(err, &ne) {
-		return ne.Op + ": " + ne.Err.Error()
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return "connection closed unexpectedly"
-	}
-	// *url.Error's text repeats the URL; its cause is what went wrong.
-	if ue, ok := errors.AsType[*url.Error](err); ok {
-		return ue.Err.Error()
-	}
-	return err.Error()
 }
 
 // retryAfter reads retry-after-ms, then retry-after (seconds or an HTTP date).

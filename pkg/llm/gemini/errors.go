@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"net"
-	"net/url"
 	"strings"
 	"time"
 
@@ -31,7 +28,7 @@ func classify(ctx context.Context, err error, midStream bool, secrets []string) 
 		classifyAPI(e, *apiErr)
 		e.Err = errors.New(scrub(apiErr.Error(), secrets))
 	} else {
-		classifyTransport(ctx, e, err)
+		llm.ClassifyTransport(ctx, e, err)
 		e.Err = scrubbed{err, secrets}
 	}
 	e.Message = scrub(e.Message, secrets)
@@ -106,43 +103,6 @@ func hasReason(details []map[string]any, reason string) bool {
 		}
 	}
 	return false
-}
-
-func classifyTransport(ctx context.Context, e *llm.Error, err error) {
-	switch {
-	case errors.Is(err, context.Canceled):
-		e.Kind = llm.KindCancelled
-		e.Message = "request cancelled"
-	case errors.Is(err, context.DeadlineExceeded) || (ctx != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)):
-		e.Kind = llm.KindTimeout
-		e.Message = "deadline exceeded"
-	case e.MidStream:
-		// A connection that breaks after output is a stream cut short.
-		e.Kind = llm.KindUnavailable
-		e.Message = "stream interrupted: " + transportText(err)
-	case isNetErr(err):
-		e.Kind = llm.KindConnection
-		e.Message = transportText(err)
-	default:
-		e.Kind = llm.KindUnknown
-		e.Message = transportText(err)
-	}
-}
-
-func isNetErr(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
-}
-
-// transportText describes a transport failure without its URL.
-func transportText(err error) string {
-	if ue, ok := errors.AsType[*url.Error](err); ok {
-		return ue.Err.Error()
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return "connection closed unexpectedly"
-	}
-	return err.Error()
 }
 
 func scrub(s string, secrets []string) string {
