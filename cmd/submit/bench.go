@@ -39,6 +39,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rateFor    time.Duration
 		workerConc int
 		warmup     int
+		rounds     int
 	)
 	fs := flag.NewFlagSet("submit bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -69,9 +70,10 @@ flags:
 	fs.StringVar(&workerBin, "worker-bin", "", "with --compare: worker binary (default: go build ./cmd/worker from the current directory)")
 	fs.IntVar(&streams, "streams", 5000, "with --compare: concurrent streams of section d")
 	fs.IntVar(&directJobs, "direct-jobs", 300, "with --compare: sequential calls of section c")
-	fs.DurationVar(&rateFor, "rate-for", 3*time.Second, "with --compare: length of each fixed-rate run")
+	fs.DurationVar(&rateFor, "rate-for", 4*time.Second, "with --compare: length of each side's fixed-rate run (split into --rounds slices)")
 	fs.IntVar(&workerConc, "worker-concurrency", 256, "with --compare: SWITCHYARD_CONCURRENCY of the worker, and the baseline consumer's jobs in flight")
 	fs.IntVar(&warmup, "warmup", 1000, "with --compare: jobs run before measuring each side")
+	fs.IntVar(&rounds, "rounds", 2, "with --compare: alternating slices in which baseline and Switchyard are measured")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -101,6 +103,7 @@ flags:
 			Streams:           streams,
 			DirectJobs:        directJobs,
 			Warmup:            warmup,
+			Rounds:            rounds,
 		}
 		if set["n"] {
 			cfg.Jobs = jobs

@@ -186,3 +186,30 @@ func TestStartProcStop(t *testing.T) {
 	require.ErrorContains(t, err, "exited before ready")
 	require.Contains(t, q.Output(), "hello")
 }
+
+func TestReportMerge(t *testing.T) {
+	t.Parallel()
+	mk := func(n int, d time.Duration, code string) *Report {
+		r := NewReport("x")
+		r.Jobs, r.OK, r.Elapsed = n+1, n, time.Second
+		r.Errors[code] = 1
+		for range n {
+			r.FirstChunk.Record(d)
+			r.Completion.Record(2 * d)
+		}
+		return r
+	}
+	a, b := mk(90, time.Millisecond, "timeout"), mk(10, 100*time.Millisecond, "timeout")
+	a.Merge(b)
+	require.Equal(t, 102, a.Jobs)
+	require.Equal(t, 100, a.OK)
+	require.Equal(t, map[string]int{"timeout": 2}, a.Errors)
+	require.Equal(t, 2*time.Second, a.Elapsed)
+	require.EqualValues(t, 100, a.FirstChunk.Count())
+	require.InDelta(t, time.Millisecond, a.FirstChunk.Quantile(.5), float64(10*time.Microsecond))
+	require.InDelta(t, 100*time.Millisecond, a.FirstChunk.Quantile(.99), float64(time.Millisecond))
+	require.InDelta(t, 200*time.Millisecond, a.Completion.Max(), float64(time.Millisecond))
+	require.EqualValues(t, 10, b.FirstChunk.Count(), "the merged report is not changed")
+	a.FirstChunk.Merge(a.FirstChunk) // self-merge is a no-op, not a deadlock
+	require.EqualValues(t, 100, a.FirstChunk.Count())
+}

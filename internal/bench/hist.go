@@ -52,3 +52,16 @@ func (h *Histogram) Max() time.Duration {
 	defer h.mu.Unlock()
 	return time.Duration(h.h.Max()) * time.Microsecond
 }
+
+// Merge adds o's recorded durations to h.
+func (h *Histogram) Merge(o *Histogram) {
+	if h == o {
+		return
+	}
+	o.mu.Lock()
+	c := hdrhistogram.Import(o.h.Export())
+	o.mu.Unlock()
+	h.mu.Lock()
+	h.h.Merge(c)
+	h.mu.Unlock()
+}

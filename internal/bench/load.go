@@ -134,7 +134,7 @@ func Run(ctx context.Context, name string, cfg LoadConfig, fn JobFunc) (*Report,
 	if cfg.Rate < 0 {
 		return nil, errors.New("bench: Rate must not be negative")
 	}
-	r := &Report{Name: name, Errors: map[string]int{}, FirstChunk: NewHistogram(), Completion: NewHistogram(), Queued: NewHistogram()}
+	r := NewReport(name)
 	var mu sync.Mutex
 	one := func(i int) {
 		jctx, cancel := context.WithTimeout(ctx, cfg.JobTimeout)
@@ -212,4 +212,23 @@ func Run(ctx context.Context, name string, cfg LoadConfig, fn JobFunc) (*Report,
 	wg.Wait()
 	r.Elapsed = time.Since(start)
 	return r, nil
+}
+
+// Merge adds the figures of o, a run of the same workload, to r: counts and
+// elapsed times add up, histograms merge.
+func (r *Report) Merge(o *Report) {
+	r.Jobs += o.Jobs
+	r.OK += o.OK
+	r.Elapsed += o.Elapsed
+	for k, v := range o.Errors {
+		r.Errors[k] += v
+	}
+	r.FirstChunk.Merge(o.FirstChunk)
+	r.Completion.Merge(o.Completion)
+	r.Queued.Merge(o.Queued)
+}
+
+// NewReport returns an empty report, for merging runs into.
+func NewReport(name string) *Report {
+	return &Report{Name: name, Errors: map[string]int{}, FirstChunk: NewHistogram(), Completion: NewHistogram(), Queued: NewHistogram()}
 }
