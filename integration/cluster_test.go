@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -164,6 +166,9 @@ func startCluster(t *testing.T) *cluster {
 		c.nodes[i] = &node{name: fmt.Sprintf("n%d", i+1), alias: natsAlias(i), hostPort: ports[i]}
 	}
 	parallel(t, natsNodes, func(i int) error { return c.startNode(ctx, t, c.nodes[i]) })
+	for _, n := range c.nodes {
+		require.True(t, syncAlways(ctx, t, n), "%s fsyncs every write (sync_interval: always)", n.name)
+	}
 
 	urls := make([]string, natsNodes)
 	for i, n := range c.nodes {
@@ -241,6 +246,28 @@ func (c *cluster) startNode(ctx context.Context, t *testing.T, n *node) error {
 		return fmt.Errorf("start %s: %w", n.alias, err)
 	}
 	return nil
+}
+
+// syncAlways reads the node's /varz and reports whether JetStream fsyncs
+// every write.
+func syncAlways(ctx context.Context, t *testing.T, n *node) bool {
+	t.Helper()
+	ep, err := n.ctr.PortEndpoint(ctx, "8222/tcp", "http")
+	require.NoError(t, err)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep+"/varz", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var varz struct {
+		JetStream struct {
+			Config struct {
+				SyncAlways bool `json:"sync_always"`
+			} `json:"config"`
+		} `json:"jetstream"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&varz))
+	return varz.JetStream.Config.SyncAlways
 }
 
 func nodeIndex(n *node) int {
