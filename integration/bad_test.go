@@ -294,8 +294,7 @@ func scenarioBadInputs(t *testing.T, c *cluster) {
 	slices.Sort(lat)
 	line := fmt.Sprintf("scenario bad_inputs: jobs=%d lost=%d duplicated=%d answered=%d dead-lettered=%d p99=%s (results polled from LLM_RESULTS every ~200ms; unknown groups wait for the sweep's 5s grace)",
 		len(cases), lost, duplicated, answered, dead, percentile(lat, 99).Round(time.Millisecond))
-	fmt.Println(line)
-	t.Log(line)
+	c.report(t, line)
 }
 
 func describe(r *bus.Result, dlq nats.Header) string {

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,10 @@ func TestChaos(t *testing.T) {
 	t.Run("rolling_restart", func(t *testing.T) { scenarioRollingRestart(t, c) })
 	t.Run("fault_storm_and_pause", func(t *testing.T) { scenarioStormAndPause(t, c) })
 	t.Run("bad_inputs", func(t *testing.T) { scenarioBadInputs(t, c) })
+
+	summary := fmt.Sprintf("chaos suite: %d scenario lines in %s\n  %s", len(c.summary), time.Since(start).Round(time.Second), strings.Join(c.summary, "\n  "))
+	fmt.Println(summary)
+	t.Log(summary)
 }
 
 // scenarioKillWorker: kill -9 a worker while 300 jobs stream. Its jobs come
@@ -100,6 +105,9 @@ func scenarioRollingRestart(t *testing.T, c *cluster) {
 	for i, w := range c.workers {
 		stop := 10 * time.Second
 		require.NoError(t, w.Stop(ctx, &stop), "stop worker %d", i+1)
+		in, err := w.Inspect(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 0, in.State.ExitCode, "worker %d shut down cleanly on SIGTERM, within its grace period", i+1)
 		require.NoError(t, w.Start(ctx), "start worker %d", i+1)
 	}
 

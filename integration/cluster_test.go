@@ -130,6 +130,16 @@ type cluster struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	client *bus.Client
+
+	summary []string // each scenario's figures, printed again at the end
+}
+
+// report prints a scenario's figures and keeps them for the summary.
+func (c *cluster) report(t *testing.T, line string) {
+	t.Helper()
+	fmt.Println(line)
+	t.Log(line)
+	c.summary = append(c.summary, line)
 }
 
 // startCluster builds the whole fleet and registers its removal with

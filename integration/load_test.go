@@ -243,9 +243,7 @@ func (l *load) finish(ctx context.Context, t *testing.T, name string) figures {
 		slices.Sort(lat)
 		f.P50, f.P99, f.Max = percentile(lat, 50), percentile(lat, 99), percentile(lat, 100)
 	}
-	line := fmt.Sprintf("scenario %s: %s", name, f)
-	fmt.Println(line)
-	t.Log(line)
+	l.c.report(t, fmt.Sprintf("scenario %s: %s", name, f))
 	return f
 }
 
