@@ -93,13 +93,14 @@ flags:
 	}
 
 	var out io.Writer = stdout
+	closeOut := func() error { return nil }
 	if outPath != "-" {
 		f, err := os.Create(outPath)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		out = f
+		defer f.Close() //nolint:errcheck // the error that matters is checked by closeOut
+		out, closeOut = f, f.Close
 	}
 	bw := bufio.NewWriterSize(out, 64<<10)
 
@@ -123,7 +124,7 @@ flags:
 		if err != nil {
 			return err
 		}
-		bw.Write(line)
+		_, _ = bw.Write(line) // a failed write is sticky: WriteByte reports it
 		if err := bw.WriteByte('\n'); err != nil {
 			return fmt.Errorf("write %s: %w", outPath, err)
 		}
@@ -136,14 +137,18 @@ flags:
 			invalid++
 			if invalid <= maxReportedInvalid {
 				bar.clear()
-				fmt.Fprintf(stderr, "invalid: %s\n", o.Item.Err.(*bus.Error).Message)
+				msg := o.Item.Err.Error()
+				if be, ok := errors.AsType[*bus.Error](o.Item.Err); ok {
+					msg = be.Message
+				}
+				fmt.Fprintf(stderr, "invalid: %s\n", msg)
 			}
 		}
 		bar.add(ok, failed)
 		return nil
 	})
 	bar.finish()
-	flushErr := bw.Flush()
+	flushErr := errors.Join(bw.Flush(), closeOut())
 	if invalid > maxReportedInvalid {
 		fmt.Fprintf(stderr, "... and %d more invalid lines (see the output)\n", invalid-maxReportedInvalid)
 	}

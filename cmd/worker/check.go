@@ -37,7 +37,9 @@ func runCheck(ctx context.Context, env config.Env, out io.Writer) int {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.Name, d.Name, d.Model, status, ttft, detail)
 		}
 	}
-	tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return 1
+	}
 	if failed > 0 {
 		fmt.Fprintf(out, "\n%d deployment(s) failed\n", failed)
 		return 1

@@ -163,7 +163,7 @@ func toFormat(rf *bus.ResponseFormat) (*llm.ResponseFormat, error) {
 		}
 		s, err := toJSON(rf.JSONSchema.Schema)
 		if err != nil {
-			return nil, fmt.Errorf("json_schema.schema: %v", err)
+			return nil, fmt.Errorf("json_schema.schema: %w", err)
 		}
 		return &llm.ResponseFormat{Type: llm.FormatJSONSchema, Name: rf.JSONSchema.Name, Schema: s, Strict: rf.JSONSchema.Strict}, nil
 	}

@@ -317,16 +317,16 @@ func (v *verdict) apply(res *bus.Result) {
 
 // enablePartials makes em send partial events for a streamed request that
 // asks for JSON. Plain text requests never get a partials state.
-func (em *emitter) enablePartials(c *contract) {
-	if c != nil && c.format != nil && em.on {
-		em.partial = &partials{throttle: structured.NewThrottle(structured.DefaultPartialsPerSecond, em.j.w.cfg.Now)}
+func (e *emitter) enablePartials(c *contract) {
+	if c != nil && c.format != nil && e.on {
+		e.partial = &partials{throttle: structured.NewThrottle(structured.DefaultPartialsPerSecond, e.j.w.cfg.Now)}
 	}
 }
 
 // flushPartial sends the last held-back partial, if any.
-func (em *emitter) flushPartial() {
-	if em.partial != nil {
-		em.partial.flush(em)
+func (e *emitter) flushPartial() {
+	if e.partial != nil {
+		e.partial.flush(e)
 	}
 }
 

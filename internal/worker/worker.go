@@ -198,7 +198,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: subscribe cancels: %w", err)
 	}
-	defer sub.Unsubscribe() //nolint:errcheck // best effort at exit
+	defer sub.Unsubscribe()
 
 	var loops sync.WaitGroup
 	for g, c := range consumers {

@@ -109,9 +109,6 @@ func cmpLogger(l *slog.Logger) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-type testWriter struct{}
-
-func (testWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 func cmpDur(a, b time.Duration) time.Duration {
 	if a != 0 {
@@ -461,7 +458,12 @@ func TestShutdownWithJobsInFlightLosesNone(t *testing.T) {
 	}
 	s, err := e.js.Stream(ctx, bus.StreamResults)
 	require.NoError(t, err)
-	require.EqualValues(t, n, s.CachedInfo().State.Msgs, "one result per job")
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter("llm.res.*.result"))
+	require.NoError(t, err)
+	require.Len(t, info.State.Subjects, n, "a result per job: %v", info.State.Subjects)
+	for subj, count := range info.State.Subjects {
+		require.EqualValues(t, 1, count, "one result for %s", subj)
+	}
 }
 
 func TestLastDeliveryGoesToDLQWithErrorResult(t *testing.T) {

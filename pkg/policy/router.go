@@ -423,7 +423,6 @@ func (x *execution) pick(ctx context.Context, g *group, excluded map[*deployment
 				}
 			}
 			if ok && d.state.breaker != nil && !d.state.breaker.TryAcquirePermit() {
-				ok = false
 				broken = true
 				continue
 			}

@@ -235,7 +235,7 @@ func imagePart(u string) (*genai.Part, error) {
 		}
 		raw, err := base64.StdEncoding.DecodeString(data)
 		if err != nil {
-			return nil, fmt.Errorf("image data URL: %v", err)
+			return nil, fmt.Errorf("image data URL: %w", err)
 		}
 		return &genai.Part{InlineData: &genai.Blob{MIMEType: mimeType, Data: raw}}, nil
 	}
