@@ -109,7 +109,6 @@ func cmpLogger(l *slog.Logger) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-
 func cmpDur(a, b time.Duration) time.Duration {
 	if a != 0 {
 		return a
