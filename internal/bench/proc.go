@@ -95,6 +95,7 @@ func StartProc(name, path string, args, env []string) (*Proc, error) {
 	cmd.Env = append(os.Environ(), env...)
 	t := &tail{max: 64 << 10}
 	cmd.Stdout, cmd.Stderr = t, t
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("bench: start %s: %w", name, err)
 	}
