@@ -592,3 +592,16 @@ func reflectFields[T any]() func(yield func(reflect.StructField) bool) {
 		}
 	}
 }
+
+// The README shows the permissions file; they must not drift apart.
+func TestReadmeShowsPermissions(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	conf, err := os.ReadFile(filepath.Join("nats", "permissions.conf"))
+	require.NoError(t, err)
+	_, block, ok := strings.Cut(string(conf), "authorization {")
+	require.True(t, ok)
+	require.Contains(t, string(readme), "authorization {"+strings.TrimRight(block, "\n"),
+		"README.md's permissions block differs from nats/permissions.conf")
+}
