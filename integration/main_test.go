@@ -70,23 +70,38 @@ func buildImages() error {
 		return err
 	}
 	sourceRoot = root
+	// The same images as deployments/: its Dockerfiles, and a build context
+	// laid out as deployments/build-image.sh lays it out.
 	builds := []struct{ out, pkg string }{
 		{"nats-server", "github.com/nats-io/nats-server/v2"},
-		{"worker", "./cmd/worker"},
+		{"bin/worker", "./cmd/worker"},
+		{"bin/submit", "./cmd/submit"},
 	}
 	for _, b := range builds {
 		if err := goBuild(ctx, root, filepath.Join(dir, b.out), b.pkg); err != nil {
 			return err
 		}
 	}
-	dockerfiles := map[string]string{
-		"Dockerfile.nats": "FROM scratch\nCOPY nats-server /nats-server\nEXPOSE 4222 6222 8222\nENTRYPOINT [\"/nats-server\"]\nCMD [\"-c\", \"/nats.conf\"]\n",
-		// The worker's own image (deployments/) compiles in a golang stage,
-		// which needs a registry; this one only copies the binary in.
-		"Dockerfile.worker": "FROM scratch\nCOPY worker /worker\nEXPOSE 9090\nENTRYPOINT [\"/worker\"]\n",
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		return err
 	}
-	for name, content := range dockerfiles {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+	ca, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt")
+	if err != nil {
+		ca = nil // the suite calls no TLS endpoint; an empty bundle is enough
+	}
+	files := map[string][]byte{"ca-certificates.crt": ca}
+	for name, src := range map[string]string{
+		"Dockerfile.nats":   filepath.Join(root, "deployments", "nats", "Dockerfile"),
+		"Dockerfile.worker": filepath.Join(root, "deployments", "Dockerfile"),
+	} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		files[name] = b
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o644); err != nil {
 			return err
 		}
 	}

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -109,7 +111,14 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 
 	var ropts []policy.Option
 	if env.FleetState {
-		st, err := fleet.New(ctx, js, fleet.Config{Replicas: env.Replicas})
+		// On a cluster that is still electing leaders the buckets cannot
+		// be created at once; retry for a while before going local.
+		rp := retrypolicy.NewBuilder[*fleet.State]().
+			WithMaxRetries(-1).WithMaxDuration(30*time.Second).
+			WithBackoff(200*time.Millisecond, 5*time.Second).Build()
+		st, err := failsafe.With(rp).WithContext(ctx).Get(func() (*fleet.State, error) {
+			return fleet.New(ctx, js, fleet.Config{Replicas: env.Replicas})
+		})
 		if err != nil {
 			log.Warn("fleet-wide state unavailable; breakers and limits are local to this worker", slog.Any("error", err))
 		} else {

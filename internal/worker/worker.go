@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
@@ -177,19 +179,39 @@ var errShutdown = errors.New("worker shutting down")
 // It then stops pulling, lets running jobs finish for ShutdownGrace, hands
 // back those that did not, and returns.
 func (w *Worker) Run(ctx context.Context) error {
-	if err := bus.Provision(ctx, w.js, w.cfg.Streams); err != nil {
-		return err
-	}
-	consumers := make(map[string]jetstream.Consumer, len(w.cfg.Groups))
-	for _, g := range w.cfg.Groups {
-		c, err := bus.EnsureConsumer(ctx, w.js, w.cfg.Subjects, g, w.cfg.Consumer)
-		if err != nil {
+	var (
+		consumers map[string]jetstream.Consumer
+		cs        *cancelSet
+	)
+	// A cluster that is still electing its JetStream leaders (every node
+	// starting at once) refuses these for a while: keep trying until ctx
+	// ends rather than exit, and say why each time.
+	start := retrypolicy.NewBuilder[any]().
+		WithMaxRetries(-1).
+		WithBackoff(200*time.Millisecond, 5*time.Second).
+		OnRetry(func(e failsafe.ExecutionEvent[any]) {
+			w.log.WarnContext(ctx, "waiting for JetStream", slog.Int("attempt", e.Attempts()), slog.Any("error", e.LastError()))
+		}).Build()
+	err := failsafe.With[any](start).WithContext(ctx).Run(func() error {
+		if err := bus.Provision(ctx, w.js, w.cfg.Streams); err != nil {
 			return err
 		}
-		consumers[g] = c
-	}
-	cs, err := startCancelSet(ctx, w.js, w.log)
+		consumers = make(map[string]jetstream.Consumer, len(w.cfg.Groups))
+		for _, g := range w.cfg.Groups {
+			c, err := bus.EnsureConsumer(ctx, w.js, w.cfg.Subjects, g, w.cfg.Consumer)
+			if err != nil {
+				return err
+			}
+			consumers[g] = c
+		}
+		var err error
+		cs, err = startCancelSet(ctx, w.js, w.log)
+		return err
+	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("worker: stopped before JetStream was ready: %w", err)
+		}
 		return err
 	}
 	defer cs.stop()

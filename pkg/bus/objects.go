@@ -63,8 +63,21 @@ func (c *Client) objectMsg(ctx context.Context, msg *nats.Msg, req *Request, bod
 	if err != nil {
 		return err
 	}
-	if _, err := obs.PutBytes(ctx, req.ID, body); err != nil {
-		return fmt.Errorf("bus: store large request %s: %w", req.ID, err)
+	// A cluster electing a stream leader answers "no responders" for a
+	// moment: try a few times before giving up.
+	for try := 0; ; try++ {
+		_, err = obs.PutBytes(ctx, req.ID, body)
+		if err == nil {
+			break
+		}
+		if try == 4 || !errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("bus: store large request %s: %w", req.ID, err)
+		}
+		select {
+		case <-time.After(time.Duration(250*(try+1)) * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("bus: store large request %s: %w", req.ID, ctx.Err())
+		}
 	}
 	stub := Request{
 		ID: req.ID, Model: req.Model, Stream: req.Stream, Reply: req.Reply, Tenant: req.Tenant,

@@ -116,6 +116,18 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) e
 	if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
 		return fmt.Errorf("bus: create bucket %s: %w", BucketCancel, err)
 	}
+	// The large-request bucket, replicated like the streams (a client that
+	// finds none creates an R1 one).
+	_, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      BucketObjects,
+		Description: "Switchyard request bodies larger than one NATS message",
+		TTL:         ObjectsTTL,
+		Storage:     cfg.Storage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil && !errors.Is(err, jetstream.ErrBucketExists) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return fmt.Errorf("bus: create bucket %s: %w", BucketObjects, err)
+	}
 	return nil
 }
 
