@@ -127,22 +127,27 @@ func TestDirectJobReportsTransportErrors(t *testing.T) {
 	require.Equal(t, CodeTransport, o.Code)
 }
 
-// fakeWorker answers jobs of group "g" on Switchyard's wire contract: chunks
-// for even job numbers' prompts, an error result when the prompt says so.
+// fakeWorker answers jobs of group "g" on Switchyard's wire contract: three
+// chunks and an ok result, or an error result when the prompt says "fail".
+// It reports problems with t.Errorf (never FailNow: it runs on the
+// consumer's goroutine) and stops before the test ends.
 func fakeWorker(t *testing.T, nc *nats.Conn, js jetstream.JetStream) {
 	t.Helper()
-	ctx := t.Context()
 	subj := bus.Subjects{}
-	require.NoError(t, bus.Provision(ctx, js, bus.StreamsConfig{Subjects: subj}))
-	cons, err := bus.EnsureConsumer(ctx, js, subj, "g", bus.ConsumerConfig{})
+	require.NoError(t, bus.Provision(t.Context(), js, bus.StreamsConfig{Subjects: subj}))
+	cons, err := bus.EnsureConsumer(t.Context(), js, subj, "g", bus.ConsumerConfig{})
 	require.NoError(t, err)
-	var mu sync.Mutex
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		mu.Lock()
-		defer mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		mu       sync.Mutex // held for a whole callback
+		stopping bool
+	)
+	answer := func(m jetstream.Msg) error {
 		enc := bus.Detect(m.Headers(), m.Data())
 		var req bus.Request
-		require.NoError(t, enc.Unmarshal(m.Data(), &req))
+		if err := enc.Unmarshal(m.Data(), &req); err != nil {
+			return err
+		}
 		id := m.Headers().Get(bus.HeaderMsgID)
 		reply := subj.Reply(id)
 		res := bus.Result{ID: id, Status: bus.StatusOK, Timings: bus.Timings{QueuedMS: 3}}
@@ -151,21 +156,44 @@ func fakeWorker(t *testing.T, nc *nats.Conn, js jetstream.JetStream) {
 		} else if req.Streaming() {
 			for k := range 3 {
 				b, err := enc.Marshal(&bus.Event{ID: id, Type: bus.EventChunk, Seq: uint64(k + 1), Delta: "w "})
-				require.NoError(t, err)
-				require.NoError(t, nc.Publish(bus.EventsSubject(reply), b))
+				if err != nil {
+					return err
+				}
+				if err := nc.Publish(bus.EventsSubject(reply), b); err != nil {
+					return err
+				}
 			}
 		}
 		b, err := enc.Marshal(&res)
-		require.NoError(t, err)
+		if err != nil {
+			return err
+		}
 		rm := nats.NewMsg(bus.ResultSubject(reply))
 		rm.Header.Set(bus.HeaderContentType, enc.ContentType())
 		rm.Data = b
-		_, err = js.PublishMsg(ctx, rm)
-		require.NoError(t, err)
-		require.NoError(t, m.Ack())
+		if _, err := js.PublishMsg(ctx, rm); err != nil {
+			return err
+		}
+		return m.Ack()
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopping {
+			return
+		}
+		if err := answer(m); err != nil {
+			t.Errorf("fake worker: %v", err)
+		}
 	})
 	require.NoError(t, err)
-	t.Cleanup(cc.Stop)
+	t.Cleanup(func() {
+		mu.Lock()
+		stopping = true
+		mu.Unlock()
+		cc.Stop()
+		cancel()
+	})
 }
 
 func TestSwitchyardJob(t *testing.T) {
