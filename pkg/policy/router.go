@@ -553,7 +553,8 @@ func textOnly(req *llm.Request) bool {
 // watchdog cancels an attempt that waits too long for its first or next chunk.
 type watchdog struct {
 	t     *time.Timer
-	fired atomic.Value // string: what timed out
+	what  atomic.Pointer[string] // what the armed timeout is for
+	fired atomic.Value           // string: what timed out
 }
 
 // call makes one streamed call under the attempt's timeouts; sent reports
@@ -569,14 +570,24 @@ func (x *execution) call(ctx context.Context, g *group, d *deployment, cont bool
 		defer c2()
 	}
 	wd := &watchdog{}
-	arm := func(dur time.Duration, what string) {
-		if wd.t != nil {
-			wd.t.Stop()
+	// One timer per attempt, reset on every chunk: arming runs once per
+	// chunk, so it must not allocate.
+	arm := func(dur time.Duration, what *string) {
+		if dur <= 0 {
+			if wd.t != nil {
+				wd.t.Stop()
+			}
+			return
 		}
-		if dur > 0 {
-			wd.t = time.AfterFunc(dur, func() { wd.fired.Store(what); cancel() })
+		wd.what.Store(what)
+		if wd.t == nil {
+			wd.t = time.AfterFunc(dur, func() { wd.fired.Store(*wd.what.Load()); cancel() })
+			return
 		}
+		wd.t.Reset(dur)
 	}
+	ttftMsg := fmt.Sprintf("no first token within %v", to.TTFT)
+	idleMsg := fmt.Sprintf("no chunk for %v", to.Idle)
 	defer func() {
 		if wd.t != nil {
 			wd.t.Stop()
@@ -598,7 +609,7 @@ func (x *execution) call(ctx context.Context, g *group, d *deployment, cont bool
 		call.Messages = append(slices.Clone(call.Messages), llm.Message{Role: llm.RoleAssistant, Content: x.prefix})
 	}
 	start := time.Now()
-	arm(to.TTFT, fmt.Sprintf("no first token within %v", to.TTFT))
+	arm(to.TTFT, &ttftMsg)
 	s, err := d.Provider.Stream(ctx, &call)
 	if err != nil {
 		return nil, false, timeoutErr(err)
@@ -617,7 +628,7 @@ func (x *execution) call(ctx context.Context, g *group, d *deployment, cont bool
 			out.TTFT = time.Since(start)
 			d.state.observe(out.TTFT)
 		}
-		arm(to.Idle, fmt.Sprintf("no chunk for %v", to.Idle))
+		arm(to.Idle, &idleMsg)
 		if c.Delta != "" {
 			sent = true
 			text.WriteString(c.Delta)
