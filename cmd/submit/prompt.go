@@ -32,6 +32,7 @@ type promptFlags struct {
 	schema      string
 	partial     bool
 	tools       string
+	toolChoice  string
 	images      []string
 	encoding    string
 	tenant      string
@@ -80,6 +81,7 @@ func cmdPrompt(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.StringVar(&f.schema, "schema", "", "JSON Schema file: ask for a JSON object matching it and print the validated object")
 	fs.BoolVar(&f.partial, "partial", false, "with --schema: show the object filling in live")
 	fs.StringVar(&f.tools, "tools", "", "JSON file with an array of tools (OpenAI format)")
+	fs.StringVar(&f.toolChoice, "tool-choice", "", "with --tools: auto, none, required, or a function name")
 	fs.Var((*multiFlag)(&f.images), "image", "image path or https URL to attach (repeatable)")
 	fs.StringVar(&f.encoding, "encoding", "msgpack", "wire encoding: msgpack or json")
 	fs.StringVar(&f.tenant, "tenant", "", "tenant of the job")
@@ -186,6 +188,13 @@ func (f *promptFlags) request(prompt string) (*bus.Request, error) {
 		if err := json.Unmarshal(b, &req.Tools); err != nil {
 			return nil, fmt.Errorf("--tools %s: want a JSON array of {type, function{name, description, parameters}}: %w", f.tools, err)
 		}
+	}
+	switch f.toolChoice {
+	case "":
+	case "auto", "none", "required":
+		req.ToolChoice = &bus.ToolChoice{Mode: f.toolChoice}
+	default:
+		req.ToolChoice = &bus.ToolChoice{Mode: "function", Function: f.toolChoice}
 	}
 	return req, nil
 }

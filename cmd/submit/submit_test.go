@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -186,4 +187,66 @@ func storedResults(t *testing.T) []string {
 		out = append(out, string(m.Data))
 	}
 	return out
+}
+
+// startDemo runs a worker with the built-in demo group (mock provider).
+func startDemo(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("SWITCHYARD_CONFIG", "")
+	t.Setenv("SWITCHYARD_DATA_DIR", dir)
+	t.Setenv("SWITCHYARD_EMBEDDED_ADDR", "127.0.0.1:-1")
+	t.Setenv("SWITCHYARD_METRICS_ADDR", "")
+	env, err := config.LoadEnv()
+	require.NoError(t, err)
+	ready := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, env, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Console: io.Discard,
+			OnReady: func(url, _ string) { ready <- url }})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case url := <-ready:
+		t.Setenv("NATS_URL", url)
+	case err := <-done:
+		t.Fatalf("worker failed: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("worker not ready")
+	}
+}
+
+func TestSubmitSchemaAndToolsOnTheDemoGroup(t *testing.T) {
+	startDemo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// --schema prints the validated object; --partial shows it filling in.
+	var out, errOut bytes.Buffer
+	require.NoError(t, run(ctx, []string{"--schema", "../../examples/person.schema.json", "--partial", "Invent a person"}, nil, &out, &errOut))
+	var person struct {
+		Name      string   `json:"name"`
+		Age       *int     `json:"age"`
+		Languages []string `json:"languages"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &person), out.String())
+	require.NotEmpty(t, person.Name)
+	require.NotNil(t, person.Age)
+	require.Contains(t, errOut.String(), "✓ ok")
+	require.Contains(t, errOut.String(), `{"`, "partial objects are shown on stderr")
+
+	// --tools with a required tool choice shows the call as it streams and
+	// prints it at the end.
+	out.Reset()
+	errOut.Reset()
+	require.NoError(t, run(ctx, []string{"--tools", "../../examples/tools.json", "--tool-choice", "required", "Weather in Oslo?"}, nil, &out, &errOut))
+	require.Contains(t, errOut.String(), "→ tool call get_weather(")
+	require.Regexp(t, `tool call \S+ get_weather\(\{.*"city":`, out.String())
+
+	// A bad schema file is refused before anything is sent.
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"type": 12}`), 0o600))
+	err := run(ctx, []string{"--json", "--schema", bad, "x"}, nil, &out, &errOut)
+	require.Error(t, err)
 }
