@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 )
 
 // ClassifyTransport sets e's Kind and Message for a failure below the HTTP
@@ -54,3 +55,27 @@ func TransportText(err error) string {
 	}
 	return err.Error()
 }
+
+// Scrub replaces every secret in s with "[redacted]", for provider packages
+// building error text from vendor bodies or transport errors that may echo
+// a key.
+func Scrub(s string, secrets []string) string {
+	for _, k := range secrets {
+		if k != "" {
+			s = strings.ReplaceAll(s, k, "[redacted]")
+		}
+	}
+	return s
+}
+
+// Scrubbed wraps a cause so that its text never carries a secret while
+// errors.Is and errors.As still reach it.
+type Scrubbed struct {
+	Err     error
+	Secrets []string
+}
+
+func (s Scrubbed) Error() string { return Scrub(s.Err.Error(), s.Secrets) }
+
+// Unwrap returns the cause.
+func (s Scrubbed) Unwrap() error { return s.Err }

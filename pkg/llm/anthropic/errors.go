@@ -31,14 +31,14 @@ func classify(ctx context.Context, err error, midStream bool, secrets []string) 
 		// The SDK error's text holds the raw response body, which is not
 		// ours to vouch for: the cause is a scrubbed copy of its text, not
 		// the SDK value.
-		e.Err = errors.New(scrub(apiErr.Error(), secrets))
+		e.Err = errors.New(llm.Scrub(apiErr.Error(), secrets))
 	} else {
 		llm.ClassifyTransport(ctx, e, err)
 		// Transport causes stay reachable for errors.Is (context.Canceled,
 		// net.Error); their text never went through a vendor.
-		e.Err = scrubbed{err, secrets}
+		e.Err = llm.Scrubbed{Err: err, Secrets: secrets}
 	}
-	e.Message = scrub(e.Message, secrets)
+	e.Message = llm.Scrub(e.Message, secrets)
 	if e.Message == "" {
 		e.Message = e.Kind.String()
 	}
@@ -220,20 +220,3 @@ func retryAfter(h http.Header) time.Duration {
 	}
 	return 0
 }
-
-func scrub(s string, secrets []string) string {
-	for _, k := range secrets {
-		s = strings.ReplaceAll(s, k, "[redacted]")
-	}
-	return s
-}
-
-// scrubbed wraps a cause so that its text never carries a secret while
-// errors.As still reaches the SDK error.
-type scrubbed struct {
-	err     error
-	secrets []string
-}
-
-func (s scrubbed) Error() string { return scrub(s.err.Error(), s.secrets) }
-func (s scrubbed) Unwrap() error { return s.err }

@@ -102,7 +102,7 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		// keep only the sentence before it.
 		msg, _, _ := strings.Cut(err.Error(), ". ClientConfig:")
 		msg, _, _ = strings.Cut(msg, " ClientConfig:")
-		return nil, configError(llm.KindBadRequest, "%s", scrub(msg, c.secrets))
+		return nil, configError(llm.KindBadRequest, "%s", llm.Scrub(msg, c.secrets))
 	}
 	c.models = gc.Models
 	return c, nil

@@ -23,15 +23,15 @@ func classify(ctx context.Context, err error, midStream bool, secrets []string) 
 	e := &llm.Error{Provider: ProviderName, MidStream: midStream}
 	if apiErr, ok := errors.AsType[genai.APIError](err); ok {
 		classifyAPI(e, apiErr)
-		e.Err = errors.New(scrub(apiErr.Error(), secrets))
+		e.Err = errors.New(llm.Scrub(apiErr.Error(), secrets))
 	} else if apiErr, ok := errors.AsType[*genai.APIError](err); ok && apiErr != nil {
 		classifyAPI(e, *apiErr)
-		e.Err = errors.New(scrub(apiErr.Error(), secrets))
+		e.Err = errors.New(llm.Scrub(apiErr.Error(), secrets))
 	} else {
 		llm.ClassifyTransport(ctx, e, err)
-		e.Err = scrubbed{err, secrets}
+		e.Err = llm.Scrubbed{Err: err, Secrets: secrets}
 	}
-	e.Message = scrub(e.Message, secrets)
+	e.Message = llm.Scrub(e.Message, secrets)
 	if e.Message == "" {
 		e.Message = e.Kind.String()
 	}
@@ -104,23 +104,6 @@ func hasReason(details []map[string]any, reason string) bool {
 	}
 	return false
 }
-
-func scrub(s string, secrets []string) string {
-	for _, k := range secrets {
-		s = strings.ReplaceAll(s, k, "[redacted]")
-	}
-	return s
-}
-
-// scrubbed wraps a cause so that its text never carries a secret while
-// errors.Is still reaches it.
-type scrubbed struct {
-	err     error
-	secrets []string
-}
-
-func (s scrubbed) Error() string { return scrub(s.err.Error(), s.secrets) }
-func (s scrubbed) Unwrap() error { return s.err }
 
 // marshalArgs renders function call arguments as the JSON object text of a
 // tool call.

@@ -80,7 +80,7 @@ func (s *stream) read() (llm.Chunk, bool) {
 				msg = "prompt blocked: " + string(pf.BlockReason)
 			}
 			s.fail(&llm.Error{Kind: llm.KindContentPolicy, Provider: ProviderName, Code: string(pf.BlockReason),
-				Message: scrub(msg, s.secrets), MidStream: midStream})
+				Message: llm.Scrub(msg, s.secrets), MidStream: midStream})
 			return llm.Chunk{}, false
 		}
 		c := s.response(resp)
