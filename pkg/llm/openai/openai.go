@@ -11,6 +11,7 @@ import (
 
 	oai "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/ssestream"
 
 	"github.com/switchyard/switchyard/pkg/llm"
 	"github.com/switchyard/switchyard/pkg/llm/catalog"
@@ -215,7 +216,13 @@ func (c *Client) Stream(ctx context.Context, req *llm.Request) (llm.Stream, erro
 		}
 		ro = append(ro, option.WithBaseURL(c.azureDeployBase+url.PathEscape(req.Model)+"/"))
 	}
+	// The raw response lets stream decode the events itself (see stream).
+	var raw *http.Response
+	ro = append(ro, option.WithResponseInto(&raw))
 	s := &stream{c: c, ctx: ctx, sdk: c.chat.NewStreaming(ctx, params, ro...)}
+	if s.sdk.Err() == nil && raw != nil {
+		s.dec = ssestream.NewDecoder(raw)
+	}
 	if err := s.prefetch(); err != nil {
 		_ = s.Close()
 		return nil, err

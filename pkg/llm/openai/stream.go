@@ -1,7 +1,10 @@
 package openai
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"strings"
 
 	oai "github.com/openai/openai-go/v3"
@@ -23,10 +26,20 @@ import (
 // the stream it becomes a KindContentPolicy error carrying the refusal text.
 // A finish_reason "content_filter" before any output is a KindContentPolicy
 // error as well; after output it is emitted as llm.FinishContentFilter.
+//
+// The SDK sends the request, classifies HTTP errors and owns the response
+// (its Close releases the connection), but its chunk decoding (the reflective
+// apijson layer behind ChatCompletionChunk.UnmarshalJSON) cost most of a
+// job's CPU. So when the request succeeded, stream never calls the SDK
+// stream's Next: it reads the response body's events with the SDK's own SSE
+// decoder (ssestream.NewDecoder) and decodes each event's JSON into
+// wireChunk, which holds only the fields used here. The end of stream,
+// "[DONE]" and error events are handled as ssestream.Stream handles them.
 type stream struct {
 	c   *Client
 	ctx context.Context
-	sdk *ssestream.Stream[oai.ChatCompletionChunk]
+	sdk *ssestream.Stream[oai.ChatCompletionChunk] // owns the response; its Close releases it
+	dec ssestream.Decoder                          // the response's events; nil when the request failed
 
 	queue   []llm.Chunk // chunks ready to hand out
 	cur     llm.Chunk
@@ -81,37 +94,109 @@ func (s *stream) Close() error {
 	return s.sdk.Close()
 }
 
-// fill reads SDK chunks until one yields output or the stream ends.
+// fill reads events until one yields output or the stream ended.
 func (s *stream) fill() {
 	for !s.done && len(s.queue) == 0 {
-		if !s.sdk.Next() {
-			s.done = true
-			s.end(s.sdk.Err())
+		if s.dec == nil {
+			// The request failed (or the SDK gave no body): the SDK stream
+			// holds the error.
+			s.stop(s.sdk.Err())
 			return
 		}
-		s.take(s.sdk.Current())
+		if !s.dec.Next() {
+			s.stop(s.dec.Err())
+			return
+		}
+		ev := s.dec.Event()
+		if bytes.HasPrefix(ev.Data, doneEvent) {
+			s.stop(nil)
+			return
+		}
+		var ch wireChunk
+		err := json.Unmarshal(ev.Data, &ch)
+		if len(ch.Error) > 0 && !bytes.Equal(ch.Error, jsonNull) {
+			s.stop(&ssestream.StreamError{Message: "received error while streaming: " + string(ch.Error), Event: ev})
+			return
+		}
+		// A field of an unexpected type (a compatible server's quirk) is
+		// skipped, as the SDK's decoder skips it; malformed JSON ends the
+		// stream.
+		if _, typeErr := errors.AsType[*json.UnmarshalTypeError](err); err != nil && !typeErr {
+			s.stop(err)
+			return
+		}
+		s.take(&ch)
 	}
 }
 
-// take turns one SDK chunk into at most one llm.Chunk.
-func (s *stream) take(ch oai.ChatCompletionChunk) {
+// stop ends the stream with the SDK stream's terminal error (nil after
+// "[DONE]") and releases the response at once, as the SDK stream does.
+func (s *stream) stop(err error) {
+	s.done = true
+	_ = s.sdk.Close()
+	s.end(err)
+}
+
+var (
+	doneEvent = []byte("[DONE]")
+	jsonNull  = []byte("null")
+)
+
+// wireChunk is the part of a chat.completion.chunk this package reads. An
+// "error" member (other than null) makes the event an error event.
+type wireChunk struct {
+	Choices []wireChoice    `json:"choices"`
+	Usage   *wireUsage      `json:"usage"`
+	Error   json.RawMessage `json:"error"`
+}
+
+type wireChoice struct {
+	Index        int64     `json:"index"`
+	Delta        wireDelta `json:"delta"`
+	FinishReason string    `json:"finish_reason"`
+}
+
+type wireDelta struct {
+	Content   string         `json:"content"`
+	Refusal   string         `json:"refusal"`
+	ToolCalls []wireToolCall `json:"tool_calls"`
+}
+
+type wireToolCall struct {
+	Index    int64  `json:"index"`
+	ID       string `json:"id"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+type wireUsage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	TotalTokens      int64 `json:"total_tokens"`
+}
+
+// take turns one chunk into at most one llm.Chunk.
+func (s *stream) take(ch *wireChunk) {
 	s.got = true
-	if ch.JSON.Usage.Valid() {
+	if u := ch.Usage; u != nil {
 		s.usage = &llm.Usage{
-			PromptTokens:     int(ch.Usage.PromptTokens),
-			CompletionTokens: int(ch.Usage.CompletionTokens),
-			TotalTokens:      int(ch.Usage.TotalTokens),
+			PromptTokens:     int(u.PromptTokens),
+			CompletionTokens: int(u.CompletionTokens),
+			TotalTokens:      int(u.TotalTokens),
 		}
 		if s.usage.TotalTokens == 0 {
 			s.usage.TotalTokens = s.usage.PromptTokens + s.usage.CompletionTokens
 		}
 	}
 	var out llm.Chunk
-	for _, choice := range ch.Choices {
+	for i := range ch.Choices {
+		choice := &ch.Choices[i]
 		if choice.Index != 0 {
 			continue // n is never set; ignore stray choices
 		}
-		d := choice.Delta
+		d := &choice.Delta
 		out.Delta += d.Content
 		if d.Refusal != "" {
 			s.refusal.WriteString(d.Refusal)
