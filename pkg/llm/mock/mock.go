@@ -374,6 +374,9 @@ type stream struct {
 	cur       llm.Chunk
 	err       error
 	done      bool
+	// timer paces the chunks; one per stream, reset for each wait, so that
+	// a long stream does not allocate a timer per chunk.
+	timer *time.Timer
 }
 
 func (s *stream) Next() bool {
@@ -411,25 +414,37 @@ func (s *stream) wait(d time.Duration) bool {
 	if d <= 0 {
 		return s.ctx.Err() == nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
+	// Since Go 1.23 Reset after Stop or after the timer fired never leaves a
+	// stale tick in the channel.
+	if s.timer == nil {
+		s.timer = time.NewTimer(d)
+	} else {
+		s.timer.Reset(d)
+	}
 	select {
-	case <-t.C:
+	case <-s.timer.C:
 		return s.ctx.Err() == nil
 	case <-s.ctx.Done():
+		s.timer.Stop()
 		return false
 	}
 }
 
 func (s *stream) finish(err error) {
 	s.err, s.done, s.cur = err, true, llm.Chunk{}
+	s.stopTimer()
+}
+
+func (s *stream) stopTimer() {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
 }
 
 func (s *stream) Current() llm.Chunk { return s.cur }
 func (s *stream) Err() error         { return s.err }
 func (s *stream) Close() error {
-	if !s.done {
-		s.done = true
-	}
+	s.done = true
+	s.stopTimer()
 	return nil
 }
