@@ -41,6 +41,21 @@ func TestStreamChunkDecoding(t *testing.T) {
 			want: []llm.Chunk{{Delta: "a"}, {Delta: "b"}, {FinishReason: llm.FinishStop, Usage: &llm.Usage{CompletionTokens: 1, TotalTokens: 1}}},
 		},
 		{
+			name: "fields absent from an event are not carried over from the previous one",
+			events: []string{
+				`{"choices":[{"index":0,"delta":{"content":"a","tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":""}}]}}]}`,
+				`{"choices":[{"index":0,"delta":{}}],"usage":null}`,
+				`{"choices":[{"index":0,"delta":{"content":"b"}}]}`,
+				`{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`,
+				"[DONE]",
+			},
+			want: []llm.Chunk{
+				{Delta: "a", ToolCalls: []llm.ToolCallDelta{{ID: "call_1", Name: "f"}}},
+				{Delta: "b"},
+				{FinishReason: llm.FinishToolCalls},
+			},
+		},
+		{
 			name: "stray choices are ignored",
 			events: []string{
 				`{"choices":[{"index":1,"delta":{"content":"x"}},{"index":0,"delta":{"content":"a"}}]}`,

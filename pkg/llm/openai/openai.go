@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	oai "github.com/openai/openai-go/v3"
@@ -22,7 +23,24 @@ const (
 	DefaultBaseURL         = "https://api.openai.com/v1"
 	DefaultName            = "openai"
 	DefaultAzureAPIVersion = "2024-10-21"
+	// DefaultMaxIdleConnsPerHost is the idle connection pool per host of
+	// the default transport (see Options.HTTPClient).
+	DefaultMaxIdleConnsPerHost = 256
 )
+
+// defaultHTTPClient serves Clients built without Options.HTTPClient. One
+// transport for all of them, so connections to one host are pooled across
+// deployments.
+var defaultHTTPClient = sync.OnceValue(func() *http.Client {
+	dt, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return &http.Client{} // the program replaced it: use what it chose
+	}
+	tr := dt.Clone()
+	tr.MaxIdleConns = 0 // no limit across hosts; per host below
+	tr.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	return &http.Client{Transport: tr}
+})
 
 // Options configures a Client. Only APIKey is needed for OpenAI proper; a
 // compatible server needs Preset or BaseURL; Azure needs AzureEndpoint.
@@ -46,8 +64,13 @@ type Options struct {
 	// Values of credential-like headers (Authorization, *key*, *token*,
 	// *secret*) are redacted from errors like the API key.
 	Headers map[string]string
-	// HTTPClient makes the calls. Default: a client on
-	// http.DefaultTransport without a timeout; the context bounds each call.
+	// HTTPClient makes the calls. Default: a client without a timeout (the
+	// context bounds each call) on a transport shared by every Client of
+	// this package: a clone of http.DefaultTransport that keeps up to
+	// DefaultMaxIdleConnsPerHost idle connections per host, where
+	// http.DefaultTransport keeps 2, so that a worker running many streams
+	// to one vendor reuses connections instead of dialling (and, over TLS,
+	// handshaking) for most calls. A client given here is used as is.
 	HTTPClient *http.Client
 	// Name of the vendor in errors and metrics. Default: the preset's name,
 	// "azure" when AzureEndpoint is set, else "openai".
@@ -137,7 +160,7 @@ func New(opts Options) (*Client, error) {
 
 	hc := opts.HTTPClient
 	if hc == nil {
-		hc = &http.Client{}
+		hc = defaultHTTPClient()
 	}
 	ro := []option.RequestOption{
 		option.WithHTTPClient(hc),
@@ -220,6 +243,7 @@ func (c *Client) Stream(ctx context.Context, req *llm.Request) (llm.Stream, erro
 	var raw *http.Response
 	ro = append(ro, option.WithResponseInto(&raw))
 	s := &stream{c: c, ctx: ctx, sdk: c.chat.NewStreaming(ctx, params, ro...)}
+	s.queue = s.qbuf[:0]
 	if s.sdk.Err() == nil && raw != nil {
 		s.dec = ssestream.NewDecoder(raw)
 	}

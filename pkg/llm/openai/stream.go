@@ -41,7 +41,9 @@ type stream struct {
 	sdk *ssestream.Stream[oai.ChatCompletionChunk] // owns the response; its Close releases it
 	dec ssestream.Decoder                          // the response's events; nil when the request failed
 
-	queue   []llm.Chunk // chunks ready to hand out
+	queue   []llm.Chunk  // chunks ready to hand out
+	qbuf    [1]llm.Chunk // queue's first backing array: it rarely holds more
+	wire    wireChunk    // reused for every event
 	cur     llm.Chunk
 	err     error
 	done    bool // the SDK stream ended; queue holds what is left
@@ -74,7 +76,11 @@ func (s *stream) Next() bool {
 		return false
 	}
 	s.cur = s.queue[0]
-	s.queue = s.queue[1:]
+	if len(s.queue) == 1 {
+		s.queue = s.queue[:0] // keep the backing array: no allocation per chunk
+	} else {
+		s.queue = s.queue[1:]
+	}
 	return true
 }
 
@@ -112,8 +118,8 @@ func (s *stream) fill() {
 			s.stop(nil)
 			return
 		}
-		var ch wireChunk
-		err := json.Unmarshal(ev.Data, &ch)
+		ch := s.wire.reset()
+		err := json.Unmarshal(ev.Data, ch)
 		if len(ch.Error) > 0 && !bytes.Equal(ch.Error, jsonNull) {
 			s.stop(&ssestream.StreamError{Message: "received error while streaming: " + string(ch.Error), Event: ev})
 			return
@@ -125,7 +131,7 @@ func (s *stream) fill() {
 			s.stop(err)
 			return
 		}
-		s.take(&ch)
+		s.take(ch)
 	}
 }
 
@@ -148,6 +154,15 @@ type wireChunk struct {
 	Choices []wireChoice    `json:"choices"`
 	Usage   *wireUsage      `json:"usage"`
 	Error   json.RawMessage `json:"error"`
+}
+
+// reset readies w for the next event and returns it. encoding/json decodes
+// array elements into a slice's spare capacity without zeroing them first, so
+// the old choices are cleared.
+func (w *wireChunk) reset() *wireChunk {
+	clear(w.Choices[:cap(w.Choices)])
+	*w = wireChunk{Choices: w.Choices[:0]}
+	return w
 }
 
 type wireChoice struct {
