@@ -113,26 +113,30 @@ func (s *stream) fill() {
 			s.stop(s.dec.Err())
 			return
 		}
-		ev := s.dec.Event()
-		if bytes.HasPrefix(ev.Data, doneEvent) {
-			s.stop(nil)
-			return
-		}
-		ch := s.wire.reset()
-		err := json.Unmarshal(ev.Data, ch)
-		if len(ch.Error) > 0 && !bytes.Equal(ch.Error, jsonNull) {
-			s.stop(&ssestream.StreamError{Message: "received error while streaming: " + string(ch.Error), Event: ev})
-			return
-		}
-		// A field of an unexpected type (a compatible server's quirk) is
-		// skipped, as the SDK's decoder skips it; malformed JSON ends the
-		// stream.
-		if _, typeErr := errors.AsType[*json.UnmarshalTypeError](err); err != nil && !typeErr {
-			s.stop(err)
-			return
-		}
-		s.take(ch)
+		s.event(s.dec.Event())
 	}
+}
+
+// event handles one SSE event: "[DONE]", an error event, or a chunk.
+func (s *stream) event(ev ssestream.Event) {
+	if bytes.HasPrefix(ev.Data, doneEvent) {
+		s.stop(nil)
+		return
+	}
+	ch := s.wire.reset()
+	err := json.Unmarshal(ev.Data, ch)
+	if len(ch.Error) > 0 && !bytes.Equal(ch.Error, jsonNull) {
+		s.stop(&ssestream.StreamError{Message: "received error while streaming: " + string(ch.Error), Event: ev})
+		return
+	}
+	// A field of an unexpected type (a compatible server's quirk) is
+	// skipped, as the SDK's decoder skips it; malformed JSON ends the
+	// stream.
+	if _, typeErr := errors.AsType[*json.UnmarshalTypeError](err); err != nil && !typeErr {
+		s.stop(err)
+		return
+	}
+	s.take(ch)
 }
 
 // stop ends the stream with the SDK stream's terminal error (nil after
