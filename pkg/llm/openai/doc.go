@@ -21,6 +21,11 @@
 // KindContentPolicy error with the refusal text, as is a finish_reason
 // "content_filter" that arrives before any output.
 //
+// The SDK builds and sends the request, classifies HTTP errors and frames
+// the SSE stream (packages/ssestream), but the chunks' JSON is decoded here,
+// with encoding/json into a struct holding only the fields used: the SDK's
+// reflective decoding of every chunk cost most of a worker's CPU per job.
+//
 // Request.MaxTokens is sent as max_completion_tokens (what OpenAI's
 // reasoning models require) unless Options.LegacyMaxTokens, set by the
 // presets of servers that only know max_tokens.
