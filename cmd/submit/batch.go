@@ -104,15 +104,11 @@ flags:
 	}
 	bw := bufio.NewWriterSize(out, 64<<10)
 
-	nc, env, err := connect()
+	nc, c, err := dial(enc)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	c, err := newClient(nc, env, enc)
-	if err != nil {
-		return err
-	}
 
 	total := countLines(in)
 	bar := newBatchBar(total, stderr)

@@ -125,15 +125,11 @@ flags:
 	default:
 		return &exitError{2, fmt.Errorf("--encoding %q: want msgpack or json", encoding)}
 	}
-	nc, env, err := connect()
+	nc, c, err := dial(enc)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	c, err := newClient(nc, env, enc)
-	if err != nil {
-		return err
-	}
 	lc := bench.LoadConfig{Jobs: jobs, Rate: rate, JobTimeout: timeout, MaxDuration: maxDuration}
 	mode := fmt.Sprintf("%.0f jobs/s", rate)
 	if rate == 0 {

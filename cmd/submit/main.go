@@ -112,19 +112,30 @@ func newClient(nc *nats.Conn, env config.Env, enc bus.Encoding) (*bus.Client, er
 	return bus.NewClient(nc, bus.WithSubjects(bus.Subjects{Prefix: env.Prefix}), bus.WithEncoding(enc))
 }
 
+// dial connects (see connect) and returns a client speaking enc. The caller
+// closes the connection.
+func dial(enc bus.Encoding) (*nats.Conn, *bus.Client, error) {
+	nc, env, err := connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := newClient(nc, env, enc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, c, nil
+}
+
 func cmdCancel(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(args) != 1 {
 		return &exitError{2, errors.New("usage: submit cancel <job-id>")}
 	}
-	nc, env, err := connect()
+	nc, c, err := dial(bus.Msgpack)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	c, err := newClient(nc, env, bus.Msgpack)
-	if err != nil {
-		return err
-	}
 	if err := c.Cancel(ctx, args[0]); err != nil {
 		return err
 	}

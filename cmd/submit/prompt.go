@@ -117,15 +117,11 @@ func cmdPrompt(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return &exitError{2, fmt.Errorf("--encoding %q: want msgpack or json", f.encoding)}
 	}
 
-	nc, env, err := connect()
+	nc, c, err := dial(enc)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	c, err := newClient(nc, env, enc)
-	if err != nil {
-		return err
-	}
 	r := newRenderer(f, stdout, stderr)
 	res, err := c.Submit(ctx, f.group, req, bus.OnEvent(r.event))
 	if res == nil {

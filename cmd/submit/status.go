@@ -23,15 +23,11 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else if err != nil || fs.NArg() != 0 {
 		return &exitError{2, errors.New("usage: submit status [--json]")}
 	}
-	nc, env, err := connect()
+	nc, c, err := dial(bus.Msgpack)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	c, err := newClient(nc, env, bus.Msgpack)
-	if err != nil {
-		return err
-	}
 	st, err := c.Status(ctx)
 	if err != nil {
 		return err

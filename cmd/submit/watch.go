@@ -44,15 +44,11 @@ flags:
 		fs.Usage()
 		return &exitError{2, errors.New("")}
 	}
-	nc, env, err := connect()
+	nc, c, err := dial(bus.Msgpack)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	c, err := newClient(nc, env, bus.Msgpack)
-	if err != nil {
-		return err
-	}
 	var opts []bus.WatchOption
 	if attempt > 0 {
 		opts = append(opts, bus.FromAttempt(attempt))
