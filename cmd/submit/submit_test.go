@@ -196,22 +196,31 @@ func startDemo(t *testing.T) {
 	t.Setenv("SWITCHYARD_CONFIG", "")
 	t.Setenv("SWITCHYARD_DATA_DIR", dir)
 	t.Setenv("SWITCHYARD_EMBEDDED_ADDR", "127.0.0.1:-1")
-	t.Setenv("SWITCHYARD_METRICS_ADDR", "")
+	t.Setenv("SWITCHYARD_METRICS_ADDR", "off")
 	env, err := config.LoadEnv()
 	require.NoError(t, err)
 	ready := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan struct{})
+	var runErr error
 	go func() {
-		done <- app.Run(ctx, env, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Console: io.Discard,
+		defer close(done)
+		runErr = app.Run(ctx, env, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Console: io.Discard,
 			OnReady: func(url, _ string) { ready <- url }})
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("worker did not stop in 30s")
+		}
+	})
 	select {
 	case url := <-ready:
 		t.Setenv("NATS_URL", url)
-	case err := <-done:
-		t.Fatalf("worker failed: %v", err)
+	case <-done:
+		t.Fatalf("worker failed: %v", runErr)
 	case <-time.After(20 * time.Second):
 		t.Fatal("worker not ready")
 	}

@@ -164,7 +164,7 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 		return err
 	}
 	httpAddr := ""
-	if env.MetricsAddr != "" {
+	if env.MetricsAddr != "" && env.MetricsAddr != "off" {
 		srv, addr, err := serveHTTP(env.MetricsAddr, nc, w, met.Handler(), log)
 		if err != nil {
 			return err

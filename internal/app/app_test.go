@@ -108,7 +108,7 @@ func runApp(t *testing.T, env config.Env) error {
 
 func baseEnv(t *testing.T) config.Env {
 	t.Helper()
-	t.Setenv("SWITCHYARD_METRICS_ADDR", "")
+	t.Setenv("SWITCHYARD_METRICS_ADDR", "off")
 	env, err := config.LoadEnv()
 	require.NoError(t, err)
 	env.DataDir = t.TempDir()

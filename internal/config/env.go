@@ -64,7 +64,7 @@ type Env struct {
 	// output that does not validate.
 	ValidationRetries int `env:"SWITCHYARD_VALIDATION_RETRIES" envDefault:"2"`
 
-	// MetricsAddr serves /metrics, /healthz and /readyz. Empty: off.
+	// MetricsAddr serves /metrics, /healthz and /readyz; "off" turns them off.
 	MetricsAddr string `env:"SWITCHYARD_METRICS_ADDR" envDefault:"127.0.0.1:9464"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`

@@ -64,9 +64,9 @@ func Start(o Options) (*server.Server, error) {
 		s.SetLoggerV2(&logAdapter{l: o.Logger}, false, false, false)
 	}
 	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
+	if !s.ReadyForConnections(30 * time.Second) {
 		s.Shutdown()
-		return nil, fmt.Errorf("embedded: server on %s not ready in 10s", o.Addr)
+		return nil, fmt.Errorf("embedded: server on %s not ready in 30s", o.Addr)
 	}
 	return s, nil
 }

@@ -24,7 +24,7 @@ func TestFaultStorm(t *testing.T) {
 	hang := mock.New(mock.Config{HangRate: 1})
 	o := GroupOptions{
 		Strategy: StrategyWeighted,
-		Retry:    RetryOptions{MaxRetries: 12, Backoff: BackoffOptions{Initial: time.Millisecond, Max: 4 * time.Millisecond}},
+		Retry:    RetryOptions{MaxRetries: 30, Backoff: BackoffOptions{Initial: time.Millisecond, Max: 4 * time.Millisecond}},
 		// A rate-based breaker trips on the hanging deployment (100% failures)
 		// but not on the merely flaky ones (30%).
 		Breaker:  BreakerOptions{Failures: 3, FailureRate: 0.9, Period: 10 * time.Second, Cooldown: 10 * time.Second},
