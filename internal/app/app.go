@@ -152,7 +152,7 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 		Groups:            serve,
 		Subjects:          subj,
 		Streams: bus.StreamsConfig{
-			Replicas: env.Replicas, DurableEvents: env.DurableEvents, ResultsMaxAge: env.ResultsMaxAge,
+			Replicas: env.Replicas, DurableEvents: env.DurableEvents, EventsMaxAge: env.EventsMaxAge, ResultsMaxAge: env.ResultsMaxAge,
 		},
 		Consumer:      bus.ConsumerConfig{AckWait: env.AckWait, MaxDeliver: env.MaxDeliver},
 		Concurrency:   env.Concurrency,

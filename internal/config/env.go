@@ -56,6 +56,8 @@ type Env struct {
 	MaxJobTime time.Duration `env:"SWITCHYARD_MAX_JOB_TIME" envDefault:"10m"`
 	// DurableEvents stores events in LLM_RESULTS so streams can be replayed.
 	DurableEvents bool `env:"SWITCHYARD_DURABLE_EVENTS"`
+	// EventsMaxAge is how long stored events are kept (with DurableEvents).
+	EventsMaxAge time.Duration `env:"SWITCHYARD_EVENTS_MAX_AGE" envDefault:"1h"`
 	// ResultsMaxAge is how long results are kept.
 	ResultsMaxAge time.Duration `env:"SWITCHYARD_RESULTS_MAX_AGE" envDefault:"24h"`
 	// FleetState shares breaker state and rate counters through NATS KV.

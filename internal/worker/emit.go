@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/switchyard/switchyard/pkg/bus"
 	"github.com/switchyard/switchyard/pkg/policy"
 )
@@ -19,10 +21,18 @@ type emitter struct {
 	ttft    time.Duration
 	failed  bool
 	partial *partials // nil unless a streamed request asks for JSON
+	// ttl is set when events are stored (durable events, default reply
+	// prefix): each carries a Nats-TTL header so it expires long before
+	// the job's result.
+	ttl nats.Header
 }
 
 func newEmitter(j *job) *emitter {
-	return &emitter{j: j, subject: bus.EventsSubject(j.reply), on: j.req.Streaming()}
+	e := &emitter{j: j, subject: bus.EventsSubject(j.reply), on: j.req.Streaming()}
+	if st := j.w.cfg.Streams; st.DurableEvents && j.w.cfg.Subjects.InResults(j.reply) {
+		e.ttl = nats.Header{jetstream.MsgTTLHeader: []string{st.EventsMaxAge.String()}}
+	}
+	return e
 }
 
 // policy is the router's emit function.
@@ -65,7 +75,11 @@ func (e *emitter) send(ev *bus.Event) {
 		// No headers: an event is the hottest message of a job, headers cost
 		// as much as the rest of it, and the wire contract tells the
 		// encoding by the first byte ('{' is JSON) when there is none.
-		err = e.j.w.nc.Publish(e.subject, data)
+		if e.ttl != nil {
+			err = e.j.w.nc.PublishMsg(&nats.Msg{Subject: e.subject, Data: data, Header: e.ttl})
+		} else {
+			err = e.j.w.nc.Publish(e.subject, data)
+		}
 	}
 	if err != nil && !e.failed {
 		// Events are best effort; the result is not. Log once per job.

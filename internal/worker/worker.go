@@ -87,6 +87,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	c.Streams.Subjects = c.Subjects
+	c.Streams = c.Streams.WithDefaults()
 	c.Consumer = c.Consumer.WithDefaults()
 	c.Concurrency = cmp.Or(c.Concurrency, 128)
 	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, 25*time.Second)

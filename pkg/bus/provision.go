@@ -38,6 +38,9 @@ type StreamsConfig struct {
 	// DurableEvents also stores events in the results stream (so a client can
 	// replay a stream), kept for EventsMaxAge. Default off.
 	DurableEvents bool
+	// EventsMaxAge is how long stored events are kept (a per-message TTL,
+	// so they go long before the results). Default 1 hour.
+	EventsMaxAge time.Duration
 	// DLQMaxAge is how long dead letters are kept. Default 7 days.
 	DLQMaxAge time.Duration
 	// CancelTTL is how long a cancel marker is kept. Default 24 hours.
@@ -51,6 +54,7 @@ func (c StreamsConfig) WithDefaults() StreamsConfig {
 	c.ResultsMaxAge = cmp.Or(c.ResultsMaxAge, 24*time.Hour)
 	c.ResultDuplicates = cmp.Or(c.ResultDuplicates, time.Hour)
 	c.DLQMaxAge = cmp.Or(c.DLQMaxAge, 7*24*time.Hour)
+	c.EventsMaxAge = cmp.Or(c.EventsMaxAge, time.Hour)
 	c.CancelTTL = cmp.Or(c.CancelTTL, 24*time.Hour)
 	return c
 }
@@ -82,6 +86,8 @@ func (c StreamsConfig) StreamConfigs() []jetstream.StreamConfig {
 			Replicas:    c.Replicas,
 			MaxAge:      c.ResultsMaxAge,
 			Duplicates:  c.ResultDuplicates,
+			// Stored events carry a Nats-TTL header (EventsMaxAge).
+			AllowMsgTTL: c.DurableEvents,
 		},
 		{
 			Name:        StreamDLQ,
@@ -154,10 +160,13 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.Stre
 		}
 		missing = missing || !found
 	}
+	if sc.AllowMsgTTL && !have.AllowMsgTTL {
+		have.AllowMsgTTL, missing = true, true
+	}
 	if !missing {
 		return nil
 	}
-	have.Subjects = append(have.Subjects, sc.Subjects...)
+	have.Subjects = append(have.Subjects, sc.Subjects...) // dedupe drops the ones it had
 	have.Subjects = dedupe(have.Subjects)
 	if _, err := js.UpdateStream(ctx, have); err != nil {
 		return fmt.Errorf("bus: add subjects to stream %s: %w", sc.Name, err)

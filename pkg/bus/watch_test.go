@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard/switchyard/pkg/bus"
@@ -65,6 +66,19 @@ func TestWatchAfterTheJobReplaysItWhole(t *testing.T) {
 	tail, got := watchAll(t, ctx, w, 0)
 	require.Equal(t, live[5:], tail)
 	require.Equal(t, res.ID, got.ID)
+
+	// Stored events expire on their own, long before the result.
+	js, err := jetstream.New(f.nc)
+	require.NoError(t, err)
+	s, err := js.Stream(ctx, bus.StreamResults)
+	require.NoError(t, err)
+	require.True(t, s.CachedInfo().Config.AllowMsgTTL)
+	m, err := s.GetLastMsgForSubject(ctx, bus.EventsSubject(bus.Subjects{}.Reply("watch-after")))
+	require.NoError(t, err)
+	require.Equal(t, "1h0m0s", m.Header.Get(jetstream.MsgTTLHeader))
+	m, err = s.GetLastMsgForSubject(ctx, bus.ResultSubject(bus.Subjects{}.Reply("watch-after")))
+	require.NoError(t, err)
+	require.Empty(t, m.Header.Get(jetstream.MsgTTLHeader), "results live for the stream's MaxAge")
 }
 
 func TestWatchMidJobGetsEveryChunkOnce(t *testing.T) {
