@@ -82,6 +82,10 @@ func (j *job) run() {
 	j.identify(h, meta)
 
 	switch {
+	case errors.As(decErr, new(*transientError)):
+		w.log.Warn("cannot read the job's input yet; handed back", slog.String("job", j.id), slog.Any("error", decErr))
+		_ = j.msg.NakWithDelay(2 * time.Second)
+		return
 	case decErr != nil:
 		j.reject(bus.CodeInvalidRequest, "cannot decode request ("+j.enc.String()+"): "+decErr.Error(), true)
 		return

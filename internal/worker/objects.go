@@ -2,10 +2,12 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/pkg/bus"
 )
@@ -19,7 +21,10 @@ func (j *job) resolveObject(h nats.Header) error {
 	defer cancel()
 	body, err := bus.RequestBody(ctx, j.w.js, h, j.msg.Data())
 	if err != nil {
-		return err
+		if errors.Is(err, jetstream.ErrObjectNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			return err // bad input: the reference points at nothing
+		}
+		return &transientError{err}
 	}
 	var req bus.Request
 	if err := j.enc.Unmarshal(body, &req); err != nil {
@@ -28,6 +33,13 @@ func (j *job) resolveObject(h nats.Header) error {
 	j.req = req
 	return nil
 }
+
+// transientError is a failure to read a job's input that may pass (NATS
+// unreachable, a leader election): the job is handed back, not rejected.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
 
 // dropObject deletes the large body of a finished job, if it had one.
 func (j *job) dropObject() {
