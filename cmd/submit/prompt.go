@@ -122,6 +122,9 @@ func cmdPrompt(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return err
 	}
 	defer nc.Close()
+	if err := checkServed(ctx, c, f.group); err != nil {
+		return err
+	}
 	r := newRenderer(f, stdout, stderr)
 	res, err := c.Submit(ctx, f.group, req, bus.OnEvent(r.event))
 	if res == nil {
@@ -350,4 +353,24 @@ func summary(res *bus.Result) string {
 		fmt.Fprintf(&b, " · %d attempts", n)
 	}
 	return b.String()
+}
+
+// checkServed fails at once for a group no worker serves, naming the groups
+// that are, instead of waiting for the fleet's unknown_group answer.
+func checkServed(ctx context.Context, c *bus.Client, group string) error {
+	ok, err := c.Served(ctx, group)
+	if err != nil || ok {
+		return nil // can't tell: let the fleet answer
+	}
+	var known []string
+	if st, err := c.Status(ctx); err == nil {
+		for _, g := range st.Groups {
+			known = append(known, g.Group)
+		}
+	}
+	msg := fmt.Sprintf("unknown_group: no worker serves group %q", group)
+	if len(known) > 0 {
+		msg += " (served: " + strings.Join(known, ", ") + ")"
+	}
+	return &exitError{1, errors.New(msg)}
 }

@@ -253,9 +253,13 @@ func TestSubmitSchemaAndToolsOnTheDemoGroup(t *testing.T) {
 	require.Contains(t, errOut.String(), "→ tool call get_weather(")
 	require.Regexp(t, `tool call \S+ get_weather\(\{.*"city":`, out.String())
 
+	// A group no worker serves is refused at once, naming the served ones.
+	err := run(ctx, []string{"-g", "nosuch", "hi"}, nil, &out, &errOut)
+	require.ErrorContains(t, err, `no worker serves group "nosuch" (served: demo)`)
+
 	// A bad schema file is refused before anything is sent.
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	require.NoError(t, os.WriteFile(bad, []byte(`{"type": 12}`), 0o600))
-	err := run(ctx, []string{"--json", "--schema", bad, "x"}, nil, &out, &errOut)
+	err = run(ctx, []string{"--json", "--schema", bad, "x"}, nil, &out, &errOut)
 	require.Error(t, err)
 }

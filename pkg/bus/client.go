@@ -268,3 +268,17 @@ func (c *Client) Cancel(ctx context.Context, jobID string) error {
 	}
 	return c.nc.FlushWithContext(ctx)
 }
+
+// Served reports whether some worker has set up group's consumer. A job for
+// a group that is not served is answered unknown_group by the fleet after a
+// grace period; a CLI can say so at once instead.
+func (c *Client) Served(ctx context.Context, group string) (bool, error) {
+	_, err := c.js.Consumer(ctx, StreamRequests, ConsumerName(group))
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}
