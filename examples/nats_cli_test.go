@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +30,10 @@ func natsCLI(t *testing.T) string {
 		return p
 	}
 	bin := t.TempDir()
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the nats CLI example needs the go command: %v", err)
+	}
 	cmd := exec.Command(goTool, "install", "github.com/nats-io/natscli/nats@"+natsCLIVersion)
 	cmd.Dir = t.TempDir() // outside this module: natscli's own go.mod decides
 	cmd.Env = append(os.Environ(), "GOBIN="+bin, "GOFLAGS=-mod=mod", "GOWORK=off")

@@ -350,7 +350,10 @@ func (c *cluster) registerRemoval(t *testing.T, ctr *testcontainers.DockerContai
 
 func logTail(ctx context.Context, t *testing.T, ctr *testcontainers.DockerContainer, n int) {
 	t.Helper()
-	name, _ := ctr.Name(ctx)
+	name := ctr.GetContainerID()
+	if info, err := ctr.Inspect(ctx); err == nil {
+		name = info.Name
+	}
 	rc, err := ctr.Logs(ctx)
 	if err != nil {
 		t.Logf("logs of %s: %v", name, err)

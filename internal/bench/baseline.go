@@ -141,7 +141,7 @@ func BaselineJob(nc *nats.Conn, promptBytes int) (JobFunc, error) {
 		if err != nil {
 			return Outcome{Code: CodeTransport}
 		}
-		defer sub.Unsubscribe() //nolint:errcheck // best effort
+		defer sub.Unsubscribe()
 		m := nats.NewMsg(baselineReq)
 		m.Header.Set(jetstream.MsgIDHeader, id)
 		m.Data = body

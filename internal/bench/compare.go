@@ -162,7 +162,7 @@ func Compare(ctx context.Context, cfg CompareConfig, out io.Writer) (err error) 
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(dir) //nolint:errcheck // a temp dir left behind is harmless
 	c := &compare{cfg: cfg, out: out, dir: dir}
 	if c.cfg.WorkerBin == "" {
 		fmt.Fprintln(out, "building the worker (go build ./cmd/worker) ...")
@@ -215,7 +215,7 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
+	defer ln.Close() //nolint:errcheck // only the free port was wanted
 	return ln.Addr().String(), nil
 }
 
@@ -305,14 +305,6 @@ func perJob(d time.Duration, n int) time.Duration {
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
-// loads returns the full-speed and fixed-rate load configs of sections a and b.
-func (c *compare) loads() (full, rate LoadConfig) {
-	full = LoadConfig{Jobs: c.cfg.Jobs, Concurrency: c.cfg.Concurrency, JobTimeout: 30 * time.Second, MaxDuration: time.Minute}
-	n := int(c.cfg.Rate * c.cfg.RateFor.Seconds())
-	rate = LoadConfig{Jobs: max(n, 1), Rate: c.cfg.Rate, JobTimeout: 30 * time.Second, MaxDuration: c.cfg.RateFor + 5*time.Second}
-	return full, rate
-}
-
 // startWorker starts a worker on the given model file.
 func (c *compare) startWorker(ctx context.Context, name, models string, concurrency int, groups ...string) (*Proc, error) {
 	path := filepath.Join(c.dir, name+".yaml")
@@ -386,7 +378,7 @@ groups:
 			if sse, err = StartSSEServer(c.cfg.Tokens); err != nil {
 				return err
 			}
-			defer sse.Close()
+			defer sse.Close() //nolint:errcheck // test server teardown
 			models += fmt.Sprintf(`
   oai:
     deployments:

@@ -111,7 +111,7 @@ func DirectJob(baseURL, model, prompt string) JobFunc {
 		}
 		t0 := time.Now()
 		s := client.Chat.Completions.NewStreaming(ctx, params)
-		defer s.Close()
+		defer s.Close() //nolint:errcheck // the stream's error is read from s.Err
 		var o Outcome
 		for s.Next() {
 			c := s.Current()

@@ -152,7 +152,7 @@ func (p *Proc) WaitFor(ctx context.Context, timeout time.Duration, what string, 
 			return nil
 		}
 		if p.Exited() {
-			return fmt.Errorf("bench: %s exited before %s: %v\n%s", p.Name, what, p.err, p.Output())
+			return fmt.Errorf("bench: %s exited before %s: %w\n%s", p.Name, what, p.err, p.Output())
 		}
 		select {
 		case <-ctx.Done():

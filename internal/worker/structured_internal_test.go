@@ -2,6 +2,7 @@ package worker
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -40,7 +41,7 @@ func TestNewContract(t *testing.T) {
 			c, err := newContract(&tc.req, &bus.Request{ValidationRetries: tc.retries}, tc.def)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
-				_, isInvalid := err.(*invalid)
+				_, isInvalid := errors.AsType[*invalid](err)
 				require.True(t, isInvalid, "a bad schema is the requester's fault")
 				return
 			}
