@@ -114,9 +114,14 @@ func TestMetricsMoveAfterJobs(t *testing.T) {
 	_, err = c.Submit(jctx, "demo", &bus.Request{Messages: []bus.Message{{Role: "wizard", Content: bus.Text("x")}}})
 	require.ErrorIs(t, err, &bus.Error{Code: bus.CodeInvalidRequest})
 
-	after := scrape(t, r.http)
-	require.Equal(t, 3.0, value(after, "switchyard_jobs_total", map[string]string{"group": "demo", "status": "ok"}))
-	require.Equal(t, 1.0, value(after, "switchyard_jobs_total", map[string]string{"group": "demo", "code": "invalid_request"}))
+	// A job is counted right after its result is published (and acked), so
+	// the client can see the result a moment before the counter moves.
+	var after map[string]*dto.MetricFamily
+	require.Eventually(t, func() bool {
+		after = scrape(t, r.http)
+		return value(after, "switchyard_jobs_total", map[string]string{"group": "demo", "status": "ok"}) == 3 &&
+			value(after, "switchyard_jobs_total", map[string]string{"group": "demo", "code": "invalid_request"}) == 1
+	}, 5*time.Second, 20*time.Millisecond)
 	require.Equal(t, 3.0, value(after, "gen_ai_server_time_to_first_token_seconds", map[string]string{"group": "demo"}))
 	require.Equal(t, 3.0, value(after, "gen_ai_client_token_usage", map[string]string{"gen_ai_token_type": "output", "gen_ai_provider_name": "mock"}))
 	require.Equal(t, 3.0, value(after, "switchyard_attempts_total", map[string]string{"group": "demo", "code": ""}))
