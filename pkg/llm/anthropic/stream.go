@@ -15,12 +15,10 @@ type stream struct {
 	ctx     context.Context
 	secrets []string
 
-	cur     llm.Chunk
-	pending *llm.Chunk // the chunk read by prime, handed out by the first Next
-	err     error
-	done    bool // message_stop seen or failed
-	closed  bool
-	started bool // a chunk was handed out: later failures are mid-stream
+	llm.Primer // first-chunk buffering; provides Current
+	err        error
+	done       bool // message_stop seen or failed
+	closed     bool
 
 	// tools maps a content block index to the tool call's ordinal among the
 	// answer's tool calls (llm.ToolCallDelta.Index).
@@ -29,32 +27,12 @@ type stream struct {
 	usage  llm.Usage
 }
 
-// prime reads up to the first chunk with content so that Stream can return
-// pre-output failures as errors. It reports whether a chunk is buffered.
-func (s *stream) prime() bool {
-	c, ok := s.read()
-	if !ok {
-		return false
-	}
-	s.pending = &c
-	return true
-}
+// prime reads up to the first chunk so that Stream can return pre-output
+// failures as errors. It reports whether a chunk is buffered.
+func (s *stream) prime() bool { return s.Prime(s.read) }
 
 // Next implements llm.Stream.
-func (s *stream) Next() bool {
-	if s.pending != nil {
-		s.cur, s.pending = *s.pending, nil
-		s.started = true
-		return true
-	}
-	c, ok := s.read()
-	if !ok {
-		return false
-	}
-	s.cur = c
-	s.started = true
-	return true
-}
+func (s *stream) Next() bool { return s.Primer.Next(s.read) }
 
 // read returns the next non-empty chunk, or false at the end or on failure
 // (then s.err says which).
@@ -73,7 +51,7 @@ func (s *stream) read() (llm.Chunk, bool) {
 		}
 	}
 	if err := s.raw.Err(); err != nil {
-		s.err = classify(s.ctx, err, s.started || s.pending != nil, s.secrets)
+		s.err = classify(s.ctx, err, s.Output(), s.secrets)
 	} else {
 		s.err = &llm.Error{
 			Kind:      llm.KindUnavailable,
@@ -152,7 +130,6 @@ func finishReason(r sdk.StopReason) llm.FinishReason {
 }
 
 // Current implements llm.Stream.
-func (s *stream) Current() llm.Chunk { return s.cur }
 
 // Err implements llm.Stream.
 func (s *stream) Err() error { return s.err }

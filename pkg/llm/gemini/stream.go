@@ -16,12 +16,10 @@ type stream struct {
 	ctx     context.Context
 	secrets []string
 
-	cur     llm.Chunk
-	pending *llm.Chunk
-	err     error
-	done    bool
-	closed  bool
-	started bool
+	llm.Primer // first-chunk buffering; provides Current
+	err        error
+	done       bool
+	closed     bool
 
 	calls  int // function calls seen: the next call's Index
 	finish genai.FinishReason
@@ -30,29 +28,10 @@ type stream struct {
 
 // prime reads up to the first chunk so that Stream can return pre-output
 // failures as errors. It reports whether a chunk is buffered.
-func (s *stream) prime() bool {
-	c, ok := s.read()
-	if !ok {
-		return false
-	}
-	s.pending = &c
-	return true
-}
+func (s *stream) prime() bool { return s.Prime(s.read) }
 
 // Next implements llm.Stream.
-func (s *stream) Next() bool {
-	if s.pending != nil {
-		s.cur, s.pending = *s.pending, nil
-		s.started = true
-		return true
-	}
-	c, ok := s.read()
-	if !ok {
-		return false
-	}
-	s.cur, s.started = c, true
-	return true
-}
+func (s *stream) Next() bool { return s.Primer.Next(s.read) }
 
 // read returns the next chunk with content, or the final chunk once the
 // stream ended cleanly after a finishReason; false at the end or on failure.
@@ -60,7 +39,7 @@ func (s *stream) read() (llm.Chunk, bool) {
 	if s.done || s.err != nil {
 		return llm.Chunk{}, false
 	}
-	midStream := s.started || s.pending != nil
+	midStream := s.Output()
 	for {
 		resp, err, ok := s.next()
 		if !ok {
@@ -173,7 +152,6 @@ func (s *stream) finishReason() llm.FinishReason {
 }
 
 // Current implements llm.Stream.
-func (s *stream) Current() llm.Chunk { return s.cur }
 
 // Err implements llm.Stream.
 func (s *stream) Err() error { return s.err }
