@@ -243,7 +243,8 @@ func TestBatchInvalidLinesAreReportedNotFatal(t *testing.T) {
 			byLine[o.Error.Message[:strings.Index(o.Error.Message, ":")]] = o.Error.Code
 		case o.CustomID == "no-group":
 			require.Equal(t, 404, o.Response.StatusCode)
-			require.Equal(t, "unknown_group", o.Response.Body.Error.Code)
+			// OpenAI's own answer to an unknown model.
+			require.Equal(t, "model_not_found", o.Response.Body.Error.Code)
 		default:
 			require.Equal(t, 200, o.Response.StatusCode, l)
 		}
@@ -301,4 +302,58 @@ func TestBatchReaderParsesAnthropicImages(t *testing.T) {
 	parts := it.Request.Messages[1].Content.Parts
 	require.Len(t, parts, 2)
 	require.Equal(t, "data:image/png;base64,AAAA", parts[1].ImageURL.URL)
+}
+
+func TestBatchReaderResolvesAliases(t *testing.T) {
+	t.Parallel()
+	r := &bus.BatchReader{Resolve: func(model string) (string, bool) {
+		g, ok := map[string]string{"gpt-4.1-mini": "demo"}[model]
+		return g, ok
+	}}
+	in := `{"custom_id":"a","body":{"model":"gpt-4.1-mini","messages":[{"role":"user","content":"hi"}]}}
+{"custom_id":"b","body":{"model":"demo","messages":[{"role":"user","content":"hi"}]}}`
+	var items []bus.BatchItem
+	for it := range r.Items(strings.NewReader(in)) {
+		items = append(items, it)
+	}
+	require.Len(t, items, 2)
+	require.NoError(t, items[0].Err)
+	require.Equal(t, "demo", items[0].Group)
+	// With a resolver, only what it knows is a model, group names included.
+	require.ErrorContains(t, items[1].Err, `model "demo" does not exist`)
+}
+
+func TestAnthropicRequestToolsAndResults(t *testing.T) {
+	t.Parallel()
+	var p bus.AnthropicRequest
+	require.NoError(t, json.Unmarshal([]byte(`{"model":"m","max_tokens":10,"system":[{"type":"text","text":"be brief"}],
+	"tools":[{"name":"get_weather","description":"d","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"get_weather"},
+	"messages":[{"role":"user","content":"weather?"},
+	{"role":"assistant","content":[{"type":"text","text":"let me look"},{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Oslo"}}]},
+	{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"cold"}]},{"type":"text","text":"thanks"}]}]}`), &p))
+	req, err := p.Job()
+	require.NoError(t, err)
+	require.Equal(t, []bus.Message{
+		{Role: "system", Content: bus.Text("be brief")},
+		{Role: "user", Content: bus.Text("weather?")},
+		{Role: "assistant", Content: bus.Text("let me look"), ToolCalls: []bus.ToolCall{{ID: "toolu_1", Type: "function", Function: bus.FunctionCall{Name: "get_weather", Arguments: `{"city":"Oslo"}`}}}},
+		{Role: "tool", ToolCallID: "toolu_1", Content: bus.Text("cold")},
+		{Role: "user", Content: bus.Text("thanks")},
+	}, req.Messages)
+	require.Equal(t, &bus.ToolChoice{Mode: "function", Function: "get_weather"}, req.ToolChoice)
+	require.Equal(t, "get_weather", req.Tools[0].Function.Name)
+
+	require.NoError(t, json.Unmarshal([]byte(`{"top_k":5}`), &p))
+	require.Equal(t, "top_k", p.Unsupported())
+}
+
+func TestVendorErrorsAnUpstreamKeyIsNeverTheCallers401(t *testing.T) {
+	t.Parallel()
+	st, body := bus.OpenAIErrorOf(&bus.Error{Code: bus.CodeAuth, Message: "upstream said 401"})
+	require.Equal(t, 502, st)
+	require.Equal(t, "upstream_auth_failed", *body.Error.Code)
+	ast, abody := bus.AnthropicErrorOf(&bus.Error{Code: bus.CodeBudgetExceeded})
+	require.Equal(t, 402, ast)
+	require.Equal(t, "billing_error", abody.Error.Type)
+	require.Equal(t, 500, bus.VendorErrorOf("no such code").Status)
 }

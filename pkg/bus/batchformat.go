@@ -65,6 +65,10 @@ type BatchReader struct {
 	// Group, when set, is the group of every line; else a line's model
 	// names its group.
 	Group string
+	// Resolve, when set, maps a line's model to its group (e.g. through the
+	// model file's aliases); false makes the line invalid. Unset: the model
+	// must be a group name.
+	Resolve func(model string) (group string, ok bool)
 }
 
 // maxBatchLine bounds one input line (OpenAI's own limit on a batch file is
@@ -113,8 +117,15 @@ func (r *BatchReader) Parse(n int, line []byte) BatchItem {
 	}
 	it.Group = r.Group
 	if err == nil && it.Group == "" {
-		it.Group = model
-		if !ValidGroup(model) {
+		switch {
+		case r.Resolve != nil:
+			var ok bool
+			if it.Group, ok = r.Resolve(model); !ok {
+				err = fmt.Errorf("model %q does not exist", model)
+			}
+		case ValidGroup(model):
+			it.Group = model
+		default:
 			err = fmt.Errorf("model %q is not a group name (one token of [a-z0-9_-]); name the group with -g", model)
 		}
 	}
@@ -154,93 +165,22 @@ func parseOpenAILine(line []byte) (customID, model string, req *Request, err err
 	return in.CustomID, req.Model, req, nil
 }
 
-// anthropicParams is the subset of a Messages API request a job can carry.
-type anthropicParams struct {
-	Model         string             `json:"model"`
-	MaxTokens     *int               `json:"max_tokens"`
-	System        json.RawMessage    `json:"system"`
-	Messages      []anthropicMessage `json:"messages"`
-	Temperature   *float64           `json:"temperature"`
-	TopP          *float64           `json:"top_p"`
-	StopSequences []string           `json:"stop_sequences"`
-	Metadata      map[string]any     `json:"metadata"`
-}
-
-type anthropicMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
-}
-
-type anthropicBlock struct {
-	Type   string `json:"type"`
-	Text   string `json:"text"`
-	Source *struct {
-		Type      string `json:"type"` // base64 | url
-		MediaType string `json:"media_type"`
-		Data      string `json:"data"`
-		URL       string `json:"url"`
-	} `json:"source"`
-}
-
 func parseAnthropicLine(line []byte) (customID, model string, req *Request, err error) {
 	var in struct {
-		CustomID string          `json:"custom_id"`
-		Params   anthropicParams `json:"params"`
+		CustomID string           `json:"custom_id"`
+		Params   AnthropicRequest `json:"params"`
 	}
 	if err := json.Unmarshal(line, &in); err != nil {
 		return in.CustomID, "", nil, fmt.Errorf("not a JSON object {custom_id, params}: %w", err)
 	}
-	p := in.Params
-	req = &Request{Model: p.Model, MaxTokens: p.MaxTokens, Temperature: p.Temperature, TopP: p.TopP, Stop: p.StopSequences}
-	if len(p.System) > 0 && !bytes.Equal(p.System, jsonNull) {
-		c, err := anthropicContent(p.System)
-		if err != nil {
-			return in.CustomID, "", nil, fmt.Errorf("params.system: %w", err)
-		}
-		req.Messages = append(req.Messages, Message{Role: "system", Content: c})
+	if f := in.Params.Unsupported(); f != "" {
+		return in.CustomID, "", nil, fmt.Errorf("params.%s is not supported", f)
 	}
-	if len(p.Messages) == 0 {
-		return in.CustomID, "", nil, errors.New("params.messages is empty")
+	req, err = in.Params.Job()
+	if err != nil {
+		return in.CustomID, "", nil, fmt.Errorf("params.%w", err)
 	}
-	for i, m := range p.Messages {
-		c, err := anthropicContent(m.Content)
-		if err != nil {
-			return in.CustomID, "", nil, fmt.Errorf("params.messages[%d].content: %w", i, err)
-		}
-		req.Messages = append(req.Messages, Message{Role: m.Role, Content: c})
-	}
-	return in.CustomID, p.Model, req, nil
-}
-
-// anthropicContent converts a string or an array of text and image blocks.
-func anthropicContent(raw json.RawMessage) (Content, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) > 0 && raw[0] == '"' {
-		var s string
-		err := json.Unmarshal(raw, &s)
-		return Text(s), err
-	}
-	var blocks []anthropicBlock
-	if err := json.Unmarshal(raw, &blocks); err != nil {
-		return Content{}, errors.New("want a string or an array of content blocks")
-	}
-	parts := make([]Part, 0, len(blocks))
-	for _, b := range blocks {
-		switch {
-		case b.Type == "text":
-			parts = append(parts, Part{Type: "text", Text: b.Text})
-		case b.Type == "image" && b.Source != nil && b.Source.Type == "base64":
-			parts = append(parts, Part{Type: "image_url", ImageURL: &ImageURL{URL: "data:" + b.Source.MediaType + ";base64," + b.Source.Data}})
-		case b.Type == "image" && b.Source != nil && b.Source.Type == "url":
-			parts = append(parts, Part{Type: "image_url", ImageURL: &ImageURL{URL: b.Source.URL}})
-		default:
-			return Content{}, fmt.Errorf("content block type %q is not supported (text, image)", b.Type)
-		}
-	}
-	if len(parts) == 1 && parts[0].Type == "text" {
-		return Text(parts[0].Text), nil
-	}
-	return Content{Parts: parts}, nil
+	return in.CustomID, in.Params.Model, req, nil
 }
 
 // BatchJobID derives the job id of a batch line from the batch id and the
@@ -327,51 +267,6 @@ type openAIResp struct {
 type openAIError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
-	Type    string `json:"type,omitempty"`
-}
-
-type openAICompletion struct {
-	ID      string         `json:"id"`
-	Object  string         `json:"object"`
-	Created int64          `json:"created"`
-	Model   string         `json:"model"`
-	Choices []openAIChoice `json:"choices"`
-	Usage   *Usage         `json:"usage,omitempty"`
-}
-
-type openAIChoice struct {
-	Index        int           `json:"index"`
-	Message      openAIMessage `json:"message"`
-	FinishReason string        `json:"finish_reason"`
-}
-
-type openAIMessage struct {
-	Role      string     `json:"role"`
-	Content   *string    `json:"content"`
-	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
-}
-
-// statusOf maps an error code to the HTTP status OpenAI would answer.
-func statusOf(c ErrorCode) int {
-	switch c {
-	case CodeInvalidRequest, CodeContextWindowExceeded, CodeContentPolicy, CodeValidationFailed:
-		return 400
-	case CodeAuth:
-		return 401
-	case CodeUnknownGroup:
-		return 404
-	case CodeTooLarge:
-		return 413
-	case CodeRateLimited, CodeBudgetExceeded:
-		return 429
-	case CodeTimeout, CodeDeadlineExceeded:
-		return 408
-	case CodeCancelled:
-		return 499
-	case CodeProviderUnavailable:
-		return 503
-	}
-	return 500
 }
 
 func openAILine(o *BatchOutcome) openAIOut {
@@ -382,26 +277,10 @@ func openAILine(o *BatchOutcome) openAIOut {
 		e := o.failure()
 		out.Error = &openAIError{Code: string(e.Code), Message: e.Message}
 	case r.Status == StatusOK:
-		text := r.Text
-		if r.JSON != nil && text == "" {
-			if b, err := json.Marshal(r.JSON); err == nil {
-				text = string(b)
-			}
-		}
-		content := &text
-		if text == "" && len(r.ToolCalls) > 0 {
-			content = nil
-		}
-		out.Response = &openAIResp{StatusCode: 200, RequestID: r.ID, Body: openAICompletion{
-			ID: "chatcmpl-" + r.ID, Object: "chat.completion", Created: time.Now().Unix(), Model: r.Model,
-			Choices: []openAIChoice{{Message: openAIMessage{Role: "assistant", Content: content, ToolCalls: r.ToolCalls}, FinishReason: r.FinishReason}},
-			Usage:   r.Usage,
-		}}
+		out.Response = &openAIResp{StatusCode: 200, RequestID: r.ID, Body: OpenAIChatCompletion(r, "", time.Now().Unix())}
 	default:
-		e := o.failure()
-		out.Response = &openAIResp{StatusCode: statusOf(e.Code), RequestID: r.ID, Body: map[string]any{
-			"error": openAIError{Code: string(e.Code), Message: e.Message, Type: string(e.Code)},
-		}}
+		status, body := OpenAIErrorOf(o.failure())
+		out.Response = &openAIResp{StatusCode: status, RequestID: r.ID, Body: body}
 	}
 	return out
 }
@@ -412,92 +291,16 @@ type anthropicOut struct {
 }
 
 type anthropicResult struct {
-	Type    string            `json:"type"` // succeeded | errored | canceled | expired
-	Message *anthropicMsgOut  `json:"message,omitempty"`
-	Error   *anthropicErrWrap `json:"error,omitempty"`
-}
-
-type anthropicMsgOut struct {
-	ID           string           `json:"id"`
-	Type         string           `json:"type"`
-	Role         string           `json:"role"`
-	Model        string           `json:"model"`
-	Content      []map[string]any `json:"content"`
-	StopReason   string           `json:"stop_reason"`
-	StopSequence *string          `json:"stop_sequence"`
-	Usage        anthropicUsage   `json:"usage"`
-}
-
-type anthropicUsage struct {
-	InputTokens  int `json:"input_tokens"`
-	OutputTokens int `json:"output_tokens"`
-}
-
-type anthropicErrWrap struct {
-	Type  string         `json:"type"` // "error"
-	Error anthropicError `json:"error"`
-}
-
-type anthropicError struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
-}
-
-// anthropicErrType maps an error code to Anthropic's error types.
-func anthropicErrType(c ErrorCode) string {
-	switch c {
-	case CodeInvalidRequest, CodeContextWindowExceeded, CodeContentPolicy, CodeValidationFailed, CodeUnknownGroup:
-		return "invalid_request_error"
-	case CodeAuth:
-		return "authentication_error"
-	case CodeTooLarge:
-		return "request_too_large"
-	case CodeRateLimited, CodeBudgetExceeded:
-		return "rate_limit_error"
-	case CodeProviderUnavailable:
-		return "overloaded_error"
-	case CodeTimeout:
-		return "timeout_error"
-	}
-	return "api_error"
-}
-
-func stopReason(finish string) string {
-	switch finish {
-	case "length":
-		return "max_tokens"
-	case "tool_calls":
-		return "tool_use"
-	case "stop", "":
-		return "end_turn"
-	}
-	return finish
+	Type    string              `json:"type"` // succeeded | errored | canceled | expired
+	Message *AnthropicMessage   `json:"message,omitempty"`
+	Error   *AnthropicErrorBody `json:"error,omitempty"`
 }
 
 func anthropicLine(o *BatchOutcome) anthropicOut {
 	out := anthropicOut{CustomID: o.Item.CustomID}
 	r := o.Result
 	if r != nil && r.Status == StatusOK {
-		text := r.Text
-		if r.JSON != nil && text == "" {
-			if b, err := json.Marshal(r.JSON); err == nil {
-				text = string(b)
-			}
-		}
-		content := []map[string]any{}
-		if text != "" {
-			content = append(content, map[string]any{"type": "text", "text": text})
-		}
-		for _, tc := range r.ToolCalls {
-			var input any = map[string]any{}
-			_ = json.Unmarshal([]byte(tc.Function.Arguments), &input)
-			content = append(content, map[string]any{"type": "tool_use", "id": tc.ID, "name": tc.Function.Name, "input": input})
-		}
-		m := &anthropicMsgOut{ID: "msg_" + r.ID, Type: "message", Role: "assistant", Model: r.Model, Content: content, StopReason: stopReason(r.FinishReason)}
-		if r.Usage != nil {
-			m.Usage = anthropicUsage{InputTokens: r.Usage.PromptTokens, OutputTokens: r.Usage.CompletionTokens}
-		}
-		out.Result = anthropicResult{Type: "succeeded", Message: m}
+		out.Result = anthropicResult{Type: "succeeded", Message: AnthropicMessageOf(r, "")}
 		return out
 	}
 	e := o.failure()
@@ -507,7 +310,8 @@ func anthropicLine(o *BatchOutcome) anthropicOut {
 	case CodeDeadlineExceeded:
 		out.Result = anthropicResult{Type: "expired"}
 	default:
-		out.Result = anthropicResult{Type: "errored", Error: &anthropicErrWrap{Type: "error", Error: anthropicError{Type: anthropicErrType(e.Code), Message: e.Message}}}
+		_, body := AnthropicErrorOf(e)
+		out.Result = anthropicResult{Type: "errored", Error: body}
 	}
 	return out
 }
