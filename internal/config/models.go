@@ -22,6 +22,9 @@ type Models struct {
 	Groups map[string]*Group `yaml:"groups"`
 	// Tenants have their own keys and budgets; see Tenant.
 	Tenants map[string]*Tenant `yaml:"tenants"`
+	// Aliases are other names of groups, for clients that name a model (the
+	// HTTP gateway's `model`); see Alias and Resolve.
+	Aliases map[string]Alias `yaml:"aliases"`
 
 	path string
 	src  []byte
@@ -127,7 +130,7 @@ func ParseModels(name string, src []byte) (*Models, error) {
 	if err := errors.Join(m.resolve(os.LookupEnv), m.resolveTenants(os.LookupEnv)); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(m.validate(), m.validateTenants()); err != nil {
+	if err := errors.Join(m.validate(), m.validateTenants(), m.validateAliases()); err != nil {
 		return nil, err
 	}
 	return m, nil
