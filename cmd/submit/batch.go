@@ -5,11 +5,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -23,60 +23,53 @@ import (
 const maxReportedInvalid = 20
 
 func cmdBatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("submit batch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		outPath, group, format, batchID, encoding string
 		conc                                      int
 	)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: submit batch IN.jsonl -o OUT.jsonl [flags]
-
+	cmd := newCommand("submit batch", "submit batch IN.jsonl -o OUT.jsonl [flags]", `
 Runs every line of IN.jsonl as a job and writes one result line per input line
 to OUT.jsonl, in completion order (each line carries its custom_id).
 Input: OpenAI Batch API lines {custom_id, method, url, body} (the body's model
-names the group unless -g is given), or Anthropic Message Batches lines
+names the group unless --group is given), or Anthropic Message Batches lines
 {custom_id, params}; the output is in the same vendor's results format.
 Re-running the same file (or --batch-id) after a crash does not run finished
-lines again: their results are read back from LLM_RESULTS (kept 24h).
-
-flags:
-`)
-		fs.PrintDefaults()
-	}
-	fs.StringVar(&outPath, "o", "", "output file (- for stdout); required")
-	for _, n := range []string{"g", "group"} {
-		fs.StringVar(&group, n, "", "model group of every line (default: each line's model)")
-	}
+lines again: their results are read back from LLM_RESULTS (kept 24h).`, stderr)
+	fs := cmd.fs
+	fs.StringVarP(&outPath, "output", "o", "", "output `file` (- for stdout); required")
+	fs.StringVarP(&group, "group", "g", "", "model `group` of every line (default: each line's model)")
 	fs.IntVar(&conc, "concurrency", 64, "jobs in flight at most")
 	fs.StringVar(&format, "format", "", "input/output format: openai or anthropic (default: detected from the first line)")
-	fs.StringVar(&batchID, "batch-id", "", "batch id that job ids derive from (default: a hash of the input's path and content)")
+	fs.StringVar(&batchID, "batch-id", "", "batch `id` that job ids derive from (default: a hash of the input's path and content)")
 	fs.StringVar(&encoding, "encoding", "msgpack", "wire encoding: msgpack or json")
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
+	pos, err := cmd.parse(args)
 	if err != nil {
-		return &exitError{2, errors.New("")}
+		return err
 	}
-	if len(pos) != 1 || outPath == "" {
-		fs.Usage()
-		return &exitError{2, errors.New("")}
+	switch {
+	case len(pos) == 0 && outPath == "":
+		return cmd.usageErr("missing the input file and -o OUT.jsonl: submit batch IN.jsonl -o OUT.jsonl")
+	case len(pos) == 0:
+		return cmd.usageErr("missing the input file: submit batch IN.jsonl -o %s", outPath)
+	case len(pos) > 1:
+		return cmd.usageErr("one input file at a time, got %d: %s", len(pos), strings.Join(pos, ", "))
+	case outPath == "":
+		return cmd.usageErr("missing -o OUT.jsonl, the output file (- for stdout): submit batch %s -o out.jsonl", pos[0])
 	}
 	switch bus.BatchFormat(format) {
 	case "", bus.BatchOpenAI, bus.BatchAnthropic:
 	default:
-		return &exitError{2, fmt.Errorf("--format %q: want openai or anthropic", format)}
+		return cmd.usageErr("--format %q: want openai or anthropic", format)
 	}
 	if group != "" && !bus.ValidGroup(group) {
-		return &exitError{2, fmt.Errorf("-g %q: not a group name (one token of [a-z0-9_-])", group)}
+		return cmd.usageErr("--group %q: not a group name (one token of [a-z0-9_-])", group)
 	}
 	if conc < 1 {
-		return &exitError{2, fmt.Errorf("--concurrency %d: want at least 1", conc)}
+		return cmd.usageErr("--concurrency %d: want at least 1", conc)
 	}
 	enc, err := parseEncoding(encoding)
 	if err != nil {
-		return &exitError{2, err}
+		return cmd.usageErr("%v", err)
 	}
 	in, err := os.ReadFile(pos[0])
 	if err != nil {
@@ -89,7 +82,7 @@ flags:
 		}
 		batchID = bus.BatchIDFor(abs, in)
 	} else if !bus.ValidBatchID(batchID) {
-		return &exitError{2, fmt.Errorf("--batch-id %q: at most 80 of [A-Za-z0-9_=/-]", batchID)}
+		return cmd.usageErr("--batch-id %q: at most 80 of [A-Za-z0-9_=/-]", batchID)
 	}
 
 	var out io.Writer = stdout

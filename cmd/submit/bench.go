@@ -3,14 +3,15 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/switchyard/switchyard/internal/bench"
-	"github.com/switchyard/switchyard/pkg/bus"
 )
 
 // cmdBench is `submit bench`: a load generator against any deployment, or
@@ -41,24 +42,14 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		warmup     int
 		rounds     int
 	)
-	fs := flag.NewFlagSet("submit bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `usage: submit bench [flags]            load-test a deployment (NATS_URL)
-       submit bench --compare [flags]  raw JetStream baseline vs Switchyard on this machine (make bench)
-
+	cmd := newCommand("submit bench", `submit bench [flags]            load-test a deployment (NATS_URL)
+       submit bench --compare [flags]  raw JetStream baseline vs Switchyard on this machine (make bench)`, `
 Reports jobs/s, first-chunk latency (publish to first chunk event, measured
-here) and completion latency p50/p99, and errors by code.
-
-flags:
-`)
-		fs.PrintDefaults()
-	}
-	for _, n := range []string{"g", "group"} {
-		fs.StringVar(&group, n, "demo", "model group")
-	}
-	fs.IntVar(&jobs, "n", 1000, "number of jobs (with --compare: jobs of each full-speed run, default 10000)")
-	fs.Float64Var(&rate, "rate", 0, "jobs started per second; 0 = as fast as possible with --concurrency in flight (with --compare: the fixed rate, default 1000)")
+here) and completion latency p50/p99, and errors by code.`, stderr)
+	fs := cmd.fs
+	fs.StringVarP(&group, "group", "g", "demo", "model `group`")
+	fs.IntVarP(&jobs, "jobs", "n", 1000, "number of jobs (with --compare: of each full-speed run, 10000 unless set)")
+	fs.Float64Var(&rate, "rate", 0, "jobs started per second; 0: as fast as --concurrency allows (with --compare: the fixed rate, 1000 unless set)")
 	fs.IntVar(&concurrency, "concurrency", 64, "jobs in flight when --rate is 0")
 	fs.IntVar(&promptBytes, "prompt-bytes", 512, "size of each prompt in bytes")
 	fs.BoolVar(&stream, "stream", true, "ask for chunk events (--stream=false: result only, no first-chunk figures)")
@@ -74,18 +65,15 @@ flags:
 	fs.IntVar(&workerConc, "worker-concurrency", 256, "with --compare: SWITCHYARD_CONCURRENCY of the worker, and the baseline consumer's jobs in flight")
 	fs.IntVar(&warmup, "warmup", 1000, "with --compare: jobs run before measuring each side")
 	fs.IntVar(&rounds, "rounds", 2, "with --compare: alternating slices in which baseline and Switchyard are measured")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{2, errors.New("")}
+	pos, err := cmd.parse(args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return &exitError{2, fmt.Errorf("submit bench takes no arguments, got %q", fs.Args())}
+	if len(pos) > 0 {
+		return cmd.usageErr("submit bench takes no arguments, got %q", strings.Join(pos, " "))
 	}
 	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fs.Visit(func(f *pflag.Flag) { set[f.Name] = true })
 
 	if compare {
 		self, err := os.Executable()
@@ -105,7 +93,7 @@ flags:
 			Warmup:            warmup,
 			Rounds:            rounds,
 		}
-		if set["n"] {
+		if set["jobs"] {
 			cfg.Jobs = jobs
 		}
 		if set["rate"] {
@@ -115,15 +103,11 @@ flags:
 	}
 
 	if jobs < 1 || concurrency < 1 || rate < 0 || promptBytes < 1 {
-		return &exitError{2, errors.New("submit bench: -n, --concurrency and --prompt-bytes must be at least 1 and --rate not negative")}
+		return cmd.usageErr("--jobs, --concurrency and --prompt-bytes must be at least 1 and --rate not negative")
 	}
-	enc := bus.Msgpack
-	switch encoding {
-	case "msgpack":
-	case "json":
-		enc = bus.JSON
-	default:
-		return &exitError{2, fmt.Errorf("--encoding %q: want msgpack or json", encoding)}
+	enc, err := parseEncoding(encoding)
+	if err != nil {
+		return cmd.usageErr("%v", err)
 	}
 	nc, c, err := dial(enc)
 	if err != nil {

@@ -3,6 +3,7 @@
 //
 //	submit [flags] "prompt"      stream one prompt (- reads it from stdin)
 //	submit cancel <job-id>       cancel a job
+//	submit help                  every subcommand, flag and exit status
 //
 // It connects to NATS_URL, else to the worker's embedded server at
 // nats://127.0.0.1:4222.
@@ -15,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/nats-io/nats.go"
@@ -48,6 +50,14 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, stdin, stdout, stderr)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "cancel":
@@ -60,7 +70,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return cmdStatus(ctx, args[1:], stdout, stderr)
 		case "bench":
 			return cmdBench(ctx, args[1:], stdout, stderr)
-		case "help", "-h", "--help":
+		case "help":
+			if len(args) > 1 && slices.Contains(subcommands, args[1]) && args[1] != "help" {
+				return dispatch(ctx, []string{args[1], "--help"}, stdin, stdout, stderr)
+			}
+			usage(stderr)
+			return nil
+		case "-h", "--help":
 			usage(stderr)
 			return nil
 		}
@@ -72,17 +88,29 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   submit [flags] "prompt"        stream one prompt to a group (- reads the prompt from stdin)
   submit cancel <job-id>         cancel a queued or running job
-  submit batch IN.jsonl -o OUT.jsonl [-g group] [--concurrency N] [--format openai|anthropic]
+  submit batch IN.jsonl -o OUT.jsonl [flags]
                                  run an OpenAI or Anthropic batch file; re-running resumes
   submit watch <job-id> [--from-seq N]
                                  replay and follow a job's token stream (durable events)
   submit status [--json]         streams, consumers per group, in flight, redeliveries, DLQ, workers
   submit bench [flags]           load-test a group: jobs/s, first-chunk and completion p50/p99
   submit bench --compare         raw JetStream baseline vs Switchyard on this machine (make bench)
+  submit help <subcommand>       a subcommand's flags (as: submit <subcommand> --help)
 
-Run "submit -h" after a subcommand for its flags. NATS_URL selects the server
-(default nats://127.0.0.1:4222, the worker's embedded server).
+A prompt that is one word close to a subcommand is refused (did you mean ...?);
+send it with -- before it: submit -- stauts.
+
+flags of a prompt:
 `)
+	fmt.Fprint(w, flagUsages(promptCommand(&promptFlags{}, w).fs))
+	fmt.Fprint(w, `
+environment:
+  NATS_URL            the server (default nats://127.0.0.1:4222, the worker's embedded one)
+  NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS, NATS_NKEY_SEED, NATS_TLS_*
+                      credentials and TLS, as for the worker
+  SWITCHYARD_PREFIX   subject prefix (default llm)
+
+`+exitStatuses)
 }
 
 // connect opens a NATS connection from the environment (NATS_URL and the
@@ -128,17 +156,29 @@ func dial(enc bus.Encoding) (*nats.Conn, *bus.Client, error) {
 }
 
 func cmdCancel(ctx context.Context, args []string, stderr io.Writer) error {
-	if len(args) != 1 {
-		return &exitError{2, errors.New("usage: submit cancel <job-id>")}
+	cmd := newCommand("submit cancel", "submit cancel <job-id>", `
+Cancels a job: a running job stops within one chunk and a queued one is
+answered cancelled when a worker picks it up. Either way its result has
+status error and code cancelled.`, stderr)
+	pos, err := cmd.parse(args)
+	if err != nil {
+		return err
+	}
+	switch len(pos) {
+	case 0:
+		return cmd.usageErr("missing the job id: submit cancel <job-id>")
+	case 1:
+	default:
+		return cmd.usageErr("one job id at a time, got %d arguments", len(pos))
 	}
 	nc, c, err := dial(bus.Msgpack)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	if err := c.Cancel(ctx, args[0]); err != nil {
+	if err := c.Cancel(ctx, pos[0]); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "cancel sent for job %s\n", args[0])
+	fmt.Fprintf(stderr, "cancel sent for job %s\n", pos[0])
 	return nil
 }

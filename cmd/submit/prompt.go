@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"mime"
@@ -17,6 +16,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/switchyard/switchyard/internal/spell"
 	"github.com/switchyard/switchyard/pkg/bus"
 )
 
@@ -24,7 +24,7 @@ type promptFlags struct {
 	group       string
 	jsonOut     bool
 	system      string
-	temperature float64
+	temperature optFloat
 	maxTokens   int
 	timeout     time.Duration
 	id          string
@@ -38,65 +38,52 @@ type promptFlags struct {
 	tenant      string
 }
 
-// parseInterleaved parses flags that may come before or after positional
-// arguments, so that `submit "hi" -g demo` works like `submit -g demo "hi"`.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
+// promptCommand declares the prompt's flags into f.
+func promptCommand(f *promptFlags, w io.Writer) *command {
+	cmd := newCommand("submit", `submit [flags] "prompt"`, `
+Sends one prompt to a model group and streams the answer: tokens on stdout,
+progress and a summary line (deployment, tokens, timings) on stderr. "-" as
+the prompt reads it from stdin. Quote a prompt of several words; put -- before
+a one-word prompt that looks like a subcommand (submit -- status).
+Subcommands: cancel, batch, watch, status, bench (submit help lists them).`, w)
+	fs := cmd.fs
+	fs.StringVarP(&f.group, "group", "g", "demo", "model `group` to send the job to")
+	fs.BoolVar(&f.jsonOut, "json", false, "print the result object as one line of JSON on stdout")
+	fs.StringVar(&f.system, "system", "", "system prompt")
+	fs.Var(&f.temperature, "temperature", "sampling temperature, 0 to 2 (default: the provider's)")
+	fs.IntVar(&f.maxTokens, "max-tokens", 0, "max tokens of the answer (default: the deployment's)")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "job deadline, counted from publication")
+	fs.StringVar(&f.id, "id", "", "job `id` (default: a new UUIDv7)")
+	fs.BoolVar(&f.noStream, "no-stream", false, "ask for the result only, no token events")
+	fs.StringVar(&f.schema, "schema", "", "JSON Schema `file`: ask for a JSON object matching it and print the validated object")
+	fs.BoolVar(&f.partial, "partial", false, "with --schema: show the object filling in live")
+	fs.StringVar(&f.tools, "tools", "", "JSON `file` with an array of tools (OpenAI format)")
+	fs.StringVar(&f.toolChoice, "tool-choice", "", "with --tools: auto, none, required, or a function name")
+	fs.StringArrayVar(&f.images, "image", nil, "image `path` or https URL to attach (repeatable)")
+	fs.StringVar(&f.encoding, "encoding", "msgpack", "wire encoding: msgpack or json")
+	fs.StringVar(&f.tenant, "tenant", "", "tenant of the job")
+	return cmd
 }
-
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func cmdPrompt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var f promptFlags
-	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: submit [flags] \"prompt\" (- reads the prompt from stdin)\n\nflags:\n")
-		fs.PrintDefaults()
-		fmt.Fprintln(stderr, "\nsubcommands: cancel (see submit help)")
-	}
-	for _, n := range []string{"g", "group"} {
-		fs.StringVar(&f.group, n, "demo", "model group")
-	}
-	fs.BoolVar(&f.jsonOut, "json", false, "print the result object as one line of JSON on stdout")
-	fs.StringVar(&f.system, "system", "", "system prompt")
-	fs.Float64Var(&f.temperature, "temperature", -1, "sampling temperature (0-2; default: the provider's)")
-	fs.IntVar(&f.maxTokens, "max-tokens", 0, "max tokens of the answer")
-	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "job deadline, counted from publication")
-	fs.StringVar(&f.id, "id", "", "job id (default: a new UUIDv7)")
-	fs.BoolVar(&f.noStream, "no-stream", false, "ask for the result only, no token events")
-	fs.StringVar(&f.schema, "schema", "", "JSON Schema file: ask for a JSON object matching it and print the validated object")
-	fs.BoolVar(&f.partial, "partial", false, "with --schema: show the object filling in live")
-	fs.StringVar(&f.tools, "tools", "", "JSON file with an array of tools (OpenAI format)")
-	fs.StringVar(&f.toolChoice, "tool-choice", "", "with --tools: auto, none, required, or a function name")
-	fs.Var((*multiFlag)(&f.images), "image", "image path or https URL to attach (repeatable)")
-	fs.StringVar(&f.encoding, "encoding", "msgpack", "wire encoding: msgpack or json")
-	fs.StringVar(&f.tenant, "tenant", "", "tenant of the job")
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
+	cmd := promptCommand(&f, stderr)
+	pos, err := cmd.parse(args)
 	if err != nil {
-		return &exitError{2, errors.New("")}
+		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return &exitError{2, errors.New("")}
+	switch {
+	case len(pos) == 0:
+		return cmd.usageErr(`missing the prompt: submit "prompt" (or - to read it from stdin)`)
+	case len(pos) > 1:
+		return cmd.usageErr("got %d arguments (%s): quote a prompt of several words: submit %q", len(pos), strings.Join(pos, ", "), strings.Join(pos, " "))
 	}
 	prompt := pos[0]
+	if cmd.fs.ArgsLenAtDash() < 0 && !strings.ContainsAny(prompt, " \t\n") {
+		if sub, ok := spell.Closest(prompt, subcommands); ok {
+			return cmd.usageErr("%q is not a subcommand; did you mean submit %s? To send %q as a prompt: submit -- %s", prompt, sub, prompt, prompt)
+		}
+	}
 	if prompt == "-" {
 		b, err := io.ReadAll(stdin)
 		if err != nil {
@@ -108,13 +95,9 @@ func cmdPrompt(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err != nil {
 		return &exitError{2, err}
 	}
-	enc := bus.Msgpack
-	switch f.encoding {
-	case "msgpack":
-	case "json":
-		enc = bus.JSON
-	default:
-		return &exitError{2, fmt.Errorf("--encoding %q: want msgpack or json", f.encoding)}
+	enc, err := parseEncoding(f.encoding)
+	if err != nil {
+		return cmd.usageErr("%v", err)
 	}
 
 	nc, c, err := dial(enc)
@@ -154,8 +137,9 @@ func (f *promptFlags) request(prompt string) (*bus.Request, error) {
 		user.Content = bus.Content{Parts: parts}
 	}
 	req.Messages = append(req.Messages, user)
-	if f.temperature >= 0 {
-		req.Temperature = &f.temperature
+	if f.temperature.set {
+		t := f.temperature.v
+		req.Temperature = &t
 	}
 	if f.maxTokens > 0 {
 		req.MaxTokens = &f.maxTokens
@@ -229,13 +213,23 @@ func imageURL(s string) (string, error) {
 	return "data:" + mt + ";base64," + base64.StdEncoding.EncodeToString(b), nil
 }
 
-// renderer prints a job's events and result.
+// renderer prints a job's events and result: the answer (text, tool calls)
+// on stdout, progress on stderr. What was streamed is not printed again.
 type renderer struct {
 	f        promptFlags
 	out, err io.Writer
 	tty      bool
 	printed  bool // text went to stdout
-	tools    map[int]bool
+	midLine  bool // stdout's last byte is not a newline
+	calls    []streamedCall
+	open     int // index into calls of the tool call being streamed, or -1
+}
+
+// streamedCall is a tool call as its events showed it.
+type streamedCall struct {
+	index    int
+	id, name string
+	args     strings.Builder
 }
 
 func newRenderer(f promptFlags, out, errw io.Writer) *renderer {
@@ -243,7 +237,26 @@ func newRenderer(f promptFlags, out, errw io.Writer) *renderer {
 	if fd, ok := errw.(*os.File); ok {
 		tty = term.IsTerminal(int(fd.Fd()))
 	}
-	return &renderer{f: f, out: out, err: errw, tty: tty, tools: map[int]bool{}}
+	return &renderer{f: f, out: out, err: errw, tty: tty, open: -1}
+}
+
+func (r *renderer) write(s string) {
+	if s == "" {
+		return
+	}
+	fmt.Fprint(r.out, s)
+	r.midLine = !strings.HasSuffix(s, "\n")
+}
+
+// endLine ends stdout's line: a tool call being streamed gets its ')'.
+func (r *renderer) endLine() {
+	if r.open >= 0 {
+		r.write(")\n")
+		r.open = -1
+	}
+	if r.midLine {
+		r.write("\n")
+	}
 }
 
 func (r *renderer) event(ev *bus.Event) {
@@ -253,7 +266,7 @@ func (r *renderer) event(ev *bus.Event) {
 	switch ev.Type {
 	case bus.EventChunk:
 		if r.f.schema == "" {
-			fmt.Fprint(r.out, ev.Delta)
+			r.write(ev.Delta)
 			r.printed = true
 		}
 	case bus.EventPartial:
@@ -266,19 +279,48 @@ func (r *renderer) event(ev *bus.Event) {
 			}
 		}
 	case bus.EventToolCall:
-		tc := ev.ToolCall
-		if !r.tools[tc.Index] {
-			r.tools[tc.Index] = true
-			fmt.Fprintf(r.err, "\n→ tool call %s(", tc.Name)
-		}
-		fmt.Fprint(r.err, tc.Arguments)
+		r.toolCall(ev.ToolCall)
 	case bus.EventRestart:
-		fmt.Fprintf(r.err, "\n[restart: %s — discard the text above]\n", ev.Reason)
+		r.endLine()
+		r.calls, r.printed = nil, false
+		fmt.Fprintf(r.err, "[restart: %s — discard the output above]\n", ev.Reason)
 	case bus.EventRetry:
-		fmt.Fprintf(r.err, "\n[retry: %s]\n", ev.Code)
+		r.endLine()
+		fmt.Fprintf(r.err, "[retry: %s]\n", ev.Code)
 	case bus.EventFallback:
-		fmt.Fprintf(r.err, "\n[fallback to %s: %s]\n", ev.Deployment, ev.Code)
+		r.endLine()
+		fmt.Fprintf(r.err, "[fallback to %s: %s]\n", ev.Deployment, ev.Code)
 	}
+}
+
+// toolCall streams a call as "tool call <id> <name>(<arguments>)", one line
+// per call.
+func (r *renderer) toolCall(tc *bus.ToolCallDelta) {
+	if tc == nil {
+		return
+	}
+	if r.open < 0 || r.calls[r.open].index != tc.Index {
+		r.endLine()
+		r.calls = append(r.calls, streamedCall{index: tc.Index, id: tc.ID, name: tc.Name})
+		r.open = len(r.calls) - 1
+		r.write(fmt.Sprintf("tool call %s %s(", tc.ID, tc.Name))
+	}
+	r.calls[r.open].args.WriteString(tc.Arguments)
+	r.write(tc.Arguments)
+}
+
+// streamedAll reports whether the streamed tool calls are the result's.
+func (r *renderer) streamedAll(calls []bus.ToolCall) bool {
+	if len(calls) != len(r.calls) {
+		return false
+	}
+	for i, c := range calls {
+		s := &r.calls[i]
+		if c.ID != s.id || c.Function.Name != s.name || c.Function.Arguments != s.args.String() {
+			return false
+		}
+	}
+	return true
 }
 
 func truncateRunes(s string, n int) string {
@@ -303,24 +345,24 @@ func (r *renderer) result(res *bus.Result) error {
 	if r.f.partial && r.tty {
 		fmt.Fprint(r.err, "\r\033[K")
 	}
-	if len(r.tools) > 0 {
-		fmt.Fprintln(r.err)
-	}
-	if r.printed {
-		fmt.Fprintln(r.out)
-	}
+	r.endLine()
 	if res.Status == bus.StatusOK {
 		if r.f.schema != "" && res.JSON != nil {
 			var buf bytes.Buffer
 			enc := json.NewEncoder(&buf)
 			enc.SetIndent("", "  ")
 			_ = enc.Encode(res.JSON)
-			fmt.Fprint(r.out, buf.String())
+			r.write(buf.String())
 		} else if !r.printed && res.Text != "" {
-			fmt.Fprintln(r.out, res.Text)
+			r.write(res.Text + "\n")
 		}
-		for _, tc := range res.ToolCalls {
-			fmt.Fprintf(r.out, "tool call %s %s(%s)\n", tc.ID, tc.Function.Name, tc.Function.Arguments)
+		if !r.streamedAll(res.ToolCalls) {
+			if len(r.calls) > 0 {
+				fmt.Fprintln(r.err, "[the validated tool calls differ from the streamed ones:]")
+			}
+			for _, tc := range res.ToolCalls {
+				r.write(fmt.Sprintf("tool call %s %s(%s)\n", tc.ID, tc.Function.Name, tc.Function.Arguments))
+			}
 		}
 	}
 	fmt.Fprintln(r.err, summary(res))

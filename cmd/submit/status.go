@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -15,13 +13,18 @@ import (
 )
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("submit status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	jsonOut := fs.Bool("json", false, "print the status as JSON")
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-		return nil
-	} else if err != nil || fs.NArg() != 0 {
-		return &exitError{2, errors.New("usage: submit status [--json]")}
+	cmd := newCommand("submit status", "submit status [--json]", `
+Shows the streams (messages, bytes, consumers), each group's queue (pending,
+in flight, redelivered, free workers, dead letters, last delivery) and the
+dead-letter count. FREE WORKERS counts the workers of the group that have at
+least one free slot and wait for jobs (one pull request each), not slots.`, stderr)
+	jsonOut := cmd.fs.Bool("json", false, "print the status as JSON")
+	pos, err := cmd.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return cmd.usageErr("submit status takes no arguments, got %q", strings.Join(pos, " "))
 	}
 	nc, c, err := dial(bus.Msgpack)
 	if err != nil {
@@ -33,12 +36,19 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if *jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return writeStatusJSON(stdout, st)
 	}
 	printStatus(stdout, st, time.Now())
 	return nil
+}
+
+// writeStatusJSON writes the status indented, with subjects as they are
+// ("llm.req.>", not "llm.req.\u003e").
+func writeStatusJSON(w io.Writer, st *bus.FleetStatus) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(st)
 }
 
 func printStatus(w io.Writer, st *bus.FleetStatus, now time.Time) {
@@ -52,7 +62,7 @@ func printStatus(w io.Writer, st *bus.FleetStatus, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", s.Name, s.Messages, humanBytes(s.Bytes), s.Consumers, strings.Join(s.Subjects, " "))
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "GROUP\tPENDING\tIN FLIGHT\tREDELIVERED\tWORKERS WAITING\tDLQ\tLAST DELIVERY")
+	fmt.Fprintln(tw, "GROUP\tPENDING\tIN FLIGHT\tREDELIVERED\tFREE WORKERS\tDLQ\tLAST DELIVERY")
 	for _, g := range st.Groups {
 		last := "never"
 		if g.LastDelivered != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -12,37 +11,29 @@ import (
 )
 
 func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("submit watch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		fromSeq uint64
 		attempt int
 		jsonOut bool
 	)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: submit watch <job-id> [--from-seq N]
-
+	cmd := newCommand("submit watch", "submit watch <job-id> [--from-seq N [--attempt A]]", `
 Replays a job's token stream from LLM_RESULTS (workers with
 SWITCHYARD_DURABLE_EVENTS=true store it) and follows it live until the result.
-Without durable events only the result and the events from now on are shown.
-
-flags:
-`)
-		fs.PrintDefaults()
-	}
+Without durable events only the result and the events from now on are shown.`, stderr)
+	fs := cmd.fs
 	fs.Uint64Var(&fromSeq, "from-seq", 0, "skip the events before this seq (of the first attempt, or of --attempt)")
 	fs.IntVar(&attempt, "attempt", 0, "the delivery attempt --from-seq counts in (default: the first one seen)")
 	fs.BoolVar(&jsonOut, "json", false, "print every event and the result as JSON lines")
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
+	pos, err := cmd.parse(args)
 	if err != nil {
-		return &exitError{2, errors.New("")}
+		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return &exitError{2, errors.New("")}
+	switch len(pos) {
+	case 0:
+		return cmd.usageErr("missing the job id: submit watch <job-id>")
+	case 1:
+	default:
+		return cmd.usageErr("one job id at a time, got %d arguments", len(pos))
 	}
 	nc, c, err := dial(bus.Msgpack)
 	if err != nil {
@@ -61,11 +52,19 @@ flags:
 	if !w.Durable && !jsonOut {
 		fmt.Fprintln(stderr, "[events are not stored (SWITCHYARD_DURABLE_EVENTS is off): showing the result and live events only]")
 	}
+	if w.Stored == 0 {
+		fmt.Fprintf(stderr, "[nothing is stored for job %s: it is still queued, its results expired, or no job has this id; waiting for it (Ctrl-C stops)]\n", pos[0])
+	}
 	r := newRenderer(promptFlags{jsonOut: jsonOut}, stdout, stderr)
+	var last *bus.Event // the last event shown, for the resume hint
 	for {
 		ev, res, err := w.Next(ctx)
 		if errors.Is(err, context.Canceled) {
-			return &exitError{130, fmt.Errorf("interrupted; resume with: submit watch %s --from-seq N", pos[0])}
+			hint := "submit watch " + pos[0]
+			if last != nil {
+				hint += fmt.Sprintf(" --from-seq %d --attempt %d", last.Seq+1, last.Attempt)
+			}
+			return &exitError{130, fmt.Errorf("interrupted; resume with: %s", hint)}
 		}
 		if err != nil {
 			return err
@@ -83,11 +82,13 @@ flags:
 			if res != nil {
 				return resultExit(res)
 			}
+			last = ev
 			continue
 		}
 		if res != nil {
 			return r.result(res)
 		}
+		last = ev
 		r.event(ev)
 	}
 }

@@ -30,6 +30,11 @@ type Watcher struct {
 	// Durable is set when the results stream stores events, so that Watch
 	// replays them; when not, only events published after Watch are seen.
 	Durable bool
+	// Stored is the number of the job's messages (events and result) that
+	// the results stream held when Watch started. Zero means that the job
+	// has not started yet, that its messages expired, or that no job has
+	// this id: Next then waits for it.
+	Stored uint64
 
 	fromSeq uint64
 	attempt int
@@ -64,6 +69,13 @@ func (c *Client) Watch(ctx context.Context, jobID string, fromSeq uint64, opts .
 	}
 	w.Durable = slices.Contains(s.CachedInfo().Config.Subjects, c.subj.StoredEvents())
 	if w.Durable {
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(w.Reply+".>"))
+		if err != nil {
+			return nil, fmt.Errorf("bus: watch %s: %w", jobID, err)
+		}
+		for _, n := range info.State.Subjects {
+			w.Stored += n
+		}
 		cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{EventsSubject(w.Reply), ResultSubject(w.Reply)},
 			DeliverPolicy:  jetstream.DeliverAllPolicy,
@@ -88,6 +100,9 @@ func (c *Client) Watch(ctx context.Context, jobID string, fromSeq uint64, opts .
 	if err != nil {
 		_ = w.sub.Unsubscribe()
 		return nil, err
+	}
+	if w.stored != nil {
+		w.Stored = 1
 	}
 	return w, nil
 }

@@ -55,6 +55,7 @@ func TestWatchAfterTheJobReplaysItWhole(t *testing.T) {
 	w, err := f.client.Watch(ctx, "watch-after", 0)
 	require.NoError(t, err)
 	require.True(t, w.Durable)
+	require.Equal(t, uint64(len(live)+1), w.Stored, "every event and the result are stored")
 	evs, got := watchAll(t, ctx, w, 0)
 	require.Equal(t, live, evs, "the replay is the live stream, event for event")
 	require.Equal(t, res.Text, deltas(evs))
@@ -130,4 +131,22 @@ func TestWatchWithoutDurableEventsReturnsTheResult(t *testing.T) {
 	require.Equal(t, "one two", res.Text)
 	_, err = f.client.Watch(ctx, "bad id!", 0)
 	require.ErrorIs(t, err, &bus.Error{Code: bus.CodeInvalidRequest})
+}
+
+func TestWatchSaysWhenNothingIsStored(t *testing.T) {
+	t.Parallel()
+	for _, durable := range []bool{true, false} {
+		f := startFleet(t, fleetOpts{durable: durable, mock: mock.Config{Tokens: 2}})
+		ctx := ctxT(t, 20*time.Second)
+		w, err := f.client.Watch(ctx, "no-such-job", 0)
+		require.NoError(t, err)
+		require.Zero(t, w.Stored, "durable=%v", durable)
+		require.NoError(t, w.Close())
+		_, err = f.client.Submit(ctx, "demo", userReq("known-job", "hi"))
+		require.NoError(t, err)
+		w, err = f.client.Watch(ctx, "known-job", 0)
+		require.NoError(t, err)
+		require.NotZero(t, w.Stored, "durable=%v", durable)
+		require.NoError(t, w.Close())
+	}
 }
