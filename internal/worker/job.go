@@ -24,9 +24,11 @@ type job struct {
 	msg    jetstream.Msg
 	picked time.Time
 
+	subj      bus.Subjects // the namespace of the job's tenant
 	id        string
 	reply     string
-	answer    bool // a requester can be told: it named an id or a reply
+	digest    string // the request's Llm-Digest, echoed on the result
+	answer    bool   // a requester can be told: it named an id or a reply
 	enc       bus.Encoding
 	attempt   int
 	published time.Time
@@ -76,10 +78,10 @@ func (j *job) run() {
 	data := j.msg.Data()
 	j.enc = bus.Detect(h, data)
 	decErr := j.enc.Unmarshal(data, &j.req)
+	j.identify(h, meta)
 	if decErr == nil && h.Get(bus.HeaderObject) != "" {
 		decErr = j.resolveObject(h)
 	}
-	j.identify(h, meta)
 
 	switch {
 	case errors.As(decErr, new(*transientError)):
@@ -158,6 +160,8 @@ func (j *job) charge(res *bus.Result) {
 
 // identify sets the job's id, reply prefix and whether anyone can be told.
 func (j *job) identify(h nats.Header, meta *jetstream.MsgMetadata) {
+	j.subj = j.w.cfg.Subjects
+	j.digest = h.Get(bus.HeaderDigest)
 	j.id = h.Get(bus.HeaderMsgID)
 	if j.id == "" {
 		j.id = j.req.ID
@@ -168,7 +172,7 @@ func (j *job) identify(h nats.Header, meta *jetstream.MsgMetadata) {
 		// redelivery keeps it.
 		j.id = fmt.Sprintf("seq-%d", meta.Sequence.Stream)
 	}
-	j.reply = j.w.cfg.Subjects.Reply(j.id)
+	j.reply = j.subj.Reply(j.id)
 	if r := j.replyRequested(h); r != "" {
 		j.answer = true
 		if bus.ValidReply(r) {
@@ -403,13 +407,16 @@ func (j *job) publishResult(res *bus.Result) error {
 		return fmt.Errorf("encode result: %w", err)
 	}
 	m := nats.NewMsg(bus.ResultSubject(j.reply))
-	m.Header.Set(bus.HeaderMsgID, j.id)
+	m.Header.Set(bus.HeaderMsgID, j.subj.ResultMsgID(j.id))
 	m.Header.Set(bus.HeaderContentType, j.enc.ContentType())
+	if j.digest != "" {
+		m.Header.Set(bus.HeaderDigest, j.digest)
+	}
 	j.injectTrace(m.Header)
 	m.Data = data
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if j.w.cfg.Subjects.InResults(j.reply) {
+	if j.subj.InResults(j.reply) {
 		_, err = j.w.js.PublishMsg(ctx, m)
 		return err
 	}

@@ -14,14 +14,16 @@ import (
 
 // resolveObject replaces the request decoded from a small message that
 // references a large body (header Llm-Object) with the body read from the
-// Object Store. The small message's id and reply still name the job if the
+// Object Store bucket of the job's tenant. The object must be named after
+// the job: a job never reads (nor, once done, deletes) a body stored for
+// another job. The small message's id and reply still name the job if the
 // object cannot be read.
 func (j *job) resolveObject(h nats.Header) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	body, err := bus.RequestBody(ctx, j.w.js, h, j.msg.Data())
+	body, err := bus.RequestBody(ctx, j.w.js, j.subj, j.id, h, j.msg.Data())
 	if err != nil {
-		if errors.Is(err, jetstream.ErrObjectNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		if errors.Is(err, bus.ErrObjectName) || errors.Is(err, jetstream.ErrObjectNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 			return err // bad input: the reference points at nothing
 		}
 		return &transientError{err}
@@ -49,7 +51,7 @@ func (j *job) dropObject() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := bus.DeleteRequestObject(ctx, j.w.js, h); err != nil {
+	if err := bus.DeleteRequestObject(ctx, j.w.js, j.subj, j.id, h); err != nil {
 		j.w.log.Warn("large request object not deleted (its TTL will)", slog.String("job", j.id), slog.Any("error", err))
 	}
 }

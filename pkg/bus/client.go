@@ -1,10 +1,15 @@
 package bus
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,10 +21,13 @@ import (
 // Client publishes jobs and reads their events and results. It is safe for
 // concurrent use.
 type Client struct {
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	subj Subjects
-	enc  Encoding
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	subj   Subjects
+	tenant *string // WithTenant, applied after WithSubjects
+	enc    Encoding
+
+	dropped atomic.Uint64 // messages on a job's reply subjects that were not its own
 
 	noObjects bool
 	objMu     sync.Mutex
@@ -29,8 +37,16 @@ type Client struct {
 // ClientOption configures a Client.
 type ClientOption func(*Client)
 
-// WithSubjects sets the subject prefix (default "llm").
+// WithSubjects sets the subject prefix (default "llm") and, when s.Tenant
+// is set, the tenant (see WithTenant).
 func WithSubjects(s Subjects) ClientOption { return func(c *Client) { c.subj = s } }
+
+// WithTenant makes the client publish, cancel and read jobs in tenant's
+// namespace (llm.t.<tenant>.…, see Subjects). It is the tenant the
+// connection's NATS user is allowed to act as: the server refuses the
+// subjects of any other. The empty name is the anonymous tenant (the v1
+// subjects), the default. NewClient fails for an invalid name.
+func WithTenant(tenant string) ClientOption { return func(c *Client) { c.tenant = &tenant } }
 
 // WithEncoding sets the encoding of requests (default msgpack). Results come
 // back in the same encoding.
@@ -47,11 +63,43 @@ func NewClient(nc *nats.Conn, opts ...ClientOption) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	if c.tenant != nil {
+		c.subj.Tenant = *c.tenant
+	}
+	if c.subj.Tenant != "" && !ValidTenant(c.subj.Tenant) {
+		return nil, fmt.Errorf("bus: invalid tenant name %q: [a-z0-9][a-z0-9_-]{0,31}, exactly", c.subj.Tenant)
+	}
 	return c, nil
 }
 
-// Subjects returns the client's subject names.
+// Subjects returns the client's subject names, in its tenant's namespace.
 func (c *Client) Subjects() Subjects { return c.subj }
+
+// Tenant returns the client's tenant ("" for the anonymous tenant).
+func (c *Client) Tenant() string { return c.subj.Tenant }
+
+// Dropped counts the messages this client's jobs received on their reply
+// subjects that were not theirs (an event or result naming another job id)
+// and dropped. Anything but zero means someone publishes into the client's
+// reply subjects.
+func (c *Client) Dropped() uint64 { return c.dropped.Load() }
+
+// ErrIDTaken is returned by Submit when the request stream already had a job
+// with the request's id that is not this request (another request, with
+// the same id, was published first): waiting would return that job's result,
+// not this one's. Use another id.
+var ErrIDTaken = errors.New("bus: job id already taken by a different request")
+
+// HeaderDigest carries a digest of the request body (hex SHA-256, first 16
+// bytes), set by the Go client and copied by the worker onto the result, so
+// that a client whose publish was a duplicate can tell its own earlier job
+// from someone else's with the same id.
+const HeaderDigest = "Llm-Digest"
+
+func digest(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:16])
+}
 
 // ErrTooLarge is returned when a request does not fit in one NATS message
 // (and the client was made WithoutObjectStore).
@@ -65,21 +113,26 @@ type Job struct {
 	// id; its result may already be stored.
 	Duplicate bool
 
-	c   *Client
-	sub *nats.Subscription
-	q   *msgQueue
+	c      *Client
+	sub    *nats.Subscription
+	q      *msgQueue
+	digest string
+	// lastDigest is the Llm-Digest header of the last result Next returned.
+	lastDigest string
 	// The reply subjects, built once: Next compares every message's
 	// subject with them, and concatenating per message cost more than
 	// decoding the event.
 	resultSubj, eventsSubj string
+	dropped                uint64
 }
 
 // Publish publishes req to group and returns the job, subscribed to its
 // reply subjects before publication so that no event is missed. The caller
 // must read it to the end with Next or call Close. req.ID is set to a new
 // UUIDv7 when empty. A request larger than the server's max payload is put
-// in the Object Store (bucket LLM_OBJECTS) and referenced from the job with
-// the Llm-Object header, unless the client was made WithoutObjectStore.
+// in the tenant's Object Store bucket (LLM_OBJECTS, or LLM_OBJECTS_<tenant>)
+// and referenced from the job with the Llm-Object header, unless the client
+// was made WithoutObjectStore.
 func (c *Client) Publish(ctx context.Context, group string, req *Request) (*Job, error) {
 	if !ValidGroup(group) {
 		return nil, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("invalid group name %q", group)}
@@ -94,16 +147,18 @@ func (c *Client) Publish(ctx context.Context, group string, req *Request) (*Job,
 	if reply == "" {
 		reply = c.subj.Reply(req.ID)
 	}
-	if !ValidReply(reply) {
-		return nil, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("invalid reply prefix %q", reply)}
+	if ok, why := c.subj.ReplyAllowed(reply, req.ID); !ok {
+		return nil, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("reply prefix %q: %s", reply, why)}
 	}
 	body, err := c.enc.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("bus: encode request: %w", err)
 	}
+	dig := digest(body)
 	msg := nats.NewMsg(c.subj.Request(group))
 	msg.Header.Set(HeaderMsgID, req.ID)
 	msg.Header.Set(HeaderContentType, c.enc.ContentType())
+	msg.Header.Set(HeaderDigest, dig)
 	// Continue the caller's trace, if ctx carries one (W3C traceparent).
 	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(msg.Header))
 	msg.Data = body
@@ -130,14 +185,28 @@ func (c *Client) Publish(ctx context.Context, group string, req *Request) (*Job,
 		if errors.Is(err, nats.ErrMaxPayload) {
 			return nil, ErrTooLarge
 		}
+		if errors.Is(err, jetstream.ErrNoStreamResponse) && c.subj.Tenant != "" {
+			return nil, fmt.Errorf("bus: publish job %s: no stream %s answered (is tenant %q in the workers' model file?): %w", req.ID, c.subj.RequestStream(), c.subj.Tenant, err)
+		}
 		return nil, fmt.Errorf("bus: publish job %s: %w", req.ID, err)
 	}
-	return &Job{ID: req.ID, Reply: reply, Duplicate: ack.Duplicate, c: c, sub: sub, q: q,
+	return &Job{ID: req.ID, Reply: reply, Duplicate: ack.Duplicate, c: c, sub: sub, q: q, digest: dig,
 		resultSubj: ResultSubject(reply), eventsSubj: EventsSubject(reply)}, nil
 }
 
+// Dropped counts the messages this job received on its reply subjects
+// that named another job and were dropped (see Client.Dropped).
+func (j *Job) Dropped() uint64 { return j.dropped }
+
+func (j *Job) drop() {
+	j.dropped++
+	j.c.dropped.Add(1)
+}
+
 // Next returns the job's next event, or its result (with a nil event) once
-// it arrives; after the result it returns an error. It honours ctx.
+// it arrives; after the result it returns an error. It honours ctx. An
+// event or result that names another job id is dropped and counted (see
+// Dropped), never returned.
 func (j *Job) Next(ctx context.Context) (*Event, *Result, error) {
 	for {
 		m, err := j.q.pop(ctx)
@@ -151,12 +220,21 @@ func (j *Job) Next(ctx context.Context) (*Event, *Result, error) {
 			if err := enc.Unmarshal(m.Data, &r); err != nil {
 				return nil, nil, fmt.Errorf("bus: decode result: %w", err)
 			}
+			if r.ID != j.ID {
+				j.drop()
+				continue
+			}
+			j.lastDigest = m.Header.Get(HeaderDigest)
 			_ = j.Close()
 			return nil, &r, nil
 		case j.eventsSubj:
 			var e Event
 			if err := enc.Unmarshal(m.Data, &e); err != nil {
 				return nil, nil, fmt.Errorf("bus: decode event: %w", err)
+			}
+			if e.ID != j.ID {
+				j.drop()
+				continue
 			}
 			return &e, nil, nil
 		}
@@ -173,25 +251,75 @@ func (j *Job) Close() error {
 }
 
 // StoredResult reads a job's result from the results stream, for jobs whose
-// reply prefix is the default one. It returns (nil, nil) when no result is
-// stored yet.
+// reply prefix is the default one of the client's tenant. It returns (nil,
+// nil) when no result is stored yet, and never a result that names another
+// job.
 func (c *Client) StoredResult(ctx context.Context, reply string) (*Result, error) {
-	s, err := c.js.Stream(ctx, StreamResults)
-	if err != nil {
-		return nil, err
-	}
-	m, err := s.GetLastMsgForSubject(ctx, ResultSubject(reply))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
+	r, _, err := c.storedResult(ctx, reply)
+	return r, err
+}
+
+func (c *Client) storedResult(ctx context.Context, reply string) (*Result, nats.Header, error) {
+	m, err := c.lastStored(ctx, ResultSubject(reply))
+	if err != nil || m == nil {
+		return nil, nil, err
 	}
 	var r Result
 	if err := Detect(m.Header, m.Data).Unmarshal(m.Data, &r); err != nil {
-		return nil, fmt.Errorf("bus: decode stored result: %w", err)
+		return nil, nil, fmt.Errorf("bus: decode stored result: %w", err)
 	}
-	return &r, nil
+	if id, ok := strings.CutPrefix(reply, c.subj.Reply("")); ok && r.ID != id {
+		c.dropped.Add(1)
+		return nil, nil, nil
+	}
+	return &r, m.Header, nil
+}
+
+// lastStored reads the last message of subject in the results stream with a
+// direct get by subject ($JS.API.DIRECT.GET.LLM_RESULTS.<subject>): the
+// subject is part of the API subject, so a tenant's permissions can allow
+// it for the tenant's own subjects only, and no stream info is needed. A
+// results stream without direct get (provisioned by an older worker) is
+// read with the stream message API instead. It returns nil when there is
+// none.
+func (c *Client) lastStored(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
+	prefix := cmp.Or(c.js.Options().APIPrefix, jetstream.DefaultAPIPrefix)
+	if !strings.HasSuffix(prefix, ".") {
+		prefix += "."
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	resp, err := c.nc.RequestWithContext(ctx, prefix+"DIRECT.GET."+StreamResults+"."+subject, nil)
+	if errors.Is(err, nats.ErrNoResponders) {
+		s, err := c.js.Stream(ctx, StreamResults)
+		if err != nil {
+			return nil, err
+		}
+		m, err := s.GetLastMsgForSubject(ctx, subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, nil
+		}
+		return m, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Data) == 0 {
+		switch st := resp.Header.Get("Status"); st {
+		case "404":
+			return nil, nil
+		case "":
+		default:
+			return nil, fmt.Errorf("bus: direct get %s: %s %s", subject, st, resp.Header.Get("Description"))
+		}
+	}
+	if resp.Header.Get(jetstream.StreamHeader) == "" {
+		return nil, fmt.Errorf("bus: direct get %s: not a stored message", subject)
+	}
+	return &jetstream.RawStreamMsg{Subject: resp.Header.Get(jetstream.SubjectHeader), Header: resp.Header, Data: resp.Data}, nil
 }
 
 // SubmitOption configures Submit.
@@ -210,6 +338,11 @@ func OnEvent(fn func(*Event)) SubmitOption { return func(o *submitOptions) { o.o
 // *Error, so errors.Is(err, &Error{Code: CodeCancelled}) works; transport
 // failures and ctx's end return a nil result. Leaving Submit early does not
 // cancel the job: use Cancel for that.
+//
+// Re-submitting a request (same id, same content) within the request
+// stream's dedupe window returns the first run's result. A request whose id
+// was taken by a different request fails with ErrIDTaken, never returning
+// the other request's result.
 func (c *Client) Submit(ctx context.Context, group string, req *Request, opts ...SubmitOption) (*Result, error) {
 	var o submitOptions
 	for _, fn := range opts {
@@ -222,7 +355,10 @@ func (c *Client) Submit(ctx context.Context, group string, req *Request, opts ..
 	defer job.Close()
 	if job.Duplicate && c.subj.InResults(job.Reply) {
 		// The job was published before: it may be finished already.
-		if r, err := c.StoredResult(ctx, job.Reply); err == nil && r != nil {
+		if r, h, err := c.storedResult(ctx, job.Reply); err == nil && r != nil {
+			if h.Get(HeaderDigest) != job.digest {
+				return nil, fmt.Errorf("%w: %s", ErrIDTaken, job.ID)
+			}
 			return r, resultErr(r)
 		}
 	}
@@ -232,6 +368,9 @@ func (c *Client) Submit(ctx context.Context, group string, req *Request, opts ..
 			return nil, err
 		}
 		if res != nil {
+			if job.Duplicate && job.lastDigest != job.digest {
+				return nil, fmt.Errorf("%w: %s", ErrIDTaken, job.ID)
+			}
 			return res, resultErr(res)
 		}
 		if o.onEvent != nil {
@@ -250,30 +389,33 @@ func resultErr(r *Result) error {
 	return &Error{Code: CodeInternal, Message: "result without status ok and without error"}
 }
 
-// Cancel asks the fleet to cancel a job: a running job stops within one
-// chunk, a queued one is answered cancelled when it is picked up.
+// Cancel asks the fleet to cancel one of the tenant's jobs: a running job
+// stops within one chunk, a queued one is answered cancelled when it is
+// picked up (a marker in the tenant's cancel bucket, kept for its TTL).
 func (c *Client) Cancel(ctx context.Context, jobID string) error {
 	if !ValidJobID(jobID) {
 		return &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("invalid job id %q", jobID)}
 	}
-	kv, err := c.js.KeyValue(ctx, BucketCancel)
-	if err != nil {
-		return fmt.Errorf("bus: cancel bucket: %w", err)
+	var markErr error
+	if kv, err := c.js.KeyValue(ctx, c.subj.CancelBucket()); err != nil {
+		markErr = fmt.Errorf("bus: cancel bucket %s: %w", c.subj.CancelBucket(), err)
+	} else if _, err := kv.Put(ctx, jobID, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+		markErr = fmt.Errorf("bus: cancel marker: %w", err)
 	}
-	if _, err := kv.Put(ctx, jobID, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
-		return fmt.Errorf("bus: cancel marker: %w", err)
-	}
+	// A running job is stopped by the core message even if the marker
+	// could not be stored (a tenant's bucket is capped).
 	if err := c.nc.Publish(c.subj.Cancel(jobID), nil); err != nil {
-		return err
+		return errors.Join(markErr, err)
 	}
-	return c.nc.FlushWithContext(ctx)
+	return errors.Join(markErr, c.nc.FlushWithContext(ctx))
 }
 
-// Served reports whether some worker has set up group's consumer. A job for
-// a group that is not served is answered unknown_group by the fleet after a
-// grace period; a CLI can say so at once instead.
+// Served reports whether some worker has set up group's consumer on the
+// tenant's request stream. A job for a group that is not served is answered
+// unknown_group by the fleet after a grace period; a CLI can say so at once
+// instead.
 func (c *Client) Served(ctx context.Context, group string) (bool, error) {
-	_, err := c.js.Consumer(ctx, StreamRequests, ConsumerName(group))
+	_, err := c.js.Consumer(ctx, c.subj.RequestStream(), ConsumerName(group))
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
 		return false, nil

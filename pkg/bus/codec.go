@@ -59,6 +59,9 @@ var encPool = sync.Pool{New: func() any {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	enc.UseCompactInts(true)
+	// Sorted map keys make an encoding a function of the value, so the
+	// same request always has the same digest (HeaderDigest).
+	enc.SetSortMapKeys(true)
 	return &pooledEnc{buf: &buf, enc: enc}
 }}
 

@@ -14,6 +14,17 @@
 //	llm.cancel.<job-id>    cancel a job (core NATS + a KV marker)
 //	llm.dlq.<group>        poison messages; stream LLM_DLQ
 //
-// <reply> defaults to llm.res.<job-id>. See DESIGN.md section 2 for the
-// whole contract.
+// <reply> defaults to llm.res.<job-id>.
+//
+// # Tenants
+//
+// A named tenant T has the same subjects under llm.t.T (llm.t.T.req.<group>,
+// llm.t.T.res.<job-id>, llm.t.T.cancel.<job-id>), its own request stream
+// (LLM_REQUESTS_T), large-request bucket (LLM_OBJECTS_T) and cancel bucket
+// (LLM_CANCEL_T); the v1 subjects above are the anonymous tenant's. NATS
+// permissions force the tenant token for a tenant's users, and the worker
+// reads a job's tenant from the subject it arrived on, never from its body.
+// Subjects builds and parses every name; a Client made WithTenant works in
+// that tenant's namespace. docs/wire.md is the whole contract and
+// docs/security.md the trust model.
 package bus

@@ -10,8 +10,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// BucketObjects is the Object Store bucket that holds request bodies too
-// large for one NATS message. The Go client creates it on demand.
+// BucketObjects is the anonymous tenant's Object Store bucket of request
+// bodies too large for one NATS message; a named tenant's is
+// Subjects.ObjectBucket (LLM_OBJECTS_<tenant>). The Go client of the
+// anonymous tenant creates it on demand; tenants' buckets are provisioned
+// by the workers.
 const BucketObjects = "LLM_OBJECTS"
 
 // ObjectsTTL is how long a large request body is kept in BucketObjects: the
@@ -28,27 +31,47 @@ const payloadHeadroom = 4 << 10
 // Store.
 func WithoutObjectStore() ClientOption { return func(c *Client) { c.noObjects = true } }
 
-// objectStore returns the large-request bucket, creating it when missing.
+// ErrObjectName is returned when a request's Llm-Object header names an
+// object other than the job's own: a job may read only the body that was
+// stored for it.
+var ErrObjectName = errors.New("bus: the Llm-Object header must name the job's own id")
+
+func objectStoreConfig(ns Subjects, storage jetstream.StorageType, replicas int) jetstream.ObjectStoreConfig {
+	desc := "Switchyard request bodies larger than one NATS message"
+	if ns.Tenant != "" {
+		desc += ", of tenant " + ns.Tenant
+	}
+	return jetstream.ObjectStoreConfig{
+		Bucket:      ns.ObjectBucket(),
+		Description: desc,
+		TTL:         ObjectsTTL,
+		Storage:     storage,
+		Replicas:    max(replicas, 1),
+	}
+}
+
+// objectStore returns the tenant's large-request bucket. The anonymous
+// tenant's is created when missing; a named tenant's must have been
+// provisioned by a worker configured with the tenant.
 func (c *Client) objectStore(ctx context.Context) (jetstream.ObjectStore, error) {
 	c.objMu.Lock()
 	defer c.objMu.Unlock()
 	if c.objs != nil {
 		return c.objs, nil
 	}
-	obs, err := c.js.ObjectStore(ctx, BucketObjects)
-	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		obs, err = c.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket:      BucketObjects,
-			Description: "Switchyard request bodies larger than one NATS message",
-			TTL:         ObjectsTTL,
-			Storage:     jetstream.FileStorage,
-		})
+	name := c.subj.ObjectBucket()
+	obs, err := c.js.ObjectStore(ctx, name)
+	if c.subj.Tenant == "" && (errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)) {
+		obs, err = c.js.CreateObjectStore(ctx, objectStoreConfig(c.subj, jetstream.FileStorage, 1))
 		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			obs, err = c.js.ObjectStore(ctx, BucketObjects)
+			obs, err = c.js.ObjectStore(ctx, name)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("bus: object store %s: %w", BucketObjects, err)
+		if c.subj.Tenant != "" && errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, fmt.Errorf("bus: object store %s: %w (workers create it for every tenant of their model file)", name, err)
+		}
+		return nil, fmt.Errorf("bus: object store %s: %w", name, err)
 	}
 	c.objs = obs
 	return obs, nil
@@ -91,16 +114,23 @@ func (c *Client) objectMsg(ctx context.Context, msg *nats.Msg, req *Request, bod
 	return nil
 }
 
-// RequestBody returns the body of a request message: its data, or, when the
-// Llm-Object header names an object, that object from BucketObjects.
-func RequestBody(ctx context.Context, js jetstream.JetStream, h nats.Header, data []byte) ([]byte, error) {
+// RequestBody returns the body of a request message of subj's tenant: its
+// data, or, when the Llm-Object header names an object, that object from the
+// tenant's bucket. The object must be named after the job (jobID), else
+// ErrObjectName: a job never reads a body stored for another job, and never
+// one of another tenant.
+func RequestBody(ctx context.Context, js jetstream.JetStream, subj Subjects, jobID string, h nats.Header, data []byte) ([]byte, error) {
 	name := h.Get(HeaderObject)
 	if name == "" {
 		return data, nil
 	}
-	obs, err := js.ObjectStore(ctx, BucketObjects)
+	if name != jobID {
+		return nil, ErrObjectName
+	}
+	bucket := subj.ObjectBucket()
+	obs, err := js.ObjectStore(ctx, bucket)
 	if err != nil {
-		return nil, fmt.Errorf("object store %s: %w", BucketObjects, err)
+		return nil, fmt.Errorf("object store %s: %w", bucket, err)
 	}
 	b, err := obs.GetBytes(ctx, name)
 	if err != nil {
@@ -109,15 +139,15 @@ func RequestBody(ctx context.Context, js jetstream.JetStream, h nats.Header, dat
 	return b, nil
 }
 
-// DeleteRequestObject deletes the object a request message references, if
-// any; call it once the job's result is stored. A missing object is not an
-// error.
-func DeleteRequestObject(ctx context.Context, js jetstream.JetStream, h nats.Header) error {
+// DeleteRequestObject deletes the object a request message of subj's tenant
+// references, if any and if it is the job's own (see RequestBody); call it
+// once the job's result is stored. A missing object is not an error.
+func DeleteRequestObject(ctx context.Context, js jetstream.JetStream, subj Subjects, jobID string, h nats.Header) error {
 	name := h.Get(HeaderObject)
-	if name == "" {
+	if name == "" || name != jobID {
 		return nil
 	}
-	obs, err := js.ObjectStore(ctx, BucketObjects)
+	obs, err := js.ObjectStore(ctx, subj.ObjectBucket())
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Stream and bucket names.
+// Stream and bucket names of the anonymous tenant; a named tenant T's
+// request stream and buckets carry the suffix _T (see Subjects). The results
+// and dead-letter streams are shared.
 const (
 	StreamRequests = "LLM_REQUESTS"
 	StreamResults  = "LLM_RESULTS"
@@ -21,7 +23,14 @@ const (
 // StreamsConfig sizes the streams. The zero value is usable: every field has
 // a default, stated on the field.
 type StreamsConfig struct {
+	// Subjects names the subjects; only its prefix is used (every tenant
+	// is provisioned).
 	Subjects Subjects
+	// Tenants are the named tenants to provision a request stream, an
+	// object bucket and a cancel bucket for, besides the anonymous tenant's.
+	// A tenant token with no stream is refused by the server (no
+	// responders), so a name not listed here cannot queue a job.
+	Tenants []string
 	// Replicas of every stream and bucket. Default 1; use 3 on a cluster.
 	Replicas int
 	// Storage of the streams. Default file storage.
@@ -45,6 +54,10 @@ type StreamsConfig struct {
 	DLQMaxAge time.Duration
 	// CancelTTL is how long a cancel marker is kept. Default 24 hours.
 	CancelTTL time.Duration
+	// CancelMaxBytes caps each tenant's cancel bucket (roughly 100 bytes a
+	// marker): a tenant that floods it can no longer add markers until its
+	// old ones expire, and no other tenant is affected. Default 8 MiB.
+	CancelMaxBytes int64
 }
 
 // WithDefaults returns the config with every zero field set to its default.
@@ -56,27 +69,57 @@ func (c StreamsConfig) WithDefaults() StreamsConfig {
 	c.DLQMaxAge = cmp.Or(c.DLQMaxAge, 7*24*time.Hour)
 	c.EventsMaxAge = cmp.Or(c.EventsMaxAge, time.Hour)
 	c.CancelTTL = cmp.Or(c.CancelTTL, 24*time.Hour)
+	c.CancelMaxBytes = cmp.Or(c.CancelMaxBytes, 8<<20)
 	return c
 }
 
-// StreamConfigs returns the configurations of the three streams.
+// namespaces returns the subjects of the anonymous tenant, then of every
+// configured tenant.
+func (c StreamsConfig) namespaces() []Subjects {
+	out := []Subjects{c.Subjects.ForTenant("")}
+	for _, t := range c.Tenants {
+		out = append(out, c.Subjects.ForTenant(t))
+	}
+	return out
+}
+
+func (c StreamsConfig) validate() error {
+	for _, t := range c.Tenants {
+		if !ValidTenant(t) {
+			return fmt.Errorf("bus: invalid tenant name %q ([a-z0-9][a-z0-9_-]{0,31})", t)
+		}
+	}
+	return nil
+}
+
+// StreamConfigs returns the configurations of the streams: one request
+// stream per tenant (the anonymous tenant's first), the results stream and
+// the dead-letter stream.
 func (c StreamsConfig) StreamConfigs() []jetstream.StreamConfig {
 	c = c.WithDefaults()
-	results := []string{c.Subjects.Results()}
+	anon := c.Subjects.ForTenant("")
+	results := []string{anon.Results(), anon.TenantResults()}
 	if c.DurableEvents {
-		results = append(results, c.Subjects.StoredEvents())
+		results = append(results, anon.StoredEvents(), anon.TenantStoredEvents())
 	}
-	return []jetstream.StreamConfig{
-		{
-			Name:        StreamRequests,
-			Description: "Switchyard chat requests, one subject per model group",
-			Subjects:    []string{c.Subjects.Requests()},
+	var out []jetstream.StreamConfig
+	for _, ns := range c.namespaces() {
+		desc := "Switchyard chat requests, one subject per model group"
+		if ns.Tenant != "" {
+			desc += ", of tenant " + ns.Tenant
+		}
+		out = append(out, jetstream.StreamConfig{
+			Name:        ns.RequestStream(),
+			Description: desc,
+			Subjects:    []string{ns.Requests()},
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     c.Storage,
 			Replicas:    c.Replicas,
 			Duplicates:  c.RequestDuplicates,
 			Discard:     jetstream.DiscardOld,
-		},
+		})
+	}
+	return append(out, []jetstream.StreamConfig{
 		{
 			Name:        StreamResults,
 			Description: "Switchyard results (and, when durable, events)",
@@ -88,6 +131,10 @@ func (c StreamsConfig) StreamConfigs() []jetstream.StreamConfig {
 			Duplicates:  c.ResultDuplicates,
 			// Stored events carry a Nats-TTL header (EventsMaxAge).
 			AllowMsgTTL: c.DurableEvents,
+			// Direct get by subject ($JS.API.DIRECT.GET.LLM_RESULTS.<subject>)
+			// is how a tenant reads its stored results: the subject is in the
+			// API subject, so permissions can confine it to the tenant's.
+			AllowDirect: true,
 		},
 		{
 			Name:        StreamDLQ,
@@ -98,41 +145,47 @@ func (c StreamsConfig) StreamConfigs() []jetstream.StreamConfig {
 			Replicas:    c.Replicas,
 			MaxAge:      c.DLQMaxAge,
 		},
-	}
+	}...)
 }
 
-// Provision creates the streams and the cancel bucket when they are missing.
-// It is idempotent and safe to run from every worker at start: a stream that
-// exists is left as the operator configured it, except that a results stream
-// missing the stored-events subject gains it when DurableEvents is on.
+// Provision creates the streams and every tenant's cancel and object
+// buckets when they are missing. It is idempotent and safe to run from every
+// worker at start: a stream that exists is left as the operator configured
+// it, except that it gains subjects it lacks (the results stream's stored
+// events, tenants' results) and direct get on the results stream.
 func Provision(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
 	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
 	for _, sc := range cfg.StreamConfigs() {
 		if err := ensureStream(ctx, js, sc); err != nil {
 			return err
 		}
 	}
-	_, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      BucketCancel,
-		Description: "Switchyard cancel markers for jobs still queued",
-		TTL:         cfg.CancelTTL,
-		Storage:     cfg.Storage,
-		Replicas:    cfg.Replicas,
-	})
-	if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
-		return fmt.Errorf("bus: create bucket %s: %w", BucketCancel, err)
-	}
-	// The large-request bucket, replicated like the streams (a client that
-	// finds none creates an R1 one).
-	_, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      BucketObjects,
-		Description: "Switchyard request bodies larger than one NATS message",
-		TTL:         ObjectsTTL,
-		Storage:     cfg.Storage,
-		Replicas:    cfg.Replicas,
-	})
-	if err != nil && !errors.Is(err, jetstream.ErrBucketExists) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return fmt.Errorf("bus: create bucket %s: %w", BucketObjects, err)
+	for _, ns := range cfg.namespaces() {
+		kc := jetstream.KeyValueConfig{
+			Bucket:      ns.CancelBucket(),
+			Description: "Switchyard cancel markers for jobs still queued",
+			TTL:         cfg.CancelTTL,
+			Storage:     cfg.Storage,
+			Replicas:    cfg.Replicas,
+		}
+		if ns.Tenant != "" {
+			// The anonymous bucket predates the cap; existing deployments
+			// keep it as it is (the worker bounds its own memory anyway).
+			kc.MaxBytes = cfg.CancelMaxBytes
+		}
+		_, err := js.CreateKeyValue(ctx, kc)
+		if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+			return fmt.Errorf("bus: create bucket %s: %w", kc.Bucket, err)
+		}
+		// The large-request bucket, replicated like the streams (an
+		// anonymous client that finds none creates an R1 one).
+		_, err = js.CreateObjectStore(ctx, objectStoreConfig(ns, cfg.Storage, cfg.Replicas))
+		if err != nil && !errors.Is(err, jetstream.ErrBucketExists) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("bus: create bucket %s: %w", ns.ObjectBucket(), err)
+		}
 	}
 	return nil
 }
@@ -162,6 +215,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.Stre
 	}
 	if sc.AllowMsgTTL && !have.AllowMsgTTL {
 		have.AllowMsgTTL, missing = true, true
+	}
+	if sc.AllowDirect && !have.AllowDirect {
+		have.AllowDirect, missing = true, true
 	}
 	if !missing {
 		return nil
@@ -213,15 +269,20 @@ func (c ConsumerConfig) WithDefaults() ConsumerConfig {
 // ConsumerName is the durable consumer name of a group.
 func ConsumerName(group string) string { return "worker-" + group }
 
-// EnsureConsumer creates or updates the durable pull consumer of group.
+// EnsureConsumer creates or updates the durable pull consumer of group on
+// the request stream of subj's tenant.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, subj Subjects, group string, cfg ConsumerConfig) (jetstream.Consumer, error) {
 	if !ValidGroup(group) {
 		return nil, fmt.Errorf("bus: invalid group name %q", group)
 	}
 	cfg = cfg.WithDefaults()
-	c, err := js.CreateOrUpdateConsumer(ctx, StreamRequests, jetstream.ConsumerConfig{
+	desc := "Switchyard workers of group " + group
+	if subj.Tenant != "" {
+		desc += ", tenant " + subj.Tenant
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, subj.RequestStream(), jetstream.ConsumerConfig{
 		Durable:       ConsumerName(group),
-		Description:   "Switchyard workers of group " + group,
+		Description:   desc,
 		FilterSubject: subj.Request(group),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
@@ -231,7 +292,7 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, subj Subjects, 
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bus: consumer for group %s: %w", group, err)
+		return nil, fmt.Errorf("bus: consumer for group %s on %s: %w", group, subj.RequestStream(), err)
 	}
 	return c, nil
 }

@@ -50,14 +50,18 @@ type GroupStatus struct {
 	DLQ uint64 `json:"dlq"`
 }
 
-// Status reads the streams' sizes and each group's consumer counters.
+// Status reads the streams' sizes and each group's consumer counters: the
+// request stream and object bucket of the client's tenant, and the shared
+// results and dead-letter streams (an operator's view: a tenant's user is
+// not allowed to read those).
 func (c *Client) Status(ctx context.Context) (*FleetStatus, error) {
 	st := &FleetStatus{}
 	dlqBy := map[string]uint64{}
-	for _, name := range []string{StreamRequests, StreamResults, StreamDLQ, "OBJ_" + BucketObjects} {
+	requests, objects := c.subj.RequestStream(), "OBJ_"+c.subj.ObjectBucket()
+	for _, name := range []string{requests, StreamResults, StreamDLQ, objects} {
 		s, err := c.js.Stream(ctx, name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			if name != "OBJ_"+BucketObjects { // created on demand
+			if name != objects { // created on demand
 				st.Streams = append(st.Streams, StreamStatus{Name: name, Missing: true})
 			}
 			continue
@@ -85,7 +89,7 @@ func (c *Client) Status(ctx context.Context) (*FleetStatus, error) {
 				dlqBy[strings.TrimPrefix(subj, prefix)] += n
 			}
 		}
-		if name != StreamRequests {
+		if name != requests {
 			continue
 		}
 		lister := s.ListConsumers(ctx)
