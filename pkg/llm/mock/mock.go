@@ -153,7 +153,10 @@ func (p *Provider) Stream(ctx context.Context, req *llm.Request) (llm.Stream, er
 		<-ctx.Done()
 		return nil, ctxError(ctx, false)
 	}
-	chunks, finish := p.answer(req)
+	chunks, finish, err := p.answer(ctx, req)
+	if err != nil {
+		return nil, generationError(ctx, err)
+	}
 	completion := 0
 	for _, c := range chunks {
 		if c.Delta != "" || len(c.ToolCalls) > 0 {
@@ -215,14 +218,18 @@ func promptHash(msgs []llm.Message) uint64 {
 	return h.Sum64()
 }
 
-// answer builds the chunks of the answer to req and its finish reason.
-func (p *Provider) answer(req *llm.Request) ([]llm.Chunk, llm.FinishReason) {
+// answer builds the chunks of the answer to req and its finish reason. It
+// fails when a schema of req has no value the generator can make within its
+// bounds (see MaxAnswerBytes), or when ctx ends while it generates.
+func (p *Provider) answer(ctx context.Context, req *llm.Request) ([]llm.Chunk, llm.FinishReason, error) {
 	rng := rand.New(rand.NewPCG(uint64(p.cfg.Seed), promptHash(req.Messages)))
 	if p.wantsTools(req) {
-		return p.toolChunks(req, rng), llm.FinishToolCalls
+		chunks, err := p.toolChunks(ctx, req, rng)
+		return chunks, llm.FinishToolCalls, err
 	}
 	if rf := req.ResponseFormat; rf != nil && (rf.Type == llm.FormatJSONObject || rf.Type == llm.FormatJSONSchema) {
-		return p.jsonChunks(req, rng), llm.FinishStop
+		chunks, err := p.jsonChunks(ctx, req, rng)
+		return chunks, llm.FinishStop, err
 	}
 	var words []string
 	if p.cfg.Text != "" {
@@ -264,7 +271,7 @@ func (p *Provider) answer(req *llm.Request) ([]llm.Chunk, llm.FinishReason) {
 			chunks = append(chunks, llm.Chunk{Delta: w})
 		}
 	}
-	return chunks, finish
+	return chunks, finish, nil
 }
 
 // wantsTools reports whether the answer to req is a tool call. A
@@ -290,7 +297,7 @@ func (p *Provider) wantsTools(req *llm.Request) bool {
 	return false
 }
 
-func (p *Provider) toolChunks(req *llm.Request, rng *rand.Rand) []llm.Chunk {
+func (p *Provider) toolChunks(ctx context.Context, req *llm.Request, rng *rand.Rand) ([]llm.Chunk, error) {
 	tools := req.Tools
 	if tc := req.ToolChoice; tc != nil && tc.Mode == llm.ToolChoiceFunction {
 		for _, t := range req.Tools {
@@ -303,9 +310,13 @@ func (p *Provider) toolChunks(req *llm.Request, rng *rand.Rand) []llm.Chunk {
 	var chunks []llm.Chunk
 	for i := range p.cfg.ParallelToolCalls {
 		t := tools[i%len(tools)]
-		args := mustJSON(generate(schemaOf(t.Parameters), rng, 0))
-		if len(t.Parameters) == 0 {
-			args = "{}"
+		args := "{}"
+		if len(t.Parameters) > 0 {
+			_, a, err := generate(ctx, schemaOf(t.Parameters), rng)
+			if err != nil {
+				return nil, fmt.Errorf("tool %s: %w", t.Name, err)
+			}
+			args = a
 		}
 		id := fmt.Sprintf("call_%016x", rng.Uint64())
 		frags := split(args, 12)
@@ -314,10 +325,10 @@ func (p *Provider) toolChunks(req *llm.Request, rng *rand.Rand) []llm.Chunk {
 			chunks = append(chunks, llm.Chunk{ToolCalls: []llm.ToolCallDelta{{Index: i, Arguments: f}}})
 		}
 	}
-	return chunks
+	return chunks, nil
 }
 
-func (p *Provider) jsonChunks(req *llm.Request, rng *rand.Rand) []llm.Chunk {
+func (p *Provider) jsonChunks(ctx context.Context, req *llm.Request, rng *rand.Rand) ([]llm.Chunk, error) {
 	rf := req.ResponseFormat
 	n := p.jsonCalls.Add(1) - 1
 	var body string
@@ -326,20 +337,31 @@ func (p *Provider) jsonChunks(req *llm.Request, rng *rand.Rand) []llm.Chunk {
 		body = "Sure! Here is the JSON you asked for: {answer: oops"
 	case n < int64(p.cfg.InvalidJSONFirst):
 		if rf.Type == llm.FormatJSONSchema {
-			body = mustJSON(violate(schemaOf(rf.Schema), generate(schemaOf(rf.Schema), rng, 0)))
+			s := schemaOf(rf.Schema)
+			v, _, err := generate(ctx, s, rng)
+			if err != nil {
+				return nil, err
+			}
+			body = mustJSON(violate(s, v))
 		} else {
 			body = `["not", "an", "object"]`
 		}
 	case rf.Type == llm.FormatJSONSchema:
-		body = mustJSON(generate(schemaOf(rf.Schema), rng, 0))
+		_, b, err := generate(ctx, schemaOf(rf.Schema), rng)
+		if err != nil {
+			return nil, err
+		}
+		body = b
 	default:
 		body = mustJSON(map[string]any{"answer": words(rng, min(p.cfg.Tokens, 8))})
 	}
+	// Small pieces stream like tokens; a large answer comes in at most about
+	// 4096 pieces, so that it is not a million chunks.
 	var chunks []llm.Chunk
-	for _, f := range split(body, 8) {
+	for _, f := range split(body, max(8, len(body)/4096)) {
 		chunks = append(chunks, llm.Chunk{Delta: f})
 	}
-	return chunks
+	return chunks, nil
 }
 
 func mustJSON(v any) string {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +36,7 @@ func run(t *testing.T, ctx context.Context, p *Provider, req *llm.Request) resul
 	defer s.Close()
 	r := result{tools: map[int]*llm.ToolCall{}}
 	var b strings.Builder
+	args := map[int]*strings.Builder{} // by tool call index
 	for s.Next() {
 		c := s.Current()
 		r.chunks++
@@ -45,12 +48,16 @@ func run(t *testing.T, ctx context.Context, p *Provider, req *llm.Request) resul
 				require.NotEmpty(t, d.Name, "first fragment carries the name")
 				tc = &llm.ToolCall{ID: d.ID, Name: d.Name}
 				r.tools[d.Index] = tc
+				args[d.Index] = &strings.Builder{}
 			}
-			tc.Arguments += d.Arguments
+			args[d.Index].WriteString(d.Arguments)
 		}
 		if c.FinishReason != "" {
 			r.finish, r.usage = c.FinishReason, c.Usage
 		}
+	}
+	for i, a := range args {
+		r.tools[i].Arguments = a.String()
 	}
 	r.text, r.err = b.String(), s.Err()
 	return r
@@ -428,4 +435,116 @@ func TestCancelledBeforeCall(t *testing.T) {
 	cancel()
 	_, err := New(Config{}).Stream(ctx, userReq("x"))
 	require.True(t, errors.Is(err, llm.ErrCancelled))
+}
+
+// hostileSchemas are schemas a requester may send that once crashed the
+// worker (a panic, a stack overflow), took gigabytes or pinned a core in the
+// generator. Each must be answered quickly: a valid value, or a bad_request.
+var hostileSchemas = map[string]struct {
+	schema string
+	valid  bool // a value can be generated; else the call fails bad_request
+}{
+	"integer over int64":     {`{"type":"object","properties":{"n":{"type":"integer","minimum":-9e18,"maximum":9e18}},"required":["n"]}`, true},
+	"integer beyond 2^53":    {`{"type":"integer","minimum":1e20}`, true},
+	"number over float64":    {`{"type":"number","minimum":-1e308,"maximum":1e308}`, true},
+	"minItems near 2^62":     {`{"type":"array","minItems":4611686018427387904}`, false},
+	"self-containing array":  {`{"$defs":{"a":{"type":"array","minItems":1,"items":{"$ref":"#/$defs/a"}}},"$ref":"#/$defs/a"}`, false},
+	"ten mutual refs":        {tenMutualRefs(), true},
+	"ten required self refs": {`{"type":"object","properties":{"a":{"$ref":"#"},"b":{"$ref":"#"},"c":{"$ref":"#"},"d":{"$ref":"#"},"e":{"$ref":"#"},"f":{"$ref":"#"},"g":{"$ref":"#"},"h":{"$ref":"#"},"i":{"$ref":"#"},"j":{"$ref":"#"}},"required":["a","b","c","d","e","f","g","h","i","j"]}`, false},
+	"minLength a million":    {`{"type":"string","minLength":1000000}`, true},
+	"minLength over budget":  {`{"type":"string","minLength":100000000}`, false},
+	"many long strings":      {`{"type":"array","minItems":1000,"items":{"type":"string","minLength":100000}}`, false},
+	"anyOf of itself":        {`{"anyOf":[{"$ref":"#"},{"$ref":"#"}]}`, false},
+	"anyOf ends in null":     {`{"anyOf":[{"$ref":"#"},{"type":"null"}]}`, true},
+	"forty thousand strings": {`{"type":"object","properties":{"items":{"type":"array","minItems":40000,"items":{"type":"string","minLength":12}}},"required":["items"]}`, true},
+}
+
+// tenMutualRefs is ten definitions whose properties all refer to each
+// other (540 bytes; every value generated to depth 8 is 10^8 objects).
+func tenMutualRefs() string {
+	var b strings.Builder
+	b.WriteString(`{"$defs":{`)
+	for i := range 10 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"d%d":{"type":"object","properties":{`, i)
+		for j := range 10 {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `"p%d":{"$ref":"#/$defs/d%d"}`, j, j)
+		}
+		b.WriteString(`}}`)
+	}
+	b.WriteString(`},"$ref":"#/$defs/d0"}`)
+	return b.String()
+}
+
+func TestHostileSchemasAreAnsweredQuickly(t *testing.T) {
+	t.Parallel()
+	for name, tt := range hostileSchemas {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			for _, kind := range []string{"response_format", "tool"} {
+				req := userReq("x")
+				if kind == "tool" {
+					req.Tools = []llm.Tool{{Name: "f", Parameters: json.RawMessage(tt.schema)}}
+					req.ToolChoice = &llm.ToolChoice{Mode: llm.ToolChoiceRequired}
+				} else {
+					req.ResponseFormat = &llm.ResponseFormat{Type: llm.FormatJSONSchema, Schema: json.RawMessage(tt.schema)}
+				}
+				// The generator is bounded by work, not by this deadline: a
+				// generous one only turns a hang into a failure.
+				ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+				r := run(t, ctx, New(Config{}), req)
+				cancel()
+				if !tt.valid {
+					require.ErrorIs(t, r.err, llm.ErrBadRequest, kind)
+					continue
+				}
+				require.NoError(t, r.err, kind)
+				text := r.text
+				if kind == "tool" {
+					require.Len(t, r.tools, 1)
+					text = r.tools[0].Arguments
+				}
+				require.LessOrEqual(t, len(text), MaxAnswerBytes, kind)
+				require.NoError(t, validate(compile(t, tt.schema), text), "%s: %.200s", kind, text)
+			}
+		})
+	}
+}
+
+func TestGenerationHonoursContext(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	rng := rand.New(rand.NewPCG(1, 2))
+	s := schemaOf(json.RawMessage(`{"type":"array","minItems":100000,"items":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}}`))
+	cancel()
+	_, _, err := generate(ctx, s, rng)
+	require.ErrorIs(t, err, context.Canceled)
+}
+
+// FuzzGenerate feeds the generator arbitrary schemas: it must never panic,
+// never answer more than MaxAnswerBytes, and fail only with bad_request.
+func FuzzGenerate(f *testing.F) {
+	f.Add(testSchema)
+	for _, tt := range hostileSchemas {
+		f.Add(tt.schema)
+	}
+	f.Add(`{"type":"array","items":{"type":"array","items":{"type":"array","minItems":100,"items":{"type":"string","minLength":100}},"minItems":100},"minItems":100}`)
+	f.Add(`{"oneOf":[{"type":"integer","minimum":5,"maximum":1}]}`)
+	f.Add(`{"type":["null","string"],"maxLength":-3,"minLength":-5}`)
+	f.Fuzz(func(t *testing.T, schema string) {
+		req := userReq("x")
+		req.ResponseFormat = &llm.ResponseFormat{Type: llm.FormatJSONSchema, Schema: json.RawMessage(schema)}
+		r := run(t, t.Context(), New(Config{}), req)
+		if r.err != nil {
+			require.ErrorIs(t, r.err, llm.ErrBadRequest)
+			return
+		}
+		require.LessOrEqual(t, len(r.text), MaxAnswerBytes)
+		require.True(t, json.Valid([]byte(r.text)), "%.200s", r.text)
+	})
 }
