@@ -375,6 +375,12 @@ func testBadSchemaRejectedAtIntake(t *testing.T, s *senv) {
 		{"remote ref", func(r *bus.Request) {
 			r.ResponseFormat.JSONSchema.Schema = decoded(t, `{"$ref": "https://example.com/person.json"}`)
 		}, []string{"response_format.json_schema.schema", "unresolvable $ref"}},
+		{"$ref cycle", func(r *bus.Request) {
+			r.ResponseFormat.JSONSchema.Schema = decoded(t, `{"$ref": "#"}`)
+		}, []string{"response_format.json_schema.schema", "$ref cycle"}},
+		{"mutually recursive properties", func(r *bus.Request) {
+			r.ResponseFormat.JSONSchema.Schema = decoded(t, `{"type":"object","properties":{"a":{"$ref":"#"},"b":{"$ref":"#"},"c":{"$ref":"#"},"d":{"$ref":"#"},"e":{"$ref":"#"},"f":{"$ref":"#"},"g":{"$ref":"#"},"h":{"$ref":"#"},"i":{"$ref":"#"},"j":{"$ref":"#"}}}`)
+		}, []string{"response_format.json_schema.schema", "too large once $refs are expanded"}},
 		{"broken tool parameters", func(r *bus.Request) {
 			r.ResponseFormat = nil
 			r.Tools = tool(`{"type": "object", "properties": {"q": {"type": 12}}}`)

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -28,12 +30,16 @@ type Limits struct {
 	// MaxRefs is the most $ref / $dynamicRef keywords a schema may hold.
 	// Default 256.
 	MaxRefs int
-	// MaxExpandedNodes bounds the size of the schema with every local
-	// "#/..." $ref inlined once per use (a recursive ref counts once). It
-	// stops "billion laughs" schemas whose $defs reference each other in
-	// layers, which are small as text but exponential to validate. Default
-	// 100000.
+	// MaxExpandedNodes bounds the size of the schema with every $ref
+	// inlined each time it is used, recursive ones MaxRecursion levels deep.
+	// It stops "billion laughs" schemas whose $defs reference each other in
+	// layers or in circles, which are small as text but exponential to
+	// validate or to answer. Default 100000.
 	MaxExpandedNodes int
+	// MaxRecursion is how many times a recursive $ref (one back into a
+	// schema it is part of) is expanded along one path when counting
+	// MaxExpandedNodes. Default 4.
+	MaxRecursion int
 	// CacheSize is how many compiled schemas (and compile errors) a
 	// Compiler keeps, least recently used out first. Default 256; negative
 	// disables the cache.
@@ -48,12 +54,15 @@ func (l Limits) withDefaults() Limits {
 	l.MaxDepth = cmp.Or(l.MaxDepth, 64)
 	l.MaxRefs = cmp.Or(l.MaxRefs, 256)
 	l.MaxExpandedNodes = cmp.Or(l.MaxExpandedNodes, 100_000)
+	l.MaxRecursion = cmp.Or(l.MaxRecursion, 4)
 	l.CacheSize = cmp.Or(l.CacheSize, 256)
 	return l
 }
 
 // SchemaError reports a schema that cannot be used: not JSON, not a valid
-// JSON Schema, an unresolvable or remote $ref, or over a [Limits] bound. It is
+// JSON Schema, an unresolvable or remote $ref, a $ref cycle (a schema that
+// refers back to itself without descending into the value, such as
+// {"$ref":"#"}), or over a [Limits] bound. It is
 // the requester's fault (invalid_request), never worth a retry.
 type SchemaError struct {
 	// Reason is a short, stable description ("not valid JSON", "too large",
@@ -210,6 +219,9 @@ func (c *Compiler) compile(raw json.RawMessage) (*Schema, error) {
 	if err != nil {
 		return nil, classifyCompileError(err)
 	}
+	if err := checkGraph(s, c.limits); err != nil {
+		return nil, err
+	}
 	return &Schema{s: s}, nil
 }
 
@@ -260,8 +272,8 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// checkShape enforces MaxDepth, MaxRefs and MaxExpandedNodes on the parsed
-// schema document before the compiler sees it.
+// checkShape enforces MaxDepth and MaxRefs on the parsed schema document
+// before the compiler sees it.
 func checkShape(doc any, l Limits) error {
 	refs := 0
 	var walk func(v any, depth int) error
@@ -290,98 +302,164 @@ func checkShape(doc any, l Limits) error {
 		}
 		return nil
 	}
-	if err := walk(doc, 1); err != nil {
-		return err
+	return walk(doc, 1)
+}
+
+// checkGraph enforces the limits that need the compiled schema, whose $refs
+// (JSON pointers, anchors, $id-relative and dynamic ones) the compiler has
+// resolved: no $ref cycle, and the expanded size.
+func checkGraph(root *jsonschema.Schema, l Limits) error {
+	if s := inPlaceCycle(root); s != nil {
+		return &SchemaError{Reason: "$ref cycle", Detail: fmt.Sprintf("%s refers back to itself without descending into the value, so validating it never ends", location(s))}
 	}
-	if n := expandedSize(doc, l.MaxExpandedNodes+1); n > l.MaxExpandedNodes {
-		return &SchemaError{Reason: "too large once $refs are expanded", Detail: fmt.Sprintf("more than %d schema nodes, the limit", l.MaxExpandedNodes)}
+	e := expansion{limit: l.MaxExpandedNodes, maxRecursion: l.MaxRecursion, onPath: map[*jsonschema.Schema]int{}}
+	if !e.walk(root, 0) {
+		return &SchemaError{Reason: "too large once $refs are expanded", Detail: fmt.Sprintf("more than %d schema nodes (recursive $refs expanded %d levels deep), the limit", l.MaxExpandedNodes, l.MaxRecursion)}
 	}
 	return nil
 }
 
-// expandedSize counts the nodes of doc with every local JSON-pointer $ref
-// ("#/$defs/x") replaced by its target, recursively; a ref back into a
-// target being expanded counts 1 (validation recursion through it is paid
-// per level of the instance, not per schema). The count saturates at limit.
-func expandedSize(doc any, limit int) int {
-	memo := map[string]int{}
-	inProgress := map[string]bool{}
-	var size func(v any) int
-	size = func(v any) int {
-		n := 1
-		switch v := v.(type) {
-		case map[string]any:
-			for k, c := range v {
-				if ref, ok := c.(string); ok && k == "$ref" && strings.HasPrefix(ref, "#") {
-					n = satAdd(n, refSize(doc, ref, memo, inProgress, size), limit)
-					continue
-				}
-				n = satAdd(n, size(c), limit)
-			}
-		case []any:
-			for _, c := range v {
-				n = satAdd(n, size(c), limit)
-			}
-		}
-		return n
+// location is a compiled schema's place in the requester's document.
+func location(s *jsonschema.Schema) string {
+	if loc, ok := strings.CutPrefix(s.Location, rootURL); ok {
+		return cmp.Or(loc, "#")
 	}
-	return size(doc)
+	return s.Location
 }
 
-func refSize(doc any, ref string, memo map[string]int, inProgress map[string]bool, size func(any) int) int {
-	if n, ok := memo[ref]; ok {
-		return n
-	}
-	if inProgress[ref] {
-		return 1
-	}
-	target, ok := lookupPointer(doc, strings.TrimPrefix(ref, "#"))
-	if !ok {
-		return 1 // an anchor or a bad pointer: the compiler decides
-	}
-	inProgress[ref] = true
-	n := size(target)
-	delete(inProgress, ref)
-	memo[ref] = n
-	return n
-}
-
-func satAdd(a, b, limit int) int {
-	if a+b > limit {
-		return limit
-	}
-	return a + b
-}
-
-// lookupPointer resolves a JSON pointer (without the leading '#').
-func lookupPointer(doc any, ptr string) (any, bool) {
-	if ptr == "" {
-		return doc, true
-	}
-	if !strings.HasPrefix(ptr, "/") {
-		return nil, false
-	}
-	cur := doc
-	for _, tok := range strings.Split(ptr[1:], "/") {
-		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		switch c := cur.(type) {
-		case map[string]any:
-			v, ok := c[tok]
-			if !ok {
-				return nil, false
-			}
-			cur = v
-		case []any:
-			var i int
-			if _, err := fmt.Sscanf(tok, "%d", &i); err != nil || i < 0 || i >= len(c) {
-				return nil, false
-			}
-			cur = c[i]
-		default:
-			return nil, false
+// inPlace calls fn for the subschemas that apply to the same value as s:
+// a cycle of these is a schema that validates a value by validating the same
+// value against itself, forever.
+func inPlace(s *jsonschema.Schema, fn func(*jsonschema.Schema)) {
+	for _, c := range []*jsonschema.Schema{s.Ref, s.RecursiveRef, s.Not, s.If, s.Then, s.Else} {
+		if c != nil {
+			fn(c)
 		}
 	}
-	return cur, true
+	if s.DynamicRef != nil && s.DynamicRef.Ref != nil {
+		fn(s.DynamicRef.Ref)
+	}
+	for _, list := range [][]*jsonschema.Schema{s.AllOf, s.AnyOf, s.OneOf} {
+		for _, c := range list {
+			fn(c)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.DependentSchemas)) {
+		fn(s.DependentSchemas[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Dependencies)) {
+		if c, ok := s.Dependencies[k].(*jsonschema.Schema); ok {
+			fn(c)
+		}
+	}
+}
+
+// descending calls fn for the subschemas that apply to values inside the
+// one s validates (properties, items, ...).
+func descending(s *jsonschema.Schema, fn func(*jsonschema.Schema)) {
+	for _, c := range []*jsonschema.Schema{s.PropertyNames, s.UnevaluatedProperties, s.Contains, s.Items2020, s.UnevaluatedItems, s.ContentSchema} {
+		if c != nil {
+			fn(c)
+		}
+	}
+	for _, v := range []any{s.AdditionalProperties, s.AdditionalItems, s.Items} {
+		switch c := v.(type) {
+		case *jsonschema.Schema:
+			fn(c)
+		case []*jsonschema.Schema:
+			for _, x := range c {
+				fn(x)
+			}
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Properties)) {
+		fn(s.Properties[k])
+	}
+	for _, c := range s.PatternProperties {
+		fn(c)
+	}
+	for _, c := range s.PrefixItems {
+		fn(c)
+	}
+}
+
+// inPlaceCycle returns a schema on a cycle of in-place subschemas reachable
+// from root, or nil. Each schema is visited once.
+func inPlaceCycle(root *jsonschema.Schema) *jsonschema.Schema {
+	const (
+		unseen = iota
+		active
+		done
+	)
+	state := map[*jsonschema.Schema]int{}
+	var found *jsonschema.Schema
+	// Every reachable schema starts a search of its in-place subgraph;
+	// descending edges only lead to more starting points.
+	var reach, search func(s *jsonschema.Schema)
+	search = func(s *jsonschema.Schema) {
+		switch state[s] {
+		case active:
+			found = cmp.Or(found, s)
+			return
+		case done:
+			return
+		}
+		state[s] = active
+		inPlace(s, func(c *jsonschema.Schema) {
+			if found == nil {
+				search(c)
+			}
+		})
+		state[s] = done
+	}
+	seen := map[*jsonschema.Schema]bool{}
+	reach = func(s *jsonschema.Schema) {
+		if seen[s] || found != nil {
+			return
+		}
+		seen[s] = true
+		search(s)
+		inPlace(s, reach)
+		descending(s, reach)
+	}
+	reach(root)
+	return found
+}
+
+// expansion counts the nodes of a schema with every $ref replaced by its
+// target each time it is reached. A $ref back into a schema already being
+// expanded (recursion) is expanded again too, up to maxRecursion such
+// re-entries along one path: a recursive schema counts as large as an
+// answer nesting it that deep is to validate, so that mutually recursive
+// definitions, small as text, cannot pass as small.
+type expansion struct {
+	limit, maxRecursion int
+	n                   int
+	onPath              map[*jsonschema.Schema]int
+}
+
+// walk reports false once the count passes the limit; it stops there, so it
+// costs at most limit steps.
+func (e *expansion) walk(s *jsonschema.Schema, recursion int) bool {
+	if e.n++; e.n > e.limit {
+		return false
+	}
+	if e.onPath[s] > 0 {
+		if recursion++; recursion > e.maxRecursion {
+			return true
+		}
+	}
+	e.onPath[s]++
+	defer func() { e.onPath[s]-- }()
+	ok := true
+	visit := func(c *jsonschema.Schema) {
+		if ok {
+			ok = e.walk(c, recursion)
+		}
+	}
+	inPlace(s, visit)
+	descending(s, visit)
+	return ok
 }
 
 var printer = message.NewPrinter(language.English)

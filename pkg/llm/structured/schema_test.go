@@ -204,6 +204,12 @@ func TestCompileRejectsBrokenSchemas(t *testing.T) {
 		{name: "too deep", schema: deep, reason: "too deeply nested"},
 		{name: "too many refs", schema: manyRefs.String(), reason: "too many $refs"},
 		{name: "ref bomb", schema: bomb.String(), reason: "too large once $refs are expanded"},
+		{name: "ref to itself", schema: `{"$ref":"#"}`, reason: "$ref cycle"},
+		{name: "defs referring to each other", schema: `{"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"allOf":[{"$ref":"#/$defs/a"}]}},"properties":{"x":{"$ref":"#/$defs/a"}}}`, reason: "$ref cycle"},
+		{name: "anyOf of itself", schema: `{"anyOf":[{"type":"null"},{"$ref":"#"}]}`, reason: "$ref cycle"},
+		{name: "cycle through an anchor", schema: `{"$defs":{"a":{"$anchor":"a","not":{"$ref":"#a"}}},"$ref":"#a"}`, reason: "$ref cycle"},
+		{name: "ten mutual refs", schema: tenMutualRefs, reason: "too large once $refs are expanded"},
+		{name: "bomb through an anchor", schema: anchorBomb(), reason: "too large once $refs are expanded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,6 +226,41 @@ func TestCompileRejectsBrokenSchemas(t *testing.T) {
 	t.Cleanup(func() { require.Zero(t, hits.Load(), "a remote $ref was fetched") })
 }
 
+// tenMutualRefs is ten definitions whose ten properties refer to each other:
+// 540 bytes, counted once per definition when a recursive $ref counted once,
+// and 10^8 objects for a generator that expands them 8 levels deep.
+var tenMutualRefs = func() string {
+	var b strings.Builder
+	b.WriteString(`{"$defs":{`)
+	for i := range 10 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"d%d":{"type":"object","properties":{`, i)
+		for j := range 10 {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `"p%d":{"$ref":"#/$defs/d%d"}`, j, j)
+		}
+		b.WriteString(`}}`)
+	}
+	b.WriteString(`},"$ref":"#/$defs/d0"}`)
+	return b.String()
+}()
+
+// anchorBomb is the layered ref bomb with $anchor refs, which a check of
+// JSON-pointer refs alone does not expand.
+func anchorBomb() string {
+	var b strings.Builder
+	b.WriteString(`{"$defs":{"l0":{"$anchor":"l0","type":"string"}`)
+	for i := 1; i <= 30; i++ {
+		fmt.Fprintf(&b, `,"l%d":{"$anchor":"l%d","anyOf":[{"$ref":"#l%d"},{"$ref":"#l%d"}]}`, i, i, i-1, i-1)
+	}
+	b.WriteString(`},"$ref":"#l30"}`)
+	return b.String()
+}
+
 func TestCompileAccepts(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -229,6 +270,9 @@ func TestCompileAccepts(t *testing.T) {
 		{name: "recursive ref", schema: `{"$defs":{"n":{"type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#/$defs/n"}}},"required":["kids"]}},"$ref":"#/$defs/n"}`, valid: `{"kids":[{"kids":[]}]}`, invalid: `{"kids":[{}]}`},
 		{name: "anchor", schema: `{"$defs":{"s":{"$anchor":"str","type":"string"}},"properties":{"a":{"$ref":"#str"}}}`, valid: `{"a":"x"}`, invalid: `{"a":1}`},
 		{name: "boolean schema", schema: `true`, valid: `{"a":1}`},
+		{name: "recursive JSON value", schema: `{"$defs":{"v":{"anyOf":[{"type":"string"},{"type":"number"},{"type":"array","items":{"$ref":"#/$defs/v"}},{"type":"object","additionalProperties":{"$ref":"#/$defs/v"}}]}},"$ref":"#/$defs/v"}`, valid: `{"a":[1,"b",{"c":[]}]}`, invalid: `{"a":[true]}`},
+		{name: "recursive root (OpenAI's UI example)", schema: `{"type":"object","properties":{"type":{"type":"string","enum":["div","button","header","section","field","form"]},"label":{"type":"string"},"children":{"type":"array","items":{"$ref":"#"}},"attributes":{"type":"array","items":{"type":"object","properties":{"name":{"type":"string"},"value":{"type":"string"}},"required":["name","value"],"additionalProperties":false}}},"required":["type","label","children","attributes"],"additionalProperties":false}`, valid: `{"type":"div","label":"x","children":[{"type":"button","label":"y","children":[],"attributes":[]}],"attributes":[]}`, invalid: `{"type":"div","label":"x","children":[{}],"attributes":[]}`},
+		{name: "three mutually recursive types", schema: `{"$defs":{"e":{"type":"object","properties":{"t":{"$ref":"#/$defs/t"},"rest":{"type":"array","items":{"$ref":"#/$defs/t"}}}},"t":{"type":"object","properties":{"f":{"$ref":"#/$defs/f"},"rest":{"type":"array","items":{"$ref":"#/$defs/f"}}}},"f":{"anyOf":[{"type":"number"},{"$ref":"#/$defs/e"}]}},"$ref":"#/$defs/e"}`, valid: `{"t":{"f":1,"rest":[{"t":{"f":2}}]}}`, invalid: `{"t":{"f":"x"}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -299,5 +343,5 @@ func TestCompileConcurrent(t *testing.T) {
 
 func TestDefaultLimits(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, Limits{MaxBytes: 256 << 10, MaxDepth: 64, MaxRefs: 256, MaxExpandedNodes: 100_000, CacheSize: 256}, DefaultLimits())
+	require.Equal(t, Limits{MaxBytes: 256 << 10, MaxDepth: 64, MaxRefs: 256, MaxExpandedNodes: 100_000, MaxRecursion: 4, CacheSize: 256}, DefaultLimits())
 }
