@@ -204,21 +204,35 @@ func normalize(v any) any {
 	return v
 }
 
+// MaxTimeout is the longest a job may be given, by timeout_ms or deadline,
+// counted from its publication: 7 days, longer than results are kept, so
+// that a larger value is a mistake (or an overflow) rather than a wish.
+const MaxTimeout = 7 * 24 * time.Hour
+
 // deadlineOf returns the job's deadline: the earlier of its deadline field
-// and its publication time plus timeout_ms. The zero time means none.
+// and its publication time plus timeout_ms. The zero time means none. A
+// timeout_ms outside [1, MaxTimeout] or a deadline later than publication
+// plus MaxTimeout is invalid; a deadline in the past is a deadline (the job
+// is answered deadline_exceeded).
 func deadlineOf(r *bus.Request, published time.Time) (time.Time, error) {
 	var d time.Time
+	latest := published.Add(MaxTimeout)
 	if r.Deadline != "" {
 		t, err := time.Parse(time.RFC3339Nano, r.Deadline)
 		if err != nil {
 			return d, invalidf("deadline: %q is not an RFC 3339 time", r.Deadline)
 		}
+		if t.After(latest) {
+			return d, invalidf("deadline: %s is more than 7 days after the job was published; the latest allowed is %s", r.Deadline, latest.UTC().Format(time.RFC3339))
+		}
 		d = t
 	}
-	if r.TimeoutMS < 0 {
-		return d, invalidf("timeout_ms: %d is negative", r.TimeoutMS)
-	}
-	if r.TimeoutMS > 0 {
+	// Compared in milliseconds, before any conversion to a time.Duration
+	// can overflow (10^13 ms once became a deadline in 1759).
+	if r.TimeoutMS != 0 {
+		if r.TimeoutMS < 1 || r.TimeoutMS > MaxTimeout.Milliseconds() {
+			return d, invalidf("timeout_ms: %d is outside [1, %d] (1 ms to 7 days)", r.TimeoutMS, MaxTimeout.Milliseconds())
+		}
 		t := published.Add(time.Duration(r.TimeoutMS) * time.Millisecond)
 		if d.IsZero() || t.Before(d) {
 			d = t

@@ -302,6 +302,9 @@ func TestBadInputGetsTypedErrorAndIsNotRedelivered(t *testing.T) {
 		{"no messages", "llm.req.demo", `{"messages":[]}`, bus.CodeInvalidRequest, false},
 		{"bad role", "llm.req.demo", `{"messages":[{"role":"wizard","content":"x"}]}`, bus.CodeInvalidRequest, false},
 		{"bad deadline", "llm.req.demo", `{"messages":[{"role":"user","content":"x"}],"deadline":"tomorrow"}`, bus.CodeInvalidRequest, false},
+		{"deadline years away", "llm.req.demo", `{"messages":[{"role":"user","content":"x"}],"deadline":"2999-01-01T00:00:00Z"}`, bus.CodeInvalidRequest, false},
+		{"timeout_ms past time.Duration", "llm.req.demo", `{"messages":[{"role":"user","content":"x"}],"timeout_ms":10000000000000}`, bus.CodeInvalidRequest, false},
+		{"timeout_ms wrapping into the past", "llm.req.demo", `{"messages":[{"role":"user","content":"x"}],"timeout_ms":18446744073709}`, bus.CodeInvalidRequest, false},
 		{"unknown group", "llm.req.nosuchgroup", `{"messages":[{"role":"user","content":"x"}]}`, bus.CodeUnknownGroup, false},
 		{"invalid group subject", "llm.req.Bad.Group", `{"messages":[{"role":"user","content":"x"}]}`, bus.CodeUnknownGroup, false},
 	}
