@@ -26,6 +26,12 @@ type Config struct {
 	RateBucket string
 	// Replicas of both buckets (default 1).
 	Replicas int
+	// OpTimeout bounds one rate reservation, so that a slow store does not
+	// eat a request's deadline; past it the router decides from its local
+	// counters (default 250ms).
+	OpTimeout time.Duration
+	// Now is the clock of the rate windows (default time.Now).
+	Now func() time.Time
 }
 
 // State is a policy.SharedState on NATS KV. It is safe for concurrent use.
@@ -36,6 +42,7 @@ type State struct {
 	done     chan struct{}
 	nc       *nats.Conn
 	now      func() time.Time
+	opTime   time.Duration
 
 	mu   sync.RWMutex
 	open map[string]time.Time // by KV key
@@ -49,6 +56,10 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*State, error
 	cfg.BreakerBucket = cmp.Or(cfg.BreakerBucket, "LLM_BREAKERS")
 	cfg.RateBucket = cmp.Or(cfg.RateBucket, "LLM_RATES")
 	cfg.Replicas = cmp.Or(cfg.Replicas, 1)
+	cfg.OpTimeout = cmp.Or(cfg.OpTimeout, 250*time.Millisecond)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	b, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: cfg.BreakerBucket, History: 1, Replicas: cfg.Replicas, Storage: jetstream.MemoryStorage})
 	if err != nil {
 		return nil, fmt.Errorf("fleet: breaker bucket: %w", err)
@@ -61,7 +72,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*State, error
 	if err != nil {
 		return nil, fmt.Errorf("fleet: watch breakers: %w", err)
 	}
-	s := &State{breakers: b, rates: r, watcher: w, done: make(chan struct{}), nc: js.Conn(), now: time.Now, open: map[string]time.Time{}}
+	s := &State{breakers: b, rates: r, watcher: w, done: make(chan struct{}), nc: js.Conn(), now: cfg.Now, opTime: cfg.OpTimeout, open: map[string]time.Time{}}
 	go s.watch()
 	return s, nil
 }
@@ -126,10 +137,6 @@ func (s *State) BreakerOpenUntil(deployment string) time.Time {
 // router decides from local state at once instead of waiting for a timeout.
 var ErrDisconnected = errors.New("fleet: not connected to NATS")
 
-// opTimeout bounds one shared-state operation: a slow store must not eat a
-// request's deadline.
-const opTimeout = 250 * time.Millisecond
-
 func (s *State) connected() error {
 	if s.nc != nil && !s.nc.IsConnected() {
 		return ErrDisconnected
@@ -148,7 +155,7 @@ func (s *State) Reserve(ctx context.Context, deployment string, tokens, rpm, tpm
 	if err := s.connected(); err != nil {
 		return false, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opTime)
 	defer cancel()
 	k := fmt.Sprintf("%s.%d", key(deployment), s.now().Unix()/60)
 	for range 50 {
