@@ -60,7 +60,7 @@ groups:
       - name: a
         provider: mock
         tokenz: 3
-`, []string{"models.yaml", "[7:9]", `unknown field "tokenz"`}},
+`, []string{"models.yaml:7", `groups.g.deployments[0]: unknown key "tokenz" (valid keys: name, provider, model,`}},
 		{"unknown provider", `
 groups:
   g:

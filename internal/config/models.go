@@ -125,7 +125,7 @@ func ParseModels(name string, src []byte) (*Models, error) {
 	m := &Models{path: name, src: src}
 	dec := yaml.NewDecoder(bytes.NewReader(src), yaml.DisallowUnknownField())
 	if err := dec.Decode(m); err != nil {
-		return nil, fmt.Errorf("config: %s: %s", name, yaml.FormatError(err, false, true))
+		return nil, m.decodeError(err)
 	}
 	if err := errors.Join(m.resolve(os.LookupEnv), m.resolveTenants(os.LookupEnv)); err != nil {
 		return nil, err
@@ -148,6 +148,17 @@ func (m *Models) errAt(path, format string, args ...any) error {
 	return fmt.Errorf("config: %s%s: %s: %s", m.path, line, key, fmt.Sprintf(format, args...))
 }
 
+var optionKey = regexp.MustCompile(`^([a-z_]+(?:\.[a-z_]+)*): (.*)$`)
+
+// optionErr places a policy option's error ("strategy: unknown ...") at its
+// key, under the group or deployment at path.
+func (m *Models) optionErr(path string, err error) error {
+	if sm := optionKey.FindStringSubmatch(err.Error()); sm != nil {
+		return m.errAt(path+"."+sm[1], "%s", sm[2])
+	}
+	return m.errAt(path, "%v", err)
+}
+
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // expand replaces ${VAR} references; an unset variable is an error.
@@ -165,6 +176,20 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 		return "", fmt.Errorf("environment variable %s is not set", strings.Join(missing, ", "))
 	}
 	return out, nil
+}
+
+// expandSecret is expand for a credential, which must not come out empty:
+// an empty key would only fail later, at the vendor, with no name on it.
+func expandSecret(s string, lookup func(string) (string, bool)) (string, error) {
+	out, err := expand(s, lookup)
+	if err == nil && out == "" && s != "" {
+		var names []string
+		for _, m := range envRef.FindAllStringSubmatch(s, -1) {
+			names = append(names, m[1])
+		}
+		return "", fmt.Errorf("environment variable %s is set but empty", strings.Join(names, ", "))
+	}
+	return out, err
 }
 
 func (m *Models) resolve(lookup func(string) (string, bool)) error {
@@ -190,14 +215,14 @@ func (m *Models) resolve(lookup func(string) (string, bool)) error {
 				"api_key": &d.APIKey, "aws_access_key_id": &d.AWSAccessKeyID,
 				"aws_secret_access_key": &d.AWSSecretAccessKey, "aws_session_token": &d.AWSSessionToken,
 			} {
-				v, err := expand(p.Reveal(), lookup)
+				v, err := expandSecret(p.Reveal(), lookup)
 				if err != nil {
 					errs = append(errs, m.errAt(d.path+"."+key, "%v", err))
 				}
 				*p = Secret(v)
 			}
 			for h, hv := range d.Headers {
-				v, err := expand(hv.Reveal(), lookup)
+				v, err := expandSecret(hv.Reveal(), lookup)
 				if err != nil {
 					errs = append(errs, m.errAt(d.path+".headers."+h, "%v", err))
 				}
@@ -225,6 +250,7 @@ func (m *Models) validate() error {
 	if len(m.Groups) == 0 {
 		return m.errAt("$.groups", "at least one group is required")
 	}
+	inGroup := map[string]string{} // deployment name -> its group
 	for _, gname := range m.groupNames() {
 		g := m.Groups[gname]
 		gp := "$.groups." + gname
@@ -236,7 +262,7 @@ func (m *Models) validate() error {
 			continue
 		}
 		if err := g.GroupOptions.Validate(); err != nil {
-			errs = append(errs, m.errAt(gp, "%v", err))
+			errs = append(errs, m.optionErr(gp, err))
 		}
 		for _, fb := range slices.Concat(g.Fallbacks, g.ContextWindowFallbacks, g.ContentPolicyFallbacks) {
 			if _, ok := m.Groups[fb]; !ok {
@@ -245,6 +271,14 @@ func (m *Models) validate() error {
 		}
 		seen := map[string]bool{}
 		for i, d := range g.Deployments {
+			if d != nil && d.Name != "" && !seen[d.Name] {
+				if other, ok := inGroup[d.Name]; ok {
+					errs = append(errs, m.errAt(fmt.Sprintf("%s.deployments[%d].name", gp, i),
+						"deployment %q is also in group %q: names are fleet-wide (tenant keys, breakers, rate limits and metrics refer to them), give each its own", d.Name, other))
+				} else {
+					inGroup[d.Name] = gname
+				}
+			}
 			dp := fmt.Sprintf("%s.deployments[%d]", gp, i)
 			if d == nil {
 				errs = append(errs, m.errAt(dp, "empty deployment"))
@@ -257,10 +291,12 @@ func (m *Models) validate() error {
 			}
 			seen[d.Name] = true
 			if err := d.DeploymentOptions.Validate(); err != nil {
-				errs = append(errs, m.errAt(dp, "%v", err))
+				errs = append(errs, m.optionErr(dp, err))
 			}
 			if err := d.check(); err != nil {
 				errs = append(errs, m.errAt(dp+"."+err.key, "%s", err.msg))
+			} else if msg := d.missingKey(); msg != "" {
+				errs = append(errs, m.errAt(dp, "%s", msg))
 			}
 		}
 	}
@@ -290,4 +326,20 @@ func (m *Models) Build(ctx context.Context) ([]policy.Group, error) {
 		groups = append(groups, pg)
 	}
 	return groups, errors.Join(errs...)
+}
+
+// missingKey names the variable to set when a deployment whose provider
+// cannot be built without an API key (anthropic, gemini) has none, instead
+// of the provider's "no API key configured" on the provider line. (The
+// OpenAI-compatible ones start without one: a local server needs none, and
+// a hosted vendor answers auth.)
+func (d *Deployment) missingKey() string {
+	if d.Provider != ProviderAnthropic && d.Provider != ProviderGemini {
+		return ""
+	}
+	if d.APIKey != "" || d.apiKey() != "" {
+		return ""
+	}
+	vars := defaultKeyEnv(d.Provider)
+	return fmt.Sprintf("no API key: set %s, or name the variable that holds it (api_key: ${MY_KEY})", strings.Join(vars, " or "))
 }

@@ -48,7 +48,7 @@ func (m *Models) resolveTenants(lookup func(string) (string, bool)) error {
 			continue
 		}
 		for dep, k := range t.Keys {
-			v, err := expand(k.Reveal(), lookup)
+			v, err := expandSecret(k.Reveal(), lookup)
 			if err != nil {
 				errs = append(errs, m.errAt("$.tenants."+name+".keys."+dep, "%v", err))
 			}

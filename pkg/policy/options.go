@@ -3,6 +3,7 @@ package policy
 import (
 	"cmp"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/pkg/llm"
@@ -173,7 +174,8 @@ func (o GroupOptions) Validate() error {
 	switch o.Strategy {
 	case "", StrategyPriority, StrategyWeighted, StrategyLeastBusy, StrategyLowestLatency, StrategyUsageBased:
 	default:
-		return fmt.Errorf("strategy: unknown %q", o.Strategy)
+		return fmt.Errorf("strategy: unknown %q (want %s, %s, %s, %s or %s)", o.Strategy,
+			StrategyPriority, StrategyWeighted, StrategyLeastBusy, StrategyLowestLatency, StrategyUsageBased)
 	}
 	switch o.MidStream {
 	case "", MidStreamRestart, MidStreamContinue:
@@ -203,7 +205,7 @@ func (o GroupOptions) Validate() error {
 	}
 	for k, a := range o.OnError {
 		if _, ok := kindByName(k); !ok {
-			return fmt.Errorf("on_error: unknown error kind %q", k)
+			return fmt.Errorf("on_error: unknown error kind %q (want one of %s)", k, strings.Join(kindNames(), ", "))
 		}
 		switch a {
 		case ActionRetry, ActionFallback, ActionFail:
@@ -253,6 +255,14 @@ func (o *GroupOptions) action(k llm.Kind) Action {
 		return a
 	}
 	return ActionRetry
+}
+
+func kindNames() []string {
+	var out []string
+	for k := llm.KindUnknown; k <= llm.KindCancelled; k++ {
+		out = append(out, k.String())
+	}
+	return out
 }
 
 func kindByName(name string) (llm.Kind, bool) {
