@@ -1,0 +1,662 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+// OpenAI's Batch API on the fleet. A batch's state is its record in
+// BucketBatches; the gateway that runs it holds a lease there (owner and a
+// heartbeat). The lines run through bus.Client.RunBatch, the code `submit
+// batch` uses, whose job ids derive from the batch id and each line's
+// custom_id: when a gateway dies, another adopts the batch once the lease
+// is stale and runs it again, which reads finished lines back from the
+// results stream and does not publish queued ones twice.
+
+// Batch statuses (OpenAI's).
+const (
+	batchValidating = "validating"
+	batchFailed     = "failed"
+	batchInProgress = "in_progress"
+	batchFinalizing = "finalizing"
+	batchCompleted  = "completed"
+	batchCancelling = "cancelling"
+	batchCancelled  = "cancelled"
+)
+
+// Leases: a running batch's record is refreshed every batchBeat; one not
+// refreshed for batchLease is adopted by the next sweep (every batchSweep).
+const (
+	batchBeat  = 2 * time.Second
+	batchLease = 15 * time.Second
+	batchSweep = 5 * time.Second
+)
+
+// batchView is OpenAI's batch object.
+type batchView struct {
+	ID               string            `json:"id"`
+	Object           string            `json:"object"`
+	Endpoint         string            `json:"endpoint"`
+	Errors           *batchErrors      `json:"errors"`
+	InputFileID      string            `json:"input_file_id"`
+	CompletionWindow string            `json:"completion_window"`
+	Status           string            `json:"status"`
+	OutputFileID     *string           `json:"output_file_id"`
+	ErrorFileID      *string           `json:"error_file_id"`
+	CreatedAt        int64             `json:"created_at"`
+	InProgressAt     *int64            `json:"in_progress_at"`
+	ExpiresAt        *int64            `json:"expires_at"`
+	FinalizingAt     *int64            `json:"finalizing_at"`
+	CompletedAt      *int64            `json:"completed_at"`
+	FailedAt         *int64            `json:"failed_at"`
+	ExpiredAt        *int64            `json:"expired_at"`
+	CancellingAt     *int64            `json:"cancelling_at"`
+	CancelledAt      *int64            `json:"cancelled_at"`
+	RequestCounts    requestCounts     `json:"request_counts"`
+	Metadata         map[string]string `json:"metadata"`
+}
+
+type batchErrors struct {
+	Object string       `json:"object"`
+	Data   []batchError `json:"data"`
+}
+
+type batchError struct {
+	Code    string  `json:"code"`
+	Message string  `json:"message"`
+	Param   *string `json:"param"`
+	Line    *int    `json:"line"`
+}
+
+type requestCounts struct {
+	Total     int `json:"total"`
+	Completed int `json:"completed"`
+	Failed    int `json:"failed"`
+}
+
+// batchRecord is a batch and its lease.
+type batchRecord struct {
+	Batch  batchView `json:"batch"`
+	Tenant string    `json:"tenant,omitempty"`
+	Owner  string    `json:"owner,omitempty"`
+	Beat   time.Time `json:"beat"`
+}
+
+func (b *batchRecord) active() bool {
+	switch b.Batch.Status {
+	case batchValidating, batchInProgress, batchFinalizing, batchCancelling:
+		return true
+	}
+	return false
+}
+
+func unix(t time.Time) *int64 { u := t.Unix(); return &u }
+
+func batchNotFound(id string) *apiError {
+	e := newError(bus.CodeInvalidRequest, "No batch found with id '%s'.", id)
+	e.status, e.param = http.StatusNotFound, "batch_id"
+	return e
+}
+
+// batchCreate is POST /v1/batches.
+type batchCreate struct {
+	InputFileID      string            `json:"input_file_id"`
+	Endpoint         string            `json:"endpoint"`
+	CompletionWindow string            `json:"completion_window"`
+	Metadata         map[string]string `json:"metadata"`
+}
+
+func (g *Gateway) createBatch(w http.ResponseWriter, r *http.Request) {
+	id := identityOf(r.Context())
+	ctx := r.Context()
+	var in batchCreate
+	if e := g.decodeBody(w, r, &in); e != nil {
+		writeOpenAIError(w, e)
+		return
+	}
+	switch {
+	case in.Endpoint != "/v1/chat/completions":
+		writeOpenAIError(w, invalidParam("endpoint", "unsupported_value", "Unsupported value: 'endpoint' does not support '%s'. Switchyard runs '/v1/chat/completions'.", in.Endpoint))
+		return
+	case in.CompletionWindow != "24h":
+		writeOpenAIError(w, invalidParam("completion_window", "unsupported_value", "Unsupported value: 'completion_window' must be '24h'."))
+		return
+	}
+	info, err := g.fileInfo(ctx, id.Tenant, in.InputFileID)
+	if err != nil {
+		writeOpenAIError(w, busError(err))
+		return
+	}
+	if info == nil {
+		e := fileNotFound(in.InputFileID)
+		e.param = "input_file_id"
+		writeOpenAIError(w, e)
+		return
+	}
+	if info.Metadata["purpose"] != "batch" {
+		writeOpenAIError(w, invalidParam("input_file_id", "", "File %s has purpose '%s', not 'batch'.", in.InputFileID, info.Metadata["purpose"]))
+		return
+	}
+	now := g.now()
+	// A batch id is a RunBatch id: its lines' job ids derive from it.
+	bid := "batch_" + strings.ReplaceAll(uuid.Must(uuid.NewV7()).String(), "-", "")
+	rec := &batchRecord{Tenant: id.Tenant, Batch: batchView{
+		ID: bid, Object: "batch", Endpoint: in.Endpoint, InputFileID: in.InputFileID, CompletionWindow: in.CompletionWindow,
+		Status: batchValidating, CreatedAt: now.Unix(), ExpiresAt: unix(now.Add(24 * time.Hour)), Metadata: in.Metadata,
+	}}
+	kv, err := g.store.kv(ctx, BucketBatches)
+	if err == nil {
+		b, _ := json.Marshal(rec) //nolint:errcheck // plain struct
+		_, err = kv.Create(ctx, storeKey(id.Tenant, bid), b)
+	}
+	if err != nil {
+		writeOpenAIError(w, busError(err))
+		return
+	}
+	g.batches.wakeUp()
+	writeJSON(w, http.StatusOK, rec.Batch)
+}
+
+func (g *Gateway) batchRecord(ctx context.Context, tenant, bid string) (*batchRecord, uint64, error) {
+	if !strings.HasPrefix(bid, "batch_") || !bus.ValidBatchID(bid) {
+		return nil, 0, nil
+	}
+	kv, err := g.store.kv(ctx, BucketBatches)
+	if err != nil {
+		return nil, 0, err
+	}
+	return readBatch(ctx, kv, storeKey(tenant, bid))
+}
+
+func readBatch(ctx context.Context, kv jetstream.KeyValue, key string) (*batchRecord, uint64, error) {
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var rec batchRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return nil, 0, err
+	}
+	return &rec, e.Revision(), nil
+}
+
+func (g *Gateway) getBatch(w http.ResponseWriter, r *http.Request) {
+	id := identityOf(r.Context())
+	rec, _, err := g.batchRecord(r.Context(), id.Tenant, r.PathValue("id"))
+	switch {
+	case err != nil:
+		writeOpenAIError(w, busError(err))
+	case rec == nil:
+		writeOpenAIError(w, batchNotFound(r.PathValue("id")))
+	default:
+		writeJSON(w, http.StatusOK, rec.Batch)
+	}
+}
+
+func (g *Gateway) listBatches(w http.ResponseWriter, r *http.Request) {
+	id := identityOf(r.Context())
+	ctx := r.Context()
+	kv, err := g.store.kv(ctx, BucketBatches)
+	if err != nil {
+		writeOpenAIError(w, busError(err))
+		return
+	}
+	data := []batchView{}
+	keys, err := kv.ListKeysFiltered(ctx, tenantToken(id.Tenant)+".*")
+	if err != nil {
+		writeOpenAIError(w, busError(err))
+		return
+	}
+	for k := range keys.Keys() {
+		if rec, _, err := readBatch(ctx, kv, k); err == nil && rec != nil {
+			data = append(data, rec.Batch)
+		}
+	}
+	slices.SortFunc(data, func(a, b batchView) int { return strings.Compare(b.ID, a.ID) }) // UUIDv7: newest first
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "has_more": false})
+}
+
+// cancelBatch marks a batch cancelling; its runner stops publishing, cancels
+// the lines still running and ends it as cancelled.
+func (g *Gateway) cancelBatch(w http.ResponseWriter, r *http.Request) {
+	id := identityOf(r.Context())
+	ctx := r.Context()
+	kv, err := g.store.kv(ctx, BucketBatches)
+	if err != nil {
+		writeOpenAIError(w, busError(err))
+		return
+	}
+	rec, err := g.batches.update(ctx, kv, storeKey(id.Tenant, r.PathValue("id")), func(rec *batchRecord) error {
+		if rec.active() && rec.Batch.Status != batchCancelling {
+			rec.Batch.Status, rec.Batch.CancellingAt = batchCancelling, unix(g.now())
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNoBatch):
+		writeOpenAIError(w, batchNotFound(r.PathValue("id")))
+	case err != nil:
+		writeOpenAIError(w, busError(err))
+	default:
+		writeJSON(w, http.StatusOK, rec.Batch)
+	}
+}
+
+var errNoBatch = errors.New("gateway: no such batch")
+
+// batchRunner runs and adopts batches.
+type batchRunner struct {
+	g    *Gateway
+	self string // this gateway's lease owner id
+	wake chan struct{}
+
+	mu      sync.Mutex
+	running map[string]bool
+	wg      sync.WaitGroup
+}
+
+func newBatchRunner(g *Gateway) *batchRunner {
+	return &batchRunner{g: g, self: uuid.NewString(), wake: make(chan struct{}, 1), running: map[string]bool{}}
+}
+
+func (b *batchRunner) wakeUp() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// update applies fn to a record with compare-and-set, retrying on a
+// concurrent change.
+func (b *batchRunner) update(ctx context.Context, kv jetstream.KeyValue, key string, fn func(*batchRecord) error) (*batchRecord, error) {
+	for {
+		rec, rev, err := readBatch(ctx, kv, key)
+		if err != nil {
+			return nil, err
+		}
+		if rec == nil {
+			return nil, errNoBatch
+		}
+		if err := fn(rec); err != nil {
+			return rec, err
+		}
+		v, _ := json.Marshal(rec) //nolint:errcheck // plain struct
+		_, err = kv.Update(ctx, key, v, rev)
+		if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
+			continue
+		}
+		return rec, err
+	}
+}
+
+func isWrongSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// runBatches adopts batches that no gateway runs (new ones, and those whose
+// runner died) until ctx ends, and waits for the runs to stop.
+func (g *Gateway) runBatches(ctx context.Context) error {
+	b := g.batches
+	defer b.wg.Wait()
+	t := time.NewTicker(batchSweep)
+	defer t.Stop()
+	for {
+		if err := b.sweep(ctx); err != nil && ctx.Err() == nil {
+			g.log.Warn("batch sweep failed", slog.Any("error", err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-b.wake:
+		case <-t.C:
+		}
+	}
+}
+
+func (b *batchRunner) sweep(ctx context.Context) error {
+	if _, err := b.g.js.KeyValue(ctx, BucketBatches); errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil // no batch was ever created
+	}
+	kv, err := b.g.store.kv(ctx, BucketBatches)
+	if err != nil {
+		return err
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	now := b.g.now()
+	for key := range keys.Keys() {
+		b.mu.Lock()
+		mine := b.running[key]
+		b.mu.Unlock()
+		if mine {
+			continue
+		}
+		rec, err := b.update(ctx, kv, key, func(rec *batchRecord) error {
+			if !rec.active() || (rec.Owner != "" && now.Sub(rec.Beat) < batchLease) {
+				return errNotAdoptable
+			}
+			rec.Owner, rec.Beat = b.self, now
+			return nil
+		})
+		if errors.Is(err, errNotAdoptable) || errors.Is(err, errNoBatch) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b.mu.Lock()
+		b.running[key] = true
+		b.mu.Unlock()
+		b.wg.Go(func() {
+			defer func() {
+				b.mu.Lock()
+				delete(b.running, key)
+				b.mu.Unlock()
+			}()
+			b.run(ctx, kv, key, rec)
+		})
+	}
+	return nil
+}
+
+var errNotAdoptable = errors.New("gateway: batch not adoptable")
+
+// run runs one adopted batch to its end, or until ctx ends (the gateway
+// stops: the lease is released for another gateway to adopt at once).
+func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string, rec *batchRecord) {
+	g := b.g
+	bid := rec.Batch.ID
+	log := g.log.With(slog.String("batch", bid))
+	client, err := g.client(rec.Tenant)
+	if err != nil {
+		log.Error("batch: no client for its tenant", slog.Any("error", err))
+		return
+	}
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	var (
+		mu     sync.Mutex
+		counts requestCounts
+		lost   bool
+	)
+	set := func(fn func(*batchRecord)) (*batchRecord, error) {
+		return b.update(context.WithoutCancel(ctx), kv, key, func(r *batchRecord) error {
+			if r.Owner != b.self {
+				lost = true
+				return errLeaseLost
+			}
+			r.Beat = g.now()
+			fn(r)
+			return nil
+		})
+	}
+	// The heartbeat keeps the lease, publishes the counts and notices a
+	// cancel.
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		t := time.NewTicker(batchBeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+			}
+			mu.Lock()
+			c := counts
+			mu.Unlock()
+			r, err := set(func(r *batchRecord) {
+				r.Batch.RequestCounts.Completed, r.Batch.RequestCounts.Failed = c.Completed, c.Failed
+			})
+			switch {
+			case errors.Is(err, errLeaseLost):
+				stopRun(errLeaseLost)
+				return
+			case err == nil && r.Batch.Status == batchCancelling:
+				stopRun(errCancelled)
+				return
+			}
+		}
+	}()
+	defer func() { stopRun(nil); <-beatDone }()
+
+	total, err := b.countLines(runCtx, rec)
+	if err == nil {
+		rec, err = set(func(r *batchRecord) {
+			if r.Batch.Status == batchValidating {
+				r.Batch.Status, r.Batch.InProgressAt = batchInProgress, unix(g.now())
+			}
+			r.Batch.RequestCounts.Total = total
+		})
+	}
+	if err != nil {
+		b.fail(ctx, set, log, err)
+		return
+	}
+	cancelled := rec.Batch.Status == batchCancelling
+	out, err := newBatchOutput()
+	if err != nil {
+		b.fail(ctx, set, log, err)
+		return
+	}
+	defer out.remove()
+	done := map[string]bool{}
+	if !cancelled {
+		in, err := b.open(runCtx, rec)
+		if err != nil {
+			b.fail(ctx, set, log, err)
+			return
+		}
+		reader := &bus.BatchReader{Format: bus.BatchOpenAI, Resolve: g.catalog.Resolve}
+		_, err = client.RunBatch(runCtx, bus.BatchConfig{ID: bid, Concurrency: g.cfg.BatchConcurrency}, reader.Items(in), func(o *bus.BatchOutcome) error {
+			mu.Lock()
+			defer mu.Unlock()
+			done[o.Item.CustomID] = true
+			if o.OK() {
+				counts.Completed++
+			} else {
+				counts.Failed++
+			}
+			return out.write(o)
+		})
+		_ = in.Close()
+		cause := context.Cause(runCtx)
+		switch {
+		case ctx.Err() != nil || errors.Is(cause, errLeaseLost) || lost:
+			// Stopping, or another gateway took the batch over.
+			if !lost {
+				_, _ = set(func(r *batchRecord) { r.Owner = "" })
+			}
+			return
+		case errors.Is(cause, errCancelled):
+			cancelled = true
+		case err != nil:
+			b.fail(ctx, set, log, err)
+			return
+		}
+	}
+	if cancelled {
+		b.cancelRest(context.WithoutCancel(ctx), client, rec, done)
+	}
+	_, err = set(func(r *batchRecord) {
+		if !cancelled {
+			r.Batch.Status, r.Batch.FinalizingAt = batchFinalizing, unix(g.now())
+		}
+	})
+	if err != nil {
+		log.Warn("batch: finalizing not recorded", slog.Any("error", err))
+	}
+	outID, errID, err := out.upload(context.WithoutCancel(ctx), g, rec.Tenant, bid)
+	if err != nil {
+		b.fail(ctx, set, log, err)
+		return
+	}
+	final, err := set(func(r *batchRecord) {
+		now := unix(g.now())
+		r.Batch.OutputFileID, r.Batch.ErrorFileID = outID, errID
+		r.Batch.RequestCounts.Completed, r.Batch.RequestCounts.Failed = counts.Completed, counts.Failed
+		if cancelled {
+			r.Batch.Status, r.Batch.CancelledAt = batchCancelled, now
+		} else {
+			r.Batch.Status, r.Batch.CompletedAt = batchCompleted, now
+		}
+		r.Owner = ""
+	})
+	if err != nil {
+		log.Warn("batch: end not recorded", slog.Any("error", err))
+		return
+	}
+	g.met.batches.WithLabelValues(final.Batch.Status).Inc()
+	log.Info("batch ended", slog.String("status", final.Batch.Status), slog.Int("completed", counts.Completed), slog.Int("failed", counts.Failed))
+}
+
+var (
+	errLeaseLost = errors.New("gateway: batch lease lost")
+	errCancelled = errors.New("gateway: batch cancelled")
+)
+
+func (b *batchRunner) fail(ctx context.Context, set func(func(*batchRecord)) (*batchRecord, error), log *slog.Logger, cause error) {
+	if ctx.Err() != nil {
+		return
+	}
+	log.Error("batch failed", slog.Any("error", cause))
+	_, _ = set(func(r *batchRecord) {
+		r.Batch.Status, r.Batch.FailedAt, r.Owner = batchFailed, unix(b.g.now()), ""
+		r.Batch.Errors = &batchErrors{Object: "list", Data: []batchError{{Code: "internal", Message: cause.Error()}}}
+	})
+	b.g.met.batches.WithLabelValues(batchFailed).Inc()
+}
+
+func (b *batchRunner) open(ctx context.Context, rec *batchRecord) (io.ReadCloser, error) {
+	obs, err := b.g.store.files(ctx)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := obs.Get(ctx, fileName(rec.Tenant, rec.Batch.InputFileID))
+	if err != nil {
+		return nil, fmt.Errorf("input file %s: %w", rec.Batch.InputFileID, err)
+	}
+	return obj, nil
+}
+
+// countLines counts the input's requests (its non-empty lines).
+func (b *batchRunner) countLines(ctx context.Context, rec *batchRecord) (int, error) {
+	in, err := b.open(ctx, rec)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close() //nolint:errcheck // read-only
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
+	n := 0
+	for sc.Scan() {
+		if len(strings.TrimSpace(sc.Text())) > 0 {
+			n++
+		}
+	}
+	return n, sc.Err()
+}
+
+// cancelRest cancels the jobs of the lines that did not end.
+func (b *batchRunner) cancelRest(ctx context.Context, client *bus.Client, rec *batchRecord, done map[string]bool) {
+	in, err := b.open(ctx, rec)
+	if err != nil {
+		return
+	}
+	defer in.Close() //nolint:errcheck // read-only
+	reader := &bus.BatchReader{Format: bus.BatchOpenAI}
+	for it := range reader.Items(in) {
+		if it.CustomID != "" && !done[it.CustomID] {
+			_ = client.Cancel(ctx, bus.BatchJobID(rec.Batch.ID, it.CustomID))
+		}
+	}
+}
+
+// batchOutput collects output and error lines in temporary files (a batch
+// may be larger than memory) until they are uploaded.
+type batchOutput struct {
+	ok, bad   *os.File
+	nok, nbad int
+}
+
+func newBatchOutput() (*batchOutput, error) {
+	ok, err := os.CreateTemp("", "switchyard-batch-out-")
+	if err != nil {
+		return nil, err
+	}
+	bad, err := os.CreateTemp("", "switchyard-batch-err-")
+	if err != nil {
+		_ = ok.Close()
+		_ = os.Remove(ok.Name())
+		return nil, err
+	}
+	return &batchOutput{ok: ok, bad: bad}, nil
+}
+
+// write appends an outcome's line (bus.MarshalBatchLine, as `submit batch`
+// writes it) to the output file when it succeeded, else to the error file.
+func (o *batchOutput) write(bo *bus.BatchOutcome) error {
+	line, err := bus.MarshalBatchLine(bus.BatchOpenAI, bo)
+	if err != nil {
+		return err
+	}
+	f := o.bad
+	if bo.OK() {
+		f, o.nok = o.ok, o.nok+1
+	} else {
+		o.nbad++
+	}
+	_, err = f.Write(append(line, '\n'))
+	return err
+}
+
+func (o *batchOutput) upload(ctx context.Context, g *Gateway, tenant, bid string) (okID, errID *string, err error) {
+	put := func(f *os.File, n int, suffix string) (*string, error) {
+		if n == 0 {
+			return nil, nil
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		id := "file-" + strings.TrimPrefix(bid, "batch_") + "-" + suffix
+		if _, err := g.putFile(ctx, tenant, id, bid+"_"+suffix+".jsonl", "batch_output", f); err != nil {
+			return nil, err
+		}
+		return &id, nil
+	}
+	if okID, err = put(o.ok, o.nok, "output"); err != nil {
+		return nil, nil, err
+	}
+	errID, err = put(o.bad, o.nbad, "error")
+	return okID, errID, err
+}
+
+func (o *batchOutput) remove() {
+	for _, f := range []*os.File{o.ok, o.bad} {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+	}
+}

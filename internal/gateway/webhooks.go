@@ -1,0 +1,392 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+// Webhook deliveries live in JetStream, not in a gateway's memory: a
+// durable consumer on the results stream (created when the first job with a
+// webhook is accepted) hands every result to one of the running gateways;
+// results of async jobs with a pending webhook are delivered, the others
+// acked. A failed call is redelivered with backoff (NakWithDelay) up to
+// webhookAttempts times; a gateway that dies mid-call leaves the message
+// unacked, and another gateway (or the same one restarted) delivers it after
+// AckWait. The job's record in BucketJobs keeps the delivery's state, so a
+// delivered webhook is not called again. Delivery is at least once: a crash
+// between the receiver's 2xx and the record's update calls it twice, with
+// the same webhook-id, which Standard Webhooks receivers use to deduplicate.
+
+// hookConsumer is the durable consumer shared by all gateways.
+const hookConsumer = "gateway_webhooks"
+
+// webhookAttempts bounds the calls of one webhook.
+const webhookAttempts = 8
+
+type webhooks struct {
+	g      *Gateway
+	http   *http.Client
+	ensured bool
+	mu     sync.Mutex
+	wake   chan struct{} // ensure created the consumer: start consuming now
+	sem    chan struct{} // deliveries in flight
+	// RetryBase is the first retry's delay; later ones grow 4x, to an hour.
+	retryBase time.Duration
+}
+
+func newWebhooks(g *Gateway) *webhooks {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if !g.cfg.WebhookAllowPrivate {
+		d.Control = refusePrivate
+	}
+	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute, TLSHandshakeTimeout: 5 * time.Second}
+	return &webhooks{
+		g: g,
+		http: &http.Client{Transport: tr, Timeout: g.cfg.WebhookTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		wake:      make(chan struct{}, 1),
+		sem:       make(chan struct{}, 16),
+		retryBase: g.cfg.webhookRetryBase,
+	}
+}
+
+// refusePrivate refuses to dial loopback, private, link-local and
+// unspecified addresses (checked on the resolved address, so DNS cannot
+// point a webhook into the operator's network).
+func refusePrivate(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() {
+		return fmt.Errorf("webhook address %s is not public (set SWITCHYARD_WEBHOOK_ALLOW_PRIVATE to allow it)", host)
+	}
+	return nil
+}
+
+// consumerConfig filters the results stream's result subjects (anonymous
+// and, once provisioned, the tenants').
+func (h *webhooks) consumerConfig(ctx context.Context) (jetstream.ConsumerConfig, error) {
+	s, err := h.g.js.Stream(ctx, bus.StreamResults)
+	if err != nil {
+		return jetstream.ConsumerConfig{}, err
+	}
+	var filters []string
+	for _, subj := range s.CachedInfo().Config.Subjects {
+		if strings.HasSuffix(subj, ".result") {
+			filters = append(filters, subj)
+		}
+	}
+	return jetstream.ConsumerConfig{
+		Durable:        hookConsumer,
+		Description:    "Switchyard gateway: webhook deliveries of async jobs",
+		FilterSubjects: filters,
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        2*h.g.cfg.WebhookTimeout + 5*time.Second,
+		MaxDeliver:     webhookAttempts,
+		MaxAckPending:  1024,
+		Replicas:       h.g.cfg.Replicas,
+	}, nil
+}
+
+// ensure creates the delivery consumer (once per process) and wakes run.
+func (h *webhooks) ensure(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ensured {
+		return nil
+	}
+	cfg, err := h.consumerConfig(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := h.g.js.CreateOrUpdateConsumer(ctx, bus.StreamResults, cfg); err != nil {
+		return fmt.Errorf("gateway: webhook consumer: %w", err)
+	}
+	h.ensured = true
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// run consumes deliveries once the consumer exists, until ctx ends.
+func (h *webhooks) run(ctx context.Context) error {
+	poll := time.NewTicker(2 * time.Second)
+	defer poll.Stop()
+	for {
+		cons, err := h.g.js.Consumer(ctx, bus.StreamResults, hookConsumer)
+		if err == nil {
+			return h.consume(ctx, cons)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			h.g.log.Warn("webhook consumer lookup failed", slog.Any("error", err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-h.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+func (h *webhooks) consume(ctx context.Context, cons jetstream.Consumer) error {
+	var wg sync.WaitGroup
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		tenant, jobID, ok := resultJob(h.g.cfg.Subjects, m.Subject())
+		if !ok || !strings.HasPrefix(jobID, asyncJobPrefix) {
+			_ = m.Ack()
+			return
+		}
+		h.sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-h.sem }()
+			h.deliver(ctx, m, tenant, jobID)
+		})
+	}, jetstream.PullMaxMessages(64))
+	if err != nil {
+		return fmt.Errorf("gateway: webhook consumer: %w", err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	wg.Wait()
+	return nil
+}
+
+// resultJob parses a result subject: <prefix>.res.<id>.result (the
+// anonymous tenant) or <prefix>.t.<tenant>.res.<id>.result.
+func resultJob(s bus.Subjects, subject string) (tenant, jobID string, ok bool) {
+	p := s.Prefix
+	if p == "" {
+		p = bus.DefaultPrefix
+	}
+	rest, ok := strings.CutPrefix(subject, p+".")
+	if !ok {
+		return "", "", false
+	}
+	rest, ok = strings.CutSuffix(rest, ".result")
+	if !ok {
+		return "", "", false
+	}
+	if t, ok := strings.CutPrefix(rest, "t."); ok {
+		tenant, rest, ok = strings.Cut(t, ".")
+		if !ok {
+			return "", "", false
+		}
+	}
+	jobID, ok = strings.CutPrefix(rest, "res.")
+	if !ok || jobID == "" || strings.Contains(jobID, ".") {
+		return "", "", false
+	}
+	return tenant, jobID, true
+}
+
+// webhookEvent is the payload, in Standard Webhooks' recommended shape.
+type webhookEvent struct {
+	Type      string   `json:"type"` // job.succeeded | job.failed | job.cancelled
+	Timestamp string   `json:"timestamp"`
+	Data      *jobView `json:"data"`
+}
+
+func (h *webhooks) deliver(ctx context.Context, m jetstream.Msg, tenant, jobID string) {
+	log := h.g.log.With(slog.String("job", jobID))
+	rec, rev, err := h.record(ctx, tenant, jobID)
+	if err != nil {
+		log.Warn("webhook: job record unreadable; retrying", slog.Any("error", err))
+		_ = m.NakWithDelay(h.retryBase)
+		return
+	}
+	if rec == nil || rec.Webhook == nil || rec.Webhook.Status != hookPending {
+		_ = m.Ack()
+		return
+	}
+	var res bus.Result
+	if err := bus.Detect(m.Headers(), m.Data()).Unmarshal(m.Data(), &res); err != nil {
+		log.Error("webhook: result undecodable; not delivered", slog.Any("error", err))
+		_ = m.Term()
+		return
+	}
+	view := h.g.viewJob(rec, &res)
+	attempt := 1
+	if md, err := m.Metadata(); err == nil {
+		attempt = int(md.NumDelivered)
+	}
+	callErr := h.call(ctx, tenant, rec.Webhook.URL, jobID, &webhookEvent{Type: "job." + view.Status, Data: view})
+	if ctx.Err() != nil {
+		return // shutting down: the message is redelivered to a gateway
+	}
+	rec.Webhook.Attempts = attempt
+	switch {
+	case callErr == nil:
+		now := h.g.now().UTC()
+		rec.Webhook.Status, rec.Webhook.LastError, rec.Webhook.DeliveredAt = hookDelivered, "", &now
+		h.g.met.webhooks.WithLabelValues("delivered").Inc()
+	case attempt >= webhookAttempts:
+		rec.Webhook.Status, rec.Webhook.LastError = hookFailed, callErr.Error()
+		h.g.met.webhooks.WithLabelValues("failed").Inc()
+		log.Warn("webhook: giving up", slog.Int("attempts", attempt), slog.Any("error", callErr))
+	default:
+		rec.Webhook.LastError = callErr.Error()
+		h.g.met.webhooks.WithLabelValues("retry").Inc()
+	}
+	if err := h.save(ctx, tenant, rec, rev); err != nil {
+		log.Warn("webhook: delivery state not saved", slog.Any("error", err))
+	}
+	switch {
+	case callErr == nil:
+		_ = m.Ack()
+	case attempt >= webhookAttempts:
+		_ = m.Term()
+	default:
+		_ = m.NakWithDelay(h.backoff(attempt))
+	}
+}
+
+func (h *webhooks) backoff(attempt int) time.Duration {
+	d := h.retryBase
+	for range attempt - 1 {
+		d *= 4
+		if d >= time.Hour {
+			return time.Hour
+		}
+	}
+	return d
+}
+
+func (h *webhooks) record(ctx context.Context, tenant, jobID string) (*jobRecord, uint64, error) {
+	kv, err := h.g.store.kv(ctx, BucketJobs)
+	if err != nil {
+		return nil, 0, err
+	}
+	e, err := kv.Get(ctx, storeKey(tenant, jobID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var rec jobRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return nil, 0, err
+	}
+	return &rec, e.Revision(), nil
+}
+
+func (h *webhooks) save(ctx context.Context, tenant string, rec *jobRecord, rev uint64) error {
+	kv, err := h.g.store.kv(ctx, BucketJobs)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(rec) //nolint:errcheck // plain struct
+	_, err = kv.Update(ctx, storeKey(tenant, rec.ID), b, rev)
+	return err
+}
+
+// call POSTs one signed delivery; only a 2xx is success.
+func (h *webhooks) call(ctx context.Context, tenant, url, jobID string, ev *webhookEvent) error {
+	secret, err := h.g.webhookKey(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		return err
+	}
+	now := h.g.now()
+	ev.Timestamp = now.UTC().Format(time.RFC3339)
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	msgID := "msg_" + jobID // the same on every retry, as the spec asks
+	sig, err := wh.Sign(msgID, now, body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Switchyard-Webhooks/1")
+	req.Header.Set(standardwebhooks.HeaderWebhookID, msgID)
+	req.Header.Set(standardwebhooks.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(standardwebhooks.HeaderWebhookSignature, sig)
+	resp, err := h.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()                               //nolint:errcheck // read-only
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // keep the connection
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("webhook answered %s", resp.Status)
+	}
+	return nil
+}
+
+// webhookKey returns a tenant's signing secret (whsec_...), creating it on
+// first use. All gateways share it through BucketSecrets.
+func (g *Gateway) webhookKey(ctx context.Context, tenant string) (string, error) {
+	kv, err := g.store.kv(ctx, BucketSecrets)
+	if err != nil {
+		return "", err
+	}
+	key := "webhook." + tenantToken(tenant)
+	if e, err := kv.Get(ctx, key); err == nil {
+		return string(e.Value()), nil
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", err
+	}
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw)
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(raw)
+	if _, err := kv.Create(ctx, key, []byte(secret)); err != nil {
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return "", err
+		}
+		e, err := kv.Get(ctx, key) // another gateway was first
+		if err != nil {
+			return "", err
+		}
+		return string(e.Value()), nil
+	}
+	return secret, nil
+}
+
+// webhookSecret answers the tenant's signing secret, for its receivers to
+// verify deliveries with.
+func (g *Gateway) webhookSecret(w http.ResponseWriter, r *http.Request) {
+	id := identityOf(r.Context())
+	s, err := g.webhookKey(r.Context(), id.Tenant)
+	if err != nil {
+		writeOpenAIError(w, busError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"object": "webhook_secret", "secret": s})
+}
