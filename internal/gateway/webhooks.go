@@ -43,12 +43,12 @@ const hookConsumer = "gateway_webhooks"
 const webhookAttempts = 8
 
 type webhooks struct {
-	g      *Gateway
-	http   *http.Client
+	g       *Gateway
+	http    *http.Client
 	ensured bool
-	mu     sync.Mutex
-	wake   chan struct{} // ensure created the consumer: start consuming now
-	sem    chan struct{} // deliveries in flight
+	mu      sync.Mutex
+	wake    chan struct{} // ensure created the consumer: start consuming now
+	sem     chan struct{} // deliveries in flight
 	// RetryBase is the first retry's delay; later ones grow 4x, to an hour.
 	retryBase time.Duration
 }
@@ -342,7 +342,7 @@ func (h *webhooks) call(ctx context.Context, tenant, url, jobID string, ev *webh
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()                               //nolint:errcheck // read-only
+	defer resp.Body.Close()                                       //nolint:errcheck // read-only
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // keep the connection
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("webhook answered %s", resp.Status)
