@@ -2,18 +2,17 @@ package gateway
 
 import (
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/switchyard/switchyard/pkg/bus"
 )
 
-// Model is one model group as the gateway offers it: the group's name and
-// the other names a request's model may use for it (e.g. "gpt-4o-mini" for
-// a group named "fast").
+// Model is a name a request's model may use: a group's own name, or an
+// alias of it (e.g. "gpt-4o-mini" for a group named "fast"). A hidden name
+// works but is not listed by GET /v1/models.
 type Model struct {
-	Group   string
-	Aliases []string
+	Name   string
+	Group  string
+	Hidden bool
 }
 
 // Catalog resolves a request's model to its group. It is immutable and safe
@@ -23,36 +22,23 @@ type Catalog struct {
 	byName map[string]string
 }
 
-// NewCatalog checks that no name is used twice (as a group or an alias).
+// NewCatalog checks that each name is used once and names a valid group.
+// The order of models is the order GET /v1/models lists them in.
 func NewCatalog(models []Model) (*Catalog, error) {
 	c := &Catalog{byName: map[string]string{}}
-	add := func(name, group string) error {
-		if name == "" || strings.TrimSpace(name) != name {
-			return fmt.Errorf("gateway: group %s: model name %q is empty or padded", group, name)
-		}
-		if prev, dup := c.byName[name]; dup {
-			return fmt.Errorf("gateway: model name %q names both group %s and group %s", name, prev, group)
-		}
-		c.byName[name] = group
-		return nil
-	}
 	for _, m := range models {
-		if !bus.ValidGroup(m.Group) {
-			return nil, fmt.Errorf("gateway: invalid group name %q", m.Group)
+		switch {
+		case !bus.ValidGroup(m.Group):
+			return nil, fmt.Errorf("gateway: model %q: invalid group name %q", m.Name, m.Group)
+		case m.Name == "":
+			return nil, fmt.Errorf("gateway: group %s: empty model name", m.Group)
 		}
-		if err := add(m.Group, m.Group); err != nil {
-			return nil, err
+		if prev, dup := c.byName[m.Name]; dup {
+			return nil, fmt.Errorf("gateway: model name %q names both group %s and group %s", m.Name, prev, m.Group)
 		}
+		c.byName[m.Name] = m.Group
+		c.models = append(c.models, m)
 	}
-	for _, m := range models {
-		for _, a := range m.Aliases {
-			if err := add(a, m.Group); err != nil {
-				return nil, err
-			}
-		}
-		c.models = append(c.models, Model{Group: m.Group, Aliases: slices.Clone(m.Aliases)})
-	}
-	slices.SortFunc(c.models, func(a, b Model) int { return strings.Compare(a.Group, b.Group) })
 	return c, nil
 }
 
@@ -62,5 +48,13 @@ func (c *Catalog) Resolve(model string) (string, bool) {
 	return g, ok
 }
 
-// Models returns the groups, sorted by name.
-func (c *Catalog) Models() []Model { return c.models }
+// Models returns the names that are listed (not hidden).
+func (c *Catalog) Models() []Model {
+	out := make([]Model, 0, len(c.models))
+	for _, m := range c.models {
+		if !m.Hidden {
+			out = append(out, m)
+		}
+	}
+	return out
+}

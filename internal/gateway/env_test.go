@@ -138,13 +138,16 @@ func newFleet(t *testing.T, o fleetOpts) *fleet {
 var errKinds = []string{"rate_limited", "unavailable", "timeout", "context_window_exceeded", "content_policy", "auth", "bad_request"}
 
 func (f *fleet) catalog() *gateway.Catalog {
-	models := []gateway.Model{
-		{Group: "demo", Aliases: []string{"gpt-4o-mini", "claude-haiku-4-5"}},
-		{Group: "tools"}, {Group: "json"}, {Group: "slow"}, {Group: "fail"},
+	var models []gateway.Model
+	for _, g := range []string{"demo", "tools", "json", "slow", "fail"} {
+		models = append(models, gateway.Model{Name: g, Group: g})
 	}
 	for _, k := range errKinds {
-		models = append(models, gateway.Model{Group: "err-" + strings.ReplaceAll(k, "_", "-")})
+		g := "err-" + strings.ReplaceAll(k, "_", "-")
+		models = append(models, gateway.Model{Name: g, Group: g, Hidden: true})
 	}
+	models = append(models, gateway.Model{Name: "gpt-4o-mini", Group: "demo"}, gateway.Model{Name: "claude-haiku-4-5", Group: "demo"},
+		gateway.Model{Name: "secret-alias", Group: "demo", Hidden: true})
 	c, err := gateway.NewCatalog(models)
 	require.NoError(f.t, err)
 	return c

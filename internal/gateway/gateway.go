@@ -296,9 +296,7 @@ func (g *Gateway) listModels(w http.ResponseWriter, r *http.Request) {
 	anth := r.Header.Get("anthropic-version") != ""
 	var data []any
 	for _, m := range g.catalog.Models() {
-		for _, name := range append([]string{m.Group}, m.Aliases...) {
-			data = append(data, g.modelObject(name, m.Group, anth))
-		}
+		data = append(data, g.modelObject(m.Name, m.Group, anth))
 	}
 	if anth {
 		first, last := "", ""
