@@ -590,7 +590,9 @@ func (b *batchRunner) cancelRest(ctx context.Context, client *bus.Client, rec *b
 	reader := &bus.BatchReader{Format: bus.BatchOpenAI}
 	for it := range reader.Items(in) {
 		if it.CustomID != "" && !done[it.CustomID] {
-			_ = client.Cancel(ctx, bus.BatchJobID(rec.Batch.ID, it.CustomID))
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second) // Cancel flushes, which needs a deadline
+			_ = client.Cancel(cctx, bus.BatchJobID(rec.Batch.ID, it.CustomID))
+			cancel()
 		}
 	}
 }

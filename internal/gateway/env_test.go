@@ -15,6 +15,7 @@ import (
 	aoption "github.com/anthropics/anthropic-sdk-go/option"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/require"
@@ -41,6 +42,7 @@ type fleet struct {
 	srv    *server.Server
 	nc     *nats.Conn
 	client *bus.Client
+	js     jetstream.JetStream
 	mocks  map[string]*mock.Provider
 	gw     *gatewayProc
 	opts   fleetOpts
@@ -76,6 +78,8 @@ func newFleet(t *testing.T, o fleetOpts) *fleet {
 	f.nc = natstest.Connect(t, f.srv)
 	var err error
 	f.client, err = bus.NewClient(f.nc)
+	require.NoError(t, err)
+	f.js, err = jetstream.New(f.nc)
 	require.NoError(t, err)
 
 	slow := o.slow

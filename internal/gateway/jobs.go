@@ -236,7 +236,9 @@ func (g *Gateway) deleteJob(w http.ResponseWriter, r *http.Request) {
 	if rec == nil {
 		return
 	}
-	if err := id.client.Cancel(r.Context(), rec.ID); err != nil {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second) // Cancel flushes, which needs a deadline
+	defer cancel()
+	if err := id.client.Cancel(ctx, rec.ID); err != nil {
 		writeOpenAIError(w, busError(err))
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/anthropics/anthropic-sdk-go"
+	sse "github.com/tmaxmax/go-sse"
 
 	"github.com/switchyard/switchyard/pkg/llm/mock"
 )
@@ -17,3 +18,5 @@ func mockSlow(tokens int, delay time.Duration) mock.Config {
 }
 
 func anthropicModelListParams() anthropic.ModelListParams { return anthropic.ModelListParams{} }
+
+func sseRead(r io.Reader) func(func(sse.Event, error) bool) { return sse.Read(r, nil) }

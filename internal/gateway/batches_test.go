@@ -1,0 +1,176 @@
+package gateway_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/stretchr/testify/require"
+)
+
+// batchLine is a line of OpenAI's batch output and error files.
+type batchLine struct {
+	ID       string `json:"id"`
+	CustomID string `json:"custom_id"`
+	Response *struct {
+		StatusCode int                   `json:"status_code"`
+		RequestID  string                `json:"request_id"`
+		Body       openai.ChatCompletion `json:"body"`
+	} `json:"response"`
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func batchInput(n int, bad ...int) []byte {
+	var b bytes.Buffer
+	isBad := map[int]bool{}
+	for _, i := range bad {
+		isBad[i] = true
+	}
+	for i := range n {
+		model := "gpt-4o-mini"
+		if isBad[i] {
+			model = "no-such-model"
+		}
+		fmt.Fprintf(&b, `{"custom_id":"request-%d","method":"POST","url":"/v1/chat/completions","body":{"model":%q,"messages":[{"role":"user","content":"question %d"}],"max_tokens":50}}`+"\n", i, model, i)
+	}
+	return b.Bytes()
+}
+
+func readLines(t *testing.T, r io.Reader) []batchLine {
+	t.Helper()
+	var out []batchLine
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l batchLine
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &l), sc.Text())
+		out = append(out, l)
+	}
+	require.NoError(t, sc.Err())
+	return out
+}
+
+func TestOpenAIBatchFlowThousandLines(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, fleetOpts{})
+	ctx := ctxT(t, 120*time.Second)
+	c := f.openai()
+
+	file, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(bytes.NewReader(batchInput(1000, 7, 500)), "input.jsonl", "application/jsonl"), Purpose: openai.FilePurposeBatch})
+	require.NoError(t, err)
+	require.EqualValues(t, "batch", file.Purpose)
+	require.Equal(t, "input.jsonl", file.Filename)
+
+	b, err := c.Batches.New(ctx, openai.BatchNewParams{InputFileID: file.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions, CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+	require.NoError(t, err)
+	require.EqualValues(t, "validating", b.Status)
+	for b.Status != "completed" {
+		require.NotContains(t, []string{"failed", "cancelled", "expired"}, string(b.Status))
+		select {
+		case <-ctx.Done():
+			t.Fatalf("batch still %s: %+v", b.Status, b.RequestCounts)
+		case <-time.After(100 * time.Millisecond):
+		}
+		b, err = c.Batches.Get(ctx, b.ID)
+		require.NoError(t, err)
+	}
+	require.EqualValues(t, 1000, b.RequestCounts.Total)
+	require.EqualValues(t, 998, b.RequestCounts.Completed)
+	require.EqualValues(t, 2, b.RequestCounts.Failed)
+	require.NotZero(t, b.CompletedAt)
+
+	resp, err := c.Files.Content(ctx, b.OutputFileID)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	out := readLines(t, resp.Body)
+	require.Len(t, out, 998)
+	seen := map[string]bool{}
+	for _, l := range out {
+		require.False(t, seen[l.CustomID], "custom_id %s twice", l.CustomID)
+		seen[l.CustomID] = true
+		require.Nil(t, l.Error)
+		require.Equal(t, 200, l.Response.StatusCode)
+		require.Equal(t, "batch_req_"+l.Response.RequestID, l.ID)
+		require.EqualValues(t, "chat.completion", l.Response.Body.Object)
+		require.NotEmpty(t, l.Response.Body.Choices[0].Message.Content)
+	}
+	resp, err = c.Files.Content(ctx, b.ErrorFileID)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	bad := readLines(t, resp.Body)
+	require.Len(t, bad, 2)
+	for _, l := range bad {
+		require.Contains(t, []string{"request-7", "request-500"}, l.CustomID)
+		require.NotNil(t, l.Error)
+		require.Contains(t, l.Error.Message, "no-such-model")
+	}
+	require.EqualValues(t, 998, f.mocks["demo"].Calls())
+
+	got, err := c.Batches.Get(ctx, b.ID)
+	require.NoError(t, err)
+	require.Equal(t, b.OutputFileID, got.OutputFileID)
+	list, err := c.Batches.List(ctx, openai.BatchListParams{})
+	require.NoError(t, err)
+	require.Len(t, list.Data, 1)
+}
+
+func TestBatchCancel(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, fleetOpts{slow: mockSlow(50, 20*time.Millisecond), gateway: func(c *gatewayConfig) { c.BatchConcurrency = 2 }})
+	ctx := ctxT(t, 60*time.Second)
+	c := f.openai()
+	in := strings.ReplaceAll(string(batchInput(50)), `"gpt-4o-mini"`, `"slow"`)
+	file, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader(in), "in.jsonl", "application/jsonl"), Purpose: openai.FilePurposeBatch})
+	require.NoError(t, err)
+	b, err := c.Batches.New(ctx, openai.BatchNewParams{InputFileID: file.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions, CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+	require.NoError(t, err)
+	eventually(t, 20*time.Second, func() bool {
+		b, err = c.Batches.Get(ctx, b.ID)
+		return err == nil && b.Status == "in_progress"
+	}, "batch runs")
+	b, err = c.Batches.Cancel(ctx, b.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, "cancelling", b.Status)
+	eventually(t, 20*time.Second, func() bool {
+		b, err = c.Batches.Get(ctx, b.ID)
+		return err == nil && b.Status == "cancelled"
+	}, "batch cancelled")
+	require.Less(t, b.RequestCounts.Completed+b.RequestCounts.Failed, int64(50))
+	require.Less(t, f.mocks["slow"].CallsOK(), int64(50), "the rest never ran to the end")
+}
+
+func TestFilesAPI(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, fleetOpts{})
+	ctx := ctxT(t, 20*time.Second)
+	c := f.openai()
+	_, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader("x"), "a.txt", "text/plain"), Purpose: openai.FilePurposeFineTune})
+	require.Equal(t, 400, apiError(t, err).StatusCode)
+	file, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(bytes.NewReader(batchInput(3)), "in.jsonl", "application/jsonl"), Purpose: openai.FilePurposeBatch})
+	require.NoError(t, err)
+	got, err := c.Files.Get(ctx, file.ID)
+	require.NoError(t, err)
+	require.Equal(t, file.Bytes, got.Bytes)
+	resp, err := c.Files.Content(ctx, file.ID)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, batchInput(3), body)
+	list, err := c.Files.List(ctx, openai.FileListParams{})
+	require.NoError(t, err)
+	require.Len(t, list.Data, 1)
+	del, err := c.Files.Delete(ctx, file.ID)
+	require.NoError(t, err)
+	require.True(t, del.Deleted)
+	_, err = c.Files.Get(ctx, file.ID)
+	require.Equal(t, 404, apiError(t, err).StatusCode)
+}
