@@ -62,7 +62,7 @@ type anthropicStream struct {
 }
 
 func aframe(event string, v any) frame {
-	b, _ := json.Marshal(v) //nolint:errcheck // plain values
+	b, _ := json.Marshal(v) // plain values
 	return frame{event: event, data: b}
 }
 

@@ -162,7 +162,7 @@ func (g *Gateway) createBatch(w http.ResponseWriter, r *http.Request) {
 	}}
 	kv, err := g.store.kv(ctx, BucketBatches)
 	if err == nil {
-		b, _ := json.Marshal(rec) //nolint:errcheck // plain struct
+		b, _ := json.Marshal(rec) // plain struct
 		_, err = kv.Create(ctx, storeKey(id.Tenant, bid), b)
 	}
 	if err != nil {
@@ -299,7 +299,7 @@ func (b *batchRunner) update(ctx context.Context, kv jetstream.KeyValue, key str
 		if err := fn(rec); err != nil {
 			return rec, err
 		}
-		v, _ := json.Marshal(rec) //nolint:errcheck // plain struct
+		v, _ := json.Marshal(rec) // plain struct
 		_, err = kv.Update(ctx, key, v, rev)
 		if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
 			continue

@@ -113,5 +113,5 @@ func writeErrorBody(w http.ResponseWriter, status int, e *apiError, body any) {
 		h.Set("x-should-retry", "false")
 	}
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body) //nolint:errcheck // the client is gone
+	_ = json.NewEncoder(w).Encode(body) // the client is gone
 }

@@ -120,7 +120,7 @@ func (g *Gateway) uploadFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if purpose != "batch" || int64(info.Size) > g.cfg.MaxFileBytes {
-		_ = obs.Delete(ctx, info.Name) //nolint:errcheck // best effort
+		_ = obs.Delete(ctx, info.Name) // best effort
 		if purpose != "batch" {
 			writeOpenAIError(w, invalidParam("purpose", "", "'%s' is not supported; Switchyard accepts purpose 'batch'.", purpose))
 		} else {
@@ -202,7 +202,7 @@ func (g *Gateway) fileContent(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatUint(info.Size, 10))
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * time.Minute))
-	_, _ = io.Copy(w, obj) //nolint:errcheck // the client is gone
+	_, _ = io.Copy(w, obj) // the client is gone
 }
 
 func (g *Gateway) deleteFile(w http.ResponseWriter, r *http.Request) {

@@ -154,7 +154,7 @@ func (g *Gateway) createJob(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, busError(err))
 		return
 	}
-	b, _ := json.Marshal(rec) //nolint:errcheck // plain struct
+	b, _ := json.Marshal(rec) // plain struct
 	// The record goes first: a job whose result arrives has a record.
 	if _, err := kv.Create(ctx, storeKey(id.Tenant, rec.ID), b); err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -291,18 +291,18 @@ func (s *eventStream) started() bool { return s.began }
 
 func (s *eventStream) event(e *bus.Event) ([]frame, *apiError) {
 	s.began = true
-	b, _ := json.Marshal(e) //nolint:errcheck // wire type
+	b, _ := json.Marshal(e) // wire type
 	return []frame{{event: string(e.Type), data: b}}, nil
 }
 
 func (s *eventStream) result(r *bus.Result) ([]frame, *apiError) {
 	s.began = true
-	b, _ := json.Marshal(r) //nolint:errcheck // wire type
+	b, _ := json.Marshal(r) // wire type
 	return []frame{{event: "result", data: b}}, nil
 }
 
 func (s *eventStream) failure(e *apiError) []frame {
 	_, body := openAIBody(e)
-	b, _ := json.Marshal(body) //nolint:errcheck // plain struct
+	b, _ := json.Marshal(body) // plain struct
 	return []frame{{event: "error", data: b}}
 }

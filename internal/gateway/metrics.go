@@ -122,7 +122,7 @@ func (w *statusWriter) Flush() {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush() //nolint:errcheck // the next write reports it
+	_ = http.NewResponseController(w.ResponseWriter).Flush() // the next write reports it
 }
 
 // instrument counts and times a route.

@@ -179,7 +179,7 @@ func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, id *identity, g
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) //nolint:errcheck // the client is gone
+	_ = json.NewEncoder(w).Encode(v) // the client is gone
 }
 
 // openAIStream renders a job as OpenAI's chat.completion.chunk stream.
@@ -238,7 +238,7 @@ func (s *openAIStream) chunk(choices []oaChoice, usage json.RawMessage) frame {
 	if usage == nil && s.usage {
 		c.Usage = jsonNullUsage
 	}
-	b, _ := json.Marshal(c) //nolint:errcheck // plain structs always encode
+	b, _ := json.Marshal(c) // plain structs always encode
 	return frame{data: b}
 }
 
@@ -337,7 +337,7 @@ func (s *openAIStream) result(r *bus.Result) ([]frame, *apiError) {
 		if u == nil {
 			u = &bus.Usage{}
 		}
-		b, _ := json.Marshal(u) //nolint:errcheck // plain struct
+		b, _ := json.Marshal(u) // plain struct
 		fs = append(fs, s.chunk([]oaChoice{}, b))
 	}
 	return append(fs, frame{data: []byte("[DONE]")}), nil
@@ -345,7 +345,7 @@ func (s *openAIStream) result(r *bus.Result) ([]frame, *apiError) {
 
 func (s *openAIStream) failure(e *apiError) []frame {
 	_, body := openAIBody(e)
-	b, _ := json.Marshal(body) //nolint:errcheck // plain struct
+	b, _ := json.Marshal(body) // plain struct
 	return []frame{{data: b}}
 }
 

@@ -137,7 +137,7 @@ func (g *Gateway) streamJob(ctx context.Context, w http.ResponseWriter, sw *sseW
 			werr(w, e)
 			return
 		}
-		_ = sw.send(rd.failure(e)) //nolint:errcheck // the stream ends either way
+		_ = sw.send(rd.failure(e)) // the stream ends either way
 	}
 	for {
 		nctx, cancel := context.WithTimeout(ctx, keepAlive)
@@ -166,7 +166,7 @@ func (g *Gateway) streamJob(ctx context.Context, w http.ResponseWriter, sw *sseW
 				fail(e)
 				return true
 			}
-			_ = sw.send(fs) //nolint:errcheck // the job is over either way
+			_ = sw.send(fs) // the job is over either way
 			return true
 		}
 		fs, e := rd.event(ev)

@@ -303,7 +303,7 @@ func (h *webhooks) save(ctx context.Context, tenant string, rec *jobRecord, rev 
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(rec) //nolint:errcheck // plain struct
+	b, _ := json.Marshal(rec) // plain struct
 	_, err = kv.Update(ctx, storeKey(tenant, rec.ID), b, rev)
 	return err
 }
