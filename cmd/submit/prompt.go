@@ -289,7 +289,7 @@ func (r *renderer) event(ev *bus.Event) {
 		fmt.Fprintf(r.err, "[retry: %s]\n", ev.Code)
 	case bus.EventFallback:
 		r.endLine()
-		fmt.Fprintf(r.err, "[fallback to %s: %s]\n", ev.Deployment, ev.Code)
+		fmt.Fprintf(r.err, "[fallback to %s: %s]\n", ev.Group, ev.Code)
 	}
 }
 

@@ -40,13 +40,22 @@ func (e *emitter) policy(ev policy.Event) {
 	if ev.Type == policy.EventChunk && e.ttft == 0 {
 		e.ttft = e.j.w.cfg.Now().Sub(e.j.picked)
 	}
+	code := ev.Code
+	if ev.Err != nil {
+		// The code the result's attempt for the same failure carries.
+		c, _ := codeOf(ev.Err)
+		code = string(c)
+	}
 	if !e.on {
 		if ev.Type == policy.EventRestart {
-			e.j.countRestart(ev.Code)
+			e.j.countRestart(code)
 		}
 		return
 	}
-	be := bus.Event{Type: bus.EventType(ev.Type), Deployment: ev.Deployment, Delta: ev.Delta, Code: ev.Code, Reason: ev.Reason}
+	be := bus.Event{Type: bus.EventType(ev.Type), Deployment: ev.Deployment, Delta: ev.Delta, Code: code, Reason: ev.Reason}
+	if ev.Type == policy.EventFallback {
+		be.Group = ev.Group
+	}
 	if tc := ev.ToolCall; tc != nil {
 		be.ToolCall = &bus.ToolCallDelta{Index: tc.Index, ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments}
 	}

@@ -4,12 +4,13 @@ import (
 	"errors"
 
 	"github.com/switchyard/switchyard/pkg/bus"
-	"github.com/switchyard/switchyard/pkg/llm"
 	"github.com/switchyard/switchyard/pkg/policy"
 )
 
 // codeOf maps an execution error to its wire code and whether retrying the
-// job later may help.
+// job later may help: bad input is invalid_request, a *bus.Error has its
+// own code, and every other failure is mapped by the router's error table
+// (policy.WireCode), the one place that gives an error kind its code.
 func codeOf(err error) (bus.ErrorCode, bool) {
 	if _, ok := errors.AsType[*invalid](err); ok {
 		return bus.CodeInvalidRequest, false
@@ -17,26 +18,6 @@ func codeOf(err error) (bus.ErrorCode, bool) {
 	if be, ok := errors.AsType[*bus.Error](err); ok {
 		return be.Code, be.Retryable
 	}
-	if errors.Is(err, policy.ErrUnknownGroup) {
-		return bus.CodeUnknownGroup, false
-	}
-	switch k := llm.KindOf(err); k {
-	case llm.KindRateLimited:
-		return bus.CodeRateLimited, true
-	case llm.KindContextWindow:
-		return bus.CodeContextWindowExceeded, false
-	case llm.KindContentPolicy:
-		return bus.CodeContentPolicy, false
-	case llm.KindAuth:
-		return bus.CodeAuth, false
-	case llm.KindBadRequest:
-		return bus.CodeInvalidRequest, false
-	case llm.KindTimeout:
-		return bus.CodeTimeout, true
-	case llm.KindCancelled:
-		return bus.CodeCancelled, false
-	case llm.KindUnavailable, llm.KindConnection:
-		return bus.CodeProviderUnavailable, true
-	}
-	return bus.CodeInternal, true
+	code, retryable := policy.WireCode(err)
+	return bus.ErrorCode(code), retryable
 }

@@ -11,7 +11,7 @@ import "github.com/vmihailenco/msgpack/v5"
 // tests check that.
 func (e *Event) EncodeMsgpack(enc *msgpack.Encoder) error {
 	n := 4
-	for _, set := range [...]bool{e.Deployment != "", e.Delta != "", e.Partial != nil, e.ToolCall != nil, e.Code != "", e.Reason != ""} {
+	for _, set := range [...]bool{e.Deployment != "", e.Group != "", e.Delta != "", e.Partial != nil, e.ToolCall != nil, e.Code != "", e.Reason != ""} {
 		if set {
 			n++
 		}
@@ -45,6 +45,11 @@ func (e *Event) EncodeMsgpack(enc *msgpack.Encoder) error {
 	}
 	if e.Deployment != "" {
 		if err := str("deployment", e.Deployment); err != nil {
+			return err
+		}
+	}
+	if e.Group != "" {
+		if err := str("group", e.Group); err != nil {
 			return err
 		}
 	}

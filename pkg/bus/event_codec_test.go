@@ -29,6 +29,7 @@ func eventCases() []*Event {
 		{ID: "j", Type: EventStart, Seq: 1 << 40, Attempt: 2, Deployment: "mock-primary"},
 		{ID: "j", Type: EventRestart, Seq: 3, Attempt: 2, Reason: "worker died mid-stream"},
 		{ID: "j", Type: EventRetry, Seq: 4, Attempt: 1, Deployment: "d", Code: "rate_limited", Reason: "429"},
+		{ID: "j", Type: EventFallback, Seq: 4, Attempt: 1, Group: "backup", Code: "provider_unavailable", Reason: "503"},
 		{ID: "j", Type: EventPartial, Seq: 5, Partial: map[string]any{"name": "Ada", "tags": []any{"x", 1.5}}},
 		{ID: "j", Type: EventToolCall, Seq: 6, ToolCall: &ToolCallDelta{Index: 1, ID: "call_1", Name: "get_weather", Arguments: `{"city":`}},
 		{ID: "j", Type: EventChunk, Seq: 7, Attempt: -1, Delta: string(make([]byte, 70000))},

@@ -134,13 +134,17 @@ const (
 
 // Event is published on <reply>.events while a job runs. Seq increases by
 // one per event of a delivery attempt; Attempt is the JetStream delivery
-// count (a redelivered job starts with a restart event).
+// count (a redelivered job starts with a restart event). Code is the wire
+// error code (an ErrorCode value, the same as in the result's attempts) of
+// what caused a retry, fallback or restart, or the worker's own reason for a
+// restart ("redelivered", "validation_failed").
 type Event struct {
 	ID         string         `json:"id" msgpack:"id"`
 	Type       EventType      `json:"type" msgpack:"type"`
 	Seq        uint64         `json:"seq" msgpack:"seq"`
 	Attempt    int            `json:"attempt" msgpack:"attempt"`
 	Deployment string         `json:"deployment,omitempty" msgpack:"deployment,omitempty"`
+	Group      string         `json:"group,omitempty" msgpack:"group,omitempty"` // fallback: the group the job moves on to
 	Delta      string         `json:"delta,omitempty" msgpack:"delta,omitempty"`
 	Partial    any            `json:"partial,omitempty" msgpack:"partial,omitempty"`
 	ToolCall   *ToolCallDelta `json:"tool_call,omitempty" msgpack:"tool_call,omitempty"`

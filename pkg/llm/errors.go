@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// Kind classifies a provider failure. Retry, fallback and the wire error code
-// are decided from the Kind, never from an error's text.
+// Kind classifies a provider failure. Retry, fallback, the breaker and the
+// wire error code are decided from the Kind (in pkg/policy's error table),
+// never from an error's text.
 type Kind int
 
 // Error kinds.
@@ -45,17 +46,6 @@ func (k Kind) String() string {
 		return kindNames[k]
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
-}
-
-// Retryable reports whether a call that failed with this kind may succeed if
-// made again to the same deployment. It is the default of the policy layer's
-// retry table.
-func (k Kind) Retryable() bool {
-	switch k {
-	case KindRateLimited, KindUnavailable, KindTimeout, KindConnection, KindUnknown:
-		return true
-	}
-	return false
 }
 
 // Sentinels, one per kind, for errors.Is:

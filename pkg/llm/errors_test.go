@@ -36,12 +36,6 @@ func TestErrorClassification(t *testing.T) {
 	for _, c := range cases {
 		require.Equal(t, c.kind, KindOf(c.err), "%v", c.err)
 	}
-	for k, retry := range map[Kind]bool{
-		KindRateLimited: true, KindUnavailable: true, KindTimeout: true, KindConnection: true,
-		KindAuth: false, KindBadRequest: false, KindContentPolicy: false, KindContextWindow: false, KindCancelled: false,
-	} {
-		require.Equal(t, retry, k.Retryable(), k.String())
-	}
 }
 
 func TestMessageText(t *testing.T) {

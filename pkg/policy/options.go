@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/switchyard/switchyard/pkg/llm"
 )
 
 // Strategy names how a group chooses among its deployments.
@@ -104,7 +102,7 @@ type GroupOptions struct {
 	Retry                  RetryOptions   `yaml:"retry"`
 	Breaker                BreakerOptions `yaml:"breaker"`
 	Timeouts               TimeoutOptions `yaml:"timeouts"`
-	// OnError overrides the default action per llm.Kind name (see DefaultActions).
+	// OnError overrides the default action per llm.Kind name (see Behaviour).
 	OnError map[string]Action `yaml:"on_error"`
 	// MidStream is restart (default) or continue.
 	MidStream MidStream `yaml:"mid_stream"`
@@ -135,20 +133,6 @@ type DeploymentOptions struct {
 	// entry already names them (supports_tools, supports_vision).
 	SupportsTools  *bool `yaml:"-"`
 	SupportsVision *bool `yaml:"-"`
-}
-
-// DefaultActions is the error table used for kinds a group does not override.
-var DefaultActions = map[llm.Kind]Action{
-	llm.KindUnknown:       ActionRetry,
-	llm.KindRateLimited:   ActionRetry,
-	llm.KindUnavailable:   ActionRetry,
-	llm.KindTimeout:       ActionRetry,
-	llm.KindConnection:    ActionRetry,
-	llm.KindAuth:          ActionFallback,
-	llm.KindContextWindow: ActionFallback,
-	llm.KindContentPolicy: ActionFallback,
-	llm.KindBadRequest:    ActionFail,
-	llm.KindCancelled:     ActionFail,
 }
 
 // WithDefaults returns o with zero fields set to their defaults.
@@ -244,32 +228,4 @@ func (o DeploymentOptions) Validate() error {
 		return fmt.Errorf("context_window: %d < 0", o.ContextWindow)
 	}
 	return o.Timeouts.validate("timeouts")
-}
-
-// action returns the table's action for kind.
-func (o *GroupOptions) action(k llm.Kind) Action {
-	if a, ok := o.OnError[k.String()]; ok {
-		return a
-	}
-	if a, ok := DefaultActions[k]; ok {
-		return a
-	}
-	return ActionRetry
-}
-
-func kindNames() []string {
-	var out []string
-	for k := llm.KindUnknown; k <= llm.KindCancelled; k++ {
-		out = append(out, k.String())
-	}
-	return out
-}
-
-func kindByName(name string) (llm.Kind, bool) {
-	for k := llm.KindUnknown; k <= llm.KindCancelled; k++ {
-		if k.String() == name {
-			return k, true
-		}
-	}
-	return 0, false
 }

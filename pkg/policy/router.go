@@ -20,9 +20,6 @@ import (
 	"github.com/switchyard/switchyard/pkg/llm/structured"
 )
 
-// ErrUnknownGroup is returned by Execute for a group the router does not serve.
-var ErrUnknownGroup = errors.New("policy: unknown group")
-
 // Router executes requests against model groups. It is safe for concurrent use.
 type Router struct {
 	cfg    atomic.Pointer[routerConfig]
@@ -284,7 +281,11 @@ func (r *Router) Execute(ctx context.Context, groupName string, req *llm.Request
 		if len(incapable) > 0 && incapable[len(incapable)-1] == g.Name {
 			reason = errText(missingCapability(g.missing(x.needs), []string{g.Name}))
 		}
-		emit(Event{Type: EventFallback, Group: next.Name, Code: k.String(), Reason: reason})
+		cause := lastErr
+		if len(incapable) > 0 && incapable[len(incapable)-1] == g.Name {
+			cause = missingCapability(g.missing(x.needs), []string{g.Name})
+		}
+		emit(Event{Type: EventFallback, Group: next.Name, Code: k.String(), Reason: reason, Err: cause})
 		g = next
 	}
 	if lastErr == nil && len(incapable) > 0 {
@@ -340,7 +341,7 @@ func (x *execution) runGroup(ctx context.Context, g *group) (*Outcome, error) {
 		}
 		if exec.Attempts() > 1 {
 			x.out.Retries++
-			x.emit(Event{Type: EventRetry, Group: g.Name, Deployment: d.Name, Code: llm.KindOf(lastErr).String(), Reason: errText(lastErr)})
+			x.emit(Event{Type: EventRetry, Group: g.Name, Deployment: d.Name, Code: llm.KindOf(lastErr).String(), Reason: errText(lastErr), Err: lastErr})
 		}
 		res, err := x.attempt(actx, g, d)
 		if err == nil {

@@ -137,38 +137,26 @@ func (s *depState) snapshot() (inflight, reqs, toks int, ttft time.Duration, mea
 	return s.inflight, s.reqs, s.toks, s.ttft, s.measured
 }
 
-// countsForBreaker reports whether an error of kind k says the deployment is
-// unhealthy. Errors about the request (bad request, context window, content
-// policy) count as successes: the deployment answered.
-func countsForBreaker(k llm.Kind) bool {
-	switch k {
-	case llm.KindUnavailable, llm.KindTimeout, llm.KindConnection, llm.KindUnknown, llm.KindAuth:
-		return true
-	}
-	return false
-}
-
-// record feeds an attempt's result to the breaker.
+// record feeds an attempt's result to the breaker, as the error table says.
 func (s *depState) record(err error) {
 	if s.breaker == nil {
 		return
 	}
-	switch k := llm.KindOf(err); {
-	case err == nil:
+	if err == nil {
 		s.breaker.RecordSuccess()
-	case k == llm.KindCancelled:
-		// The caller gave up: no verdict on the deployment. A half-open
-		// permit must still be returned, and reopening is the safe side.
+		return
+	}
+	switch Behaviour(llm.KindOf(err)).Breaker {
+	case BreakerCountsFailure:
+		s.breaker.RecordFailure()
+	case BreakerCountsSuccess:
+		s.breaker.RecordSuccess()
+	case BreakerNoVerdict:
+		// A half-open permit must still be returned, and reopening is the
+		// safe side.
 		if s.breaker.IsHalfOpen() {
 			s.breaker.RecordFailure()
 		}
-	case k == llm.KindRateLimited:
-		// Busy, not broken: Retry-After cools the deployment instead.
-		s.breaker.RecordSuccess()
-	case countsForBreaker(k):
-		s.breaker.RecordFailure()
-	default:
-		s.breaker.RecordSuccess()
 	}
 }
 

@@ -42,8 +42,13 @@ type Event struct {
 	Deployment string
 	Delta      string
 	ToolCall   *llm.ToolCallDelta
-	Code       string // the error kind that caused a retry, fallback or restart
-	Reason     string // human-readable cause
+	// Code is the llm.Kind name of the failure that caused a retry,
+	// fallback or restart (its wire code is WireCode(Err)).
+	Code   string
+	Reason string // human-readable cause
+	// Err is that failure (nil for other events), so that a caller maps it
+	// to a wire code exactly as it maps the Attempt it also ends up in.
+	Err error
 }
 
 // Attempt records one call to one deployment.

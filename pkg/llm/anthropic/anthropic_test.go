@@ -297,7 +297,6 @@ func TestHTTPErrors(t *testing.T) {
 			require.Contains(t, le.Message, tt.msg)
 			require.Equal(t, tt.retryAfter, le.RetryAfter)
 			require.False(t, le.MidStream)
-			require.Equal(t, tt.kind.Retryable(), llm.KindOf(err).Retryable())
 			requireNoKey(t, err)
 		})
 	}
