@@ -74,14 +74,9 @@ type Deployment struct {
 	// MaxTokens is the default max_tokens (Anthropic requires one).
 	MaxTokens int `yaml:"max_tokens"`
 
-	// Catalogue overrides for this deployment's model (context_window is
-	// in the inline policy options).
-	MaxOutput          int      `yaml:"max_output"`
-	InputCostPerMTok   *float64 `yaml:"input_cost_per_mtok"`
-	OutputCostPerMTok  *float64 `yaml:"output_cost_per_mtok"`
-	SupportsTools      *bool    `yaml:"supports_tools"`
-	SupportsVision     *bool    `yaml:"supports_vision"`
-	SupportsJSONSchema *bool    `yaml:"supports_json_schema"`
+	// The model's overrides (context_window, max_output,
+	// input/output_cost_per_mtok, supports_*) are in the inline policy
+	// options: the router resolves them into its record of the model.
 
 	// Mock provider settings.
 	Mock *mock.Config `yaml:"mock"`
@@ -319,9 +314,7 @@ func (m *Models) Build(ctx context.Context) ([]policy.Group, error) {
 				errs = append(errs, m.errAt(d.path+".provider", "%v", err))
 				continue
 			}
-			opts := d.DeploymentOptions
-			opts.SupportsTools, opts.SupportsVision = d.SupportsTools, d.SupportsVision
-			pg.Deployments = append(pg.Deployments, policy.Deployment{Name: d.Name, Model: d.Model, Provider: p, Options: opts})
+			pg.Deployments = append(pg.Deployments, policy.Deployment{Name: d.Name, Model: d.Model, Provider: p, Options: d.DeploymentOptions})
 		}
 		groups = append(groups, pg)
 	}

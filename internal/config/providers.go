@@ -10,7 +10,6 @@ import (
 
 	"github.com/switchyard/switchyard/pkg/llm"
 	"github.com/switchyard/switchyard/pkg/llm/anthropic"
-	"github.com/switchyard/switchyard/pkg/llm/catalog"
 	"github.com/switchyard/switchyard/pkg/llm/gemini"
 	"github.com/switchyard/switchyard/pkg/llm/mock"
 	"github.com/switchyard/switchyard/pkg/llm/openai"
@@ -194,38 +193,6 @@ func (d *Deployment) headers() map[string]string {
 	return h
 }
 
-// CatalogModel returns the catalogue entry of the deployment's model with the
-// deployment's overrides applied, and whether anything is known of it.
-func (d *Deployment) CatalogModel() (catalog.Model, bool) {
-	m, ok := catalog.Lookup(d.Model)
-	if !ok {
-		m = catalog.Model{Provider: d.Provider, Name: d.Model}
-	}
-	changed := false
-	if d.ContextWindow > 0 {
-		m.ContextWindow, changed = d.ContextWindow, true
-	}
-	if d.MaxOutput > 0 {
-		m.MaxOutput, changed = d.MaxOutput, true
-	}
-	if d.InputCostPerMTok != nil {
-		m.InputPerMTok, changed = *d.InputCostPerMTok, true
-	}
-	if d.OutputCostPerMTok != nil {
-		m.OutputPerMTok, changed = *d.OutputCostPerMTok, true
-	}
-	if d.SupportsTools != nil {
-		m.Tools, changed = *d.SupportsTools, true
-	}
-	if d.SupportsVision != nil {
-		m.Vision, changed = *d.SupportsVision, true
-	}
-	if d.SupportsJSONSchema != nil {
-		m.JSONSchema, changed = *d.SupportsJSONSchema, true
-	}
-	return m, ok || changed
-}
-
 func (d *Deployment) build(ctx context.Context) (llm.Provider, error) {
 	switch family(d.Provider) {
 	case ProviderMock:
@@ -243,10 +210,6 @@ func (d *Deployment) build(ctx context.Context) (llm.Provider, error) {
 			o.AzureEndpoint, o.AzureDeployment, o.AzureAPIVersion = d.Endpoint, d.AzureDeployment, d.APIVersion
 		} else if d.Provider != ProviderOpenAI {
 			o.Preset = d.Provider
-		}
-		if m, ok := d.CatalogModel(); ok {
-			c := catalog.Default.With(m)
-			o.Catalog = &c
 		}
 		return openai.New(o)
 	case ProviderAnthropic:

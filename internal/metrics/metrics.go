@@ -45,7 +45,6 @@ type Metrics struct {
 	ttft        *prometheus.HistogramVec
 	opDuration  *prometheus.HistogramVec
 
-	providers map[string]string // deployment -> provider name
 }
 
 var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
@@ -93,15 +92,11 @@ func New(status StatusSource, js jetstream.JetStream, groups []string) *Metrics 
 		opDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "gen_ai_client_operation_duration_seconds", Help: "Duration of one call to a deployment.", Buckets: latencyBuckets,
 		}, []string{"gen_ai_request_model", "gen_ai_provider_name", "error_type"}),
-		providers: map[string]string{},
 	}
 	reg.MustRegister(m.jobs, m.jobDuration, m.queueWait, m.inFlight, m.attempts, m.retries, m.fallbacks,
 		m.restarts, m.cost, m.tokens, m.ttft, m.opDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if status != nil {
-		for _, s := range status.Status() {
-			m.providers[s.Deployment] = s.Provider
-		}
 		reg.MustRegister(&breakerCollector{src: status})
 	}
 	if js != nil {
@@ -140,13 +135,14 @@ func (m *Metrics) JobDone(r worker.JobReport) {
 	for reason, n := range r.Restarts {
 		m.restarts.WithLabelValues(g, reason).Add(float64(n))
 	}
-	for _, a := range res.Attempts {
+	for i, a := range res.Attempts {
 		m.attempts.WithLabelValues(g, a.Deployment, a.ErrorCode).Inc()
 		errType := a.ErrorCode
 		if errType == "" {
 			errType = "none"
 		}
-		m.opDuration.WithLabelValues(res.Model, m.providers[a.Deployment], errType).Observe(float64(a.DurationMS) / 1000)
+		model, prov := attemptModel(r.Outcome, i)
+		m.opDuration.WithLabelValues(model, prov, errType).Observe(float64(a.DurationMS) / 1000)
 	}
 	if o := r.Outcome; o != nil {
 		if o.Retries > 0 {
@@ -159,7 +155,10 @@ func (m *Metrics) JobDone(r worker.JobReport) {
 	if res.Status != bus.StatusOK || res.Deployment == "" {
 		return
 	}
-	prov := m.providers[res.Deployment]
+	var prov string
+	if r.Outcome != nil {
+		prov = r.Outcome.Provider
+	}
 	if res.CostUSD > 0 {
 		m.cost.WithLabelValues(g, res.Deployment).Add(res.CostUSD)
 	}
@@ -170,6 +169,17 @@ func (m *Metrics) JobDone(r worker.JobReport) {
 	if res.Timings.TTFTMS > 0 {
 		m.ttft.WithLabelValues(res.Model, g, res.Deployment).Observe(float64(res.Timings.TTFTMS) / 1000)
 	}
+}
+
+// attemptModel is the model and provider of the i-th attempt, which the
+// router's outcome records per attempt (the result's attempts, one for one,
+// carry only the deployment): a job that fell back is not labelled with the
+// model that answered for every attempt.
+func attemptModel(o *policy.Outcome, i int) (model, provider string) {
+	if o == nil || i >= len(o.Attempts) {
+		return "", ""
+	}
+	return o.Attempts[i].Model, o.Attempts[i].Provider
 }
 
 type breakerCollector struct{ src StatusSource }

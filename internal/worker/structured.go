@@ -285,7 +285,7 @@ func merge(total, out *policy.Outcome) {
 	}
 	total.Text, total.ToolCalls, total.FinishReason = out.Text, out.ToolCalls, out.FinishReason
 	total.Group = cmpOr(out.Group, total.Group)
-	total.Deployment, total.Model, total.TTFT = out.Deployment, out.Model, out.TTFT
+	total.Deployment, total.Model, total.Provider, total.TTFT = out.Deployment, out.Model, out.Provider, out.TTFT
 	total.Usage = total.Usage.Add(out.Usage)
 	total.CostUSD += out.CostUSD
 	total.Attempts = append(total.Attempts, out.Attempts...)

@@ -133,6 +133,11 @@ type Request struct {
 	ResponseFormat *ResponseFormat
 	Tools          []Tool
 	ToolChoice     *ToolChoice
+	// MaxOutput is the most tokens the deployment's model writes in one
+	// answer, from the router's record of the model (0: unknown). It is not
+	// sent: a provider that must send a max_tokens (Anthropic) keeps its
+	// default within it.
+	MaxOutput int
 }
 
 // HasImages reports whether any message carries an image part.

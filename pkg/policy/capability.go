@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/pkg/llm"
-	"github.com/switchyard/switchyard/pkg/llm/catalog"
 )
 
 // CodeMissingCapability is the llm.Error Code of a request that no deployment
@@ -24,36 +23,9 @@ func needsOf(req *llm.Request) needs {
 	return needs{tools: len(req.Tools) > 0, vision: req.HasImages()}
 }
 
-// capabilities decides whether d's model takes tools and images: the
-// deployment's SupportsTools / SupportsVision override first, then the
-// provider's llm.CapabilityReporter when it knows the model (a non-zero
-// answer), then the model catalogue; a model nobody knows is assumed capable,
-// so that a new model is not refused for want of a catalogue entry.
-func capabilities(d *Deployment) (tools, vision bool) {
-	tools, vision = true, true
-	known := false
-	if cr, ok := d.Provider.(llm.CapabilityReporter); ok {
-		if c := cr.Capabilities(d.Model); c != (llm.Capabilities{}) {
-			tools, vision, known = c.Tools, c.Vision, true
-		}
-	}
-	if !known {
-		if m, ok := catalog.Lookup(d.Model); ok {
-			tools, vision = m.Tools, m.Vision
-		}
-	}
-	if p := d.Options.SupportsTools; p != nil {
-		tools = *p
-	}
-	if p := d.Options.SupportsVision; p != nil {
-		vision = *p
-	}
-	return tools, vision
-}
-
 // serves reports whether d can take a request with needs n.
 func (d *deployment) serves(n needs) bool {
-	return (!n.tools || d.tools) && (!n.vision || d.vision)
+	return (!n.tools || d.info.Tools) && (!n.vision || d.info.Vision)
 }
 
 // missing returns the capabilities of n that no deployment of g has, or nil
@@ -66,8 +38,8 @@ func (g *group) missing(n needs) []string {
 		if d.serves(n) {
 			return nil
 		}
-		tools = tools || d.tools
-		vision = vision || d.vision
+		tools = tools || d.info.Tools
+		vision = vision || d.info.Vision
 	}
 	var out []string
 	if n.tools && !tools {

@@ -1,10 +1,6 @@
 package policy
 
-import (
-	"sort"
-
-	"github.com/switchyard/switchyard/pkg/llm"
-)
+import "sort"
 
 // BreakerState is the state of a deployment's circuit breaker.
 type BreakerState string
@@ -36,10 +32,7 @@ func (r *Router) Status() []DeploymentStatus {
 	for _, name := range cfg.names {
 		g := cfg.groups[name]
 		for _, d := range g.deps {
-			st := DeploymentStatus{Group: name, Deployment: d.Name, Model: d.Model, Breaker: BreakerClosed}
-			if n, ok := d.Provider.(llm.Namer); ok {
-				st.Provider = n.ProviderName()
-			}
+			st := DeploymentStatus{Group: name, Deployment: d.Name, Model: d.Model, Provider: d.info.Provider, Breaker: BreakerClosed}
 			s := d.state
 			if b := s.breaker; b != nil {
 				switch {

@@ -122,17 +122,31 @@ type DeploymentOptions struct {
 	MaxConcurrency int `yaml:"max_concurrency"`
 	// Timeouts override the group's, field by field.
 	Timeouts TimeoutOptions `yaml:"timeouts"`
-	// ContextWindow overrides the model's context window in tokens (0: from
-	// the provider's CapabilityReporter or the model catalogue; unknown: no check).
+
+	// The fields below correct what the model catalogue and the provider
+	// report of the deployment's model (see ResolveModel); zero (nil)
+	// fields correct nothing.
+
+	// ContextWindow is the model's context window in tokens. Unknown (0
+	// everywhere): no pre-call check.
 	ContextWindow int `yaml:"context_window"`
-	// SupportsTools and SupportsVision, when set, override whether the
-	// model takes tools (function calling) and image parts; nil: from the
-	// provider's CapabilityReporter, else the model catalogue, else assumed
-	// capable. A request with tools or images skips deployments that lack
-	// them. They have no YAML key here: the model config's deployment
-	// entry already names them (supports_tools, supports_vision).
-	SupportsTools  *bool `yaml:"-"`
-	SupportsVision *bool `yaml:"-"`
+	// MaxOutput is the most tokens the model writes in one answer; a
+	// provider that needs a max_tokens default (Anthropic) keeps below it.
+	MaxOutput int `yaml:"max_output"`
+	// InputCostPerMTok and OutputCostPerMTok are the prices in USD per
+	// million prompt and completion tokens that cost_usd is computed from;
+	// 0 is a price (a free or self-hosted model), nil keeps the catalogue's.
+	InputCostPerMTok  *float64 `yaml:"input_cost_per_mtok"`
+	OutputCostPerMTok *float64 `yaml:"output_cost_per_mtok"`
+	// SupportsTools and SupportsVision say whether the model takes tools
+	// (function calling) and image parts; unknown models are assumed to. A
+	// request with tools or images skips deployments that lack them.
+	SupportsTools  *bool `yaml:"supports_tools"`
+	SupportsVision *bool `yaml:"supports_vision"`
+	// SupportsJSONSchema says whether the model takes a json_schema
+	// response format natively; one that does not (the default for a model
+	// its provider does not report) gets the schema in its system prompt.
+	SupportsJSONSchema *bool `yaml:"supports_json_schema"`
 }
 
 // WithDefaults returns o with zero fields set to their defaults.
@@ -226,6 +240,12 @@ func (o DeploymentOptions) Validate() error {
 		return fmt.Errorf("max_concurrency: %d < 0", o.MaxConcurrency)
 	case o.ContextWindow < 0:
 		return fmt.Errorf("context_window: %d < 0", o.ContextWindow)
+	case o.MaxOutput < 0:
+		return fmt.Errorf("max_output: %d < 0", o.MaxOutput)
+	case o.InputCostPerMTok != nil && *o.InputCostPerMTok < 0:
+		return fmt.Errorf("input_cost_per_mtok: %v < 0", *o.InputCostPerMTok)
+	case o.OutputCostPerMTok != nil && *o.OutputCostPerMTok < 0:
+		return fmt.Errorf("output_cost_per_mtok: %v < 0", *o.OutputCostPerMTok)
 	}
 	return o.Timeouts.validate("timeouts")
 }

@@ -43,15 +43,10 @@ type group struct {
 
 type deployment struct {
 	Deployment
-	opts      DeploymentOptions // with defaults
-	timeouts  TimeoutOptions    // group's, overridden by the deployment's
-	ctxWindow int               // 0: unknown
-	// nativeSchema: the provider passes a json_schema response format to
-	// the model natively; others get the schema in the system prompt.
-	nativeSchema bool
-	// tools and vision: the model takes tools / image parts (see capabilities).
-	tools, vision bool
-	state         *depState
+	opts     DeploymentOptions // with defaults
+	info     catalog.Model     // ResolveModel's record
+	timeouts TimeoutOptions    // group's, overridden by the deployment's
+	state    *depState
 }
 
 // NewRouter returns a router over groups.
@@ -111,15 +106,12 @@ func (r *Router) Reload(groups []Group) error {
 			if err := d.Options.Validate(); err != nil {
 				return fmt.Errorf("policy: group %q: deployment %q: %w", g.Name, d.Name, err)
 			}
-			rd := &deployment{Deployment: d, opts: d.Options.WithDefaults()}
+			rd := &deployment{Deployment: d, opts: d.Options.WithDefaults(), info: ResolveModel(&d)}
 			rd.timeouts = TimeoutOptions{
 				TTFT:  cmp.Or(d.Options.Timeouts.TTFT, rg.opts.Timeouts.TTFT),
 				Idle:  cmp.Or(d.Options.Timeouts.Idle, rg.opts.Timeouts.Idle),
 				Total: cmp.Or(d.Options.Timeouts.Total, rg.opts.Timeouts.Total),
 			}
-			rd.ctxWindow = contextWindow(&d)
-			rd.nativeSchema = nativeSchema(&d)
-			rd.tools, rd.vision = capabilities(&d)
 			key := stateKey(&d)
 			st := states[key]
 			if st == nil {
@@ -171,31 +163,6 @@ func (r *Router) newState(name string, bo BreakerOptions, old *depState) *depSta
 		}
 	})
 	return st
-}
-
-// contextWindow is the deployment's option, else what the provider reports,
-// else the catalogue's, else 0 (unknown: no pre-call check).
-func contextWindow(d *Deployment) int {
-	if d.Options.ContextWindow > 0 {
-		return d.Options.ContextWindow
-	}
-	if cr, ok := d.Provider.(llm.CapabilityReporter); ok {
-		if w := cr.Capabilities(d.Model).ContextWindow; w > 0 {
-			return w
-		}
-	}
-	if m, ok := catalog.Lookup(d.Model); ok {
-		return m.ContextWindow
-	}
-	return 0
-}
-
-// nativeSchema reports whether d's provider says (through
-// llm.CapabilityReporter) that d's model takes a JSON Schema natively. A
-// provider that does not report capabilities is assumed not to.
-func nativeSchema(d *Deployment) bool {
-	cr, ok := d.Provider.(llm.CapabilityReporter)
-	return ok && cr.Capabilities(d.Model).JSONSchema
 }
 
 // EstimateTokens estimates the tokens req needs from a context window: its
@@ -410,7 +377,7 @@ func (x *execution) pick(ctx context.Context, g *group, excluded map[*deployment
 			if excluded[d] || !d.serves(x.needs) {
 				continue
 			}
-			if d.ctxWindow > 0 && x.tokens > d.ctxWindow {
+			if d.info.ContextWindow > 0 && x.tokens > d.info.ContextWindow {
 				continue
 			}
 			fits = true
@@ -537,7 +504,7 @@ func (x *execution) attempt(ctx context.Context, g *group, d *deployment) (*Outc
 	res, sent, err := x.call(ctx, g, d, cont)
 	d.state.release()
 	d.state.record(err)
-	a := Attempt{Group: g.Name, Deployment: d.Name, Model: d.Model, Err: err, Duration: time.Since(start)}
+	a := Attempt{Group: g.Name, Deployment: d.Name, Model: d.Model, Provider: d.info.Provider, Err: err, Duration: time.Since(start)}
 	if err != nil {
 		a.Code = llm.KindOf(err).String()
 		x.streamed = x.streamed && cont || sent
@@ -605,7 +572,7 @@ func (x *execution) call(ctx context.Context, g *group, d *deployment, cont bool
 	}
 
 	call := *x.requestFor(d)
-	call.Model = d.Model
+	call.Model, call.MaxOutput = d.Model, d.info.MaxOutput
 	if cont {
 		call.Messages = append(slices.Clone(call.Messages), llm.Message{Role: llm.RoleAssistant, Content: x.prefix})
 	}
@@ -617,7 +584,7 @@ func (x *execution) call(ctx context.Context, g *group, d *deployment, cont bool
 	}
 	defer s.Close()
 	x.emit(Event{Type: EventStart, Group: g.Name, Deployment: d.Name})
-	out = &Outcome{Deployment: d.Name, Model: d.Model}
+	out = &Outcome{Deployment: d.Name, Model: d.Model, Provider: d.info.Provider}
 	var text strings.Builder
 	tools := toolAssembler{}
 	finished := false
@@ -665,9 +632,7 @@ func (x *execution) call(ctx context.Context, g *group, d *deployment, cont bool
 		out.Text = x.prefix + out.Text
 	}
 	out.ToolCalls = tools.calls()
-	if m, ok := catalog.Lookup(d.Model); ok {
-		out.CostUSD = catalog.Cost(m, out.Usage)
-	}
+	out.CostUSD = catalog.Cost(d.info, out.Usage)
 	return out, sent, nil
 }
 
@@ -675,10 +640,11 @@ func (x *execution) call(ctx context.Context, g *group, d *deployment, cont bool
 // where the request differs per deployment: a json_schema request goes as is
 // to a deployment with native structured output, and with the schema put
 // into the system prompt (structured.WithInstruction, the response format
-// kept) to one without. Either way the worker validates the answer.
+// kept) to one whose model does not take it (see ResolveModel). Either way
+// the worker validates the answer.
 func (x *execution) requestFor(d *deployment) *llm.Request {
 	rf := x.req.ResponseFormat
-	if d.nativeSchema || rf == nil || rf.Type != llm.FormatJSONSchema {
+	if d.info.JSONSchema || rf == nil || rf.Type != llm.FormatJSONSchema {
 		return x.req
 	}
 	if x.instructed == nil {

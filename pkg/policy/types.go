@@ -6,7 +6,9 @@ import (
 	"github.com/switchyard/switchyard/pkg/llm"
 )
 
-// Deployment is one provider + model that can serve a group.
+// Deployment is one provider + model that can serve a group. What the router
+// knows of its model (context window, prices, capabilities) is resolved once,
+// when the router loads it: see ModelInfo and ResolveModel.
 type Deployment struct {
 	Name     string
 	Model    string
@@ -56,7 +58,8 @@ type Attempt struct {
 	Group      string
 	Deployment string
 	Model      string
-	Err        error // nil for the attempt that succeeded
+	Provider   string // the deployment's vendor (ModelInfo.Provider)
+	Err        error  // nil for the attempt that succeeded
 	Duration   time.Duration
 	Code       string // llm.Kind name of Err; "" on success
 }
@@ -72,6 +75,7 @@ type Outcome struct {
 	Group        string // the group that answered (differs after a fallback)
 	Deployment   string
 	Model        string
+	Provider     string        // the answering deployment's vendor (ModelInfo.Provider)
 	TTFT         time.Duration // time to first chunk of the successful attempt
 	Attempts     []Attempt
 	// Retries counts the EventRetry events emitted, Fallbacks the

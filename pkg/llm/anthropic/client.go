@@ -1,6 +1,7 @@
 package anthropic
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -42,7 +43,8 @@ type Options struct {
 	Betas []string
 	// MaxTokensDefault is the max_tokens sent when a request has none
 	// (Anthropic requires the field). Default: DefaultMaxTokens, or the
-	// model's MaxOutput from Capabilities when that is smaller.
+	// model's output limit when that is smaller: the request's MaxOutput
+	// (the router's record of the deployment's model), else Capabilities'.
 	MaxTokensDefault int
 	// Vertex, when set, sends the calls to Claude on Google Vertex AI
 	// instead of the Anthropic API; APIKey is then not needed.
@@ -183,7 +185,7 @@ func (c *Client) maxTokens(req *llm.Request) int64 {
 		return int64(c.opts.MaxTokensDefault)
 	}
 	// 4096 fits every model; a model known to allow less gets its maximum.
-	if mo := c.Capabilities(req.Model).MaxOutput; mo > 0 && mo < DefaultMaxTokens {
+	if mo := cmp.Or(req.MaxOutput, c.Capabilities(req.Model).MaxOutput); mo > 0 && mo < DefaultMaxTokens {
 		return int64(mo)
 	}
 	return DefaultMaxTokens
