@@ -54,8 +54,10 @@ func (s *depState) rollLocked(now time.Time) {
 }
 
 // check reports whether d may be called now without taking anything, and
-// otherwise the earliest time it may become free (zero: unknown, poll).
-func (s *depState) check(now time.Time, o *DeploymentOptions, tokens int, shared SharedState, localLimits bool) (ok bool, freeAt time.Time) {
+// otherwise the earliest time it may become free (zero: unknown, poll). The
+// local rpm/tpm counts apply even with fleet-wide counters: they are what
+// holds when the fleet's store is gone.
+func (s *depState) check(now time.Time, o *DeploymentOptions, tokens int, shared SharedState) (ok bool, freeAt time.Time) {
 	if shared != nil {
 		if until := shared.BreakerOpenUntil(s.name); until.After(now) {
 			return false, until
@@ -75,14 +77,12 @@ func (s *depState) check(now time.Time, o *DeploymentOptions, tokens int, shared
 	if o.MaxConcurrency > 0 && s.inflight >= o.MaxConcurrency {
 		return false, time.Time{}
 	}
-	if localLimits {
-		next := s.window.Add(time.Minute)
-		if o.RPM > 0 && s.reqs >= o.RPM {
-			return false, next
-		}
-		if o.TPM > 0 && s.toks > 0 && s.toks+tokens > o.TPM {
-			return false, next
-		}
+	next := s.window.Add(time.Minute)
+	if o.RPM > 0 && s.reqs >= o.RPM {
+		return false, next
+	}
+	if o.TPM > 0 && s.toks > 0 && s.toks+tokens > o.TPM {
+		return false, next
 	}
 	return true, time.Time{}
 }
@@ -160,14 +160,15 @@ func (s *depState) record(err error) {
 	}
 }
 
-// publish shares a breaker change with the fleet without blocking the caller.
-func publishBreaker(shared SharedState, name string, until time.Time) {
-	if shared == nil {
+// publishBreaker shares a breaker change with the fleet without blocking the
+// caller: it is called under the breaker's lock. Close waits for it.
+func (r *Router) publishBreaker(name string, until time.Time) {
+	if r.shared == nil {
 		return
 	}
-	go func() {
+	r.publishing.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = shared.PublishBreaker(ctx, name, until) // best effort: local state still holds
-	}()
+		_ = r.shared.PublishBreaker(ctx, name, until) // best effort: local state still holds
+	})
 }
