@@ -181,8 +181,13 @@ func TestJobEndToEndMsgpackAndJSON(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, enc.ContentType(), m.Header.Get(bus.HeaderContentType))
 			require.Equal(t, enc, bus.Detect(nil, m.Data), "sniffing must agree with the header")
-			// The result is stored.
-			stored, err := c.StoredResult(ctx, job.Reply)
+			// The result is stored. Subscribers may see it a moment before
+			// the stream has stored it: wait for it.
+			var stored *bus.Result
+			require.Eventually(t, func() bool {
+				stored, err = c.StoredResult(ctx, job.Reply)
+				return err != nil || stored != nil
+			}, 5*time.Second, 5*time.Millisecond)
 			require.NoError(t, err)
 			require.Equal(t, res.Text, stored.Text)
 		})
