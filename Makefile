@@ -8,11 +8,13 @@ export TESTCONTAINERS_RYUK_DISABLED := true
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
-run: ## run a worker on an embedded NATS server with the demo group (no keys needed)
-	$(GO) run ./cmd/worker
+HTTP_ADDR ?= 127.0.0.1:8080
+run: ## run a worker on an embedded NATS server with the demo group and the HTTP API on $(HTTP_ADDR) (no keys needed)
+	SWITCHYARD_HTTP_ADDR=$${SWITCHYARD_HTTP_ADDR-$(HTTP_ADDR)} SWITCHYARD_DURABLE_EVENTS=$${SWITCHYARD_DURABLE_EVENTS-true} $(GO) run ./cmd/worker
 
-build: ## build static worker and submit binaries into bin/
+build: ## build static worker, gateway and submit binaries into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/worker ./cmd/worker
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/gateway ./cmd/gateway
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/submit ./cmd/submit
 
 test: test-unit fuzz test-integration ## everything: unit tests (-race), fuzz smoke, container suites

@@ -27,6 +27,7 @@ import (
 	"github.com/switchyard/switchyard/internal/embedded"
 	"github.com/switchyard/switchyard/internal/fleet"
 	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/internal/telemetry"
 	"github.com/switchyard/switchyard/internal/tenant"
 	"github.com/switchyard/switchyard/internal/worker"
 	"github.com/switchyard/switchyard/pkg/bus"
@@ -42,6 +43,9 @@ type Options struct {
 	// OnReady, when set, is called once the worker consumes, with the NATS
 	// URL it uses and the address of its HTTP endpoints ("" when off).
 	OnReady func(natsURL, httpAddr string)
+	// OnGateway, when set, is called with the HTTP gateway's address once
+	// it listens (SWITCHYARD_HTTP_ADDR).
+	OnGateway func(addr string)
 }
 
 // Run runs a worker until ctx ends.
@@ -54,7 +58,7 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 	if console == nil {
 		console = os.Stderr
 	}
-	shutdownTracing, err := setupTracing(ctx)
+	shutdownTracing, err := telemetry.SetupTracing(ctx, "switchyard-worker")
 	if err != nil {
 		return fmt.Errorf("tracing (OTEL_ settings): %w", err)
 	}
@@ -172,6 +176,17 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 		defer srv.Close()
 		httpAddr = addr
 	}
+	var gw *gatewayStep
+	gctx, stopGateway := context.WithCancel(ctx)
+	defer stopGateway()
+	if env.HTTPAddr != "" {
+		if gw, err = startGateway(gctx, env, models, url, log); err != nil {
+			return err
+		}
+		if o.OnGateway != nil {
+			o.OnGateway(gw.addr)
+		}
+	}
 	// Register before the worker is ready, so that a SIGHUP sent once it
 	// is can never fall through to the default action (exit).
 	hup := make(chan os.Signal, 1)
@@ -186,11 +201,19 @@ func Run(ctx context.Context, env config.Env, o Options) error {
 			}
 			if env.NATSURL == "" {
 				fmt.Fprintf(console, "\nSwitchyard is ready. In another terminal, try:\n\n    go run ./cmd/submit \"Tell me about switchyards\"\n\nor publish a JSON job with the nats CLI (see README). Ctrl-C stops the worker.\n\n")
+				if gw != nil {
+					gatewayBanner(console, gw.addr)
+				}
 			}
 		case <-ctx.Done():
 		}
 	}()
-	return w.Run(ctx)
+	err = w.Run(ctx)
+	if gw != nil {
+		stopGateway() // also when the worker failed on its own
+		err = errors.Join(err, gw.wait())
+	}
+	return err
 }
 
 // reloadOnHUP reloads the model file on SIGHUP, keeping the state of

@@ -72,6 +72,22 @@ type Env struct {
 	// output that does not validate.
 	ValidationRetries int `env:"SWITCHYARD_VALIDATION_RETRIES" envDefault:"2" help:"default re-asks of structured output that does not validate"`
 
+	// HTTPAddr is where the HTTP gateway (OpenAI and Anthropic APIs, jobs,
+	// batches) listens. The worker serves it in its own process when set;
+	// cmd/gateway defaults it to 127.0.0.1:8080.
+	HTTPAddr string `env:"SWITCHYARD_HTTP_ADDR" help:"serve the HTTP gateway (OpenAI/Anthropic API) here; empty: no gateway in the worker"`
+	// HTTPMaxBody bounds a request body of the gateway, in bytes.
+	HTTPMaxBody int `env:"SWITCHYARD_HTTP_MAX_BODY" envDefault:"33554432" help:"largest HTTP request body, bytes (batch files: 200 MB)"`
+	// HTTPWriteTimeout bounds each write of a response, so that a client
+	// that stops reading is dropped.
+	HTTPWriteTimeout time.Duration `env:"SWITCHYARD_HTTP_WRITE_TIMEOUT" envDefault:"30s" help:"a client that reads nothing for this long is dropped"`
+	// RequireAPIKeys makes the gateway refuse requests without a key even
+	// while no key exists.
+	RequireAPIKeys bool `env:"SWITCHYARD_REQUIRE_API_KEYS" help:"the gateway needs an API key even while none exists (else: none needed until the first)"`
+	// WebhookAllowPrivate lets webhooks call loopback and private
+	// addresses.
+	WebhookAllowPrivate bool `env:"SWITCHYARD_WEBHOOK_ALLOW_PRIVATE" help:"webhooks may call loopback and private addresses"`
+
 	// MetricsAddr serves /metrics, /healthz and /readyz; "off" turns them off.
 	MetricsAddr string `env:"SWITCHYARD_METRICS_ADDR" envDefault:"127.0.0.1:9464" help:"/metrics, /healthz and /readyz; off turns them off"`
 	// LogLevel is debug, info, warn or error.
@@ -221,6 +237,12 @@ func (e Env) validate() error {
 	}
 	if e.ValidationRetries < 0 {
 		bad("SWITCHYARD_VALIDATION_RETRIES", "%d is negative", e.ValidationRetries)
+	}
+	if e.HTTPMaxBody < 1024 {
+		bad("SWITCHYARD_HTTP_MAX_BODY", "%d must be at least 1024", e.HTTPMaxBody)
+	}
+	if e.HTTPWriteTimeout < time.Second {
+		bad("SWITCHYARD_HTTP_WRITE_TIMEOUT", "%s must be at least 1s", e.HTTPWriteTimeout)
 	}
 	if e.Prefix == "" || strings.ContainsAny(e.Prefix, " *>") {
 		bad("SWITCHYARD_PREFIX", "%q is not a subject prefix", e.Prefix)

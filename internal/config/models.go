@@ -25,6 +25,8 @@ type Models struct {
 	// Aliases are other names of groups, for clients that name a model (the
 	// HTTP gateway's `model`); see Alias and Resolve.
 	Aliases map[string]Alias `yaml:"aliases"`
+	// APIKeys are the HTTP gateway's keys, listed hashed; see APIKey.
+	APIKeys []APIKey `yaml:"api_keys"`
 
 	path string
 	src  []byte
@@ -117,15 +119,19 @@ func LoadModels(path string) (*Models, error) {
 
 // ParseModels parses and checks a model file; name is used in errors.
 func ParseModels(name string, src []byte) (*Models, error) {
+	return parseModels(name, src, os.LookupEnv)
+}
+
+func parseModels(name string, src []byte, lookup func(string) (string, bool)) (*Models, error) {
 	m := &Models{path: name, src: src}
 	dec := yaml.NewDecoder(bytes.NewReader(src), yaml.DisallowUnknownField())
 	if err := dec.Decode(m); err != nil {
 		return nil, m.decodeError(err)
 	}
-	if err := errors.Join(m.resolve(os.LookupEnv), m.resolveTenants(os.LookupEnv)); err != nil {
+	if err := errors.Join(m.resolve(lookup), m.resolveTenants(lookup)); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(m.validate(), m.validateTenants(), m.validateAliases()); err != nil {
+	if err := errors.Join(m.validate(), m.validateTenants(), m.validateAliases(), m.validateAPIKeys()); err != nil {
 		return nil, err
 	}
 	return m, nil

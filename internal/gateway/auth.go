@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -17,17 +18,6 @@ type Identity struct {
 	Tenant string
 	// Admin keys may use the operator endpoints.
 	Admin bool
-}
-
-// Keys maps API keys to identities. Implementations store keys hashed and
-// are safe for concurrent use.
-type Keys interface {
-	// Lookup returns the identity of a presented key, and false when the
-	// key is unknown (or revoked).
-	Lookup(ctx context.Context, key string) (Identity, bool, error)
-	// Required reports whether requests must present a key: false only
-	// when no key exists at all (the zero-configuration default).
-	Required(ctx context.Context) (bool, error)
 }
 
 // identity is a request's authenticated identity and its tenant's client.
@@ -64,16 +54,22 @@ func (g *Gateway) authenticate(werr errorWriter, h http.HandlerFunc) http.Handle
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		var who Identity
-		if g.cfg.Keys != nil {
-			required, err := g.cfg.Keys.Required(ctx)
+		{
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			required, err := g.keys.Required(wctx)
+			cancel()
+			required = required || g.cfg.RequireKeys
 			if err != nil {
 				werr(w, busError(err))
 				return
 			}
 			key := presentedKey(r)
 			switch {
+			case !required:
+				// No key exists: the anonymous tenant, whatever was sent
+				// (SDKs insist on sending some key).
 			case key != "":
-				id, ok, err := g.cfg.Keys.Lookup(ctx, key)
+				id, ok, err := g.keys.Lookup(ctx, key)
 				if err != nil {
 					werr(w, busError(err))
 					return
@@ -115,8 +111,5 @@ func redact(key string) string {
 // newTenantClient returns the bus client that publishes in a tenant's
 // namespace.
 func newTenantClient(nc *nats.Conn, subj bus.Subjects, tenant string) (*bus.Client, error) {
-	if tenant != "" {
-		return nil, &bus.Error{Code: bus.CodeInternal, Message: "tenant namespaces are not available yet"}
-	}
-	return bus.NewClient(nc, bus.WithSubjects(subj))
+	return bus.NewClient(nc, bus.WithSubjects(subj), bus.WithTenant(tenant))
 }

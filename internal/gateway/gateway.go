@@ -30,9 +30,15 @@ type Config struct {
 	Catalog *Catalog
 	// Subjects of the fleet (default prefix "llm").
 	Subjects bus.Subjects
-	// Keys maps API keys to tenants. Nil: no keys, every request is the
-	// anonymous tenant's (the `make run` default).
-	Keys Keys
+	// APIKeys are the model file's keys (hashed). Keys are also read from
+	// the bucket LLM_API_KEYS (`submit keys`). While neither has a key,
+	// every request is the anonymous tenant's without a key (the `make run`
+	// default); once one exists, every request needs one.
+	APIKeys []KeyRecord
+	// RequireKeys makes a key required even while none exists (a
+	// production gateway should set it: revoking the last key must not
+	// open the gateway).
+	RequireKeys bool
 	// Logger default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the gateway's metrics. Default: a registry of its
@@ -105,6 +111,7 @@ type Gateway struct {
 	clientsMu sync.Mutex
 	clients   map[string]*bus.Client // by tenant; "" anonymous
 
+	keys     *KeyStore
 	draining atomic.Bool
 	hooks    *webhooks
 	batches  *batchRunner
@@ -127,6 +134,9 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g.store = newStore(js, cfg.Replicas)
+	if g.keys, err = NewKeyStore(cfg.APIKeys); err != nil {
+		return nil, err
+	}
 	g.hooks = newWebhooks(g)
 	g.batches = newBatchRunner(g)
 	g.routes()
@@ -196,9 +206,32 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 // ends. Serve runs it; a caller mounting Handler elsewhere runs it itself.
 func (g *Gateway) Background(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return g.watchKeys(ctx) })
 	eg.Go(func() error { return g.hooks.run(ctx) })
 	eg.Go(func() error { return g.runBatches(ctx) })
 	return eg.Wait()
+}
+
+// watchKeys follows the keys bucket, retrying while NATS is not reachable
+// (until then every authenticated request waits, then fails: never open).
+func (g *Gateway) watchKeys(ctx context.Context) error {
+	delay := 100 * time.Millisecond
+	for {
+		kv, err := g.store.kv(ctx, BucketKeys)
+		if err == nil {
+			err = g.keys.Run(ctx, kv)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		g.log.Warn("API keys bucket unavailable; retrying", slog.Any("error", err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
 }
 
 func (g *Gateway) routes() {
@@ -223,6 +256,11 @@ func (g *Gateway) routes() {
 	api("GET /v1/webhooks/secret", "webhooks", writeOpenAIError, g.webhookSecret)
 
 	api("POST /v1/files", "files", writeOpenAIError, g.uploadFile)
+	api("GET /admin/status", "admin", writeOpenAIError, g.admin(g.adminStatus))
+	api("GET /admin/keys", "admin", writeOpenAIError, g.admin(g.adminListKeys))
+	api("POST /admin/keys", "admin", writeOpenAIError, g.admin(g.adminCreateKey))
+	api("DELETE /admin/keys/{id}", "admin", writeOpenAIError, g.admin(g.adminRevokeKey))
+
 	api("GET /v1/files", "files", writeOpenAIError, g.listFiles)
 	api("GET /v1/files/{id}", "files", writeOpenAIError, g.getFile)
 	api("GET /v1/files/{id}/content", "files", writeOpenAIError, g.fileContent)

@@ -1,4 +1,6 @@
-package app
+// Package telemetry sets up OpenTelemetry tracing for Switchyard's
+// processes (the worker and the gateway) from the standard OTEL_ variables.
+package telemetry
 
 import (
 	"context"
@@ -23,10 +25,11 @@ func tracingEnabled() bool {
 	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
-// setupTracing installs a global tracer provider whose exporter is chosen by
-// the OTEL_ environment (otlp over http/protobuf or grpc, console, ...). It
-// returns a shutdown function that flushes pending spans.
-func setupTracing(ctx context.Context) (func(context.Context) error, error) {
+// SetupTracing installs a global tracer provider whose exporter is chosen by
+// the OTEL_ environment (otlp over http/protobuf or grpc, console, ...), for
+// a process named service. It returns a shutdown function that flushes
+// pending spans.
+func SetupTracing(ctx context.Context, service string) (func(context.Context) error, error) {
 	if !tracingEnabled() {
 		return func(context.Context) error { return nil }, nil
 	}
@@ -34,7 +37,7 @@ func setupTracing(ctx context.Context) (func(context.Context) error, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName("switchyard-worker")))
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
 	if err != nil {
 		return nil, err
 	}

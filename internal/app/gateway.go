@@ -1,0 +1,67 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchyard/switchyard/internal/config"
+	"github.com/switchyard/switchyard/internal/gatewayrun"
+)
+
+// gatewayStep is the HTTP gateway served in the worker's process when
+// SWITCHYARD_HTTP_ADDR is set (`make run`). It is a producer like any
+// other, on a NATS connection of its own: nothing in it reaches into the
+// worker.
+type gatewayStep struct {
+	addr string
+	nc   *nats.Conn
+	done chan error
+}
+
+// startGateway listens at once (so a taken port fails the start) and serves
+// until ctx ends; wait returns when its requests are finished.
+func startGateway(ctx context.Context, env config.Env, models *config.Models, url string, log *slog.Logger) (*gatewayStep, error) {
+	opts, err := env.NATSOptions("switchyard-gateway")
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(url, append(opts, nats.MaxReconnects(-1))...)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: connect to NATS at %s: %w", url, err)
+	}
+	ln, err := gatewayrun.Listener(env.HTTPAddr)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	s := &gatewayStep{addr: ln.Addr().String(), nc: nc, done: make(chan error, 1)}
+	go func() {
+		s.done <- gatewayrun.Serve(ctx, env, models, nc, ln, log.With(slog.String("component", "gateway")))
+	}()
+	return s, nil
+}
+
+func (s *gatewayStep) wait() error {
+	err := <-s.done
+	s.nc.Close()
+	return err
+}
+
+// gatewayBanner is what `make run` prints once the gateway is up.
+func gatewayBanner(w io.Writer, addr string) {
+	fmt.Fprintf(w, `The OpenAI- and Anthropic-compatible HTTP API is on http://%[1]s (docs/http.md):
+
+    curl -sN http://%[1]s/v1/chat/completions -H 'Content-Type: application/json' \
+      -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"Tell me about switchyards"}]}'
+
+    # any OpenAI SDK: point its base URL here (no key needed until one is created)
+    from openai import OpenAI
+    client = OpenAI(base_url="http://%[1]s/v1", api_key="unused")
+    print(client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hi"}]).choices[0].message.content)
+
+`, addr)
+}
