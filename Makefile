@@ -9,8 +9,12 @@ help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
 HTTP_ADDR ?= 127.0.0.1:8080
-run: ## run a worker on an embedded NATS server with the demo group and the HTTP API on $(HTTP_ADDR) (no keys needed)
-	SWITCHYARD_HTTP_ADDR=$${SWITCHYARD_HTTP_ADDR-$(HTTP_ADDR)} SWITCHYARD_DURABLE_EVENTS=$${SWITCHYARD_DURABLE_EVENTS-true} $(GO) run ./cmd/worker
+# On a terminal, the worker runs as its own job (bash -m): Ctrl-C reaches it
+# alone, it stops cleanly and make exits with its status (0), instead of make
+# dying of the signal while the worker is still shutting down.
+run: build ## build, then run a worker on an embedded NATS server with the demo group and the HTTP API on $(HTTP_ADDR) (no keys needed)
+	@export SWITCHYARD_HTTP_ADDR=$${SWITCHYARD_HTTP_ADDR-$(HTTP_ADDR)} SWITCHYARD_DURABLE_EVENTS=$${SWITCHYARD_DURABLE_EVENTS-true}; \
+	if [ -t 0 ]; then bash -m -c 'bin/worker; exit $$?'; else exec bin/worker; fi
 
 build: ## build static worker, gateway and submit binaries into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/worker ./cmd/worker
