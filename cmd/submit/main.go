@@ -70,6 +70,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return cmdStatus(ctx, args[1:], stdout, stderr)
 		case "bench":
 			return cmdBench(ctx, args[1:], stdout, stderr)
+		case "keys":
+			return cmdKeys(ctx, args[1:], stdout, stderr)
 		case "help":
 			if len(args) > 1 && slices.Contains(subcommands, args[1]) && args[1] != "help" {
 				return dispatch(ctx, []string{args[1], "--help"}, stdin, stdout, stderr)
@@ -95,6 +97,8 @@ func usage(w io.Writer) {
   submit status [--json]         streams, consumers per group, in flight, redeliveries, DLQ, workers
   submit bench [flags]           load-test a group: jobs/s, first-chunk and completion p50/p99
   submit bench --compare         raw JetStream baseline vs Switchyard on this machine (make bench)
+  submit keys create|list|revoke|hash
+                                 the HTTP gateway's API keys (stored hashed in NATS KV)
   submit help <subcommand>       a subcommand's flags (as: submit <subcommand> --help)
 
 A prompt that is one word close to a subcommand is refused (did you mean ...?);
