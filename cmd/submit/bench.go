@@ -35,6 +35,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		compare    bool
 		sections   string
 		workerBin  string
+		gatewayBin string
+		inFlight   int
 		streams    int
 		directJobs int
 		rateFor    time.Duration
@@ -59,6 +61,8 @@ here) and completion latency p50/p99, and errors by code.`, stderr)
 	fs.BoolVar(&compare, "compare", false, "run the local comparison: NATS server, baseline consumer and worker as child processes")
 	fs.StringVar(&sections, "sections", "abcd", "with --compare: a+b baseline vs Switchyard, c added latency over a direct OpenAI-compatible call, d 5,000 concurrent streams")
 	fs.StringVar(&workerBin, "worker-bin", "", "with --compare: worker binary (default: go build ./cmd/worker from the current directory)")
+	fs.StringVar(&gatewayBin, "gateway-bin", "", "with --compare: HTTP gateway binary of section c (default: go build ./cmd/gateway)")
+	fs.IntVar(&inFlight, "in-flight", 50, "with --compare: requests in flight in section c's CPU-per-request run")
 	fs.IntVar(&streams, "streams", 5000, "with --compare: concurrent streams of section d")
 	fs.IntVar(&directJobs, "direct-jobs", 300, "with --compare: sequential calls of section c")
 	fs.DurationVar(&rateFor, "rate-for", 4*time.Second, "with --compare: length of each side's fixed-rate run (split into --rounds slices)")
@@ -83,6 +87,8 @@ here) and completion latency p50/p99, and errors by code.`, stderr)
 		cfg := bench.CompareConfig{
 			Helper:            []string{self, "bench", "--helper"},
 			WorkerBin:         workerBin,
+			GatewayBin:        gatewayBin,
+			InFlight:          inFlight,
 			Sections:          sections,
 			Concurrency:       concurrency,
 			PromptBytes:       promptBytes,

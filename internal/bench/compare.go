@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,9 @@ type CompareConfig struct {
 	// WorkerBin is the worker binary. Empty: it is built from ModuleDir
 	// with `go build ./cmd/worker` into a temporary directory.
 	WorkerBin string
+	// GatewayBin is the HTTP gateway binary, for section c's HTTP path.
+	// Empty: built like WorkerBin from ./cmd/gateway.
+	GatewayBin string
 	// ModuleDir is the repository root (default ".").
 	ModuleDir string
 	// Sections selects the parts to run, any of "abcd" (default all):
@@ -59,10 +63,13 @@ type CompareConfig struct {
 
 	// DirectJobs is the number of sequential calls of section c (default
 	// 300); DirectRate and DirectFor shape its fixed-rate runs (default 300
-	// jobs/s for 3s).
-	DirectJobs int
-	DirectRate float64
-	DirectFor  time.Duration
+	// jobs/s for 3s); InFlightJobs are run InFlight at a time to measure
+	// the CPU per request (default 2000 jobs, 50 in flight).
+	DirectJobs   int
+	DirectRate   float64
+	DirectFor    time.Duration
+	InFlight     int
+	InFlightJobs int
 
 	// Streams is the number of concurrent slow streams of section d
 	// (default 5000), each StreamTokens chunks (default 200) StreamDelay
@@ -86,6 +93,8 @@ func (c CompareConfig) withDefaults() CompareConfig {
 	c.DirectJobs = cmp.Or(c.DirectJobs, 300)
 	c.DirectRate = cmp.Or(c.DirectRate, 300)
 	c.DirectFor = cmp.Or(c.DirectFor, 3*time.Second)
+	c.InFlight = cmp.Or(c.InFlight, 50)
+	c.InFlightJobs = cmp.Or(c.InFlightJobs, 2000)
 	c.Streams = cmp.Or(c.Streams, 5000)
 	c.StreamTokens = cmp.Or(c.StreamTokens, 200)
 	c.StreamDelay = cmp.Or(c.StreamDelay, 50*time.Millisecond)
@@ -107,6 +116,7 @@ func (c CompareConfig) has(section byte) bool {
 type side struct {
 	rep       *Report
 	cpu       time.Duration
+	alsoCPU   time.Duration // of the other processes measured with it (the gateway)
 	natsCPU   time.Duration
 	clientCPU time.Duration
 	rss       int64
@@ -121,6 +131,7 @@ func (s *side) add(o side) {
 	}
 	s.rep.Merge(o.rep)
 	s.cpu += o.cpu
+	s.alsoCPU += o.alsoCPU
 	s.natsCPU += o.natsCPU
 	s.clientCPU += o.clientCPU
 	s.rss = max(s.rss, o.rss)
@@ -149,6 +160,10 @@ type compare struct {
 	// viaOpenAI submits a job to the worker's group on the local
 	// OpenAI-compatible server (section c).
 	viaOpenAI JobFunc
+	// gateway is the HTTP gateway process of section c, in front of the
+	// same worker, at gatewayURL.
+	gateway    *Proc
+	gatewayURL string
 }
 
 // Compare runs the benchmark and prints its figures to out. Its last line
@@ -164,15 +179,22 @@ func Compare(ctx context.Context, cfg CompareConfig, out io.Writer) (err error) 
 	}
 	defer os.RemoveAll(dir) //nolint:errcheck // a temp dir left behind is harmless
 	c := &compare{cfg: cfg, out: out, dir: dir}
-	if c.cfg.WorkerBin == "" {
-		fmt.Fprintln(out, "building the worker (go build ./cmd/worker) ...")
-		bin := filepath.Join(dir, "worker")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/worker")
-		cmd.Dir = cfg.ModuleDir
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("bench: build worker: %w\n%s", err, b)
+	for _, b := range []struct {
+		bin  *string
+		name string
+		need bool
+	}{{&c.cfg.WorkerBin, "worker", true}, {&c.cfg.GatewayBin, "gateway", cfg.has('c')}} {
+		if *b.bin != "" || !b.need {
+			continue
 		}
-		c.cfg.WorkerBin = bin
+		fmt.Fprintf(out, "building the %s (go build ./cmd/%s) ...\n", b.name, b.name)
+		bin := filepath.Join(dir, b.name)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/"+b.name)
+		cmd.Dir = cfg.ModuleDir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("bench: build %s: %w\n%s", b.name, err, out)
+		}
+		*b.bin = bin
 	}
 	if err := c.startNATS(ctx); err != nil {
 		return err
@@ -263,13 +285,26 @@ func (c *compare) consumerReady(ctx context.Context, p *Proc, stream, consumer s
 	})
 }
 
-// measure runs a load against a process and reads the CPU times and the
-// process's peak RSS.
-func (c *compare) measure(ctx context.Context, p *Proc, name string, lc LoadConfig, fn JobFunc) (side, error) {
+// measure runs a load against a process and reads the CPU times (of p, of
+// the also processes together, of the NATS server and of this one) and p's
+// peak RSS.
+func (c *compare) measure(ctx context.Context, p *Proc, name string, lc LoadConfig, fn JobFunc, also ...*Proc) (side, error) {
+	alsoCPU := func() (time.Duration, error) {
+		var sum time.Duration
+		for _, a := range also {
+			d, err := a.CPU()
+			if err != nil {
+				return 0, err
+			}
+			sum += d
+		}
+		return sum, nil
+	}
 	cpu0, err1 := p.CPU()
 	ncpu0, err2 := c.nats.CPU()
 	ccpu0, err3 := ProcCPU(os.Getpid())
-	if err := errors.Join(err1, err2, err3); err != nil {
+	acpu0, err4 := alsoCPU()
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return side{}, err
 	}
 	rep, err := Run(ctx, name, lc, fn)
@@ -279,18 +314,23 @@ func (c *compare) measure(ctx context.Context, p *Proc, name string, lc LoadConf
 	cpu1, err1 := p.CPU()
 	ncpu1, err2 := c.nats.CPU()
 	ccpu1, err3 := ProcCPU(os.Getpid())
-	rss, err4 := p.PeakRSS()
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
+	acpu1, err4 := alsoCPU()
+	rss, err5 := p.PeakRSS()
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		return side{}, err
 	}
-	return side{rep: rep, cpu: cpu1 - cpu0, natsCPU: ncpu1 - ncpu0, clientCPU: ccpu1 - ccpu0, rss: rss}, nil
+	return side{rep: rep, cpu: cpu1 - cpu0, alsoCPU: acpu1 - acpu0, natsCPU: ncpu1 - ncpu0, clientCPU: ccpu1 - ccpu0, rss: rss}, nil
 }
 
 // print writes a side's figures.
 func (c *compare) print(p *Proc, s side) {
 	s.rep.Print(c.out)
-	fmt.Fprintf(c.out, "  CPU per job: %s %s, NATS server %s, this bench process (client; in c also the SSE server) %s; %s peak RSS %s\n",
-		p.Name, ms(s.cpuPerJob()), ms(perJob(s.natsCPU, s.rep.OK)), ms(perJob(s.clientCPU, s.rep.OK)), p.Name, mib(s.rss))
+	also := ""
+	if s.alsoCPU > 0 {
+		also = fmt.Sprintf(", gateway %s", ms(perJob(s.alsoCPU, s.rep.OK)))
+	}
+	fmt.Fprintf(c.out, "  CPU per job: %s %s%s, NATS server %s, this bench process (client; in c also the SSE server) %s; %s peak RSS %s\n",
+		p.Name, ms(s.cpuPerJob()), also, ms(perJob(s.natsCPU, s.rep.OK)), ms(perJob(s.clientCPU, s.rep.OK)), p.Name, mib(s.rss))
 	if s.rep.Failed() > 0 {
 		fmt.Fprintf(c.out, "  WARNING: %d jobs failed\n", s.rep.Failed())
 	}
@@ -402,6 +442,10 @@ groups:
 		sy = target{p: p, fn: SwitchyardJob(client, "bench", prompt, true, nil)}
 		if c.cfg.has('c') {
 			c.viaOpenAI = SwitchyardJob(client, "oai", prompt, true, nil)
+			if err := c.startGateway(ctx, filepath.Join(c.dir, "worker.yaml")); err != nil {
+				return err
+			}
+			defer c.gateway.Stop(30 * time.Second)
 		}
 	}
 	if c.cfg.has('a') || c.cfg.has('b') {
@@ -467,29 +511,74 @@ func (c *compare) alternate(ctx context.Context, base, sy target) error {
 	return nil
 }
 
+// startGateway runs the HTTP gateway on the worker's model file and waits
+// until it is ready.
+func (c *compare) startGateway(ctx context.Context, models string) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	p, err := StartProc("gateway", c.cfg.GatewayBin, nil, []string{
+		"NATS_URL=" + c.url,
+		"SWITCHYARD_CONFIG=" + models,
+		"SWITCHYARD_HTTP_ADDR=" + addr,
+		"LOG_LEVEL=warn",
+		"LOG_FORMAT=text",
+	})
+	if err != nil {
+		return err
+	}
+	c.gateway, c.gatewayURL = p, "http://"+addr
+	hc := &http.Client{Timeout: time.Second}
+	return p.WaitFor(ctx, 30*time.Second, "gateway /readyz", func() bool {
+		resp, err := hc.Get(c.gatewayURL + "/readyz")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// Targets of the HTTP path (issue #14), printed beside the figures.
+const (
+	targetGatewayP50     = 500 * time.Microsecond
+	targetGatewayP99     = 1500 * time.Microsecond
+	targetGatewayRateP99 = 3 * time.Millisecond
+	targetGatewayCPU     = 500 * time.Microsecond
+)
+
+func verdict(got, target time.Duration) string {
+	if got <= target {
+		return "ok"
+	}
+	return "MISSED"
+}
+
 func (c *compare) direct(ctx context.Context, p *Proc, sse *SSEServer, prompt string) error {
-	fmt.Fprintf(c.out, "\n== (c) added latency: local OpenAI-compatible SSE server (%d chunks, no delay), direct openai-go call vs through Switchyard (provider openai)\n", c.cfg.Tokens)
+	fmt.Fprintf(c.out, "\n== (c) added latency: local OpenAI-compatible SSE server (%d chunks, no delay): direct openai-go call, vs the same call through Switchyard's bus client (provider openai), vs the same openai-go call to the HTTP gateway (gateway -> NATS -> worker -> server)\n", c.cfg.Tokens)
 	direct := DirectJob(sse.URL, "gpt-4o-mini", prompt)
 	via := c.viaOpenAI
+	viaGW := DirectJob(c.gatewayURL+"/v1", "oai", prompt)
 	warm := LoadConfig{Jobs: min(c.cfg.Warmup, 100), Concurrency: 4}
-	if _, err := Run(ctx, "warm-up", warm, direct); err != nil {
-		return err
+	for _, fn := range []JobFunc{direct, via, viaGW} {
+		if _, err := Run(ctx, "warm-up", warm, fn); err != nil {
+			return err
+		}
 	}
-	if _, err := Run(ctx, "warm-up", warm, via); err != nil {
-		return err
-	}
-	// Direct and Switchyard runs alternate in Rounds slices, as in a and b.
+	// Direct, bus and gateway runs alternate in Rounds slices, as in a and b.
 	rounds := c.cfg.Rounds
 	seq := LoadConfig{Jobs: max(c.cfg.DirectJobs/rounds, 1), Concurrency: 1, JobTimeout: 10 * time.Second, MaxDuration: time.Minute}
 	slice := c.cfg.DirectFor / time.Duration(rounds)
 	rate := LoadConfig{Jobs: max(int(c.cfg.DirectRate*slice.Seconds()), 1), Rate: c.cfg.DirectRate, JobTimeout: 10 * time.Second, MaxDuration: slice + 5*time.Second}
-	for _, run := range []struct {
+	inflight := LoadConfig{Jobs: max(c.cfg.InFlightJobs/rounds, 1), Concurrency: c.cfg.InFlight, JobTimeout: 10 * time.Second, MaxDuration: time.Minute}
+	for kind, run := range []struct {
 		name string
 		lc   LoadConfig
-	}{{"sequential", seq}, {fmt.Sprintf("at %.0f jobs/s", c.cfg.DirectRate), rate}} {
+	}{{"sequential", seq}, {fmt.Sprintf("at %.0f jobs/s", c.cfg.DirectRate), rate}, {fmt.Sprintf("%d in flight", c.cfg.InFlight), inflight}} {
 		d := NewReport("direct " + run.name)
 		var dcpu time.Duration
-		var s side
+		var s, g side
 		for range rounds {
 			cpu0, err := ProcCPU(os.Getpid())
 			if err != nil {
@@ -505,20 +594,42 @@ func (c *compare) direct(ctx context.Context, p *Proc, sse *SSEServer, prompt st
 			}
 			d.Merge(r)
 			dcpu += cpu1 - cpu0
-			o, err := c.measure(ctx, p, "switchyard "+run.name, run.lc, via)
+			o, err := c.measure(ctx, p, "bus client "+run.name, run.lc, via)
 			if err != nil {
 				return err
 			}
 			s.add(o)
+			o, err = c.measure(ctx, p, "HTTP gateway "+run.name, run.lc, viaGW, c.gateway)
+			if err != nil {
+				return err
+			}
+			g.add(o)
 		}
 		d.Print(c.out)
 		fmt.Fprintf(c.out, "  CPU per job: client + SSE server (this process) %s\n", ms(perJob(dcpu, d.OK)))
 		c.print(p, s)
+		c.print(p, g)
 		for _, q := range []float64{.5, .99} {
-			fmt.Fprintf(c.out, "  TTFT p%-2.0f direct %s  via Switchyard %s  added %s\n", q*100,
-				ms(d.FirstChunk.Quantile(q)), ms(s.rep.FirstChunk.Quantile(q)), ms(s.rep.FirstChunk.Quantile(q)-d.FirstChunk.Quantile(q)))
+			dq := d.FirstChunk.Quantile(q)
+			fmt.Fprintf(c.out, "  TTFT p%-2.0f direct %s  via bus %s (added %s)  via HTTP gateway %s (added %s)\n", q*100,
+				ms(dq), ms(s.rep.FirstChunk.Quantile(q)), ms(s.rep.FirstChunk.Quantile(q)-dq),
+				ms(g.rep.FirstChunk.Quantile(q)), ms(g.rep.FirstChunk.Quantile(q)-dq))
 		}
-		fmt.Fprintf(c.out, "  worker CPU per job %s (target <= 0.2ms; added TTFT target <= 1ms at p99)\n", ms(s.cpuPerJob()))
+		addP50 := g.rep.FirstChunk.Quantile(.5) - d.FirstChunk.Quantile(.5)
+		addP99 := g.rep.FirstChunk.Quantile(.99) - d.FirstChunk.Quantile(.99)
+		gwCPU := perJob(g.cpu+g.alsoCPU, g.rep.OK)
+		switch kind {
+		case 0:
+			fmt.Fprintf(c.out, "  HTTP gateway added TTFT sequential: p50 %s (target <= %s: %s), p99 %s (target <= %s: %s)\n",
+				ms(addP50), ms(targetGatewayP50), verdict(addP50, targetGatewayP50), ms(addP99), ms(targetGatewayP99), verdict(addP99, targetGatewayP99))
+		case 1:
+			fmt.Fprintf(c.out, "  HTTP gateway added TTFT p99 at %.0f jobs/s: %s (target <= %s: %s)\n",
+				c.cfg.DirectRate, ms(addP99), ms(targetGatewayRateP99), verdict(addP99, targetGatewayRateP99))
+		case 2:
+			fmt.Fprintf(c.out, "  HTTP gateway + worker CPU per request at %d in flight: %s (gateway %s, worker %s; target <= %s: %s)\n",
+				c.cfg.InFlight, ms(gwCPU), ms(perJob(g.alsoCPU, g.rep.OK)), ms(g.cpuPerJob()), ms(targetGatewayCPU), verdict(gwCPU, targetGatewayCPU))
+		}
+		fmt.Fprintf(c.out, "  worker CPU per job via bus %s (target <= 0.2ms; added TTFT target <= 1ms at p99)\n", ms(s.cpuPerJob()))
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ import (
 //	fail  scripted by the test (opts.fail), no retries
 //	err-<kind>  every call fails with that llm.Kind, no retries
 type fleet struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *server.Server
 	nc     *nats.Conn
 	client *bus.Client
@@ -64,14 +64,14 @@ type gatewayProc struct {
 	done chan error
 }
 
-func logger(t *testing.T) *slog.Logger {
+func logger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return slog.New(slog.DiscardHandler)
 }
 
-func newFleet(t *testing.T, o fleetOpts) *fleet {
+func newFleet(t testing.TB, o fleetOpts) *fleet {
 	t.Helper()
 	f := &fleet{t: t, opts: o, mocks: map[string]*mock.Provider{}}
 	f.srv = natstest.Server(t)

@@ -191,6 +191,7 @@ type openAIStream struct {
 	began     bool // the role delta went out
 	t         transcript
 	tools     map[int]toolHead
+	head      []byte // the chunks' common beginning, through "choices":[
 }
 
 type toolHead struct{ id, name string }
@@ -242,6 +243,28 @@ func (s *openAIStream) chunk(choices []oaChoice, usage json.RawMessage) frame {
 	return frame{data: b}
 }
 
+// contentChunk is a content delta, the stream's most frequent chunk,
+// encoded without reflection: it is the same bytes json.Marshal of the
+// oaChunk would give (TestContentChunkIsTheMarshalledChunk).
+func (s *openAIStream) contentChunk(text string) frame {
+	if s.head == nil {
+		h := oaChunk{ID: s.id, Object: "chat.completion.chunk", Created: s.created, Model: s.model}
+		b, _ := json.Marshal(h) // plain struct
+		// {"id":...,"system_fingerprint":null,"choices":null} -> ...,"choices":[
+		s.head = append(bytes.TrimSuffix(b, []byte("null}")), '[')
+	}
+	q, _ := json.Marshal(text) // a string always encodes
+	b := make([]byte, 0, len(s.head)+len(q)+96)
+	b = append(b, s.head...)
+	b = append(b, `{"index":0,"delta":{"content":`...)
+	b = append(b, q...)
+	b = append(b, `},"logprobs":null,"finish_reason":null}]`...)
+	if s.usage {
+		b = append(b, `,"usage":null`...)
+	}
+	return frame{data: append(b, '}')}
+}
+
 func (s *openAIStream) delta(d oaDelta, finish *string) frame {
 	return s.chunk([]oaChoice{{Delta: d, FinishReason: finish}}, nil)
 }
@@ -272,7 +295,7 @@ func (s *openAIStream) event(e *bus.Event) ([]frame, *apiError) {
 		if rest == "" {
 			return nil, nil
 		}
-		return append(s.begin(nil), s.delta(oaDelta{Content: &rest}, nil)), nil
+		return append(s.begin(nil), s.contentChunk(rest)), nil
 	case bus.EventToolCall:
 		if e.ToolCall == nil {
 			return nil, nil

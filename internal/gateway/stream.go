@@ -67,7 +67,17 @@ func newSSEWriter(w http.ResponseWriter, r *http.Request, timeout time.Duration)
 // resuming reports whether the client asked to resume after an event.
 func (s *sseWriter) resuming() bool { return s.skip > 0 }
 
+// send writes frames and flushes them.
 func (s *sseWriter) send(fs []frame) error {
+	wrote, err := s.write(fs)
+	if err != nil || !wrote {
+		return err
+	}
+	return s.flush()
+}
+
+// write writes frames without flushing; it reports whether any was due.
+func (s *sseWriter) write(fs []frame) (bool, error) {
 	wrote := false
 	for _, f := range fs {
 		s.n++
@@ -80,17 +90,14 @@ func (s *sseWriter) send(fs []frame) error {
 		}
 		s.msg.AppendData(string(f.data))
 		if err := s.deadline(); err != nil {
-			return err
+			return wrote, err
 		}
 		if err := s.sess.Send(&s.msg); err != nil {
-			return err
+			return wrote, err
 		}
 		wrote = true
 	}
-	if !wrote {
-		return nil
-	}
-	return s.flush()
+	return wrote, nil
 }
 
 // comment keeps a quiet stream alive through proxies.
@@ -131,6 +138,10 @@ const keepAlive = 15 * time.Second
 // streamJob answers a job as SSE. Until the renderer has a frame to send,
 // a failure is an HTTP error in the vendor's shape; after, it is a frame.
 // It reports whether the job ended (its result was seen).
+//
+// Frames are flushed when no further event is already waiting: a burst of
+// chunks costs one write to the socket, not one each, and a lone chunk
+// goes out at once.
 func (g *Gateway) streamJob(ctx context.Context, w http.ResponseWriter, sw *sseWriter, a *attachment, rd renderer, werr errorWriter) bool {
 	fail := func(e *apiError) {
 		if !sw.sent {
@@ -139,10 +150,37 @@ func (g *Gateway) streamJob(ctx context.Context, w http.ResponseWriter, sw *sseW
 		}
 		_ = sw.send(rd.failure(e)) // the stream ends either way
 	}
+	// Only a live job's queue can be polled without blocking.
+	_, canPoll := a.src.(*bus.Job)
+	polled, stopPolling := context.WithCancel(ctx)
+	stopPolling()
+	unflushed := false
 	for {
-		nctx, cancel := context.WithTimeout(ctx, keepAlive)
-		ev, res, err := a.src.Next(nctx)
-		cancel()
+		var (
+			ev  *bus.Event
+			res *bus.Result
+			err error
+		)
+		if unflushed && canPoll {
+			ev, res, err = a.src.Next(polled)
+			if err != nil && ctx.Err() == nil && errors.Is(err, context.Canceled) {
+				if sw.flush() != nil {
+					return false
+				}
+				unflushed = false
+				continue
+			}
+		} else {
+			if unflushed {
+				if sw.flush() != nil {
+					return false
+				}
+				unflushed = false
+			}
+			nctx, cancel := context.WithTimeout(ctx, keepAlive)
+			ev, res, err = a.src.Next(nctx)
+			cancel()
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return false
@@ -177,9 +215,11 @@ func (g *Gateway) streamJob(ctx context.Context, w http.ResponseWriter, sw *sseW
 		if len(fs) > 0 && !sw.sent {
 			g.met.ttft(ctx)
 		}
-		if err := sw.send(fs); err != nil {
+		wrote, err := sw.write(fs)
+		if err != nil {
 			return false
 		}
+		unflushed = unflushed || wrote
 	}
 }
 
