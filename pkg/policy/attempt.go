@@ -26,7 +26,11 @@ func (x *execution) attempt(ctx context.Context, g *group, d *deployment) (*Outc
 	}
 	res, sent, err := x.timed(ctx, g, d, cont)
 	d.state.release()
-	d.state.record(err)
+	// A call that ended because its caller did (the job's deadline, a
+	// cancel, a shutdown) says nothing of the deployment, whatever error
+	// the provider's stream reported for it (the mock and the SDKs report a
+	// passed deadline as a timeout).
+	d.state.record(err, ctx.Err() != nil)
 	a := Attempt{Group: g.Name, Deployment: d.Name, Model: d.Model, Provider: d.info.Provider, Err: err, Duration: time.Since(start)}
 	if err != nil {
 		a.Code = llm.KindOf(err).String()

@@ -137,8 +137,9 @@ func (s *depState) snapshot() (inflight, reqs, toks int, ttft time.Duration, mea
 	return s.inflight, s.reqs, s.toks, s.ttft, s.measured
 }
 
-// record feeds an attempt's result to the breaker, as the error table says.
-func (s *depState) record(err error) {
+// record feeds an attempt's result to the breaker, as the error table says;
+// a failure after the caller gave up (callerEnded) has no verdict.
+func (s *depState) record(err error, callerEnded bool) {
 	if s.breaker == nil {
 		return
 	}
@@ -146,7 +147,11 @@ func (s *depState) record(err error) {
 		s.breaker.RecordSuccess()
 		return
 	}
-	switch Behaviour(llm.KindOf(err)).Breaker {
+	verdict := Behaviour(llm.KindOf(err)).Breaker
+	if callerEnded {
+		verdict = BreakerNoVerdict
+	}
+	switch verdict {
 	case BreakerCountsFailure:
 		s.breaker.RecordFailure()
 	case BreakerCountsSuccess:
