@@ -326,19 +326,3 @@ func (m *Models) Build(ctx context.Context) ([]policy.Group, error) {
 	}
 	return groups, errors.Join(errs...)
 }
-
-// missingKey names the variable to set when a deployment whose provider
-// cannot be built without an API key (anthropic, gemini) has none, instead
-// of the provider's "no API key configured" on the provider line. (The
-// OpenAI-compatible ones start without one: a local server needs none, and
-// a hosted vendor answers auth.)
-func (d *Deployment) missingKey() string {
-	if d.Provider != ProviderAnthropic && d.Provider != ProviderGemini {
-		return ""
-	}
-	if d.APIKey != "" || d.apiKey() != "" {
-		return ""
-	}
-	vars := defaultKeyEnv(d.Provider)
-	return fmt.Sprintf("no API key: set %s, or name the variable that holds it (api_key: ${MY_KEY})", strings.Join(vars, " or "))
-}

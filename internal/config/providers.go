@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -27,25 +28,59 @@ const (
 	ProviderBedrock   = "bedrock" // Claude on Amazon Bedrock
 )
 
-// family groups providers by the package that serves them.
-func family(provider string) string {
-	switch provider {
-	case ProviderMock, ProviderAnthropic:
-		return provider
-	case ProviderBedrock:
-		return ProviderAnthropic
-	case ProviderGemini, ProviderVertex:
-		return ProviderGemini
+// provider is one entry of the registry: everything the model file knows of
+// a provider. Adding a provider is its package plus one entry here.
+type provider struct {
+	// keys are the provider-specific deployment keys it uses; the others
+	// (see providerKeys) are refused on its deployments.
+	keys []string
+	// keyEnv are the variables its API key is read from, in order, when a
+	// deployment names no api_key.
+	keyEnv []string
+	// needsKey: it cannot be built without an API key (the OpenAI-compatible
+	// ones can: a local server needs none, a hosted one answers auth).
+	needsKey bool
+	// anyModel: a deployment may leave model out.
+	anyModel bool
+	// require checks what the provider needs beyond its keys (may be nil).
+	require func(d *Deployment) *keyErr
+	// build creates the provider of a checked deployment with its API key
+	// (from api_key or keyEnv); it makes no network call.
+	build func(ctx context.Context, d *Deployment, key string) (llm.Provider, error)
+}
+
+var registry = map[string]provider{
+	ProviderMock:      {keys: []string{"mock"}, anyModel: true, require: requireMock, build: buildMock},
+	ProviderOpenAI:    {keys: openAIKeys, keyEnv: []string{"OPENAI_API_KEY"}, build: buildOpenAI},
+	ProviderAzure:     {keys: []string{"api_key", "endpoint", "azure_deployment", "api_version", "headers"}, keyEnv: []string{"AZURE_OPENAI_API_KEY"}, require: requireAzure, build: buildOpenAI},
+	ProviderAnthropic: {keys: []string{"api_key", "base_url", "headers", "max_tokens"}, keyEnv: []string{"ANTHROPIC_API_KEY"}, needsKey: true, build: buildAnthropic},
+	ProviderBedrock:   {keys: []string{"region", "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "base_url", "headers", "max_tokens"}, require: requireBedrock, build: buildBedrock},
+	ProviderGemini:    {keys: []string{"api_key", "base_url", "headers"}, keyEnv: []string{"GEMINI_API_KEY", "GOOGLE_API_KEY"}, needsKey: true, build: buildGemini},
+	ProviderVertex:    {keys: []string{"api_key", "project", "location", "base_url", "headers"}, require: requireVertex, build: buildGemini},
+}
+
+var openAIKeys = []string{"api_key", "base_url", "organization", "project", "headers"}
+
+// lookupProvider returns the registry's entry for name, or that of an
+// OpenAI-compatible preset (openai's keys and builder, the preset's key
+// variable).
+func lookupProvider(name string) (provider, bool) {
+	if p, ok := registry[name]; ok {
+		return p, true
 	}
-	if _, ok := openai.Preset(provider); ok || provider == ProviderOpenAI || provider == ProviderAzure {
-		return ProviderOpenAI
+	if pr, ok := openai.Preset(name); ok {
+		p := provider{keys: openAIKeys, build: buildOpenAI}
+		if pr.KeyEnv != "" {
+			p.keyEnv = []string{pr.KeyEnv}
+		}
+		return p, true
 	}
-	return ""
+	return provider{}, false
 }
 
 // ProviderNames lists every accepted provider name.
 func ProviderNames() []string {
-	names := []string{ProviderMock, ProviderOpenAI, ProviderAzure, ProviderAnthropic, ProviderGemini, ProviderVertex, ProviderBedrock}
+	names := slices.Collect(maps.Keys(registry))
 	for _, p := range openai.PresetNames() {
 		if !slices.Contains(names, p) {
 			names = append(names, p)
@@ -55,20 +90,9 @@ func ProviderNames() []string {
 	return names
 }
 
-// check refuses keys that the deployment's provider does not use, and
-// missing required ones.
-func (d *Deployment) check() *keyErr {
-	fam := family(d.Provider)
-	if d.Provider == "" {
-		return &keyErr{"provider", "required (one of " + strings.Join(ProviderNames(), ", ") + ")"}
-	}
-	if fam == "" {
-		return &keyErr{"provider", fmt.Sprintf("unknown provider %q (want one of %s)", d.Provider, strings.Join(ProviderNames(), ", "))}
-	}
-	if d.Model == "" && fam != ProviderMock {
-		return &keyErr{"model", "required"}
-	}
-	set := map[string]bool{
+// providerKeys says, for each provider-specific key, whether d sets it.
+func (d *Deployment) providerKeys() map[string]bool {
+	return map[string]bool{
 		"api_key": d.APIKey != "", "base_url": d.BaseURL != "", "organization": d.Organization != "",
 		"project": d.Project != "", "headers": len(d.Headers) > 0, "endpoint": d.Endpoint != "",
 		"azure_deployment": d.AzureDeployment != "", "api_version": d.APIVersion != "",
@@ -76,46 +100,30 @@ func (d *Deployment) check() *keyErr {
 		"region": d.Region != "", "aws_access_key_id": d.AWSAccessKeyID != "",
 		"aws_secret_access_key": d.AWSSecretAccessKey != "", "aws_session_token": d.AWSSessionToken != "",
 	}
-	allowed := map[string][]string{
-		ProviderMock:      {"mock"},
-		ProviderOpenAI:    {"api_key", "base_url", "organization", "project", "headers"},
-		ProviderAzure:     {"api_key", "endpoint", "azure_deployment", "api_version", "headers"},
-		ProviderAnthropic: {"api_key", "base_url", "headers", "max_tokens"},
-		ProviderGemini:    {"api_key", "base_url", "headers"},
-		ProviderVertex:    {"api_key", "project", "location", "base_url", "headers"},
-		ProviderBedrock: {"region", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
-			"base_url", "headers", "max_tokens"},
+}
+
+// check refuses keys that the deployment's provider does not use, and
+// missing required ones.
+func (d *Deployment) check() *keyErr {
+	if d.Provider == "" {
+		return &keyErr{"provider", "required (one of " + strings.Join(ProviderNames(), ", ") + ")"}
 	}
-	key := d.Provider
-	if fam == ProviderOpenAI && d.Provider != ProviderAzure {
-		key = ProviderOpenAI
+	p, ok := lookupProvider(d.Provider)
+	if !ok {
+		return &keyErr{"provider", fmt.Sprintf("unknown provider %q (want one of %s)", d.Provider, strings.Join(ProviderNames(), ", "))}
 	}
-	for _, k := range slices.Sorted(mapsKeys(set)) {
-		if set[k] && !slices.Contains(allowed[key], k) {
+	if d.Model == "" && !p.anyModel {
+		return &keyErr{"model", "required"}
+	}
+	set := d.providerKeys()
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		if set[k] && !slices.Contains(p.keys, k) {
 			return &keyErr{k, fmt.Sprintf("not used by provider %q", d.Provider)}
 		}
 	}
-	switch d.Provider {
-	case ProviderAzure:
-		if d.Endpoint == "" {
-			return &keyErr{"endpoint", "required for azure (https://<resource>.openai.azure.com)"}
-		}
-	case ProviderVertex:
-		if d.Project == "" || d.Location == "" {
-			return &keyErr{"project", "project and location are required for vertex"}
-		}
-	case ProviderBedrock:
-		if d.awsRegion() == "" {
-			return &keyErr{"region", "required for bedrock (or set AWS_REGION)"}
-		}
-		if d.AWSAccessKeyID == "" && d.AWSSecretAccessKey != "" {
-			return &keyErr{"aws_access_key_id", "required with aws_secret_access_key"}
-		}
-	case ProviderMock:
-		if d.Mock != nil {
-			if err := d.Mock.Validate(); err != nil {
-				return &keyErr{"mock", err.Error()}
-			}
+	if p.require != nil {
+		if err := p.require(d); err != nil {
+			return err
 		}
 	}
 	if d.MaxTokens < 0 {
@@ -124,45 +132,112 @@ func (d *Deployment) check() *keyErr {
 	return nil
 }
 
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
+// build creates the deployment's provider.
+func (d *Deployment) build(ctx context.Context) (llm.Provider, error) {
+	p, ok := lookupProvider(d.Provider)
+	if !ok {
+		return nil, fmt.Errorf("unknown provider %q", d.Provider)
 	}
+	return p.build(ctx, d, d.apiKey(p))
 }
 
-// defaultKeyEnv names the variable a provider's key is read from when the
-// deployment names no api_key.
-func defaultKeyEnv(provider string) []string {
-	switch provider {
-	case ProviderOpenAI:
-		return []string{"OPENAI_API_KEY"}
-	case ProviderAzure:
-		return []string{"AZURE_OPENAI_API_KEY"}
-	case ProviderAnthropic:
-		return []string{"ANTHROPIC_API_KEY"}
-	case ProviderGemini:
-		return []string{"GEMINI_API_KEY", "GOOGLE_API_KEY"}
+// missingKey names the variable to set when a deployment whose provider
+// cannot be built without an API key (anthropic, gemini) has none, instead
+// of the provider's "no API key configured" on the provider line.
+func (d *Deployment) missingKey() string {
+	p, ok := lookupProvider(d.Provider)
+	if !ok || !p.needsKey || d.apiKey(p) != "" {
+		return ""
 	}
-	if p, ok := openai.Preset(provider); ok && p.KeyEnv != "" {
-		return []string{p.KeyEnv}
-	}
-	return nil
+	return fmt.Sprintf("no API key: set %s, or name the variable that holds it (api_key: ${MY_KEY})", strings.Join(p.keyEnv, " or "))
 }
 
-func (d *Deployment) apiKey() string {
+// apiKey is the deployment's api_key, else the first set variable of its
+// provider's keyEnv.
+func (d *Deployment) apiKey(p provider) string {
 	if d.APIKey != "" {
 		return d.APIKey.Reveal()
 	}
-	for _, name := range defaultKeyEnv(d.Provider) {
+	for _, name := range p.keyEnv {
 		if v := os.Getenv(name); v != "" {
 			return v
 		}
 	}
 	return ""
+}
+
+func requireMock(d *Deployment) *keyErr {
+	if d.Mock != nil {
+		if err := d.Mock.Validate(); err != nil {
+			return &keyErr{"mock", err.Error()}
+		}
+	}
+	return nil
+}
+
+func requireAzure(d *Deployment) *keyErr {
+	if d.Endpoint == "" {
+		return &keyErr{"endpoint", "required for azure (https://<resource>.openai.azure.com)"}
+	}
+	return nil
+}
+
+func requireVertex(d *Deployment) *keyErr {
+	if d.Project == "" || d.Location == "" {
+		return &keyErr{"project", "project and location are required for vertex"}
+	}
+	return nil
+}
+
+func requireBedrock(d *Deployment) *keyErr {
+	if d.awsRegion() == "" {
+		return &keyErr{"region", "required for bedrock (or set AWS_REGION)"}
+	}
+	if d.AWSAccessKeyID == "" && d.AWSSecretAccessKey != "" {
+		return &keyErr{"aws_access_key_id", "required with aws_secret_access_key"}
+	}
+	return nil
+}
+
+func buildMock(_ context.Context, d *Deployment, _ string) (llm.Provider, error) {
+	var c mock.Config
+	if d.Mock != nil {
+		c = *d.Mock
+	}
+	return mock.New(c), nil
+}
+
+// buildOpenAI serves openai, azure and the OpenAI-compatible presets.
+func buildOpenAI(_ context.Context, d *Deployment, key string) (llm.Provider, error) {
+	o := openai.Options{
+		APIKey: key, BaseURL: d.BaseURL, Organization: d.Organization, Project: d.Project,
+		Headers: d.headers(),
+	}
+	switch d.Provider {
+	case ProviderOpenAI:
+	case ProviderAzure:
+		o.AzureEndpoint, o.AzureDeployment, o.AzureAPIVersion = d.Endpoint, d.AzureDeployment, d.APIVersion
+	default:
+		o.Preset = d.Provider
+	}
+	return openai.New(o)
+}
+
+func buildAnthropic(_ context.Context, d *Deployment, key string) (llm.Provider, error) {
+	return anthropic.New(anthropic.Options{APIKey: key, BaseURL: d.BaseURL, Headers: d.headers(), MaxTokensDefault: d.MaxTokens})
+}
+
+func buildBedrock(_ context.Context, d *Deployment, _ string) (llm.Provider, error) {
+	return anthropic.New(anthropic.Options{Bedrock: d.bedrockOptions(), Headers: d.headers(), MaxTokensDefault: d.MaxTokens})
+}
+
+// buildGemini serves gemini and vertex.
+func buildGemini(ctx context.Context, d *Deployment, key string) (llm.Provider, error) {
+	o := gemini.Options{APIKey: key, BaseURL: d.BaseURL, Headers: d.headers()}
+	if d.Provider == ProviderVertex {
+		o.Backend, o.Project, o.Location = "vertex", d.Project, d.Location
+	}
+	return gemini.New(ctx, o)
 }
 
 func (d *Deployment) awsRegion() string {
@@ -191,38 +266,4 @@ func (d *Deployment) headers() map[string]string {
 		h[k] = v.Reveal()
 	}
 	return h
-}
-
-func (d *Deployment) build(ctx context.Context) (llm.Provider, error) {
-	switch family(d.Provider) {
-	case ProviderMock:
-		var c mock.Config
-		if d.Mock != nil {
-			c = *d.Mock
-		}
-		return mock.New(c), nil
-	case ProviderOpenAI:
-		o := openai.Options{
-			APIKey: d.apiKey(), BaseURL: d.BaseURL, Organization: d.Organization, Project: d.Project,
-			Headers: d.headers(),
-		}
-		if d.Provider == ProviderAzure {
-			o.AzureEndpoint, o.AzureDeployment, o.AzureAPIVersion = d.Endpoint, d.AzureDeployment, d.APIVersion
-		} else if d.Provider != ProviderOpenAI {
-			o.Preset = d.Provider
-		}
-		return openai.New(o)
-	case ProviderAnthropic:
-		if d.Provider == ProviderBedrock {
-			return anthropic.New(anthropic.Options{Bedrock: d.bedrockOptions(), Headers: d.headers(), MaxTokensDefault: d.MaxTokens})
-		}
-		return anthropic.New(anthropic.Options{APIKey: d.apiKey(), BaseURL: d.BaseURL, Headers: d.headers(), MaxTokensDefault: d.MaxTokens})
-	case ProviderGemini:
-		o := gemini.Options{APIKey: d.apiKey(), BaseURL: d.BaseURL, Headers: d.headers()}
-		if d.Provider == ProviderVertex {
-			o.Backend, o.Project, o.Location = "vertex", d.Project, d.Location
-		}
-		return gemini.New(ctx, o)
-	}
-	return nil, fmt.Errorf("unknown provider %q", d.Provider)
 }
