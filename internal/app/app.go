@@ -5,6 +5,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/switchyard/switchyard/internal/config"
 	"github.com/switchyard/switchyard/internal/embedded"
@@ -48,172 +51,269 @@ type Options struct {
 	OnGateway func(addr string)
 }
 
-// Run runs a worker until ctx ends.
-func Run(ctx context.Context, env config.Env, o Options) error {
-	log := o.Logger
-	if log == nil {
-		log = slog.Default()
+// Run runs a worker until ctx ends. Its steps run in order, each in a
+// function of its own (tracing, model file, NATS, routers, worker, HTTP
+// listeners); then the long-running parts (the worker, the HTTP servers,
+// reload on SIGHUP, the ready hook) run in one errgroup, which owns them:
+// the first to fail stops the others, and Run returns only once all of them
+// have ended and everything the steps opened is closed, in reverse order.
+func Run(ctx context.Context, env config.Env, o Options) (err error) {
+	p := &process{env: env, o: o, log: cmp.Or(o.Logger, slog.Default())}
+	if p.o.Console == nil {
+		p.o.Console = os.Stderr
 	}
-	console := o.Console
-	if console == nil {
-		console = os.Stderr
+	defer func() { err = errors.Join(err, p.close()) }()
+	for _, step := range []func(context.Context) error{
+		p.startTracing, p.loadModels, p.connect, p.buildRouters, p.buildWorker, p.listen,
+	} {
+		if err := step(ctx); err != nil {
+			return err
+		}
 	}
-	shutdownTracing, err := telemetry.SetupTracing(ctx, "switchyard-worker")
+	return p.run(ctx)
+}
+
+// process is what Run's steps build, in order.
+type process struct {
+	env     config.Env
+	o       Options
+	log     *slog.Logger
+	closers []func() error // undo the steps, run in reverse order
+
+	models  *config.Models
+	groups  []policy.Group
+	url     string // NATS
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	router  *policy.Router
+	tenants map[string]*policy.Router
+	budgets worker.Budgets
+	metrics *metrics.Metrics
+	worker  *worker.Worker
+	http    *httpStep    // nil when SWITCHYARD_METRICS_ADDR is off
+	gateway *gatewayStep // nil without SWITCHYARD_HTTP_ADDR
+}
+
+func (p *process) onClose(f func() error) { p.closers = append(p.closers, f) }
+
+func (p *process) close() error {
+	var errs []error
+	for _, f := range slices.Backward(p.closers) {
+		errs = append(errs, f())
+	}
+	return errors.Join(errs...)
+}
+
+func (p *process) startTracing(ctx context.Context) error {
+	shutdown, err := telemetry.SetupTracing(ctx, "switchyard-worker")
 	if err != nil {
 		return fmt.Errorf("tracing (OTEL_ settings): %w", err)
 	}
-	defer func() {
+	p.onClose(func() error {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = shutdownTracing(sctx)
-	}()
-	models, err := config.LoadModels(env.ConfigPath)
-	if err != nil {
-		return err
-	}
-	groups, err := models.Build(ctx)
-	if err != nil {
-		return err
-	}
-	serve := env.Groups
-	if len(serve) == 0 {
-		serve = models.GroupNames()
-	}
+		_ = shutdown(sctx) // spans that cannot be flushed are not the process's failure
+		return nil
+	})
+	return nil
+}
 
-	url := env.NATSURL
-	if url == "" {
-		dir, _ := filepath.Abs(env.DataDir)
-		srv, err := embedded.Start(embedded.Options{Addr: env.EmbeddedAddr, StoreDir: dir, SyncAlways: env.SyncAlways, Logger: log})
+func (p *process) loadModels(ctx context.Context) error {
+	models, err := config.LoadModels(p.env.ConfigPath)
+	if err != nil {
+		return err
+	}
+	p.models = models
+	p.groups, err = models.Build(ctx)
+	return err
+}
+
+// connect starts the embedded server when no NATS_URL is given, then
+// connects.
+func (p *process) connect(context.Context) error {
+	p.url = p.env.NATSURL
+	if p.url == "" {
+		dir, _ := filepath.Abs(p.env.DataDir)
+		srv, err := embedded.Start(embedded.Options{Addr: p.env.EmbeddedAddr, StoreDir: dir, SyncAlways: p.env.SyncAlways, Logger: p.log})
 		if err != nil {
 			return err
 		}
-		defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-		url = srv.ClientURL()
-		log.Info("embedded NATS server started", slog.String("url", url), slog.String("data", dir))
+		p.onClose(func() error { srv.Shutdown(); srv.WaitForShutdown(); return nil })
+		p.url = srv.ClientURL()
+		p.log.Info("embedded NATS server started", slog.String("url", p.url), slog.String("data", dir))
 	}
-	nopts, err := env.NATSOptions("switchyard-worker")
+	nopts, err := p.env.NATSOptions("switchyard-worker")
 	if err != nil {
 		return err
 	}
 	nopts = append(nopts,
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				log.Warn("NATS disconnected", slog.Any("error", err))
+				p.log.Warn("NATS disconnected", slog.Any("error", err))
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", slog.String("url", nc.ConnectedUrlRedacted())) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { p.log.Info("NATS reconnected", slog.String("url", nc.ConnectedUrlRedacted())) }),
 	)
-	nc, err := nats.Connect(url, nopts...)
-	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", url, err)
+	if p.nc, err = nats.Connect(p.url, nopts...); err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", p.url, err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	p.onClose(func() error { p.nc.Close(); return nil })
+	p.js, err = jetstream.New(p.nc)
+	return err
+}
 
+// buildRouters builds the worker's router and the tenants' (with the
+// fleet-wide state when it can be had) and the tenants' budgets.
+func (p *process) buildRouters(ctx context.Context) error {
 	var ropts []policy.Option
-	if env.FleetState {
-		// On a cluster that is still electing leaders the buckets cannot
-		// be created at once; retry for a while before going local.
-		rp := retrypolicy.NewBuilder[*fleet.State]().
-			WithMaxRetries(-1).WithMaxDuration(30*time.Second).
-			WithBackoff(200*time.Millisecond, 5*time.Second).Build()
-		st, err := failsafe.With(rp).WithContext(ctx).Get(func() (*fleet.State, error) {
-			return fleet.New(ctx, js, fleet.Config{Replicas: env.Replicas})
-		})
-		if err != nil {
-			log.Warn("fleet-wide state unavailable; breakers and limits are local to this worker", slog.Any("error", err))
-		} else {
-			defer st.Close()
+	if p.env.FleetState {
+		if st := p.fleetState(ctx); st != nil {
+			p.onClose(st.Close)
 			ropts = append(ropts, policy.WithSharedState(st))
 		}
 	}
-	router, err := policy.NewRouter(groups, ropts...)
-	if err != nil {
+	var err error
+	if p.router, err = policy.NewRouter(p.groups, ropts...); err != nil {
 		return err
 	}
-	tenants, err := tenantRouters(ctx, models, groups, ropts)
-	if err != nil {
+	p.onClose(func() error { p.router.Close(); return nil })
+	if p.tenants, err = tenantRouters(ctx, p.models, p.groups, ropts); err != nil {
 		return err
 	}
-	var budgets worker.Budgets
-	if limits := budgetLimits(models); len(limits) > 0 {
-		b, err := tenant.New(ctx, js, limits, env.Replicas, log)
+	p.onClose(func() error {
+		for _, r := range p.tenants {
+			r.Close()
+		}
+		return nil
+	})
+	if limits := budgetLimits(p.models); len(limits) > 0 {
+		b, err := tenant.New(ctx, p.js, limits, p.env.Replicas, p.log)
 		if err != nil {
 			return err
 		}
-		budgets = b
+		p.budgets = b
 	}
-	subj := bus.Subjects{Prefix: env.Prefix}
-	met := metrics.New(router, js, serve)
-	w, err := worker.New(nc, router, worker.Config{
-		Observer:          met,
-		Tenants:           executors(tenants),
-		Budgets:           budgets,
-		ValidationRetries: validationRetries(env.ValidationRetries),
-		Groups:            serve,
-		Subjects:          subj,
-		Streams: bus.StreamsConfig{
-			Replicas: env.Replicas, DurableEvents: env.DurableEvents, EventsMaxAge: env.EventsMaxAge, ResultsMaxAge: env.ResultsMaxAge,
-		},
-		Consumer:      bus.ConsumerConfig{AckWait: env.AckWait, MaxDeliver: env.MaxDeliver},
-		Concurrency:   env.Concurrency,
-		ShutdownGrace: env.ShutdownGrace,
-		MaxJobTime:    env.MaxJobTime,
-		Logger:        log,
+	return nil
+}
+
+// fleetState binds the fleet-wide breaker and rate state, or returns nil
+// (local state only) when it cannot be had. On a cluster that is still
+// electing leaders the buckets cannot be created at once: retry for a while
+// before going local.
+func (p *process) fleetState(ctx context.Context) *fleet.State {
+	rp := retrypolicy.NewBuilder[*fleet.State]().
+		WithMaxRetries(-1).WithMaxDuration(30*time.Second).
+		WithBackoff(200*time.Millisecond, 5*time.Second).Build()
+	st, err := failsafe.With(rp).WithContext(ctx).Get(func() (*fleet.State, error) {
+		return fleet.New(ctx, p.js, fleet.Config{Replicas: p.env.Replicas})
 	})
 	if err != nil {
-		return err
+		p.log.Warn("fleet-wide state unavailable; breakers and limits are local to this worker", slog.Any("error", err))
+		return nil
 	}
-	httpAddr := ""
-	if env.MetricsAddr != "" && env.MetricsAddr != "off" {
-		srv, addr, err := serveHTTP(env.MetricsAddr, nc, w, met.Handler(), log)
+	return st
+}
+
+func (p *process) buildWorker(context.Context) error {
+	serve := p.env.Groups
+	if len(serve) == 0 {
+		serve = p.models.GroupNames()
+	}
+	p.metrics = metrics.New(p.router, p.js, serve)
+	w, err := worker.New(p.nc, p.router, worker.Config{
+		Observer:          p.metrics,
+		Tenants:           executors(p.tenants),
+		Budgets:           p.budgets,
+		ValidationRetries: validationRetries(p.env.ValidationRetries),
+		Groups:            serve,
+		Subjects:          bus.Subjects{Prefix: p.env.Prefix},
+		Streams: bus.StreamsConfig{
+			Replicas: p.env.Replicas, DurableEvents: p.env.DurableEvents, EventsMaxAge: p.env.EventsMaxAge, ResultsMaxAge: p.env.ResultsMaxAge,
+		},
+		Consumer:      bus.ConsumerConfig{AckWait: p.env.AckWait, MaxDeliver: p.env.MaxDeliver},
+		Concurrency:   p.env.Concurrency,
+		ShutdownGrace: p.env.ShutdownGrace,
+		MaxJobTime:    p.env.MaxJobTime,
+		Logger:        p.log,
+	})
+	p.worker = w
+	return err
+}
+
+// listen opens the HTTP addresses at once, so that a taken port fails the
+// start instead of a running worker.
+func (p *process) listen(context.Context) error {
+	if a := p.env.MetricsAddr; a != "" && a != "off" {
+		h, err := listenHTTP(a, p.nc, p.worker, p.metrics.Handler())
 		if err != nil {
 			return err
 		}
-		defer srv.Close()
-		httpAddr = addr
+		p.http = h
+		p.onClose(func() error { _ = h.ln.Close(); return nil }) // in case it never served
+		p.log.Info("serving /metrics, /healthz, /readyz", slog.String("addr", h.addr))
 	}
-	var gw *gatewayStep
-	gctx, stopGateway := context.WithCancel(ctx)
-	defer stopGateway()
-	if env.HTTPAddr != "" {
-		if gw, err = startGateway(gctx, env, models, url, log); err != nil {
+	if p.env.HTTPAddr != "" {
+		gw, err := openGateway(p.env, p.url)
+		if err != nil {
 			return err
 		}
-		if o.OnGateway != nil {
-			o.OnGateway(gw.addr)
+		p.onClose(gw.close)
+		p.gateway = gw
+		if p.o.OnGateway != nil {
+			p.o.OnGateway(gw.addr)
 		}
+	}
+	return nil
+}
+
+// run runs the long-running parts in one errgroup until ctx ends or one of
+// them fails. The worker drains its jobs after ctx ends; the metrics and
+// health endpoints are shut down only once it has.
+func (p *process) run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	workerDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(workerDone)
+		return p.worker.Run(gctx)
+	})
+	if p.http != nil {
+		g.Go(p.http.serve)
+		g.Go(func() error { <-workerDone; return p.http.shutdown() })
+	}
+	if gw := p.gateway; gw != nil {
+		g.Go(func() error { return gw.serve(gctx, p.env, p.models, p.log) })
 	}
 	// Register before the worker is ready, so that a SIGHUP sent once it
 	// is can never fall through to the default action (exit).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go reloadOnHUP(ctx, hup, env, router, tenants, log)
-	go func() {
-		select {
-		case <-w.Ready():
-			if o.OnReady != nil {
-				o.OnReady(url, httpAddr)
-			}
-			if env.NATSURL == "" {
-				fmt.Fprintf(console, "\nSwitchyard is ready. In another terminal, try:\n\n    go run ./cmd/submit \"Tell me about switchyards\"\n\nor publish a JSON job with the nats CLI (see README). Ctrl-C stops the worker.\n\n")
-				if gw != nil {
-					gatewayBanner(console, gw.addr)
-				}
-			}
-		case <-ctx.Done():
-		}
-	}()
-	err = w.Run(ctx)
-	if gw != nil {
-		stopGateway() // also when the worker failed on its own
-		err = errors.Join(err, gw.wait())
+	g.Go(func() error { reloadOnHUP(gctx, hup, p.env, p.router, p.tenants, p.log); return nil })
+	g.Go(func() error { p.announce(gctx); return nil })
+	return g.Wait()
+}
+
+// announce calls OnReady and prints the hint of an embedded server once the
+// worker consumes.
+func (p *process) announce(ctx context.Context) {
+	select {
+	case <-p.worker.Ready():
+	case <-ctx.Done():
+		return
 	}
-	return err
+	httpAddr := ""
+	if p.http != nil {
+		httpAddr = p.http.addr
+	}
+	if p.o.OnReady != nil {
+		p.o.OnReady(p.url, httpAddr)
+	}
+	if p.env.NATSURL == "" {
+		fmt.Fprintf(p.o.Console, "\nSwitchyard is ready. In another terminal, try:\n\n    go run ./cmd/submit \"Tell me about switchyards\"\n\nor publish a JSON job with the nats CLI (see README). Ctrl-C stops the worker.\n\n")
+		if p.gateway != nil {
+			gatewayBanner(p.o.Console, p.gateway.addr)
+		}
+	}
 }
 
 // reloadOnHUP reloads the model file on SIGHUP, keeping the state of
@@ -251,7 +351,14 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, env config.Env, r *p
 	}
 }
 
-func serveHTTP(addr string, nc *nats.Conn, w *worker.Worker, metricsHandler http.Handler, log *slog.Logger) (*http.Server, string, error) {
+// httpStep serves /metrics, /healthz and /readyz.
+type httpStep struct {
+	srv  *http.Server
+	ln   net.Listener
+	addr string
+}
+
+func listenHTTP(addr string, nc *nats.Conn, w *worker.Worker, metricsHandler http.Handler) (*httpStep, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Write([]byte("ok\n")) //nolint:errcheck // client gone
@@ -272,16 +379,24 @@ func serveHTTP(addr string, nc *nats.Conn, w *worker.Worker, metricsHandler http
 	mux.Handle("GET /metrics", metricsHandler)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, "", fmt.Errorf("metrics address %s: %w", addr, err)
+		return nil, fmt.Errorf("metrics address %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server failed", slog.Any("error", err))
-		}
-	}()
-	log.Info("serving /metrics, /healthz, /readyz", slog.String("addr", ln.Addr().String()))
-	return srv, ln.Addr().String(), nil
+	return &httpStep{srv: srv, ln: ln, addr: ln.Addr().String()}, nil
+}
+
+func (h *httpStep) serve() error {
+	if err := h.srv.Serve(h.ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics server: %w", err)
+	}
+	return nil
+}
+
+// shutdown lets the requests in flight (a scrape) finish.
+func (h *httpStep) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return h.srv.Shutdown(ctx)
 }
 
 // validationRetries maps the setting to the worker's convention, where 0

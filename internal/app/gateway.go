@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 
 	"github.com/nats-io/nats.go"
 
@@ -19,12 +20,12 @@ import (
 type gatewayStep struct {
 	addr string
 	nc   *nats.Conn
-	done chan error
+	ln   net.Listener
 }
 
-// startGateway listens at once (so a taken port fails the start) and serves
-// until ctx ends; wait returns when its requests are finished.
-func startGateway(ctx context.Context, env config.Env, models *config.Models, url string, log *slog.Logger) (*gatewayStep, error) {
+// openGateway connects and listens at once (so a taken port fails the
+// start); serve then runs it.
+func openGateway(env config.Env, url string) (*gatewayStep, error) {
 	opts, err := env.NATSOptions("switchyard-gateway")
 	if err != nil {
 		return nil, err
@@ -38,17 +39,18 @@ func startGateway(ctx context.Context, env config.Env, models *config.Models, ur
 		nc.Close()
 		return nil, err
 	}
-	s := &gatewayStep{addr: ln.Addr().String(), nc: nc, done: make(chan error, 1)}
-	go func() {
-		s.done <- gatewayrun.Serve(ctx, env, models, nc, ln, log.With(slog.String("component", "gateway")))
-	}()
-	return s, nil
+	return &gatewayStep{addr: ln.Addr().String(), nc: nc, ln: ln}, nil
 }
 
-func (s *gatewayStep) wait() error {
-	err := <-s.done
+// serve runs the gateway until ctx ends and its requests are finished.
+func (s *gatewayStep) serve(ctx context.Context, env config.Env, models *config.Models, log *slog.Logger) error {
+	return gatewayrun.Serve(ctx, env, models, s.nc, s.ln, log.With(slog.String("component", "gateway")))
+}
+
+func (s *gatewayStep) close() error {
+	_ = s.ln.Close() // in case it never served
 	s.nc.Close()
-	return err
+	return nil
 }
 
 // gatewayBanner is what `make run` prints once the gateway is up.
