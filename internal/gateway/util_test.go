@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,3 +21,5 @@ func mockSlow(tokens int, delay time.Duration) mock.Config {
 func anthropicModelListParams() anthropic.ModelListParams { return anthropic.ModelListParams{} }
 
 func sseRead(r io.Reader) func(func(sse.Event, error) bool) { return sse.Read(r, nil) }
+
+func itoa(n int) string { return strconv.Itoa(n) }
