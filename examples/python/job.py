@@ -26,14 +26,27 @@ async def main() -> int:
     # JSON in, JSON out; Nats-Msg-Id is the job id (a re-publish is a no-op).
     await js.publish(f"llm.req.{group}", json.dumps(body).encode(), headers={"Nats-Msg-Id": job})
 
-    status = "error"
+    # What a raw subscriber sees (docs/wire.md): a redelivered job's events
+    # come with a higher attempt and start with restart; events of an older
+    # attempt, and an (attempt, seq) already seen, are dropped; the first
+    # result is the job's, and a repeat of it (after a stream leader change)
+    # is never read because we stop at the first.
+    status, attempt, seen = "error", 0, set()
     async for msg in sub.messages:
         data = json.loads(msg.data)
+        if data.get("id") != job:
+            continue  # someone else's message on a reply prefix we share
         if msg.subject.endswith(".events"):
+            key = (data["attempt"], data["seq"])
+            if data["attempt"] < attempt or key in seen:
+                continue  # a stale attempt, or a repeat
+            seen.add(key)
+            if data["attempt"] > attempt or data["type"] == "restart":
+                if attempt:  # a new attempt: discard the text so far
+                    print("\n[restart]")
+                attempt = data["attempt"]
             if data["type"] == "chunk":
                 print(data["delta"], end="", flush=True)
-            elif data["type"] == "restart":  # a new attempt: discard the text so far
-                print("\n[restart]")
             continue
         status = data["status"]
         print()
@@ -42,6 +55,7 @@ async def main() -> int:
         else:
             print(f"error {data['error']['code']}: {data['error']['message']}", file=sys.stderr)
         break
+    await sub.unsubscribe()  # later repeats of the result are never read
     await nc.drain()
     return 0 if status == "ok" else 1
 
