@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -128,13 +129,24 @@ func (p *process) loadModels(ctx context.Context) error {
 	return err
 }
 
+// served returns the groups this worker consumes.
+func (p *process) served() []string {
+	if len(p.env.Groups) > 0 {
+		return p.env.Groups
+	}
+	return p.models.GroupNames()
+}
+
 // connect starts the embedded server when no NATS_URL is given, then
 // connects.
-func (p *process) connect(context.Context) error {
+func (p *process) connect(ctx context.Context) error {
 	p.url = p.env.NATSURL
 	if p.url == "" {
 		dir, _ := filepath.Abs(p.env.DataDir)
-		srv, err := embedded.Start(embedded.Options{Addr: p.env.EmbeddedAddr, StoreDir: dir, SyncAlways: p.env.SyncAlways, Logger: p.log})
+		srv, err := embedded.StartContext(ctx, embedded.Options{Addr: p.env.EmbeddedAddr, StoreDir: dir, SyncAlways: p.env.SyncAlways, Logger: p.log})
+		if errors.Is(err, embedded.ErrAddrInUse) {
+			return fmt.Errorf("SWITCHYARD_EMBEDDED_ADDR=%s is in use, by another worker's embedded server perhaps: join it with NATS_URL=nats://%s, or set SWITCHYARD_EMBEDDED_ADDR to a free address", p.env.EmbeddedAddr, p.env.EmbeddedAddr)
+		}
 		if err != nil {
 			return err
 		}
@@ -215,10 +227,7 @@ func (p *process) fleetState(ctx context.Context) *fleet.State {
 }
 
 func (p *process) buildWorker(context.Context) error {
-	serve := p.env.Groups
-	if len(serve) == 0 {
-		serve = p.models.GroupNames()
-	}
+	serve := p.served()
 	p.metrics = metrics.New(p.router, p.js, serve)
 	w, err := worker.New(p.nc, p.router, worker.Config{
 		Observer:          p.metrics,
@@ -288,7 +297,8 @@ func (p *process) run(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	g.Go(func() error { reloadOnHUP(gctx, hup, p.env, p.router, p.tenants, p.log); return nil })
+	run := running{groups: p.served(), tenants: p.models.TenantNames(), budgets: budgetLimits(p.models)}
+	g.Go(func() error { reloadOnHUP(gctx, hup, p.env, p.router, p.tenants, run, p.log); return nil })
 	g.Go(func() error { p.announce(gctx); return nil })
 	return g.Wait()
 }
@@ -309,16 +319,68 @@ func (p *process) announce(ctx context.Context) {
 		p.o.OnReady(p.url, httpAddr)
 	}
 	if p.env.NATSURL == "" {
-		fmt.Fprintf(p.o.Console, "\nSwitchyard is ready. In another terminal, try:\n\n    go run ./cmd/submit \"Tell me about switchyards\"\n\nor publish a JSON job with the nats CLI (see README). Ctrl-C stops the worker.\n\n")
+		fmt.Fprint(p.o.Console, readyBanner(p.served()))
 		if p.gateway != nil {
 			gatewayBanner(p.o.Console, p.gateway.addr)
 		}
 	}
 }
 
+// readyBanner is the hint printed once a worker on an embedded server is
+// ready: a submit command for a group it serves (demo when it does).
+func readyBanner(serve []string) string {
+	submit := "go run ./cmd/submit"
+	if fi, err := os.Stat(filepath.Join("bin", "submit")); err == nil && !fi.IsDir() {
+		submit = "bin/submit"
+	}
+	cmd := submit + ` "Tell me about switchyards"`
+	if len(serve) > 0 && !slices.Contains(serve, "demo") {
+		cmd = fmt.Sprintf(`%s -g %s "Tell me about switchyards"`, submit, serve[0])
+	}
+	return "\nSwitchyard is ready. In another terminal, try:\n\n    " + cmd +
+		"\n\nor publish a JSON job with the nats CLI (docs/wire.md). Ctrl-C stops the worker.\n\n"
+}
+
+// running is what a worker took from the model file at start and a reload
+// does not change: the groups it consumes and the tenants it knows.
+type running struct {
+	groups, tenants []string
+	budgets         map[string]tenant.Limit
+}
+
+// reloadNotes says what a reloaded model file asks for that only a restart
+// applies: groups the worker does not consume, tenants it does not know.
+func (r running) reloadNotes(m *config.Models) []string {
+	var notes []string
+	for _, g := range m.GroupNames() {
+		if !slices.Contains(r.groups, g) {
+			notes = append(notes, "group "+g+" is not served (no consumer until a restart)")
+		}
+	}
+	for _, t := range m.TenantNames() {
+		if !slices.Contains(r.tenants, t) {
+			notes = append(notes, "tenant "+t+" is new (its keys and budget apply after a restart)")
+		}
+	}
+	limits := budgetLimits(m)
+	for _, t := range slices.Sorted(maps.Keys(limits)) {
+		if old, ok := r.budgets[t]; ok && old != limits[t] {
+			notes = append(notes, "the budget of tenant "+t+" changed (it applies after a restart)")
+		}
+	}
+	for _, g := range r.groups {
+		if !slices.Contains(m.GroupNames(), g) {
+			notes = append(notes, "group "+g+" is gone from the file but still consumed until a restart")
+		}
+	}
+	return notes
+}
+
 // reloadOnHUP reloads the model file on SIGHUP, keeping the state of
-// unchanged deployments. Groups served stay as they were at start.
-func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, env config.Env, r *policy.Router, tenants map[string]*policy.Router, log *slog.Logger) {
+// unchanged deployments: the deployments, options and keys of the groups
+// and tenants the worker started with change in place. What needs a
+// restart (a new group or tenant) is logged as not applied.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, env config.Env, r *policy.Router, tenants map[string]*policy.Router, run running, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -331,8 +393,6 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, env config.Env, r *p
 			if groups, err = models.Build(ctx); err == nil {
 				err = r.Reload(groups)
 			}
-			// Tenants known at start get their new keys; a tenant added
-			// to the file needs a restart.
 			for name, tr := range tenants {
 				if err != nil {
 					break
@@ -347,7 +407,11 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, env config.Env, r *p
 			log.Error("config reload failed; keeping the running config", slog.Any("error", err))
 			continue
 		}
-		log.Info("config reloaded", slog.Any("groups", models.GroupNames()))
+		attrs := []any{slog.Any("groups", run.groups), slog.Any("tenants", run.tenants)}
+		if notes := run.reloadNotes(models); len(notes) > 0 {
+			attrs = append(attrs, slog.Any("not_applied", notes))
+		}
+		log.Info("config reloaded: deployments, options and keys of the running groups and tenants", attrs...)
 	}
 }
 
@@ -379,7 +443,7 @@ func listenHTTP(addr string, nc *nats.Conn, w *worker.Worker, metricsHandler htt
 	mux.Handle("GET /metrics", metricsHandler)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics address %s: %w", addr, err)
+		return nil, fmt.Errorf("SWITCHYARD_METRICS_ADDR=%s: %w (another worker on this machine? give each its own address, or off)", addr, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return &httpStep{srv: srv, ln: ln, addr: ln.Addr().String()}, nil

@@ -170,3 +170,19 @@ func TestWorkerWithNKey(t *testing.T) {
 	env.NATSNKeySeed = seedFile
 	require.NoError(t, runApp(t, env))
 }
+
+// TestATakenEmbeddedAddressIsNamed: a second worker whose embedded server's
+// address is taken fails at once, naming the variable to change.
+func TestATakenEmbeddedAddressIsNamed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	env := baseEnv(t)
+	env.NATSURL = ""
+	env.EmbeddedAddr = ln.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = app.Run(ctx, env, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Console: io.Discard})
+	require.EqualError(t, err, "SWITCHYARD_EMBEDDED_ADDR="+env.EmbeddedAddr+" is in use, by another worker's embedded server perhaps: join it with NATS_URL=nats://"+env.EmbeddedAddr+", or set SWITCHYARD_EMBEDDED_ADDR to a free address")
+	require.NoError(t, ctx.Err(), "it waited instead of failing")
+}

@@ -4,11 +4,14 @@ package embedded
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -30,18 +33,39 @@ type Options struct {
 	Configure func(*server.Options)
 }
 
+// ErrAddrInUse is returned (wrapped) when the address is taken, typically
+// by another worker's embedded server.
+var ErrAddrInUse = errors.New("address already in use")
+
 // Start starts the server and waits until it accepts connections.
-func Start(o Options) (*server.Server, error) {
+func Start(o Options) (*server.Server, error) { return StartContext(context.Background(), o) }
+
+// StartContext is Start, giving up when ctx ends. A taken address fails at
+// once with ErrAddrInUse instead of waiting out the readiness timeout.
+func StartContext(ctx context.Context, o Options) (*server.Server, error) {
 	if o.StoreDir == "" {
 		return nil, errors.New("embedded: StoreDir is required")
 	}
-	host, portStr, err := net.SplitHostPort(cmp.Or(o.Addr, "127.0.0.1:4222"))
+	addr := cmp.Or(o.Addr, "127.0.0.1:4222")
+	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: address %q: %w", o.Addr, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: port %q: %w", portStr, err)
+	}
+	if port > 0 {
+		// nats-server reports a failed listen only to its logger and
+		// keeps running; try the address first for a plain answer.
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("embedded: %s: %w", addr, ErrAddrInUse)
+			}
+			return nil, fmt.Errorf("embedded: %s: %w", addr, err)
+		}
+		_ = ln.Close()
 	}
 	opts := &server.Options{
 		ServerName: "switchyard-embedded",
@@ -60,18 +84,42 @@ func Start(o Options) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)
 	}
-	if o.Logger != nil {
-		s.SetLoggerV2(&logAdapter{l: o.Logger}, false, false, false)
+	// The logger also catches a fatal error (the address taken between the
+	// check above and the server's listen), so that the wait below ends.
+	fatal := make(chan string, 1)
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
+	s.SetLoggerV2(&logAdapter{l: log, fatal: fatal}, false, false, false)
 	go s.Start()
-	if !s.ReadyForConnections(30 * time.Second) {
-		s.Shutdown()
-		return nil, fmt.Errorf("embedded: server on %s not ready in 30s", o.Addr)
+	deadline := time.Now().Add(30 * time.Second)
+	for !s.ReadyForConnections(100 * time.Millisecond) {
+		select {
+		case msg := <-fatal:
+			s.Shutdown()
+			if strings.Contains(msg, "address already in use") {
+				return nil, fmt.Errorf("embedded: %s: %w", addr, ErrAddrInUse)
+			}
+			return nil, fmt.Errorf("embedded: %s", msg)
+		case <-ctx.Done():
+			s.Shutdown()
+			s.WaitForShutdown()
+			return nil, fmt.Errorf("embedded: %w", ctx.Err())
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.Shutdown()
+			return nil, fmt.Errorf("embedded: server on %s not ready in 30s", addr)
+		}
 	}
 	return s, nil
 }
 
-type logAdapter struct{ l *slog.Logger }
+type logAdapter struct {
+	l     *slog.Logger
+	fatal chan<- string // receives the first fatal message; never blocks
+}
 
 func (a *logAdapter) Noticef(format string, v ...any) {
 	a.l.Debug(fmt.Sprintf(format, v...), "component", "nats-server")
@@ -80,7 +128,12 @@ func (a *logAdapter) Warnf(format string, v ...any) {
 	a.l.Warn(fmt.Sprintf(format, v...), "component", "nats-server")
 }
 func (a *logAdapter) Fatalf(format string, v ...any) {
-	a.l.Error(fmt.Sprintf(format, v...), "component", "nats-server")
+	msg := fmt.Sprintf(format, v...)
+	a.l.Error(msg, "component", "nats-server")
+	select {
+	case a.fatal <- msg:
+	default:
+	}
 }
 func (a *logAdapter) Errorf(format string, v ...any) {
 	a.l.Error(fmt.Sprintf(format, v...), "component", "nats-server")
