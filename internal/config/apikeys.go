@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 )
 
@@ -56,14 +55,5 @@ func (k APIKey) KeyHash() string {
 // but without the providers' secrets: a gateway runs without them, so
 // ${VAR} references need not be set. Path "" loads the demo file.
 func LoadGatewayModels(path string) (*Models, error) {
-	src := []byte(DemoModels)
-	name := "built-in demo config"
-	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		src, name = b, path
-	}
-	return parseModels(name, src, func(string) (string, bool) { return "unset-in-the-gateway", true })
+	return loadModels(path, func(string) (string, bool) { return "unset-in-the-gateway", true })
 }

@@ -104,7 +104,9 @@ groups:
 `
 
 // LoadModels reads a model file; path "" loads DemoModels.
-func LoadModels(path string) (*Models, error) {
+func LoadModels(path string) (*Models, error) { return loadModels(path, os.LookupEnv) }
+
+func loadModels(path string, lookup func(string) (string, bool)) (*Models, error) {
 	src := []byte(DemoModels)
 	name := "built-in demo config"
 	if path != "" {
@@ -114,7 +116,7 @@ func LoadModels(path string) (*Models, error) {
 		}
 		src, name = b, path
 	}
-	return ParseModels(name, src)
+	return parseModels(name, src, lookup)
 }
 
 // ParseModels parses and checks a model file; name is used in errors.

@@ -256,11 +256,6 @@ func (g *Gateway) routes() {
 	api("GET /v1/webhooks/secret", "webhooks", writeOpenAIError, g.webhookSecret)
 
 	api("POST /v1/files", "files", writeOpenAIError, g.uploadFile)
-	api("GET /admin/status", "admin", writeOpenAIError, g.admin(g.adminStatus))
-	api("GET /admin/keys", "admin", writeOpenAIError, g.admin(g.adminListKeys))
-	api("POST /admin/keys", "admin", writeOpenAIError, g.admin(g.adminCreateKey))
-	api("DELETE /admin/keys/{id}", "admin", writeOpenAIError, g.admin(g.adminRevokeKey))
-
 	api("GET /v1/files", "files", writeOpenAIError, g.listFiles)
 	api("GET /v1/files/{id}", "files", writeOpenAIError, g.getFile)
 	api("GET /v1/files/{id}/content", "files", writeOpenAIError, g.fileContent)
@@ -269,6 +264,11 @@ func (g *Gateway) routes() {
 	api("GET /v1/batches", "batches", writeOpenAIError, g.listBatches)
 	api("GET /v1/batches/{id}", "batches", writeOpenAIError, g.getBatch)
 	api("POST /v1/batches/{id}/cancel", "batches", writeOpenAIError, g.cancelBatch)
+
+	api("GET /admin/status", "admin", writeOpenAIError, g.admin(g.adminStatus))
+	api("GET /admin/keys", "admin", writeOpenAIError, g.admin(g.adminListKeys))
+	api("POST /admin/keys", "admin", writeOpenAIError, g.admin(g.adminCreateKey))
+	api("DELETE /admin/keys/{id}", "admin", writeOpenAIError, g.admin(g.adminRevokeKey))
 
 	m.Handle("/", g.instrument("not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e := newError(bus.CodeInvalidRequest, "Invalid URL (%s %s)", r.Method, r.URL.Path)

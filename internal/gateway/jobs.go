@@ -121,22 +121,13 @@ func (g *Gateway) viewJob(rec *jobRecord, res *bus.Result) *jobView {
 func (g *Gateway) createJob(w http.ResponseWriter, r *http.Request) {
 	id := identityOf(r.Context())
 	var in jobRequest
-	if e := g.decodeBody(w, r, &in); e != nil {
-		writeOpenAIError(w, e)
-		return
-	}
-	if e := in.check(); e != nil {
-		writeOpenAIError(w, e)
+	group, ok := g.readChat(w, r, &in, &in.chatRequest)
+	if !ok {
 		return
 	}
 	hook, e := in.webhookURL()
 	if e != nil {
 		writeOpenAIError(w, e)
-		return
-	}
-	group, ok := g.catalog.Resolve(in.Model)
-	if !ok {
-		writeOpenAIError(w, unknownModel(in.Model))
 		return
 	}
 	ctx := r.Context()
@@ -162,7 +153,7 @@ func (g *Gateway) createJob(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// A retried POST (same Idempotency-Key): the same job.
-		if old, err := g.jobRecord(ctx, id.Tenant, rec.ID); err == nil && old != nil {
+		if old, _, err := g.jobRecord(ctx, id.Tenant, rec.ID); err == nil && old != nil {
 			rec = old
 		}
 	}
@@ -179,32 +170,34 @@ func (g *Gateway) createJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, g.viewJob(rec, nil))
 }
 
-func (g *Gateway) jobRecord(ctx context.Context, tenant, jobID string) (*jobRecord, error) {
+// jobRecord reads a tenant's async job and its revision; (nil, 0, nil) when
+// the tenant has no such job.
+func (g *Gateway) jobRecord(ctx context.Context, tenant, jobID string) (*jobRecord, uint64, error) {
 	if !strings.HasPrefix(jobID, asyncJobPrefix) || !bus.ValidJobID(jobID) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	kv, err := g.store.kv(ctx, BucketJobs)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	e, err := kv.Get(ctx, storeKey(tenant, jobID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var rec jobRecord
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return &rec, nil
+	return &rec, e.Revision(), nil
 }
 
 // lookupJob answers 404 for a job the tenant does not have.
 func (g *Gateway) lookupJob(w http.ResponseWriter, r *http.Request) (*identity, *jobRecord) {
 	id := identityOf(r.Context())
-	rec, err := g.jobRecord(r.Context(), id.Tenant, r.PathValue("id"))
+	rec, _, err := g.jobRecord(r.Context(), id.Tenant, r.PathValue("id"))
 	if err != nil {
 		writeOpenAIError(w, busError(err))
 		return nil, nil

@@ -106,20 +106,29 @@ func buffered(req *bus.Request) bool {
 	return rf != nil && (rf.Type == "json_schema" || rf.Type == "json_object")
 }
 
-func (g *Gateway) chatCompletions(w http.ResponseWriter, r *http.Request) {
-	id := identityOf(r.Context())
-	var in chatRequest
-	if e := g.decodeBody(w, r, &in); e != nil {
+// readChat decodes a body holding a chat completions request (body is it,
+// or a struct embedding it), checks the request and resolves its model; a
+// failure is answered and reported as false.
+func (g *Gateway) readChat(w http.ResponseWriter, r *http.Request, body any, in *chatRequest) (group string, ok bool) {
+	if e := g.decodeBody(w, r, body); e != nil {
 		writeOpenAIError(w, e)
-		return
+		return "", false
 	}
 	if e := in.check(); e != nil {
 		writeOpenAIError(w, e)
-		return
+		return "", false
 	}
-	group, ok := g.catalog.Resolve(in.Model)
-	if !ok {
+	if group, ok = g.catalog.Resolve(in.Model); !ok {
 		writeOpenAIError(w, unknownModel(in.Model))
+	}
+	return group, ok
+}
+
+func (g *Gateway) chatCompletions(w http.ResponseWriter, r *http.Request) {
+	id := identityOf(r.Context())
+	var in chatRequest
+	group, ok := g.readChat(w, r, &in, &in)
+	if !ok {
 		return
 	}
 	req := in.job()

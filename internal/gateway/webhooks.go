@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,6 +140,13 @@ func (h *webhooks) run(ctx context.Context) error {
 	for {
 		cons, err := h.g.js.Consumer(ctx, bus.StreamResults, hookConsumer)
 		if err == nil {
+			// The results stream may have gained subjects (tenants'
+			// results) since the consumer was made: follow them.
+			if cfg, cerr := h.consumerConfig(ctx); cerr == nil && !slices.Equal(cfg.FilterSubjects, cons.CachedInfo().Config.FilterSubjects) {
+				if c, uerr := h.g.js.CreateOrUpdateConsumer(ctx, bus.StreamResults, cfg); uerr == nil {
+					cons = c
+				}
+			}
 			return h.consume(ctx, cons)
 		}
 		if ctx.Err() != nil {
@@ -216,7 +224,7 @@ type webhookEvent struct {
 
 func (h *webhooks) deliver(ctx context.Context, m jetstream.Msg, tenant, jobID string) {
 	log := h.g.log.With(slog.String("job", jobID))
-	rec, rev, err := h.record(ctx, tenant, jobID)
+	rec, rev, err := h.g.jobRecord(ctx, tenant, jobID)
 	if err != nil {
 		log.Warn("webhook: job record unreadable; retrying", slog.Any("error", err))
 		_ = m.NakWithDelay(h.retryBase)
@@ -277,25 +285,6 @@ func (h *webhooks) backoff(attempt int) time.Duration {
 		}
 	}
 	return d
-}
-
-func (h *webhooks) record(ctx context.Context, tenant, jobID string) (*jobRecord, uint64, error) {
-	kv, err := h.g.store.kv(ctx, BucketJobs)
-	if err != nil {
-		return nil, 0, err
-	}
-	e, err := kv.Get(ctx, storeKey(tenant, jobID))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	var rec jobRecord
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return nil, 0, err
-	}
-	return &rec, e.Revision(), nil
 }
 
 func (h *webhooks) save(ctx context.Context, tenant string, rec *jobRecord, rev uint64) error {
