@@ -110,7 +110,9 @@ type GroupOptions struct {
 
 // DeploymentOptions are one deployment's routing settings and limits.
 type DeploymentOptions struct {
-	// Priority orders deployments for the priority strategy; lower first (default 0).
+	// Priority is a tier: deployments of a lower priority are tried first,
+	// and the group's strategy orders those of equal priority (for the
+	// priority strategy, config order). Default 0.
 	Priority int `yaml:"priority"`
 	// Weight is the weighted strategy's weight (default 1).
 	Weight int `yaml:"weight"`

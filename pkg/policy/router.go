@@ -26,6 +26,7 @@ type Router struct {
 	cfg    atomic.Pointer[routerConfig]
 	now    func() time.Time
 	shared SharedState
+	rng    *lockedRand // nil: the global source
 
 	mu     sync.Mutex
 	states map[string]*depState // by stateKey

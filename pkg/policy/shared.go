@@ -2,6 +2,8 @@ package policy
 
 import (
 	"context"
+	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -30,3 +32,24 @@ func WithSharedState(s SharedState) Option { return func(r *Router) { r.shared =
 
 // WithClock sets the clock used for rate windows and latency (default time.Now).
 func WithClock(now func() time.Time) Option { return func(r *Router) { r.now = now } }
+
+// WithRand sets the source of the router's weighted shuffle; default: math/rand/v2's global source. A seeded
+// source makes a test's draws repeatable. The router locks around it.
+func WithRand(src rand.Source) Option {
+	return func(r *Router) { r.rng = &lockedRand{r: rand.New(src)} }
+}
+
+// lockedRand makes a *rand.Rand, which is not safe for concurrent use, so.
+type lockedRand struct {
+	mu sync.Mutex
+	r  *rand.Rand
+}
+
+func (l *lockedRand) ExpFloat64() float64 {
+	if l == nil {
+		return rand.ExpFloat64()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.ExpFloat64()
+}

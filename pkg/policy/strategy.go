@@ -2,7 +2,6 @@ package policy
 
 import (
 	"cmp"
-	"math/rand/v2"
 	"slices"
 	"time"
 )
@@ -12,7 +11,7 @@ func (r *Router) order(g *group) []*deployment {
 	ds := slices.Clone(g.deps)
 	switch g.opts.Strategy {
 	case StrategyWeighted:
-		byWeightedShuffle(ds)
+		byWeightedShuffle(ds, r.rng)
 	case StrategyLeastBusy:
 		in := map[*deployment]int{}
 		for _, d := range ds {
@@ -36,18 +35,19 @@ func (r *Router) order(g *group) []*deployment {
 			use[d] = d.usage()
 		}
 		slices.SortStableFunc(ds, func(a, b *deployment) int { return cmp.Compare(use[a], use[b]) })
-	default:
-		slices.SortStableFunc(ds, func(a, b *deployment) int { return cmp.Compare(a.opts.Priority, b.opts.Priority) })
 	}
+	// Priority is a tier for every strategy: the strategy's order holds
+	// within a tier (for the priority strategy, config order).
+	slices.SortStableFunc(ds, func(a, b *deployment) int { return cmp.Compare(a.opts.Priority, b.opts.Priority) })
 	return ds
 }
 
 // byWeightedShuffle puts ds in a weighted random order
 // (Efraimidis-Spirakis).
-func byWeightedShuffle(ds []*deployment) {
+func byWeightedShuffle(ds []*deployment, rng *lockedRand) {
 	keys := make(map[*deployment]float64, len(ds))
 	for _, d := range ds {
-		keys[d] = -rand.ExpFloat64() / float64(max(d.opts.Weight, 1))
+		keys[d] = -rng.ExpFloat64() / float64(max(d.opts.Weight, 1))
 	}
 	slices.SortStableFunc(ds, func(a, b *deployment) int { return cmp.Compare(keys[b], keys[a]) })
 }
