@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/timeout"
@@ -29,6 +30,9 @@ type deployment struct {
 	Deployment
 	opts     DeploymentOptions // with defaults
 	info     catalog.Model     // ResolveModel's record
+	// price is USD per million prompt plus completion tokens, for the
+	// lowest_cost strategy; +Inf when unknown.
+	price float64
 	timeouts TimeoutOptions    // group's, overridden by the deployment's
 	total    timeout.Timeout[*Outcome]
 	watch    watchSpec
@@ -103,6 +107,7 @@ func (r *Router) loadGroup(g *Group, cfg *routerConfig, states map[string]*depSt
 // model record, the timeouts and the policies built from them.
 func newDeployment(d *Deployment, g *GroupOptions) *deployment {
 	rd := &deployment{Deployment: *d, opts: d.Options.WithDefaults(), info: ResolveModel(d)}
+	rd.price = price(d, rd.info)
 	rd.timeouts = TimeoutOptions{
 		TTFT:  cmp.Or(d.Options.Timeouts.TTFT, g.Timeouts.TTFT),
 		Idle:  cmp.Or(d.Options.Timeouts.Idle, g.Timeouts.Idle),
@@ -160,4 +165,15 @@ func (r *Router) newState(name string, bo BreakerOptions, old *depState) *depSta
 		}
 	})
 	return st
+}
+
+// price is the deployment's price per million prompt plus completion
+// tokens from its model record, +Inf when nobody knows it (the catalogue's 0
+// means unknown; an override's 0 is a free model): the lowest_cost strategy
+// tries such a deployment last.
+func price(d *Deployment, m catalog.Model) float64 {
+	if d.Options.InputCostPerMTok == nil && d.Options.OutputCostPerMTok == nil && m.InputPerMTok+m.OutputPerMTok == 0 {
+		return math.Inf(1)
+	}
+	return m.InputPerMTok + m.OutputPerMTok
 }

@@ -17,6 +17,7 @@ const (
 	StrategyLeastBusy     Strategy = "least_busy"     // fewest calls in flight on this router
 	StrategyLowestLatency Strategy = "lowest_latency" // lowest observed time to first token (unmeasured first)
 	StrategyUsageBased    Strategy = "usage_based"    // most rpm/tpm headroom in the current minute
+	StrategyLowestCost    Strategy = "lowest_cost"    // cheapest price per token first (unknown prices last)
 )
 
 // Action is what the router does after an attempt failed with some error kind.
@@ -172,10 +173,10 @@ func (o GroupOptions) WithDefaults() GroupOptions {
 // Validate names the first bad field.
 func (o GroupOptions) Validate() error {
 	switch o.Strategy {
-	case "", StrategyPriority, StrategyWeighted, StrategyLeastBusy, StrategyLowestLatency, StrategyUsageBased:
+	case "", StrategyPriority, StrategyWeighted, StrategyLeastBusy, StrategyLowestLatency, StrategyUsageBased, StrategyLowestCost:
 	default:
-		return fmt.Errorf("strategy: unknown %q (want %s, %s, %s, %s or %s)", o.Strategy,
-			StrategyPriority, StrategyWeighted, StrategyLeastBusy, StrategyLowestLatency, StrategyUsageBased)
+		return fmt.Errorf("strategy: unknown %q (want %s, %s, %s, %s, %s or %s)", o.Strategy,
+			StrategyPriority, StrategyWeighted, StrategyLeastBusy, StrategyLowestLatency, StrategyUsageBased, StrategyLowestCost)
 	}
 	switch o.MidStream {
 	case "", MidStreamRestart, MidStreamContinue:

@@ -29,6 +29,8 @@ func (r *Router) order(g *group) []*deployment {
 			}
 		}
 		slices.SortStableFunc(ds, func(a, b *deployment) int { return cmp.Compare(lat[a], lat[b]) })
+	case StrategyLowestCost:
+		slices.SortStableFunc(ds, func(a, b *deployment) int { return cmp.Compare(a.price, b.price) })
 	case StrategyUsageBased:
 		use := map[*deployment]float64{}
 		for _, d := range ds {

@@ -84,3 +84,25 @@ func TestWithRandMakesTheShuffleRepeatable(t *testing.T) {
 	// is exact, and the bound (4 sd) holds for any fair shuffle.
 	require.InDelta(t, 300, n, 35)
 }
+
+// lowest_cost tries the cheapest deployment first: the catalogue's price,
+// a deployment's override, and an unknown price last.
+func TestLowestCost(t *testing.T) {
+	t.Parallel()
+	cheap, dear, unknown := mock.New(mock.Config{}), mock.New(mock.Config{}), mock.New(mock.Config{})
+	price := func(v float64) *float64 { return &v }
+	o := fast()
+	o.Strategy = StrategyLowestCost
+	o.Breaker.Failures = 1
+	r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{
+		{Name: "unknown", Model: "mock-unknown", Provider: unknown},
+		{Name: "dear", Model: "gpt-4o", Provider: dear}, // priced by the catalogue
+		{Name: "cheap", Model: "gpt-4o", Provider: cheap, Options: DeploymentOptions{InputCostPerMTok: price(0.1), OutputCostPerMTok: price(0.2)}},
+	}})
+	for range 5 {
+		out, err := r.Execute(t.Context(), "g", req("x"), nil)
+		require.NoError(t, err)
+		require.Equal(t, "cheap", out.Deployment)
+	}
+	require.Zero(t, dear.Calls()+unknown.Calls())
+}
