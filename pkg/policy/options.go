@@ -59,6 +59,15 @@ type RetryOptions struct {
 	// Jitter is the random fraction (0..1) added to or removed from each
 	// delay (default 0.2; -1 disables).
 	Jitter float64 `yaml:"jitter"`
+	// PerKind sets, per llm.Kind name, how many retries a failure of that
+	// kind allows instead of MaxRetries (0: none: the group's fallbacks
+	// come next). Whether a kind retries at all is the error table's
+	// decision (on_error).
+	PerKind map[string]int `yaml:"per_kind"`
+	// AtOnceElsewhere retries without waiting, on another deployment, when
+	// one of the group can take the call now; the backoff is for going back
+	// to a deployment that failed.
+	AtOnceElsewhere bool `yaml:"at_once_elsewhere"`
 }
 
 // BackoffOptions are the bounds of an exponential backoff.
@@ -192,6 +201,9 @@ func (o GroupOptions) Validate() error {
 	if o.Retry.Backoff.Max != 0 && o.Retry.Backoff.Initial > o.Retry.Backoff.Max {
 		return fmt.Errorf("retry.backoff.initial %v > max %v", o.Retry.Backoff.Initial, o.Retry.Backoff.Max)
 	}
+	if err := kindCounts("retry.per_kind", o.Retry.PerKind); err != nil {
+		return err
+	}
 	if o.Retry.Jitter > 1 || o.Retry.Jitter < -1 {
 		return fmt.Errorf("retry.jitter: %v not in [0,1]", o.Retry.Jitter)
 	}
@@ -212,6 +224,19 @@ func (o GroupOptions) Validate() error {
 		case ActionRetry, ActionFallback, ActionFail:
 		default:
 			return fmt.Errorf("on_error.%s: unknown action %q (retry, fallback or fail)", k, a)
+		}
+	}
+	return nil
+}
+
+// kindCounts checks a map from llm.Kind names to counts.
+func kindCounts(field string, m map[string]int) error {
+	for k, n := range m {
+		if _, ok := kindByName(k); !ok {
+			return fmt.Errorf("%s: unknown error kind %q (want one of %s)", field, k, strings.Join(kindNames(), ", "))
+		}
+		if n < 0 {
+			return fmt.Errorf("%s.%s: %d < 0", field, k, n)
 		}
 	}
 	return nil

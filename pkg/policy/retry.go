@@ -20,6 +20,8 @@ type groupRun struct {
 	ctx      context.Context // the request's
 	excluded map[*deployment]bool
 	lastErr  error
+	failed   *deployment // of the last attempt, when it failed
+	avoid    *deployment // a retry at once goes elsewhere (AtOnceElsewhere)
 	// stop ends the retries from the retry policy's listener when its next
 	// wait would pass the deadline; failsafe then returns ctx's error.
 	stop context.CancelCauseFunc
@@ -61,10 +63,14 @@ func (x *execution) retry(ctx context.Context, g *group) (*Outcome, error) {
 
 func (run *groupRun) policy() retrypolicy.RetryPolicy[*Outcome] {
 	o := run.g.opts.Retry
+	limit := max(o.MaxRetries, 0) // the most any kind allows; judge holds each to its own
+	for _, n := range o.PerKind {
+		limit = max(limit, n)
+	}
 	b := retrypolicy.NewBuilder[*Outcome]().
 		HandleIf(func(_ *Outcome, err error) bool { return err != nil }).
 		AbortIf(func(_ *Outcome, err error) bool { return errors.As(err, new(errStop)) }).
-		WithMaxRetries(max(o.MaxRetries, 0)).
+		WithMaxRetries(limit).
 		WithBackoff(o.Backoff.Initial, o.Backoff.Max).
 		WithDelayFunc(run.retryAfter).
 		OnRetryScheduled(run.checkDeadline).
@@ -79,7 +85,8 @@ func (run *groupRun) policy() retrypolicy.RetryPolicy[*Outcome] {
 // make the call and judge its failure.
 func (run *groupRun) attempt(exec failsafe.Execution[*Outcome]) (*Outcome, error) {
 	x, ctx := run.x, exec.Context()
-	d, err := x.admit(ctx, run.g, run.excluded, run.lastErr)
+	d, err := x.admitAvoiding(ctx, run.g, run.excluded, run.avoid, run.lastErr)
+	run.avoid = nil
 	if err != nil {
 		return nil, errStop{err}
 	}
@@ -92,13 +99,14 @@ func (run *groupRun) attempt(exec failsafe.Execution[*Outcome]) (*Outcome, error
 	if err == nil {
 		return res, nil
 	}
-	run.lastErr = err
-	return nil, run.judge(d, err)
+	run.lastErr, run.failed = err, d
+	return nil, run.judge(d, err, exec.Attempts())
 }
 
 // judge returns err to retry it, or errStop to end the group: the error
-// table's action (a group's on_error first), the caller's context.
-func (run *groupRun) judge(d *deployment, err error) error {
+// table's action (a group's on_error first), the retries the failure's kind
+// allows, the caller's context.
+func (run *groupRun) judge(d *deployment, err error, attempts int) error {
 	k := llm.KindOf(err)
 	switch run.g.opts.action(k) {
 	case ActionFail:
@@ -109,6 +117,14 @@ func (run *groupRun) judge(d *deployment, err error) error {
 			return errStop{err} // straight to that kind's fallbacks
 		}
 	}
+	o := run.g.opts.Retry
+	retries, ok := o.PerKind[k.String()]
+	if !ok {
+		retries = max(o.MaxRetries, 0)
+	}
+	if attempts > retries {
+		return errStop{err} // this kind's retries are spent
+	}
 	if ra := llm.RetryAfterOf(err); ra > 0 {
 		d.state.cool(run.x.r.now().Add(ra))
 	}
@@ -118,11 +134,17 @@ func (run *groupRun) judge(d *deployment, err error) error {
 	return err
 }
 
-// retryAfter is the retry policy's delay function: after a failure with a
+// retryAfter is the retry policy's delay function: none when another
+// deployment can take the retry now and the group retries at once
+// elsewhere (AtOnceElsewhere); after a failure with a
 // Retry-After, wait until a candidate of the group leaves its cool-down when
 // none is free before (the Retry-After of the only deployment); otherwise,
 // -1: the policy's exponential backoff.
 func (run *groupRun) retryAfter(exec failsafe.ExecutionAttempt[*Outcome]) time.Duration {
+	if run.g.opts.Retry.AtOnceElsewhere && run.x.elsewhere(run.g, run.failed, run.excluded) {
+		run.avoid = run.failed
+		return 0
+	}
 	if llm.RetryAfterOf(exec.LastError()) <= 0 {
 		return -1
 	}
@@ -140,4 +162,33 @@ func (run *groupRun) checkDeadline(e failsafe.ExecutionScheduledEvent[*Outcome])
 	if pastDeadline(run.ctx, e.Delay) {
 		run.stop(errWaitPastDeadline)
 	}
+}
+
+// admitAvoiding admits as admit does, passing over avoid when another
+// deployment is available.
+func (x *execution) admitAvoiding(ctx context.Context, g *group, excluded map[*deployment]bool, avoid *deployment, lastErr error) (*deployment, error) {
+	if avoid != nil && !excluded[avoid] {
+		excluded[avoid] = true
+		d, err := x.admit(ctx, g, excluded, lastErr)
+		delete(excluded, avoid)
+		if err == nil {
+			return d, nil
+		}
+	}
+	return x.admit(ctx, g, excluded, lastErr)
+}
+
+// elsewhere reports whether a deployment of g other than failed could take
+// the request now, so that a retry need not wait for failed to recover.
+func (x *execution) elsewhere(g *group, failed *deployment, excluded map[*deployment]bool) bool {
+	now := x.r.now()
+	for _, d := range g.deps {
+		if d == failed || excluded[d] || !d.serves(x.needs) || !d.fits(x.tokens) {
+			continue
+		}
+		if ok, _ := d.state.check(now, &d.opts, x.tokens, x.r.shared); ok && !d.state.brokenAt(now, x.r.shared) {
+			return true
+		}
+	}
+	return false
 }

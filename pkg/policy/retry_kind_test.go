@@ -1,0 +1,59 @@
+package policy
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/pkg/llm/mock"
+)
+
+// Retry.PerKind replaces MaxRetries for the kinds it names: LiteLLM's
+// retry_policy (RateLimitErrorRetries, AuthenticationErrorRetries, ...).
+func TestRetriesPerKind(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		kind  string
+		calls int64
+	}{
+		{"a kind with more retries than the group", "rate_limited", 5},
+		{"a kind with none", "timeout", 1},
+		{"a kind not named keeps max_retries", "unavailable", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := mock.New(mock.Config{ErrorRate: map[string]float64{tt.kind: 1}})
+			o := fast()
+			o.Retry.MaxRetries = 1
+			o.Retry.PerKind = map[string]int{"rate_limited": 4, "timeout": 0}
+			r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", p, DeploymentOptions{})}})
+			_, err := r.Execute(t.Context(), "g", req("x"), nil)
+			require.Error(t, err)
+			require.Equal(t, tt.calls, p.Calls())
+		})
+	}
+}
+
+// A retry that can go to another deployment goes at once: the backoff is
+// for going back to one that failed.
+func TestRetryAtOnceElsewhere(t *testing.T) {
+	t.Parallel()
+	bad := mock.New(mock.Config{Script: []mock.Step{{Error: "unavailable"}}})
+	good := mock.New(mock.Config{})
+	o := fast()
+	o.Retry.Backoff = BackoffOptions{Initial: time.Hour, Max: time.Hour}
+	o.Retry.AtOnceElsewhere = true
+	r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("bad", bad, DeploymentOptions{}), dep("good", good, DeploymentOptions{Priority: 1})}})
+	// An hour's backoff would pass this deadline, and the router fails fast
+	// rather than wait past it: success means the retry did not wait.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	out, err := r.Execute(ctx, "g", req("x"), nil)
+	require.NoError(t, err)
+	require.Equal(t, "good", out.Deployment)
+	require.Equal(t, 1, out.Retries)
+}
