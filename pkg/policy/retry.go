@@ -116,6 +116,9 @@ func (run *groupRun) judge(d *deployment, err error, attempts int) error {
 		if k == llm.KindContextWindow || k == llm.KindContentPolicy {
 			return errStop{err} // straight to that kind's fallbacks
 		}
+		if run.x.noneLeft(run.g, run.excluded) {
+			return errStop{err} // no deployment left: no backoff to wait
+		}
 	}
 	o := run.g.opts.Retry
 	retries, ok := o.PerKind[k.String()]
@@ -191,4 +194,15 @@ func (x *execution) elsewhere(g *group, failed *deployment, excluded map[*deploy
 		}
 	}
 	return false
+}
+
+// noneLeft reports whether every deployment of g that could take the
+// request is excluded.
+func (x *execution) noneLeft(g *group, excluded map[*deployment]bool) bool {
+	for _, d := range g.deps {
+		if !excluded[d] && d.serves(x.needs) && d.fits(x.tokens) {
+			return false
+		}
+	}
+	return true
 }

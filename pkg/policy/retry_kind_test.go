@@ -57,3 +57,36 @@ func TestRetryAtOnceElsewhere(t *testing.T) {
 	require.Equal(t, "good", out.Deployment)
 	require.Equal(t, 1, out.Retries)
 }
+// A failure that excludes the group's last deployment ends the group at
+// once: the backoff before a retry that has nowhere to go is not waited.
+func TestNoBackoffWhenTheGroupIsExhausted(t *testing.T) {
+	t.Parallel()
+	p, spare := mock.New(mock.Config{ErrorRate: map[string]float64{"auth": 1}}), mock.New(mock.Config{})
+	o := fast()
+	o.Retry.Backoff = BackoffOptions{Initial: time.Hour, Max: time.Hour}
+	o.Fallbacks = []string{"spare"}
+	r := newRouter(t,
+		Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", p, DeploymentOptions{})}},
+		Group{Name: "spare", Options: fast(), Deployments: []Deployment{dep("spare", spare, DeploymentOptions{})}})
+	ctx, cancel := context.WithCancel(t.Context()) // no deadline to fail fast against
+	defer cancel()
+	type result struct {
+		out *Outcome
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := r.Execute(ctx, "g", req("x"), nil)
+		done <- result{out, err}
+	}()
+	select {
+	case res := <-done:
+		require.NoError(t, res.err)
+		require.Equal(t, "spare", res.out.Group)
+		require.EqualValues(t, 1, p.Calls())
+	case <-time.After(20 * time.Second):
+		cancel()
+		<-done
+		t.Fatal("waited the backoff of a retry that had no deployment to go to")
+	}
+}
