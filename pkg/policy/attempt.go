@@ -31,6 +31,9 @@ func (x *execution) attempt(ctx context.Context, g *group, d *deployment) (*Outc
 	// the provider's stream reported for it (the mock and the SDKs report a
 	// passed deadline as a timeout).
 	d.state.record(err, ctx.Err() != nil)
+	if ctx.Err() == nil {
+		x.cooldownAfter(g, d, err)
+	}
 	a := Attempt{Group: g.Name, Deployment: d.Name, Model: d.Model, Provider: d.info.Provider, Err: err, Duration: time.Since(start)}
 	if err != nil {
 		a.Code = llm.KindOf(err).String()

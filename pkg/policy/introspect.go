@@ -47,6 +47,9 @@ func (r *Router) Status() []DeploymentStatus {
 			}
 			s.mu.Lock()
 			st.InFlight = s.inflight
+			if s.downUntil.After(now) {
+				st.Breaker = BreakerOpen // cooling down: out of the group
+			}
 			s.mu.Unlock()
 			out = append(out, st)
 		}

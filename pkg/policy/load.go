@@ -77,6 +77,9 @@ func (r *Router) loadGroup(g *Group, cfg *routerConfig, states map[string]*depSt
 		return nil, fmt.Errorf("policy: group %q: %w", g.Name, err)
 	}
 	rg := &group{Group: *g, opts: g.Options.WithDefaults()}
+	if rg.opts.Cooldown != nil {
+		rg.opts.Breaker.Disabled = true // the cooldown takes its place
+	}
 	seen := map[string]bool{}
 	for j := range g.Deployments {
 		d := &g.Deployments[j]

@@ -76,6 +76,41 @@ type BackoffOptions struct {
 	Max     time.Duration `yaml:"max"`     // default 5s
 }
 
+// CooldownOptions take a failing deployment out of its group for a while,
+// the way LiteLLM's router does, instead of the circuit breaker (a group
+// with Cooldown set has no breaker). A cooled-down deployment is skipped,
+// never waited for; when every deployment of the group is cooling down the
+// group is exhausted and its fallbacks take over. Cooldowns are shared with
+// the fleet like breaker state.
+//
+// Only failures that say something about the deployment count: rate
+// limited, auth, timeout, unavailable, unknown and a bad request answered
+// with HTTP 404 (the model does not exist there); a connection error, a
+// context window, a content policy or another bad request does not.
+//
+// With AllowedFails (or AllowedFailsPerKind) set, failures are counted: the
+// counted failure that makes more than the allowed number (AllowedFailsPerKind
+// for its kind, else AllowedFails) cools the deployment down; the count is
+// forgotten Duration after the last counted failure, and when the
+// deployment cools down. Without either, the failure rate of the current
+// minute decides: a deployment cools down after a rate-limited failure or
+// once more than half of at least 5 calls this minute failed, when its
+// group has another deployment; an auth failure or a 404 cools it down
+// even when it is alone, as does a minute of at least 1000 calls that all
+// failed.
+type CooldownOptions struct {
+	// Duration is how long a deployment stays out (default 5s). The
+	// deployment's own Cooldown replaces it, else the Retry-After of the
+	// failure that cooled it down.
+	Duration time.Duration `yaml:"duration"`
+	// AllowedFails is the number of counted failures tolerated (nil: the
+	// failure rate decides, unless AllowedFailsPerKind is set; then 0).
+	AllowedFails *int `yaml:"allowed_fails"`
+	// AllowedFailsPerKind replaces AllowedFails for failures of an
+	// llm.Kind (by name).
+	AllowedFailsPerKind map[string]int `yaml:"allowed_fails_per_kind"`
+}
+
 // BreakerOptions configure the circuit breaker of each deployment.
 type BreakerOptions struct {
 	// Failures within Period open the breaker (default 5). With FailureRate
@@ -116,6 +151,8 @@ type GroupOptions struct {
 	OnError map[string]Action `yaml:"on_error"`
 	// MidStream is restart (default) or continue.
 	MidStream MidStream `yaml:"mid_stream"`
+	// Cooldown, when set, replaces the breaker; see CooldownOptions.
+	Cooldown *CooldownOptions `yaml:"cooldown"`
 }
 
 // DeploymentOptions are one deployment's routing settings and limits.
@@ -134,6 +171,9 @@ type DeploymentOptions struct {
 	MaxConcurrency int `yaml:"max_concurrency"`
 	// Timeouts override the group's, field by field.
 	Timeouts TimeoutOptions `yaml:"timeouts"`
+	// Cooldown replaces the group's CooldownOptions.Duration for this
+	// deployment; 0 never cools it down. Only with the group's Cooldown set.
+	Cooldown *time.Duration `yaml:"cooldown"`
 
 	// The fields below correct what the model catalogue and the provider
 	// report of the deployment's model (see ResolveModel); zero (nil)
@@ -204,6 +244,14 @@ func (o GroupOptions) Validate() error {
 	if err := kindCounts("retry.per_kind", o.Retry.PerKind); err != nil {
 		return err
 	}
+	if c := o.Cooldown; c != nil {
+		if c.Duration < 0 || c.AllowedFails != nil && *c.AllowedFails < 0 {
+			return fmt.Errorf("cooldown: negative value")
+		}
+		if err := kindCounts("cooldown.allowed_fails_per_kind", c.AllowedFailsPerKind); err != nil {
+			return err
+		}
+	}
 	if o.Retry.Jitter > 1 || o.Retry.Jitter < -1 {
 		return fmt.Errorf("retry.jitter: %v not in [0,1]", o.Retry.Jitter)
 	}
@@ -268,6 +316,8 @@ func (o DeploymentOptions) Validate() error {
 		return fmt.Errorf("max_concurrency: %d < 0", o.MaxConcurrency)
 	case o.ContextWindow < 0:
 		return fmt.Errorf("context_window: %d < 0", o.ContextWindow)
+	case o.Cooldown != nil && *o.Cooldown < 0:
+		return fmt.Errorf("cooldown: negative duration")
 	case o.MaxOutput < 0:
 		return fmt.Errorf("max_output: %d < 0", o.MaxOutput)
 	case o.InputCostPerMTok != nil && *o.InputCostPerMTok < 0:

@@ -24,6 +24,13 @@ type depState struct {
 	reqs      int       // requests in window
 	toks      int       // tokens in window
 	coolUntil time.Time // from a Retry-After
+	// Cooldown (CooldownOptions): out of the group until downUntil; calls
+	// that succeeded and failed in the current minute (window); counted
+	// failures since the last cooldown, the last one at lastCounted.
+	downUntil   time.Time
+	oks, fails  int
+	counted     int
+	lastCounted time.Time
 	ttft      time.Duration
 	measured  bool
 	published bool // a breaker open was shared with the fleet
@@ -49,7 +56,7 @@ func newBreaker(o BreakerOptions, onOpen, onClose func()) circuitbreaker.Circuit
 // rollLocked starts a new minute window when now left the current one.
 func (s *depState) rollLocked(now time.Time) {
 	if w := now.Truncate(time.Minute); !w.Equal(s.window) {
-		s.window, s.reqs, s.toks = w, 0, 0
+		s.window, s.reqs, s.toks, s.oks, s.fails = w, 0, 0, 0, 0
 	}
 }
 
@@ -71,6 +78,9 @@ func (s *depState) check(now time.Time, o *DeploymentOptions, tokens int, shared
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rollLocked(now)
+	if s.downUntil.After(now) {
+		return false, s.downUntil
+	}
 	if s.coolUntil.After(now) {
 		return false, s.coolUntil
 	}
@@ -88,12 +98,15 @@ func (s *depState) check(now time.Time, o *DeploymentOptions, tokens int, shared
 }
 
 // brokenAt reports whether the deployment is skipped because its breaker (local
-// or a peer's) is open.
+// or a peer's) is open or it is cooling down.
 func (s *depState) brokenAt(now time.Time, shared SharedState) bool {
 	if shared != nil && shared.BreakerOpenUntil(s.name).After(now) {
 		return true
 	}
-	return s.breaker != nil && s.breaker.IsOpen() && s.breaker.RemainingDelay() > 0
+	s.mu.Lock()
+	down := s.downUntil.After(now)
+	s.mu.Unlock()
+	return down || s.breaker != nil && s.breaker.IsOpen() && s.breaker.RemainingDelay() > 0
 }
 
 // acquire takes a concurrency slot and counts the request in the window.
