@@ -49,16 +49,22 @@ func (x *execution) group(ctx context.Context, g *group) (*Outcome, error) {
 
 // fallsBack reports whether g's failure err goes on to g's fallbacks: a
 // skipped group always does; a failed one unless the caller gave up or the
-// error table says fail.
+// error table says fail, which also ends the rest of the chain.
 func (x *execution) fallsBack(ctx context.Context, g *group, err error) bool {
 	if x.skipped(g) {
 		return true
 	}
-	return ctx.Err() == nil && g.opts.action(llm.KindOf(err)) != ActionFail
+	if ctx.Err() != nil || g.opts.action(llm.KindOf(err)) == ActionFail {
+		x.halted = true
+		return false
+	}
+	return true
 }
 
-// fallBack moves on to the first group of g's fallback list for err that
-// the chain has not visited, announcing it; with none left, the chain ends.
+// fallBack tries g's fallback list for err in order, depth first as
+// LiteLLM's router does: each fallback group with its own fallbacks before
+// the next of the list; a group the chain already tried is passed over, and
+// max_fallbacks (the requested group's) bounds the groups tried.
 func (x *execution) fallBack(ctx context.Context, g *group, err error) (*Outcome, error) {
 	k := llm.KindOf(err)
 	list := g.opts.Fallbacks
@@ -72,10 +78,17 @@ func (x *execution) fallBack(ctx context.Context, g *group, err error) (*Outcome
 		if x.visited[name] {
 			continue
 		}
+		if x.halted || x.maxFallbacks > 0 && x.out.Fallbacks >= x.maxFallbacks {
+			break
+		}
 		next := x.cfg.groups[name]
 		x.out.Fallbacks++
-		x.emit(Event{Type: EventFallback, Group: next.Name, Code: k.String(), Reason: errText(err), Err: err})
-		return x.chain(ctx, next)
+		x.emit(Event{Type: EventFallback, Group: next.Name, Code: llm.KindOf(err).String(), Reason: errText(err), Err: err})
+		res, ferr := x.chain(ctx, next)
+		if ferr == nil {
+			return res, nil
+		}
+		err = ferr
 	}
 	return nil, x.finalErr()
 }

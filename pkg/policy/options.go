@@ -153,6 +153,9 @@ type GroupOptions struct {
 	MidStream MidStream `yaml:"mid_stream"`
 	// Cooldown, when set, replaces the breaker; see CooldownOptions.
 	Cooldown *CooldownOptions `yaml:"cooldown"`
+	// MaxFallbacks bounds the fallback groups a request to this group
+	// tries, over the whole chain (0: no bound; no group is tried twice).
+	MaxFallbacks int `yaml:"max_fallbacks"`
 }
 
 // DeploymentOptions are one deployment's routing settings and limits.
@@ -243,6 +246,9 @@ func (o GroupOptions) Validate() error {
 	}
 	if err := kindCounts("retry.per_kind", o.Retry.PerKind); err != nil {
 		return err
+	}
+	if o.MaxFallbacks < 0 {
+		return fmt.Errorf("max_fallbacks: %d < 0", o.MaxFallbacks)
 	}
 	if c := o.Cooldown; c != nil {
 		if c.Duration < 0 || c.AllowedFails != nil && *c.AllowedFails < 0 {

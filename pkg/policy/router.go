@@ -86,6 +86,7 @@ func (r *Router) Execute(ctx context.Context, groupName string, req *llm.Request
 	x := &execution{
 		r: r, cfg: cfg, req: req, emit: emit, out: &Outcome{Group: groupName},
 		tokens: EstimateTokens(req), needs: needsOf(req), visited: map[string]bool{},
+		maxFallbacks: g.opts.MaxFallbacks,
 	}
 	res, err := x.chain(ctx, g)
 	if err != nil {
@@ -105,10 +106,12 @@ type execution struct {
 	tokens int
 	needs  needs // capabilities the request needs beyond text
 
-	visited     map[string]bool // groups of the fallback chain tried so far
-	lastErr     error           // the last failure of a group that was tried
-	incapable   []string        // groups skipped for a missing capability
-	missingCaps []string        // the capabilities they missed
+	visited      map[string]bool // groups of the fallback chain tried so far
+	halted       bool            // a failure ended the chain (caller gone, or fail)
+	maxFallbacks int             // the requested group's max_fallbacks (0: no bound)
+	lastErr      error           // the last failure of a group that was tried
+	incapable    []string        // groups skipped for a missing capability
+	missingCaps  []string        // the capabilities they missed
 
 	streamed  bool   // the last failed attempt sent output
 	streamErr error  // and how it failed
