@@ -204,19 +204,14 @@ func normalize(v any) any {
 	return v
 }
 
-// MaxTimeout is the longest a job may be given, by timeout_ms or deadline,
-// counted from its publication: 7 days, longer than results are kept, so
-// that a larger value is a mistake (or an overflow) rather than a wish.
-const MaxTimeout = 7 * 24 * time.Hour
-
 // deadlineOf returns the job's deadline: the earlier of its deadline field
 // and its publication time plus timeout_ms. The zero time means none. A
-// timeout_ms outside [1, MaxTimeout] or a deadline later than publication
-// plus MaxTimeout is invalid; a deadline in the past is a deadline (the job
+// timeout_ms outside [1, bus.MaxTimeout] or a deadline later than
+// publication plus bus.MaxTimeout is invalid; a deadline in the past is a deadline (the job
 // is answered deadline_exceeded).
 func deadlineOf(r *bus.Request, published time.Time) (time.Time, error) {
 	var d time.Time
-	latest := published.Add(MaxTimeout)
+	latest := published.Add(bus.MaxTimeout)
 	if r.Deadline != "" {
 		t, err := time.Parse(time.RFC3339Nano, r.Deadline)
 		if err != nil {
@@ -230,8 +225,8 @@ func deadlineOf(r *bus.Request, published time.Time) (time.Time, error) {
 	// Compared in milliseconds, before any conversion to a time.Duration
 	// can overflow (10^13 ms once became a deadline in 1759).
 	if r.TimeoutMS != 0 {
-		if r.TimeoutMS < 1 || r.TimeoutMS > MaxTimeout.Milliseconds() {
-			return d, invalidf("timeout_ms: %d is outside [1, %d] (1 ms to 7 days)", r.TimeoutMS, MaxTimeout.Milliseconds())
+		if r.TimeoutMS < 1 || r.TimeoutMS > bus.MaxTimeout.Milliseconds() {
+			return d, invalidf("timeout_ms: %d is outside [1, %d] (1 ms to 7 days)", r.TimeoutMS, bus.MaxTimeout.Milliseconds())
 		}
 		t := published.Add(time.Duration(r.TimeoutMS) * time.Millisecond)
 		if d.IsZero() || t.Before(d) {

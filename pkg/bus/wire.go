@@ -1,5 +1,7 @@
 package bus
 
+import "time"
+
 // Request is a chat job as producers publish it to llm.req.<group>. Field
 // names follow OpenAI's chat completions so that any SDK's request body can be
 // sent as is; unknown fields are ignored.
@@ -27,13 +29,18 @@ type Request struct {
 	Metadata map[string]string `json:"metadata,omitempty" msgpack:"metadata,omitempty"`
 	// Deadline (RFC 3339) or TimeoutMS (from the time the job was
 	// published) bound the job; a job past its deadline is not sent to a
-	// provider.
+	// provider. Neither may be more than MaxTimeout after publication.
 	Deadline  string `json:"deadline,omitempty" msgpack:"deadline,omitempty"`
 	TimeoutMS int64  `json:"timeout_ms,omitempty" msgpack:"timeout_ms,omitempty"`
 	// ValidationRetries bounds the re-asks of a structured-output request
 	// whose answer does not validate.
 	ValidationRetries *int `json:"validation_retries,omitempty" msgpack:"validation_retries,omitempty"`
 }
+
+// MaxTimeout is the longest a job may be given, by timeout_ms or deadline,
+// counted from its publication: 7 days, longer than results are kept, so
+// that a larger value is a mistake (or an overflow) rather than a wish.
+const MaxTimeout = 7 * 24 * time.Hour
 
 // Streaming reports whether the requester wants chunk events.
 func (r *Request) Streaming() bool { return r.Stream == nil || *r.Stream }
