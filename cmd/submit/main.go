@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -163,7 +164,10 @@ func cmdCancel(ctx context.Context, args []string, stderr io.Writer) error {
 	cmd := newCommand("submit cancel", "submit cancel <job-id>", `
 Cancels a job: a running job stops within one chunk and a queued one is
 answered cancelled when a worker picks it up. Either way its result has
-status error and code cancelled.`, stderr)
+status error and code cancelled. It says whether a worker running the job
+confirmed (within --wait); exit status 0 once the cancel is sent.`, stderr)
+	timeout := cmd.fs.Duration("timeout", 10*time.Second, "give up sending the cancel after this long")
+	wait := cmd.fs.Duration("wait", 2*time.Second, "how long to wait for the worker running the job to confirm")
 	pos, err := cmd.parse(args)
 	if err != nil {
 		return err
@@ -175,14 +179,25 @@ status error and code cancelled.`, stderr)
 	default:
 		return cmd.usageErr("one job id at a time, got %d arguments", len(pos))
 	}
+	if *timeout <= 0 {
+		return cmd.usageErr("--timeout %s: want more than 0", *timeout)
+	}
 	nc, c, err := dial(bus.Msgpack)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	if err := c.Cancel(ctx, pos[0]); err != nil {
+	ctx, cancel := context.WithTimeout(ctx, *timeout+max(*wait, 0))
+	defer cancel()
+	id := pos[0]
+	running, err := c.CancelConfirmed(ctx, id, max(*wait, 0))
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "cancel sent for job %s\n", pos[0])
+	if running {
+		fmt.Fprintf(stderr, "cancel sent: job %s was running and its worker confirmed that it stops; its result is cancelled\n", id)
+	} else {
+		fmt.Fprintf(stderr, "cancel sent: no worker running job %s confirmed within %s, so it is queued (answered cancelled when a worker picks it up), finished, or unknown\n", id, shortDuration(wait.String()))
+	}
 	return nil
 }

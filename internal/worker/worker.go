@@ -395,6 +395,11 @@ func (w *Worker) onCancel(m *nats.Msg) {
 	w.mu.Unlock()
 	if j != nil {
 		j.cancel(errCancelled)
+		if m.Reply != "" {
+			// Confirms to the canceller (bus.Client.CancelConfirmed) that
+			// a running job stops; only the worker running it answers.
+			_ = m.Respond([]byte(id))
+		}
 	}
 }
 

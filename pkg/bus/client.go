@@ -391,10 +391,29 @@ func resultErr(r *Result) error {
 
 // Cancel asks the fleet to cancel one of the tenant's jobs: a running job
 // stops within one chunk, a queued one is answered cancelled when it is
-// picked up (a marker in the tenant's cancel bucket, kept for its TTL).
+// picked up (a marker in the tenant's cancel bucket, kept for its TTL). A ctx
+// without a deadline gets one of 10 seconds.
 func (c *Client) Cancel(ctx context.Context, jobID string) error {
+	_, err := c.cancel(ctx, jobID, 0)
+	return err
+}
+
+// CancelConfirmed cancels like Cancel, then waits up to wait for the worker
+// running the job to confirm that it stops it. running is false when no
+// worker confirmed within wait: the job is queued (the marker answers it
+// cancelled when a worker picks it up), already finished, or unknown.
+func (c *Client) CancelConfirmed(ctx context.Context, jobID string, wait time.Duration) (running bool, err error) {
+	return c.cancel(ctx, jobID, wait)
+}
+
+func (c *Client) cancel(ctx context.Context, jobID string, wait time.Duration) (bool, error) {
 	if !ValidJobID(jobID) {
-		return &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("invalid job id %q", jobID)}
+		return false, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("invalid job id %q", jobID)}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second+wait)
+		defer cancel()
 	}
 	var markErr error
 	if kv, err := c.js.KeyValue(ctx, c.subj.CancelBucket()); err != nil {
@@ -403,11 +422,31 @@ func (c *Client) Cancel(ctx context.Context, jobID string) error {
 		markErr = fmt.Errorf("bus: cancel marker: %w", err)
 	}
 	// A running job is stopped by the core message even if the marker
-	// could not be stored (a tenant's bucket is capped).
-	if err := c.nc.Publish(c.subj.Cancel(jobID), nil); err != nil {
-		return errors.Join(markErr, err)
+	// could not be stored (a tenant's bucket is capped). The worker running
+	// it answers the message's reply subject, when it has one.
+	m := nats.NewMsg(c.subj.Cancel(jobID))
+	var sub *nats.Subscription
+	if wait > 0 {
+		m.Reply = c.nc.NewRespInbox()
+		var err error
+		if sub, err = c.nc.SubscribeSync(m.Reply); err != nil {
+			return false, errors.Join(markErr, err)
+		}
+		defer sub.Unsubscribe() //nolint:errcheck // nothing to do about it
 	}
-	return errors.Join(markErr, c.nc.FlushWithContext(ctx))
+	if err := c.nc.PublishMsg(m); err != nil {
+		return false, errors.Join(markErr, err)
+	}
+	if err := c.nc.FlushWithContext(ctx); err != nil {
+		return false, errors.Join(markErr, err)
+	}
+	if sub == nil {
+		return false, markErr
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	_, err := sub.NextMsgWithContext(wctx)
+	return err == nil, markErr
 }
 
 // Served reports whether some worker has set up group's consumer on the
