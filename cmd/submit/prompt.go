@@ -52,7 +52,7 @@ Subcommands: cancel, batch, watch, status, bench (submit help lists them).`, w)
 	fs.StringVar(&f.system, "system", "", "system prompt")
 	fs.Var(&f.temperature, "temperature", "sampling temperature, 0 to 2 (default: the provider's)")
 	fs.IntVar(&f.maxTokens, "max-tokens", 0, "max tokens of the answer (default: the deployment's)")
-	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "job deadline, counted from publication")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "job deadline, counted from publication"+graceHelp("exits 1 saying what the job waited for"))
 	fs.StringVar(&f.id, "id", "", "job `id` (default: a new UUIDv7)")
 	fs.BoolVar(&f.noStream, "no-stream", false, "ask for the result only, no token events")
 	fs.StringVar(&f.schema, "schema", "", "JSON Schema `file`: ask for a JSON object matching it and print the validated object")
@@ -91,6 +91,9 @@ func cmdPrompt(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 		prompt = strings.TrimRight(string(b), "\n")
 	}
+	if err := checkTimeout(cmd, f.timeout); err != nil {
+		return err
+	}
 	req, err := f.request(prompt)
 	if err != nil {
 		return &exitError{2, err}
@@ -108,11 +111,19 @@ func cmdPrompt(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err := checkServed(ctx, c, f.group); err != nil {
 		return err
 	}
-	r := newRenderer(f, stdout, stderr)
-	res, err := c.Submit(ctx, f.group, req, bus.OnEvent(r.event))
+	errw := &lockedWriter{w: stderr}
+	r := newRenderer(f, stdout, errw)
+	jobCtx, cancel := context.WithTimeout(ctx, f.timeout+clientGrace)
+	defer cancel()
+	stopWatch := watchQueue(jobCtx, c, f.group, errw)
+	res, err := c.Submit(jobCtx, f.group, req, bus.OnEvent(r.event))
+	stopWatch()
 	if res == nil {
-		if errors.Is(err, context.Canceled) {
+		switch {
+		case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 			return &exitError{130, fmt.Errorf("interrupted; job %s goes on (submit cancel %s stops it)", req.ID, req.ID)}
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			return noResult(c, req.ID, f.group, f.timeout)
 		}
 		return err
 	}
@@ -234,7 +245,11 @@ type streamedCall struct {
 
 func newRenderer(f promptFlags, out, errw io.Writer) *renderer {
 	tty := false
-	if fd, ok := errw.(*os.File); ok {
+	fw := errw
+	if lw, ok := fw.(*lockedWriter); ok {
+		fw = lw.w
+	}
+	if fd, ok := fw.(*os.File); ok {
 		tty = term.IsTerminal(int(fd.Fd()))
 	}
 	return &renderer{f: f, out: out, err: errw, tty: tty, open: -1}

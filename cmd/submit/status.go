@@ -19,6 +19,7 @@ in flight, redelivered, free workers, dead letters, last delivery) and the
 dead-letter count. FREE WORKERS counts the workers of the group that have at
 least one free slot and wait for jobs (one pull request each), not slots.`, stderr)
 	jsonOut := cmd.fs.Bool("json", false, "print the status as JSON")
+	timeout := cmd.fs.Duration("timeout", 10*time.Second, "give up reading the status after this long")
 	pos, err := cmd.parse(args)
 	if err != nil {
 		return err
@@ -26,11 +27,16 @@ least one free slot and wait for jobs (one pull request each), not slots.`, stde
 	if len(pos) != 0 {
 		return cmd.usageErr("submit status takes no arguments, got %q", strings.Join(pos, " "))
 	}
+	if *timeout <= 0 {
+		return cmd.usageErr("--timeout %s: want more than 0", *timeout)
+	}
 	nc, c, err := dial(bus.Msgpack)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
 	st, err := c.Status(ctx)
 	if err != nil {
 		return err

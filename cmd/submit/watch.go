@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/switchyard/switchyard/pkg/bus"
 )
@@ -24,6 +25,7 @@ Without durable events only the result and the events from now on are shown.`, s
 	fs.Uint64Var(&fromSeq, "from-seq", 0, "skip the events before this seq (of the first attempt, or of --attempt)")
 	fs.IntVar(&attempt, "attempt", 0, "the delivery attempt --from-seq counts in (default: the first one seen)")
 	fs.BoolVar(&jsonOut, "json", false, "print every event and the result as JSON lines")
+	timeout := fs.Duration("timeout", 10*time.Minute, "stop following after this long (exit 1) when no result came")
 	pos, err := cmd.parse(args)
 	if err != nil {
 		return err
@@ -35,11 +37,17 @@ Without durable events only the result and the events from now on are shown.`, s
 	default:
 		return cmd.usageErr("one job id at a time, got %d arguments", len(pos))
 	}
+	if *timeout <= 0 {
+		return cmd.usageErr("--timeout %s: want more than 0", *timeout)
+	}
 	nc, c, err := dial(bus.Msgpack)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
 	var opts []bus.WatchOption
 	if attempt > 0 {
 		opts = append(opts, bus.FromAttempt(attempt))
@@ -59,10 +67,13 @@ Without durable events only the result and the events from now on are shown.`, s
 	var last *bus.Event // the last event shown, for the resume hint
 	for {
 		ev, res, err := w.Next(ctx)
-		if errors.Is(err, context.Canceled) {
+		if ctx.Err() != nil {
 			hint := "submit watch " + pos[0]
 			if last != nil {
 				hint += fmt.Sprintf(" --from-seq %d --attempt %d", last.Seq+1, last.Attempt)
+			}
+			if parent.Err() == nil {
+				return &exitError{1, fmt.Errorf("no result for job %s within %s; resume with: %s", pos[0], shortDuration(timeout.String()), hint)}
 			}
 			return &exitError{130, fmt.Errorf("interrupted; resume with: %s", hint)}
 		}

@@ -98,15 +98,7 @@ func (c *Client) Status(ctx context.Context) (*FleetStatus, error) {
 			if !ok {
 				continue
 			}
-			gs := GroupStatus{
-				Group: g, Consumer: ci.Name, Pending: ci.NumPending, InFlight: ci.NumAckPending,
-				Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting,
-			}
-			if ci.Delivered.Last != nil {
-				t := *ci.Delivered.Last
-				gs.LastDelivered = &t
-			}
-			st.Groups = append(st.Groups, gs)
+			st.Groups = append(st.Groups, groupStatus(g, ci))
 		}
 		if err := lister.Err(); err != nil {
 			return nil, fmt.Errorf("bus: consumers of %s: %w", name, err)
@@ -118,3 +110,35 @@ func (c *Client) Status(ctx context.Context) (*FleetStatus, error) {
 	slices.SortFunc(st.Groups, func(a, b GroupStatus) int { return strings.Compare(a.Group, b.Group) })
 	return st, nil
 }
+
+// GroupStatus reads the queue of one group of the client's tenant: nil when
+// no worker has set up its consumer. A consumer with jobs pending, no pull
+// request waiting and none in flight is one no worker pulls from (a worker
+// that served the group is gone, and its durable consumer stayed).
+func (c *Client) GroupStatus(ctx context.Context, group string) (*GroupStatus, error) {
+	cons, err := c.js.Consumer(ctx, c.subj.RequestStream(), ConsumerName(group))
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("bus: consumer of group %s: %w", group, err)
+	}
+	gs := groupStatus(group, cons.CachedInfo())
+	return &gs, nil
+}
+
+func groupStatus(group string, ci *jetstream.ConsumerInfo) GroupStatus {
+	gs := GroupStatus{
+		Group: group, Consumer: ci.Name, Pending: ci.NumPending, InFlight: ci.NumAckPending,
+		Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting,
+	}
+	if ci.Delivered.Last != nil {
+		t := *ci.Delivered.Last
+		gs.LastDelivered = &t
+	}
+	return gs
+}
+
+// Pulled reports whether some worker is pulling the group's jobs: a pull
+// request is waiting, or jobs are in flight.
+func (g *GroupStatus) Pulled() bool { return g.Waiting > 0 || g.InFlight > 0 }
