@@ -26,6 +26,8 @@ func cmdBatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var (
 		outPath, group, format, batchID, encoding string
 		conc                                      int
+		retryFailed                               bool
+		timeout                                   time.Duration
 	)
 	cmd := newCommand("submit batch", "submit batch IN.jsonl -o OUT.jsonl [flags]", `
 Runs every line of IN.jsonl as a job and writes one result line per input line
@@ -33,15 +35,22 @@ to OUT.jsonl, in completion order (each line carries its custom_id).
 Input: OpenAI Batch API lines {custom_id, method, url, body} (the body's model
 names the group unless --group is given), or Anthropic Message Batches lines
 {custom_id, params}; the output is in the same vendor's results format.
-Re-running the same file (or --batch-id) after a crash does not run finished
-lines again: their results are read back from LLM_RESULTS (kept 24h).`, stderr)
+Every group the lines name must be served by a worker before anything is sent.
+Re-running the same command (same file, --group and --format, or --batch-id)
+does not run finished lines again: a line that ended ok, or failed because of
+its request (invalid_request, too_large, context_window_exceeded,
+content_policy), is read back from LLM_RESULTS (kept 24h); a line that failed
+otherwise (unknown_group, rate_limited, provider_unavailable, timeout,
+internal, ...) runs again, and --retry-failed runs every failed line again.`, stderr)
 	fs := cmd.fs
 	fs.StringVarP(&outPath, "output", "o", "", "output `file` (- for stdout); required")
 	fs.StringVarP(&group, "group", "g", "", "model `group` of every line (default: each line's model)")
 	fs.IntVar(&conc, "concurrency", 64, "jobs in flight at most")
 	fs.StringVar(&format, "format", "", "input/output format: openai or anthropic (default: detected from the first line)")
-	fs.StringVar(&batchID, "batch-id", "", "batch `id` that job ids derive from (default: a hash of the input's path and content)")
+	fs.StringVar(&batchID, "batch-id", "", "batch `id` that job ids derive from (default: a hash of the input's path and content, --group and --format)")
 	fs.StringVar(&encoding, "encoding", "msgpack", "wire encoding: msgpack or json")
+	fs.BoolVar(&retryFailed, "retry-failed", false, "run again the lines whose last run failed, whatever the error")
+	fs.DurationVar(&timeout, "timeout", 10*time.Minute, "deadline of each line's job (unless its body sets timeout_ms), counted from its publication"+graceHelp("fails the line (timeout, run again by a re-run)"))
 	pos, err := cmd.parse(args)
 	if err != nil {
 		return err
@@ -67,6 +76,9 @@ lines again: their results are read back from LLM_RESULTS (kept 24h).`, stderr)
 	if conc < 1 {
 		return cmd.usageErr("--concurrency %d: want at least 1", conc)
 	}
+	if err := checkTimeout(cmd, timeout); err != nil {
+		return err
+	}
 	enc, err := parseEncoding(encoding)
 	if err != nil {
 		return cmd.usageErr("%v", err)
@@ -80,7 +92,10 @@ lines again: their results are read back from LLM_RESULTS (kept 24h).`, stderr)
 		if err != nil {
 			return err
 		}
-		batchID = bus.BatchIDFor(abs, in)
+		// What changes the outcome is part of the id, so that a re-run
+		// with another --group or --format never reads back this one's
+		// results (each line's job id also includes its group).
+		batchID = bus.BatchIDFor(abs+"\x00group="+group+"\x00format="+format, in)
 	} else if !bus.ValidBatchID(batchID) {
 		return cmd.usageErr("--batch-id %q: at most 80 of [A-Za-z0-9_=/-]", batchID)
 	}
@@ -103,12 +118,21 @@ lines again: their results are read back from LLM_RESULTS (kept 24h).`, stderr)
 	}
 	defer nc.Close()
 
+	// Like a single prompt, a batch for a group no worker serves fails at
+	// once instead of waiting for the fleet to answer every line.
+	for _, g := range batchGroups(in, bus.BatchFormat(format), group) {
+		if err := checkServed(ctx, c, g); err != nil {
+			return err
+		}
+	}
+
 	total := countLines(in)
 	bar := newBatchBar(total, stderr)
 	reader := &bus.BatchReader{Format: bus.BatchFormat(format), Group: group}
 	var ok, failed, invalid int
 	start := time.Now()
-	st, runErr := c.RunBatch(ctx, bus.BatchConfig{ID: batchID, Concurrency: conc}, reader.Items(bytes.NewReader(in)), func(o *bus.BatchOutcome) error {
+	cfg := bus.BatchConfig{ID: batchID, Concurrency: conc, RetryFailed: retryFailed, Timeout: timeout, Grace: clientGrace}
+	st, runErr := c.RunBatch(ctx, cfg, reader.Items(bytes.NewReader(in)), func(o *bus.BatchOutcome) error {
 		line, err := bus.MarshalBatchLine(reader.Format, o)
 		if err != nil {
 			return err
@@ -142,8 +166,8 @@ lines again: their results are read back from LLM_RESULTS (kept 24h).`, stderr)
 		fmt.Fprintf(stderr, "... and %d more invalid lines (see the output)\n", invalid-maxReportedInvalid)
 	}
 	el := time.Since(start)
-	fmt.Fprintf(stderr, "%d of %d lines: %d ok, %d failed (%d invalid), %d read back from earlier runs · %s · %.0f lines/s · batch %s · format %s\n",
-		st.Lines, total, st.OK, st.Failed, st.Invalid, st.Stored, el.Round(time.Millisecond), float64(st.Lines)/max(el.Seconds(), 1e-3), batchID, reader.Format)
+	fmt.Fprintf(stderr, "%d of %d lines: %d ok, %d failed (%d invalid), %d read back from earlier runs, %d run again after failing · %s · %.0f lines/s · batch %s · format %s\n",
+		st.Lines, total, st.OK, st.Failed, st.Invalid, st.Stored, st.Rerun, el.Round(time.Millisecond), float64(st.Lines)/max(el.Seconds(), 1e-3), batchID, reader.Format)
 	switch {
 	case errors.Is(runErr, context.Canceled):
 		return &exitError{130, fmt.Errorf("interrupted; published jobs go on: run the same command again to collect them")}
@@ -180,9 +204,39 @@ func countLines(b []byte) int {
 	return n
 }
 
+// batchGroups returns the groups the valid lines of in go to, in order of
+// first use.
+func batchGroups(in []byte, format bus.BatchFormat, group string) []string {
+	if group != "" {
+		return []string{group}
+	}
+	r := &bus.BatchReader{Format: format}
+	var groups []string
+	seen := map[string]bool{}
+	for it := range r.Items(bytes.NewReader(in)) {
+		if it.Err == nil && !seen[it.Group] {
+			seen[it.Group] = true
+			groups = append(groups, it.Group)
+		}
+	}
+	return groups
+}
+
 // batchBar is a progress bar on a terminal and nothing elsewhere.
+//
+// The bar shows the count and, in its description, the ok and failed
+// counts. progressbar renders on Describe and on Add alike, and a throttled
+// render is skipped, so updating both at once could leave a frame with the
+// new description and the old count. batchBar throttles itself instead: at
+// most every 100ms (and at the first and last line) it sets the description
+// and adds the lines counted since, both rendered.
 type batchBar struct {
-	bar *progressbar.ProgressBar
+	bar     *progressbar.ProgressBar
+	total   int
+	done    int
+	pending int
+	last    time.Time
+	now     func() time.Time
 }
 
 func newBatchBar(total int, w io.Writer) *batchBar {
@@ -190,7 +244,11 @@ func newBatchBar(total int, w io.Writer) *batchBar {
 	if !isFile || !term.IsTerminal(int(fd.Fd())) {
 		return &batchBar{}
 	}
-	return &batchBar{bar: progressbar.NewOptions(total,
+	return newBar(total, w, time.Now)
+}
+
+func newBar(total int, w io.Writer, now func() time.Time) *batchBar {
+	return &batchBar{total: total, now: now, bar: progressbar.NewOptions(total,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription("ok 0 · failed 0"),
 		progressbar.OptionShowCount(),
@@ -199,17 +257,23 @@ func newBatchBar(total int, w io.Writer) *batchBar {
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionSetElapsedTime(true),
 		progressbar.OptionFullWidth(),
-		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
 	)}
 }
 
+// add counts one more line, given the ok and failed counts so far.
 func (b *batchBar) add(ok, failed int) {
 	if b.bar == nil {
 		return
 	}
-	b.bar.Describe(fmt.Sprintf("ok %d · failed %d", ok, failed))
-	_ = b.bar.Add(1)
+	b.done++
+	b.pending++
+	if t := b.now(); b.last.IsZero() || t.Sub(b.last) >= 100*time.Millisecond || b.done >= b.total {
+		b.last = t
+		b.bar.Describe(fmt.Sprintf("ok %d · failed %d", ok, failed))
+		_ = b.bar.Add(b.pending)
+		b.pending = 0
+	}
 }
 
 func (b *batchBar) clear() {

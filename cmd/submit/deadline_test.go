@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -24,7 +26,7 @@ func shortGrace(t *testing.T) {
 // TestSubmitGivesUpOnAGroupNobodyPulls: a durable consumer left by a worker
 // that is gone makes the group look served; submit used to wait forever.
 // It now gives up after --timeout plus the grace, naming the group and what
-// the job waits for.
+// the job waits for, for a prompt and for a batch line.
 func TestSubmitGivesUpOnAGroupNobodyPulls(t *testing.T) {
 	shortGrace(t)
 	f := startFleet(t, map[string]mock.Config{"demo": {}})
@@ -40,4 +42,13 @@ func TestSubmitGivesUpOnAGroupNobodyPulls(t *testing.T) {
 	require.Equal(t, 1, exitCode(t, err), stderr)
 	require.ErrorContains(t, err, `no result for job stale-1 of group "ghost" within 1.5s (--timeout 1s + 500ms)`)
 	require.ErrorContains(t, err, `group "ghost" has a consumer but no worker is pulling from it`)
+
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out.jsonl")
+	require.NoError(t, os.WriteFile(in, []byte(batchLine("a", "ghost", "")), 0o600))
+	_, stderr, err = submitCLI(ctx, "batch", in, "-o", out, "--timeout", "1s")
+	require.Equal(t, 1, exitCode(t, err), stderr)
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `is a worker of group \"ghost\" pulling?`)
 }

@@ -587,11 +587,11 @@ func (b *batchRunner) cancelRest(ctx context.Context, client *bus.Client, rec *b
 		return
 	}
 	defer in.Close() //nolint:errcheck // read-only
-	reader := &bus.BatchReader{Format: bus.BatchOpenAI}
+	reader := &bus.BatchReader{Format: bus.BatchOpenAI, Resolve: b.g.catalog.Resolve}
 	for it := range reader.Items(in) {
-		if it.CustomID != "" && !done[it.CustomID] {
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second) // Cancel flushes, which needs a deadline
-			_ = client.Cancel(cctx, bus.BatchJobID(rec.Batch.ID, it.CustomID))
+		if it.Err == nil && !done[it.CustomID] {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_ = client.CancelBatchLine(cctx, rec.Batch.ID, it)
 			cancel()
 		}
 	}

@@ -282,12 +282,34 @@ func TestBatchJobIDsAreValidAndStable(t *testing.T) {
 	require.NotEqual(t, id, bus.BatchIDFor("/tmp/in.jsonl", []byte("content2")))
 	seen := map[string]bool{}
 	for _, cid := range []string{"", "a", "A", "a b", "ü/ö.*>", strings.Repeat("x", 10000)} {
-		j := bus.BatchJobID(strings.Repeat("b", 80), cid)
+		j := bus.BatchJobID(strings.Repeat("b", 80), "demo", cid)
 		require.True(t, bus.ValidJobID(j), j)
-		require.Equal(t, j, bus.BatchJobID(strings.Repeat("b", 80), cid))
+		require.Equal(t, j, bus.BatchJobID(strings.Repeat("b", 80), "demo", cid))
 		require.False(t, seen[j])
 		seen[j] = true
 	}
+}
+
+func TestBatchJobIDDependsOnTheGroup(t *testing.T) {
+	t.Parallel()
+	require.NotEqual(t, bus.BatchJobID("b", "demo", "x"), bus.BatchJobID("b", "other", "x"))
+	require.NotEqual(t, bus.BatchJobID("b", "ab", "c"), bus.BatchJobID("b", "a", "bc"), "group and custom_id are not just concatenated")
+}
+
+func TestSettledResults(t *testing.T) {
+	t.Parallel()
+	errResult := func(c bus.ErrorCode) *bus.Result {
+		return &bus.Result{Status: bus.StatusError, Error: &bus.Error{Code: c}}
+	}
+	require.True(t, bus.Settled(&bus.Result{Status: bus.StatusOK}))
+	for _, c := range []bus.ErrorCode{bus.CodeInvalidRequest, bus.CodeTooLarge, bus.CodeContextWindowExceeded, bus.CodeContentPolicy} {
+		require.True(t, bus.Settled(errResult(c)), c)
+	}
+	for _, c := range []bus.ErrorCode{bus.CodeUnknownGroup, bus.CodeRateLimited, bus.CodeProviderUnavailable, bus.CodeTimeout,
+		bus.CodeDeadlineExceeded, bus.CodeValidationFailed, bus.CodeAuth, bus.CodeBudgetExceeded, bus.CodeCancelled, bus.CodeInternal} {
+		require.False(t, bus.Settled(errResult(c)), c)
+	}
+	require.False(t, bus.Settled(&bus.Result{Status: bus.StatusError}), "an error without a code")
 }
 
 func TestBatchReaderParsesAnthropicImages(t *testing.T) {

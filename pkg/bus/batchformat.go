@@ -183,12 +183,18 @@ func parseAnthropicLine(line []byte) (customID, model string, req *Request, err 
 	return in.CustomID, in.Params.Model, req, nil
 }
 
-// BatchJobID derives the job id of a batch line from the batch id and the
-// line's custom_id, so that a re-run of the same batch publishes the same
-// ids. custom_ids are hashed: they may hold any character.
-func BatchJobID(batchID, customID string) string {
-	sum := sha256.Sum256([]byte(customID))
-	return batchID + "-" + b32.EncodeToString(sum[:15])
+// BatchJobID derives the job id of a batch line from the batch id, the
+// line's group and its custom_id, so that a re-run of the same batch
+// publishes the same ids, and the same line sent to another group (another
+// --group, or a model the model file now maps elsewhere) is another job,
+// never read back from the first. custom_ids are hashed: they may hold any
+// character.
+func BatchJobID(batchID, group, customID string) string {
+	h := sha256.New()
+	h.Write([]byte(group))
+	h.Write([]byte{0})
+	h.Write([]byte(customID))
+	return batchID + "-" + b32.EncodeToString(h.Sum(nil)[:15])
 }
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -205,7 +211,7 @@ func BatchIDFor(name string, content []byte) string {
 }
 
 // ValidBatchID reports whether id can prefix batch job ids: a valid job id
-// of at most 80 characters.
+// of at most 80 characters (a line's job id adds 25, and a re-run's -rN).
 func ValidBatchID(id string) bool { return len(id) <= 80 && ValidJobID(id) }
 
 // BatchOutcome is the end of one batch line.
@@ -221,6 +227,8 @@ type BatchOutcome struct {
 	// Stored is set when the result was read back from the results stream
 	// (the line had run before) rather than awaited.
 	Stored bool
+	// Rerun is set when the line was run again because its last run failed.
+	Rerun bool
 }
 
 // OK reports whether the line succeeded.
