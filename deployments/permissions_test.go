@@ -129,8 +129,14 @@ func TestPermissions(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.Equal(t, bus.StatusOK, res.Status)
-	stored, err := client.StoredResult(ctx, client.Subjects().Reply("perm-job-1"))
-	require.NoError(t, err, "producer reads a stored result")
+	// The requester can see the result before the stream has stored it
+	// (core delivery and storage race on the server): wait for it.
+	var stored *bus.Result
+	require.Eventually(t, func() bool {
+		stored, err = client.StoredResult(ctx, client.Subjects().Reply("perm-job-1"))
+		require.NoError(t, err, "producer reads a stored result")
+		return stored != nil
+	}, 10*time.Second, 10*time.Millisecond, "the result is stored")
 	require.Equal(t, res.ID, stored.ID)
 	require.NoError(t, client.Cancel(ctx, "perm-job-2"), "producer cancels (KV marker + core cancel)")
 
