@@ -63,6 +63,7 @@ func main() {
 		}
 		os.Exit(1)
 	}
+	log.Info("worker stopped")
 }
 
 // parseArgs reads the command line: --check, --help, and nothing else,

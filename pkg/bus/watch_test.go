@@ -150,3 +150,12 @@ func TestWatchSaysWhenNothingIsStored(t *testing.T) {
 		require.NoError(t, w.Close())
 	}
 }
+
+// TestCancelWithoutADeadline: Cancel flushes its message, and nats.go's
+// FlushWithContext refuses a context without a deadline: 'submit cancel'
+// (whose context has none) failed with "context requires a deadline".
+func TestCancelWithoutADeadline(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, fleetOpts{mock: mock.Config{Tokens: 2}})
+	require.NoError(t, f.client.Cancel(context.Background(), "no-deadline-job"))
+}
