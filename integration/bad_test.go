@@ -233,7 +233,22 @@ func scenarioBadInputs(t *testing.T, c *cluster) {
 		}
 		return nil
 	})
-	dlq := c.deadLetters(ctx, t)
+	// A bad input nobody can be told about has only its DLQ copy, which
+	// the wait for results above does not wait for.
+	var dlq map[string]nats.Header
+	eventually(t, ctx, 30*time.Second, "a DLQ copy of every undecodable input", func(ctx context.Context) error {
+		dlq = c.deadLetters(ctx, t)
+		var missing []string
+		for _, bc := range cases {
+			if _, ok := dlq[bc.id]; bc.dlq && !ok {
+				missing = append(missing, bc.name)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("no DLQ copy yet of %v", missing)
+		}
+		return nil
+	})
 	stored := c.storedResultCounts(ctx, t)
 
 	answered, dead, lost, duplicated := 0, 0, 0, 0

@@ -23,6 +23,8 @@ func TestChaos(t *testing.T) {
 	t.Run("stop_stream_leader", func(t *testing.T) { scenarioStopLeader(t, c) })
 	t.Run("rolling_restart", func(t *testing.T) { scenarioRollingRestart(t, c) })
 	t.Run("fault_storm_and_pause", func(t *testing.T) { scenarioStormAndPause(t, c) })
+	t.Run("partition_nats_node", func(t *testing.T) { scenarioPartitionNode(t, c) })
+	t.Run("partition_worker", func(t *testing.T) { scenarioPartitionWorker(t, c) })
 	t.Run("bad_inputs", func(t *testing.T) { scenarioBadInputs(t, c) })
 
 	summary := fmt.Sprintf("chaos suite: %d scenario lines in %s\n  %s", len(c.summary), time.Since(start).Round(time.Second), strings.Join(c.summary, "\n  "))
@@ -145,10 +147,16 @@ func scenarioStormAndPause(t *testing.T, c *cluster) {
 // policy does not restart a container that was killed on purpose).
 func restartIfStopped(ctx context.Context, t *testing.T, ctr *testcontainers.DockerContainer) {
 	t.Helper()
+	require.NoError(t, startIfStopped(ctx, ctr), "start the killed worker again")
+}
+
+func startIfStopped(ctx context.Context, ctr *testcontainers.DockerContainer) error {
 	st, err := ctr.State(ctx)
-	require.NoError(t, err)
-	if st.Running || st.Restarting {
-		return
+	if err != nil {
+		return err
 	}
-	require.NoError(t, ctr.Start(ctx), "start the killed worker again")
+	if st.Running || st.Restarting {
+		return nil
+	}
+	return ctr.Start(ctx)
 }

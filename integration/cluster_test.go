@@ -2,15 +2,20 @@ package integration
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,13 +23,13 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	mnetwork "github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"github.com/testcontainers/testcontainers-go"
-	"github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/switchyard/switchyard/pkg/bus"
@@ -115,15 +120,48 @@ type node struct {
 	name     string // server_name, as stream cluster info names leaders
 	alias    string // DNS name inside the network
 	hostPort int    // client port on 127.0.0.1, fixed across restarts
+	store    *disk  // the JetStream store on the host, with fleetSpec.diskLimit
 	ctr      *testcontainers.DockerContainer
+}
+
+// fleetSpec says what startFleet builds. Its zero fields take the values
+// of TestChaos's fleet (see defaultFleet).
+type fleetSpec struct {
+	// models is every worker's model file; groups are the groups whose
+	// consumers must exist before the fleet is up.
+	models string
+	groups []string
+	// workerEnv is the extra environment of worker i (0-based).
+	workerEnv func(i int) map[string]string
+	// providerNet puts the workers on a second network, which the NATS
+	// nodes are not on: a provider mock served by the test process on that
+	// network's gateway stays reachable when a worker is cut off from NATS.
+	providerNet bool
+	// diskLimit, when positive, gives each node a store of that many bytes
+	// (a tmpfs on the host, bind-mounted on /data) that the test can fill:
+	// the disk-full fault.
+	diskLimit int64
+	// durableEvents provisions the results stream with the events subjects
+	// (the workers then need SWITCHYARD_DURABLE_EVENTS=true).
+	durableEvents bool
+	// onNetworks runs once the networks exist, before any container
+	// starts: where a server of the test process that the workers call
+	// is started (see cluster.gateway).
+	onNetworks func(ctx context.Context, t *testing.T, c *cluster)
+}
+
+func defaultFleet() fleetSpec {
+	return fleetSpec{models: modelsYAML, groups: []string{"chaos", "storm", "bad"}}
 }
 
 // cluster is the system under test: 3 NATS nodes, 3 workers, and the test
 // process's connection to all NATS nodes.
 type cluster struct {
 	runID   string
+	spec    fleetSpec
 	docker  *testcontainers.DockerClient
 	net     *testcontainers.DockerNetwork
+	provNet *testcontainers.DockerNetwork // with spec.providerNet
 	nodes   []*node
 	workers []*testcontainers.DockerContainer
 
@@ -142,38 +180,46 @@ func (c *cluster) report(t *testing.T, line string) {
 	c.summary = append(c.summary, line)
 }
 
-// startCluster builds the whole fleet and registers its removal with
+// startCluster builds TestChaos's fleet.
+func startCluster(t *testing.T) *cluster { return startFleet(t, defaultFleet()) }
+
+// startFleet builds the whole fleet and registers its removal with
 // t.Cleanup, which runs even when the test fails.
-func startCluster(t *testing.T) *cluster {
+func startFleet(t *testing.T, spec fleetSpec) *cluster {
 	t.Helper()
-	if setupErr != nil {
-		t.Fatalf("integration suite setup (Docker and image builds): %v", setupErr)
+	if err := images(); err != nil {
+		t.Fatalf("integration suite setup (Docker and image builds): %v", err)
 	}
 	require.NoError(t, statSources(sourceRoot), "stat the sources the images are built from")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	def := defaultFleet()
+	spec.models = cmp.Or(spec.models, def.models)
+	if spec.groups == nil {
+		spec.groups = def.groups
+	}
 
-	c := &cluster{runID: randomID()}
+	c := &cluster{runID: randomID(), spec: spec}
 	docker, err := testcontainers.NewDockerClientWithOpts(ctx)
 	require.NoError(t, err, "docker client")
 	t.Cleanup(func() { docker.Close() })
 	c.docker = docker
 
-	nw, err := network.New(ctx, network.WithLabels(map[string]string{"switchyard-test": c.runID}))
-	require.NoError(t, err, "docker network")
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := nw.Remove(ctx); err != nil {
-			t.Logf("remove network %s: %v", nw.Name, err)
-		}
-	})
-	c.net = nw
+	c.net = newNetwork(ctx, t, c.runID)
+	if spec.providerNet {
+		c.provNet = newNetwork(ctx, t, c.runID)
+	}
+	if spec.onNetworks != nil {
+		spec.onNetworks(ctx, t, c)
+	}
 
 	ports := freePorts(t, natsNodes)
 	c.nodes = make([]*node, natsNodes)
 	for i := range natsNodes {
 		c.nodes[i] = &node{name: fmt.Sprintf("n%d", i+1), alias: natsAlias(i), hostPort: ports[i]}
+		if spec.diskLimit > 0 {
+			c.nodes[i].store = newDisk(t, spec.diskLimit)
+		}
 	}
 	parallel(t, natsNodes, func(i int) error { return c.startNode(ctx, t, c.nodes[i]) })
 	for _, n := range c.nodes {
@@ -190,6 +236,11 @@ func startCluster(t *testing.T) *cluster {
 		nats.ReconnectWait(100*time.Millisecond),
 		nats.ReconnectBufSize(64<<20),
 		nats.RetryOnFailedConnect(true),
+		// A partitioned node's connection stalls rather than closes: the
+		// test process notices within seconds and moves to another node,
+		// so that its own connection is not what a scenario measures.
+		nats.PingInterval(time.Second),
+		nats.MaxPingsOutstanding(3),
 	)
 	require.NoError(t, err, "connect to the NATS cluster")
 	t.Cleanup(nc.Close)
@@ -203,7 +254,7 @@ func startCluster(t *testing.T) *cluster {
 	// stream needs all three peers in the meta group, which takes a moment
 	// after the servers start.
 	eventually(t, ctx, 60*time.Second, "provision R3 streams", func(ctx context.Context) error {
-		return bus.Provision(ctx, c.js, bus.StreamsConfig{Replicas: natsNodes})
+		return bus.Provision(ctx, c.js, bus.StreamsConfig{Replicas: natsNodes, DurableEvents: spec.durableEvents})
 	})
 
 	c.workers = make([]*testcontainers.DockerContainer, workerCount)
@@ -213,7 +264,7 @@ func startCluster(t *testing.T) *cluster {
 		return err
 	})
 	// Every group's consumer exists once the workers are ready.
-	for _, g := range []string{"chaos", "storm", "bad"} {
+	for _, g := range spec.groups {
 		eventually(t, ctx, 30*time.Second, "consumer of "+g, func(ctx context.Context) error {
 			_, err := c.js.Consumer(ctx, bus.StreamRequests, bus.ConsumerName(g))
 			return err
@@ -243,6 +294,9 @@ func (c *cluster) startNode(ctx context.Context, t *testing.T, n *node) error {
 				b.HostIP = ip
 			}
 			hc.PortBindings = mnetwork.PortMap{clientPort: {b}}
+			if n.store != nil {
+				hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: n.store.dir, Target: "/data"})
+			}
 		},
 		WaitingFor: wait.ForHTTP("/varz").WithPort("8222/tcp").WithStartupTimeout(30 * time.Second).WithPollInterval(100 * time.Millisecond),
 	}
@@ -290,26 +344,34 @@ func (c *cluster) startWorker(ctx context.Context, t *testing.T, i int) (*testco
 	for j := range natsNodes {
 		urls[j] = fmt.Sprintf("nats://%s:4222", natsAlias(j))
 	}
+	env := map[string]string{
+		"NATS_URL":                  strings.Join(urls, ","),
+		"SWITCHYARD_CONFIG":         "/models.yaml",
+		"SWITCHYARD_CONCURRENCY":    "64",
+		"SWITCHYARD_REPLICAS":       strconv.Itoa(natsNodes),
+		"SWITCHYARD_ACK_WAIT":       ackWait.String(),
+		"SWITCHYARD_MAX_DELIVER":    strconv.Itoa(maxDeliver),
+		"SWITCHYARD_SHUTDOWN_GRACE": shutdownGrace.String(),
+		"SWITCHYARD_METRICS_ADDR":   ":9090",
+		"LOG_FORMAT":                "json",
+		"LOG_LEVEL":                 "info",
+	}
+	if c.spec.workerEnv != nil {
+		maps.Copy(env, c.spec.workerEnv(i))
+	}
+	networks := []string{c.net.Name}
+	if c.provNet != nil {
+		networks = append(networks, c.provNet.Name)
+	}
 	req := testcontainers.ContainerRequest{
-		Image:  workerImage,
-		Name:   fmt.Sprintf("switchyard-test-%s-worker-%d", c.runID, i+1),
-		Labels: map[string]string{"switchyard-test": c.runID},
-		Env: map[string]string{
-			"NATS_URL":                  strings.Join(urls, ","),
-			"SWITCHYARD_CONFIG":         "/models.yaml",
-			"SWITCHYARD_CONCURRENCY":    "64",
-			"SWITCHYARD_REPLICAS":       strconv.Itoa(natsNodes),
-			"SWITCHYARD_ACK_WAIT":       ackWait.String(),
-			"SWITCHYARD_MAX_DELIVER":    strconv.Itoa(maxDeliver),
-			"SWITCHYARD_SHUTDOWN_GRACE": shutdownGrace.String(),
-			"SWITCHYARD_METRICS_ADDR":   ":9090",
-			"LOG_FORMAT":                "json",
-			"LOG_LEVEL":                 "info",
-		},
+		Image:        workerImage,
+		Name:         fmt.Sprintf("switchyard-test-%s-worker-%d", c.runID, i+1),
+		Labels:       map[string]string{"switchyard-test": c.runID},
+		Env:          env,
 		ExposedPorts: []string{"9090/tcp"},
-		Networks:     []string{c.net.Name},
+		Networks:     networks,
 		Files: []testcontainers.ContainerFile{{
-			Reader: strings.NewReader(modelsYAML), ContainerFilePath: "/models.yaml", FileMode: 0o644,
+			Reader: strings.NewReader(c.spec.models), ContainerFilePath: "/models.yaml", FileMode: 0o644,
 		}},
 		// A crashing worker is restarted by Docker, so that a crash shows
 		// up as RestartCount > 0 rather than as a fleet that shrinks.
@@ -337,6 +399,7 @@ func (c *cluster) registerRemoval(t *testing.T, ctr *testcontainers.DockerContai
 		defer cancel()
 		if t.Failed() {
 			logTail(ctx, t, ctr, 40)
+			c.keepLog(ctx, t, ctr)
 		}
 		// A container left paused by a failed scenario cannot be stopped.
 		if st, err := ctr.State(ctx); err == nil && st.Paused {
@@ -346,6 +409,34 @@ func (c *cluster) registerRemoval(t *testing.T, ctr *testcontainers.DockerContai
 			t.Logf("remove container %s: %v", ctr.GetContainerID(), err)
 		}
 	})
+}
+
+// keepLog writes the container's whole log into a directory of the run
+// under the temp dir, which is kept: a failed scenario's 40 printed lines
+// rarely reach back to the fault.
+func (c *cluster) keepLog(ctx context.Context, t *testing.T, ctr *testcontainers.DockerContainer) {
+	t.Helper()
+	dir := filepath.Join(os.TempDir(), "switchyard-integration-"+c.runID)
+	name := ctr.GetContainerID()
+	if info, err := ctr.Inspect(ctx); err == nil {
+		name = strings.TrimPrefix(info.Name, "/")
+	}
+	rc, err := ctr.Logs(ctx)
+	if err != nil {
+		return
+	}
+	defer rc.Close()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return
+	}
+	f, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, rc); err == nil {
+		t.Logf("whole log of %s: %s", name, f.Name())
+	}
 }
 
 func logTail(ctx context.Context, t *testing.T, ctr *testcontainers.DockerContainer, n int) {
@@ -429,47 +520,64 @@ func (c *cluster) streamLeader(ctx context.Context, stream string) (*node, error
 func (c *cluster) waitHealthy(ctx context.Context, t *testing.T) {
 	t.Helper()
 	eventually(t, ctx, 60*time.Second, "cluster healthy", func(ctx context.Context) error {
-		for _, n := range c.nodes {
-			st, err := n.ctr.State(ctx)
-			if err != nil {
-				return err
-			}
-			if !st.Running {
-				return fmt.Errorf("node %s is not running", n.name)
-			}
+		if err := c.natsHealthy(ctx); err != nil {
+			return err
 		}
-		for _, name := range []string{bus.StreamRequests, bus.StreamResults, bus.StreamDLQ} {
-			s, err := c.js.Stream(ctx, name)
-			if err != nil {
-				return err
-			}
-			info, err := s.Info(ctx)
-			if err != nil {
-				return err
-			}
-			if info.Cluster == nil || info.Cluster.Leader == "" {
-				return fmt.Errorf("stream %s has no leader", name)
-			}
-			if len(info.Cluster.Replicas) != natsNodes-1 {
-				return fmt.Errorf("stream %s has %d followers", name, len(info.Cluster.Replicas))
-			}
-			for _, r := range info.Cluster.Replicas {
-				if !r.Current || r.Offline {
-					return fmt.Errorf("stream %s replica %s is not current", name, r.Name)
-				}
-			}
-		}
-		for i, w := range c.workers {
-			st, err := w.State(ctx)
-			if err != nil {
-				return err
-			}
-			if !st.Running || st.Paused {
-				return fmt.Errorf("worker %d is not running", i+1)
-			}
-		}
-		return nil
+		return c.workersRunning(ctx)
 	})
+}
+
+// natsHealthy reports why the NATS side is not whole, or nil: every node
+// running with JetStream on, every stream led, all its replicas current.
+func (c *cluster) natsHealthy(ctx context.Context) error {
+	for _, n := range c.nodes {
+		st, err := n.ctr.State(ctx)
+		if err != nil {
+			return err
+		}
+		if !st.Running {
+			return fmt.Errorf("node %s is not running", n.name)
+		}
+		if on, err := c.jetStreamEnabled(ctx, n); err != nil || !on {
+			return fmt.Errorf("node %s has no JetStream (%v)", n.name, err)
+		}
+	}
+	for _, name := range []string{bus.StreamRequests, bus.StreamResults, bus.StreamDLQ} {
+		s, err := c.js.Stream(ctx, name)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.Cluster == nil || info.Cluster.Leader == "" {
+			return fmt.Errorf("stream %s has no leader", name)
+		}
+		if len(info.Cluster.Replicas) != natsNodes-1 {
+			return fmt.Errorf("stream %s has %d followers", name, len(info.Cluster.Replicas))
+		}
+		for _, r := range info.Cluster.Replicas {
+			if !r.Current || r.Offline {
+				return fmt.Errorf("stream %s replica %s is not current", name, r.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// workersRunning reports why a worker is not running, or nil.
+func (c *cluster) workersRunning(ctx context.Context) error {
+	for i, w := range c.workers {
+		st, err := w.State(ctx)
+		if err != nil {
+			return err
+		}
+		if !st.Running || st.Paused {
+			return fmt.Errorf("worker %d is not running", i+1)
+		}
+	}
+	return nil
 }
 
 // freePorts finds n free TCP ports on 127.0.0.1.

@@ -32,6 +32,12 @@ type record struct {
 	maxAttempt     int
 	restartMissing int
 	err            error
+
+	// timeout is the job's timeout_ms (0: none); deadline is the latest
+	// deadline the worker can have derived from it (timeout_ms counts from
+	// the request's stream timestamp, which is before the publish returned).
+	timeout  time.Duration
+	deadline time.Time
 }
 
 // load publishes n jobs to group, one every interval, and follows each one
@@ -52,11 +58,30 @@ type load struct {
 
 func (c *cluster) startLoad(ctx context.Context, t *testing.T, group string, n int, interval time.Duration) *load {
 	t.Helper()
+	return c.startLoadWith(ctx, t, loadSpec{group: group, jobs: n, interval: interval})
+}
+
+// loadSpec shapes a scenario's load.
+type loadSpec struct {
+	group    string
+	jobs     int
+	interval time.Duration
+	// timeout, when set, gives job i a timeout_ms (0: none).
+	timeout func(i int) time.Duration
+}
+
+func (c *cluster) startLoadWith(ctx context.Context, t *testing.T, spec loadSpec) *load {
+	t.Helper()
+	group, n, interval := spec.group, spec.jobs, spec.interval
 	l := &load{c: c, group: group, started: time.Now(), wire: map[string]int{}}
 	prefix := fmt.Sprintf("%s-%s-", group, randomID())
 	for i := range n {
 		id := fmt.Sprintf("%s%04d", prefix, i)
-		l.records = append(l.records, &record{id: id, reply: c.client.Subjects().Reply(id)})
+		r := &record{id: id, reply: c.client.Subjects().Reply(id)}
+		if spec.timeout != nil {
+			r.timeout = spec.timeout(i)
+		}
+		l.records = append(l.records, r)
 	}
 	sub, err := c.nc.Subscribe(c.client.Subjects().Results(), func(m *nats.Msg) {
 		id := strings.TrimSuffix(strings.TrimPrefix(m.Subject, "llm.res."), ".result")
@@ -91,6 +116,9 @@ func (l *load) run(ctx context.Context, i int, r *record) {
 		Messages: []bus.Message{{Role: "user", Content: bus.Text(fmt.Sprintf("chaos job %d of group %s", i, l.group))}},
 		Metadata: map[string]string{"n": fmt.Sprint(i)},
 	}
+	if r.timeout > 0 {
+		req.TimeoutMS = r.timeout.Milliseconds()
+	}
 	r.published = time.Now()
 	var job *bus.Job
 	for {
@@ -102,6 +130,9 @@ func (l *load) run(ctx context.Context, i int, r *record) {
 		cancel()
 		if err == nil {
 			job = j
+			if r.timeout > 0 {
+				r.deadline = time.Now().Add(r.timeout)
+			}
 			break
 		}
 		if ctx.Err() != nil {
@@ -162,6 +193,11 @@ func (l *load) wait(timeout time.Duration) bool {
 // figures sums up a scenario for its printed line and its assertions.
 type figures struct {
 	Jobs, OK, Lost, Duplicated, WireDuplicates, Restarted, RestartMissing, FromStore int
+	// Expired counts deadline_exceeded results. Late counts jobs with a
+	// timeout whose result breaks it: an ok result the worker finished
+	// after the deadline, or any result stored later than the deadline
+	// plus stuckSlack (a job stuck past its deadline).
+	Expired, Late int
 	// ProviderCalls sums the attempts listed in the results: more than
 	// Jobs means some calls failed and were retried.
 	ProviderCalls int
@@ -170,9 +206,36 @@ type figures struct {
 }
 
 func (f figures) String() string {
-	return fmt.Sprintf("jobs=%d ok=%d lost=%d duplicated=%d restarted=%d p50=%s p99=%s max=%s (provider calls=%d, error results=%v, results read from the stream=%d, restarts without a restart event=%d, duplicate results on the wire=%d)",
-		f.Jobs, f.OK, f.Lost, f.Duplicated, f.Restarted, f.P50.Round(time.Millisecond), f.P99.Round(time.Millisecond), f.Max.Round(time.Millisecond),
+	return fmt.Sprintf("jobs=%d ok=%d lost=%d duplicated=%d restarted=%d expired=%d late=%d p50=%s p99=%s max=%s (provider calls=%d, error results=%v, results read from the stream=%d, restarts without a restart event=%d, duplicate results on the wire=%d)",
+		f.Jobs, f.OK, f.Lost, f.Duplicated, f.Restarted, f.Expired, f.Late, f.P50.Round(time.Millisecond), f.P99.Round(time.Millisecond), f.Max.Round(time.Millisecond),
 		f.ProviderCalls, f.Errors, f.FromStore, f.RestartMissing, f.WireDuplicates)
+}
+
+// stuckSlack is how long after its deadline a job's result may be stored:
+// a job held by a worker that died or was cut off comes back after AckWait
+// and is then answered at once; the rest covers a leader election.
+const stuckSlack = ackWait + 10*time.Second
+
+// lateness says how a job with a timeout broke it, or "" if it did not.
+// stored is when LLM_RESULTS stored the result.
+func (r *record) lateness(stored time.Time) string {
+	if r.timeout == 0 || r.result == nil || r.deadline.IsZero() {
+		return ""
+	}
+	if r.result.Status == bus.StatusOK {
+		// The worker's own account: it picked the job queued_ms after the
+		// request's stream timestamp (not before r.published) and finished
+		// total_ms later.
+		t := r.result.Timings
+		finished := r.published.Add(time.Duration(t.QueuedMS+t.TotalMS) * time.Millisecond)
+		if finished.After(r.deadline) {
+			return fmt.Sprintf("ok result finished at least %s after the deadline", finished.Sub(r.deadline).Round(time.Millisecond))
+		}
+	}
+	if !stored.IsZero() && stored.After(r.deadline.Add(stuckSlack)) {
+		return fmt.Sprintf("result stored %s after the deadline", stored.Sub(r.deadline).Round(time.Millisecond))
+	}
+	return ""
 }
 
 // finish counts the results stored in LLM_RESULTS per job (the "exactly
@@ -223,6 +286,14 @@ func (l *load) finish(ctx context.Context, t *testing.T, name string) figures {
 		if r.fromStore {
 			f.FromStore++
 		}
+		if r.timeout > 0 {
+			if why := r.lateness(l.c.storedAt(ctx, t, r.reply)); why != "" {
+				f.Late++
+				t.Logf("%s: job %s (timeout %s): %s; published %s, highest attempt %d, result seen by the client %s later (from the stream: %v), worker's queued+total %d+%d ms",
+					name, r.id, r.timeout, why, r.published.Format("15:04:05.000"), r.maxAttempt, r.done.Sub(r.published).Round(time.Millisecond), r.fromStore,
+					r.result.Timings.QueuedMS, r.result.Timings.TotalMS)
+			}
+		}
 		if r.maxAttempt > 1 {
 			f.Restarted++
 		}
@@ -231,6 +302,9 @@ func (l *load) finish(ctx context.Context, t *testing.T, name string) figures {
 		if r.result.Status == bus.StatusOK {
 			f.OK++
 		} else {
+			if r.result.Error != nil && r.result.Error.Code == bus.CodeDeadlineExceeded {
+				f.Expired++
+			}
 			code := "?"
 			if r.result.Error != nil {
 				code = string(r.result.Error.Code)
@@ -267,6 +341,29 @@ func (c *cluster) storedResultCounts(ctx context.Context, t *testing.T) map[stri
 	return counts
 }
 
+// storedAt returns when LLM_RESULTS stored the job's result (zero if it
+// holds none).
+func (c *cluster) storedAt(ctx context.Context, t *testing.T, reply string) time.Time {
+	t.Helper()
+	var at time.Time
+	eventually(t, ctx, 30*time.Second, "stored result of "+reply, func(ctx context.Context) error {
+		s, err := c.js.Stream(ctx, bus.StreamResults)
+		if err != nil {
+			return err
+		}
+		m, err := s.GetLastMsgForSubject(ctx, bus.ResultSubject(reply))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		at = m.Time
+		return nil
+	})
+	return at
+}
+
 // requireDrained waits until group's consumer has nothing pending or
 // unacknowledged: nothing stuck, nothing redelivering.
 func (c *cluster) requireDrained(ctx context.Context, t *testing.T, group string) {
@@ -294,6 +391,17 @@ func requireHealthyFigures(t *testing.T, f figures) {
 	require.Zero(t, f.Lost, "lost jobs")
 	require.Zero(t, f.Duplicated, "jobs with more than one stored result")
 	require.Equal(t, f.Jobs, f.OK, "every job ends ok; error results: %v", f.Errors)
+}
+
+// requireTimelyFigures asserts the outcome of a scenario whose jobs have
+// timeouts: every job has exactly one stored result, ok or
+// deadline_exceeded, and none is late (see record.lateness).
+func requireTimelyFigures(t *testing.T, f figures) {
+	t.Helper()
+	require.Zero(t, f.Lost, "lost jobs")
+	require.Zero(t, f.Duplicated, "jobs with more than one stored result")
+	require.Zero(t, f.Late, "jobs stuck past their deadline, or ok after it")
+	require.Equal(t, f.Jobs, f.OK+f.Expired, "every job ends ok or deadline_exceeded; error results: %v", f.Errors)
 }
 
 // percentile returns the p-th percentile (nearest rank) of sorted values.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,9 +23,29 @@ const (
 	workerImage = "switchyard-test/worker:local"
 )
 
-// setupErr is why the images could not be built; every test fails with it,
-// since a CI machine has Docker and a silent skip would hide a broken suite.
-var setupErr error
+// setupErr is why the images could not be built; every test that needs
+// them fails with it, since a CI machine has Docker and a silent skip would
+// hide a broken suite. The images are built by the first test that starts a
+// fleet (images), so that the tests that need no Docker run at once.
+var (
+	setupErr  error
+	setupOnce sync.Once
+)
+
+// images builds the images once per run and returns why it failed.
+func images() error {
+	setupOnce.Do(func() {
+		start := time.Now()
+		setupErr = buildImages()
+		if setupErr == nil {
+			fmt.Fprintf(os.Stderr, "integration: images built in %s\n", time.Since(start).Round(time.Millisecond))
+		}
+		if tags := os.Getenv("SWITCHYARD_WORKER_TAGS"); tags != "" {
+			fmt.Fprintf(os.Stderr, "integration: THE WORKER IMAGE IS BUILT WITH -tags=%s\n", tags)
+		}
+	})
+	return setupErr
+}
 
 // testHost is the address at which the test process reaches the
 // containers' mapped ports.
@@ -46,18 +67,13 @@ func TestMain(m *testing.M) {
 	} else {
 		os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", testHost)
 	}
-	start := time.Now()
-	setupErr = buildImages()
-	if setupErr == nil {
-		fmt.Fprintf(os.Stderr, "integration: images built in %s\n", time.Since(start).Round(time.Millisecond))
-	}
 	os.Exit(m.Run())
 }
 
 // buildImages compiles nats-server and the worker as static binaries into a
 // temporary build context and builds the two FROM-scratch images from it.
 func buildImages() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "switchyard-integration-")
 	if err != nil {
@@ -78,7 +94,13 @@ func buildImages() error {
 		{"bin/submit", "./cmd/submit"},
 	}
 	for _, b := range builds {
-		if err := goBuild(ctx, root, filepath.Join(dir, b.out), b.pkg); err != nil {
+		var tags string
+		if b.pkg == "./cmd/worker" {
+			// Only make chaos-broken sets it: a worker broken on purpose,
+			// which the randomized schedule's checker must catch.
+			tags = os.Getenv("SWITCHYARD_WORKER_TAGS")
+		}
+		if err := goBuild(ctx, root, filepath.Join(dir, b.out), b.pkg, tags); err != nil {
 			return err
 		}
 	}
@@ -135,10 +157,10 @@ func buildImages() error {
 // goBuild builds a static binary. It tries twice: on this shared machine a
 // concurrent build or cache trim now and then makes one fail with "could not
 // import ... (open : no such file or directory)".
-func goBuild(ctx context.Context, root, out, pkg string) error {
+func goBuild(ctx context.Context, root, out, pkg, tags string) error {
 	var err error
 	for range 2 {
-		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags=-s -w", "-o", out, pkg)
+		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags=-s -w", "-tags="+tags, "-o", out, pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 		var output []byte

@@ -1,0 +1,162 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+// partitionTimeouts gives every fifth job a short timeout, which a job held
+// by a cut-off node or worker can outlive (it must then be answered
+// deadline_exceeded, not left stuck), and the others one that no job of a
+// healthy run comes near.
+func partitionTimeouts(i int) time.Duration {
+	if i%5 == 0 {
+		return 3 * time.Second
+	}
+	return 60 * time.Second
+}
+
+// scenarioPartitionNode cuts the NATS node that leads the requests stream
+// off from the other two and from every client, under load, for longer
+// than a leader election takes, then heals it. The majority elects a new
+// leader and goes on; the workers and the test process connected to the cut
+// node find their connections stalled, not closed, as in a real partition.
+// Nothing is lost or duplicated, no job outlives its deadline, and the
+// healed node catches up.
+func scenarioPartitionNode(t *testing.T, c *cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	c.waitHealthy(ctx, t)
+
+	l := c.startLoadWith(ctx, t, loadSpec{group: "chaos", jobs: 300, interval: 15 * time.Millisecond, timeout: partitionTimeouts})
+	time.Sleep(time.Second)
+	leader, err := c.streamLeader(ctx, bus.StreamRequests)
+	require.NoError(t, err)
+	t.Logf("connections: %s", c.connections(ctx))
+	heal, err := c.partition(ctx, leader.ctr)
+	require.NoError(t, err, "cut %s off", leader.name)
+	cut := time.Now()
+	t.Logf("cut %s (leader of %s) off the network at %s", leader.name, bus.StreamRequests, cut.Format("15:04:05.000"))
+	healed := false
+	defer func() {
+		if !healed {
+			_ = heal(context.Background())
+		}
+	}()
+	eventually(t, ctx, 20*time.Second, "a new leader of "+bus.StreamRequests, func(ctx context.Context) error {
+		n, err := c.streamLeader(ctx, bus.StreamRequests)
+		if err != nil {
+			return err
+		}
+		if n == leader {
+			return fmt.Errorf("%s still leads", n.name)
+		}
+		t.Logf("%s took over after %s", n.name, time.Since(cut).Round(time.Millisecond))
+		return nil
+	})
+	time.Sleep(max(0, 8*time.Second-time.Since(cut)))
+	require.NoError(t, heal(ctx), "heal %s", leader.name)
+	healed = true
+	t.Logf("healed %s after %s, at %s", leader.name, time.Since(cut).Round(time.Millisecond), time.Now().Format("15:04:05.000"))
+
+	require.True(t, l.wait(120*time.Second), "jobs did not all end in time")
+	t.Logf("connections: %s", c.connections(ctx))
+	f := l.finish(ctx, t, "partition_nats_node")
+	requireTimelyFigures(t, f)
+	c.requireDrained(ctx, t, "chaos")
+	c.waitHealthy(ctx, t)
+}
+
+// scenarioPartitionWorker cuts a worker off from NATS while its jobs
+// stream, for longer than AckWait, then heals it. Its jobs are redelivered
+// to the others meanwhile (their events start with restart); what the cut
+// worker still publishes once healed (late events, results of jobs it no
+// longer holds) is deduplicated. The worker does not crash and takes jobs
+// again.
+func scenarioPartitionWorker(t *testing.T, c *cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	c.waitHealthy(ctx, t)
+	restartsBefore, _ := c.workerStates(ctx, t)
+	victim := c.workers[2]
+
+	l := c.startLoadWith(ctx, t, loadSpec{group: "chaos", jobs: 300, interval: 10 * time.Millisecond, timeout: partitionTimeouts})
+	time.Sleep(1500 * time.Millisecond) // ~150 published, ~80 streaming, a third of them on the victim
+	heal, err := c.partition(ctx, victim)
+	require.NoError(t, err, "cut worker 3 off")
+	cut := time.Now()
+	healed := false
+	defer func() {
+		if !healed {
+			_ = heal(context.Background())
+		}
+	}()
+	time.Sleep(ackWait + 3*time.Second)
+	require.NoError(t, heal(ctx), "heal worker 3")
+	healed = true
+	t.Logf("healed worker 3 after %s", time.Since(cut).Round(time.Millisecond))
+
+	require.True(t, l.wait(120*time.Second), "jobs did not all end in time")
+	f := l.finish(ctx, t, "partition_worker")
+	requireTimelyFigures(t, f)
+	require.Positive(t, f.Restarted, "the cut-off worker had jobs in flight: some must have been redelivered")
+	require.Zero(t, f.RestartMissing, "a redelivered job's events start with restart")
+	c.requireDrained(ctx, t, "chaos")
+
+	restarts, _ := c.workerStates(ctx, t)
+	require.Equal(t, restartsBefore, restarts, "no worker crashed")
+	// Healed, the worker takes jobs again: within a few short loads, it
+	// finishes some of their jobs.
+	before, err := c.jobsDone(ctx, victim)
+	require.NoError(t, err)
+	after := before
+	for round := 0; round < 5 && after <= before; round++ {
+		l := c.startLoad(ctx, t, "chaos", 60, 5*time.Millisecond)
+		require.True(t, l.wait(60*time.Second), "a load after the heal did not end")
+		_ = l.sub.Unsubscribe()
+		after, err = c.jobsDone(ctx, victim)
+		require.NoError(t, err)
+	}
+	require.Greater(t, after, before, "worker 3 finishes jobs again after the heal")
+	c.requireDrained(ctx, t, "chaos")
+}
+
+// jobsDone reads switchyard_jobs_total (all groups and outcomes) from a
+// worker's /metrics.
+func (c *cluster) jobsDone(ctx context.Context, w *testcontainers.DockerContainer) (float64, error) {
+	ep, err := w.PortEndpoint(ctx, "9090/tcp", "http")
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	if f := fams["switchyard_jobs_total"]; f != nil {
+		for _, m := range f.Metric {
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum, nil
+}
