@@ -42,7 +42,8 @@ type StreamsConfig struct {
 	// ResultsMaxAge is how long results are kept. Default 24 hours.
 	ResultsMaxAge time.Duration
 	// ResultDuplicates is the results stream's dedupe window, so that a job
-	// that ran twice (a late ack) still stores one result. Default 1 hour.
+	// that ran twice (a late ack) still stores one result. Default 1 hour,
+	// at most ResultsMaxAge.
 	ResultDuplicates time.Duration
 	// DurableEvents also stores events in the results stream (so a client can
 	// replay a stream), kept for EventsMaxAge. Default off.
@@ -65,7 +66,9 @@ func (c StreamsConfig) WithDefaults() StreamsConfig {
 	c.Replicas = cmp.Or(c.Replicas, 1)
 	c.RequestDuplicates = cmp.Or(c.RequestDuplicates, 10*time.Minute)
 	c.ResultsMaxAge = cmp.Or(c.ResultsMaxAge, 24*time.Hour)
-	c.ResultDuplicates = cmp.Or(c.ResultDuplicates, time.Hour)
+	// JetStream refuses a dedupe window longer than the max age; a result
+	// that expired cannot be deduplicated anyway.
+	c.ResultDuplicates = min(cmp.Or(c.ResultDuplicates, time.Hour), c.ResultsMaxAge)
 	c.DLQMaxAge = cmp.Or(c.DLQMaxAge, 7*24*time.Hour)
 	c.EventsMaxAge = cmp.Or(c.EventsMaxAge, time.Hour)
 	c.CancelTTL = cmp.Or(c.CancelTTL, 24*time.Hour)
