@@ -3,7 +3,7 @@ SHELL := bash
 GO ?= go
 export TESTCONTAINERS_RYUK_DISABLED := true
 
-.PHONY: help run test test-unit test-integration fuzz bench lint build images clean
+.PHONY: help run test test-unit test-integration fuzz bench lint build images clean soak
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ fuzz: ## run every fuzz target briefly
 
 test-integration: ## container suites (testcontainers, images built FROM scratch here)
 	@if [ -d integration ]; then $(GO) test -count=1 -timeout 30m -v ./integration/...; fi
+
+SOAK ?= 1h
+soak: ## one hour at 20 jobs/s on the demo group with durable events: memory, goroutines, streams sampled each minute, plotted to soak.png, fails unless they level off (not in make test)
+	$(GO) run ./cmd/submit bench --soak $(SOAK) --png soak.png
 
 BENCHFLAGS ?=
 bench: ## baseline vs Switchyard, added latency, 5k streams (~2 min); last line "throughput ratio: R"; BENCHFLAGS= see submit bench -h

@@ -43,9 +43,13 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		workerConc int
 		warmup     int
 		rounds     int
+
+		soak    time.Duration
+		soakPNG string
 	)
 	cmd := newCommand("submit bench", `submit bench [flags]            load-test a deployment (NATS_URL)
-       submit bench --compare [flags]  raw JetStream baseline vs Switchyard on this machine (make bench)`, `
+       submit bench --compare [flags]  raw JetStream baseline vs Switchyard on this machine (make bench)
+       submit bench --soak 1h [flags]  a steady load on the demo group for an hour, memory and streams plotted (make soak)`, `
 Reports jobs/s, first-chunk latency (publish to first chunk event, measured
 here) and completion latency p50/p99, and errors by code.`, stderr)
 	fs := cmd.fs
@@ -69,6 +73,8 @@ here) and completion latency p50/p99, and errors by code.`, stderr)
 	fs.IntVar(&workerConc, "worker-concurrency", 256, "with --compare: SWITCHYARD_CONCURRENCY of the worker, and the baseline consumer's jobs in flight")
 	fs.IntVar(&warmup, "warmup", 1000, "with --compare: jobs run before measuring each side")
 	fs.IntVar(&rounds, "rounds", 2, "with --compare: alternating slices in which baseline and Switchyard are measured")
+	fs.DurationVar(&soak, "soak", 0, "run the soak for this long: NATS server and a demo worker with durable events as child processes, --rate jobs/s (20 unless set), sampled every minute; fails unless memory, goroutines and streams level off")
+	fs.StringVar(&soakPNG, "png", "soak.png", "with --soak: where the plot of the samples is written")
 	pos, err := cmd.parse(args)
 	if err != nil {
 		return err
@@ -79,6 +85,20 @@ here) and completion latency p50/p99, and errors by code.`, stderr)
 	set := map[string]bool{}
 	fs.Visit(func(f *pflag.Flag) { set[f.Name] = true })
 
+	if soak > 0 {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		cfg := bench.SoakConfig{Helper: []string{self, "bench", "--helper"}, WorkerBin: workerBin, For: soak, PNG: soakPNG}
+		if set["rate"] {
+			cfg.Rate = rate
+		}
+		if err := bench.Soak(ctx, cfg, stdout); err != nil {
+			return &exitError{1, err}
+		}
+		return nil
+	}
 	if compare {
 		self, err := os.Executable()
 		if err != nil {
