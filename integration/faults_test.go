@@ -35,10 +35,13 @@ func newNetwork(ctx context.Context, t *testing.T, runID string) *testcontainers
 		// 10.213.0.0/16 is far from Docker's default pools (172.17-31/16,
 		// 192.168/16); a /24 in it that another network holds is refused
 		// and another one is drawn.
-		subnet := netip.MustParsePrefix(fmt.Sprintf("10.213.%d.0/24", rand.IntN(256)))
+		third := rand.IntN(256)
+		subnet := netip.MustParsePrefix(fmt.Sprintf("10.213.%d.0/24", third))
+		// The gateway is the host's address on the network (see gateway).
+		gw := netip.MustParseAddr(fmt.Sprintf("10.213.%d.1", third))
 		nw, err := tcnetwork.New(ctx,
 			tcnetwork.WithLabels(map[string]string{"switchyard-test": runID}),
-			tcnetwork.WithIPAM(&network.IPAM{Driver: "default", Config: []network.IPAMConfig{{Subnet: subnet}}}),
+			tcnetwork.WithIPAM(&network.IPAM{Driver: "default", Config: []network.IPAMConfig{{Subnet: subnet, Gateway: gw}}}),
 		)
 		if err != nil {
 			last = err

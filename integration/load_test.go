@@ -244,8 +244,15 @@ func (r *record) lateness(stored time.Time) string {
 func (l *load) finish(ctx context.Context, t *testing.T, name string) figures {
 	t.Helper()
 	_ = l.sub.Unsubscribe()
-	// A core subscriber can see a result before the R3 stream has
-	// committed it: give the stream a moment to hold every result the
+	// A core subscriber can see a result that the stream never stored (it
+	// had no leader then): the worker hands the job back when the PubAck
+	// does not come, and runs it again. Let the group's consumer settle
+	// before counting what the stream holds.
+	if err := l.c.drained(ctx, l.group, 60*time.Second); err != nil {
+		t.Logf("%s: consumer of %s not drained before the count: %v", name, l.group, err)
+	}
+	// A core subscriber can also see a result just before the R3 stream
+	// has committed it: give the stream a moment to hold every result the
 	// client received before counting what it holds.
 	var stored map[string]uint64
 	deadline := time.Now().Add(10 * time.Second)
@@ -369,19 +376,43 @@ func (c *cluster) storedAt(ctx context.Context, t *testing.T, reply string) time
 func (c *cluster) requireDrained(ctx context.Context, t *testing.T, group string) {
 	t.Helper()
 	eventually(t, ctx, 30*time.Second, "consumer of "+group+" drained", func(ctx context.Context) error {
-		cons, err := c.js.Consumer(ctx, bus.StreamRequests, bus.ConsumerName(group))
-		if err != nil {
-			return err
-		}
-		ci, err := cons.Info(ctx)
-		if err != nil {
-			return err
-		}
-		if ci.NumAckPending != 0 || ci.NumPending != 0 || ci.NumRedelivered != 0 {
-			return fmt.Errorf("ack pending %d, pending %d, redelivered %d", ci.NumAckPending, ci.NumPending, ci.NumRedelivered)
-		}
-		return nil
+		return c.consumerDrained(ctx, group)
 	})
+}
+
+// drained waits up to timeout for group's consumer to drain and returns
+// why it did not.
+func (c *cluster) drained(ctx context.Context, group string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		err := c.consumerDrained(cctx, group)
+		ccancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (c *cluster) consumerDrained(ctx context.Context, group string) error {
+	cons, err := c.js.Consumer(ctx, bus.StreamRequests, bus.ConsumerName(group))
+	if err != nil {
+		return err
+	}
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if ci.NumAckPending != 0 || ci.NumPending != 0 || ci.NumRedelivered != 0 {
+		return fmt.Errorf("ack pending %d, pending %d, redelivered %d", ci.NumAckPending, ci.NumPending, ci.NumRedelivered)
+	}
+	return nil
 }
 
 // requireHealthyFigures asserts the common outcome of a chaos scenario:

@@ -70,6 +70,9 @@ func (j *job) run() {
 		w.log.Error("message without JetStream metadata", slog.Any("error", err))
 		return
 	}
+	if ackOnPickUp {
+		_ = j.msg.Ack() // the chaos_broken_ack build only
+	}
 	j.attempt = int(meta.NumDelivered)
 	j.published = meta.Timestamp
 	h := j.msg.Headers()

@@ -1,0 +1,288 @@
+package integration
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/pkg/bus"
+)
+
+// The randomized schedule's knobs, read from the environment (make chaos
+// sets them):
+//
+//	CHAOS_SEED      the seed of the schedule and of the load (default: random, printed)
+//	CHAOS_DURATION  how long the load runs (default 2m; make chaos: 10m)
+//	CHAOS_RATE      jobs per second (default 12)
+//	CHAOS_HISTORY   where the history is written (default: a file in the temp dir, printed)
+//	CHAOS_EXPECT_VIOLATIONS=1  the run must find violations (the broken build's check)
+const (
+	defaultChaosDuration = 2 * time.Minute
+	defaultChaosRate     = 12
+	chaosGrace           = time.Second // see limits.Grace
+)
+
+// chaosModels is the model file of the randomized schedule's workers: three
+// groups on two deployments each, all calling the test process's provider
+// mock (PROVIDER_URL), each worker naming itself in X-Worker (WORKER_ID).
+const chaosModels = `
+groups:
+  chat:
+    strategy: priority
+    retry: {max_retries: 3, backoff: {initial: 10ms, max: 100ms}}
+    breaker: {failures: 20, period: 10s, cooldown: 2s}
+    timeouts: {ttft: 2s, idle: 2s}
+    deployments:
+      - {name: chat-a, provider: openai, model: chaos-a, base_url: "${PROVIDER_URL}", api_key: sk-chaos, headers: {X-Worker: "${WORKER_ID}"}}
+      - {name: chat-b, provider: openai, model: chaos-b, base_url: "${PROVIDER_URL}", api_key: sk-chaos, headers: {X-Worker: "${WORKER_ID}"}, priority: 1}
+  json:
+    strategy: priority
+    retry: {max_retries: 3, backoff: {initial: 10ms, max: 100ms}}
+    breaker: {failures: 20, period: 10s, cooldown: 2s}
+    timeouts: {ttft: 2s, idle: 2s}
+    deployments:
+      - {name: json-a, provider: openai, model: chaos-a, base_url: "${PROVIDER_URL}", api_key: sk-chaos, headers: {X-Worker: "${WORKER_ID}"}, supports_json_schema: true}
+      - {name: json-b, provider: openai, model: chaos-b, base_url: "${PROVIDER_URL}", api_key: sk-chaos, headers: {X-Worker: "${WORKER_ID}"}, supports_json_schema: true, priority: 1}
+  tools:
+    strategy: priority
+    retry: {max_retries: 3, backoff: {initial: 10ms, max: 100ms}}
+    breaker: {failures: 20, period: 10s, cooldown: 2s}
+    timeouts: {ttft: 2s, idle: 2s}
+    deployments:
+      - {name: tools-a, provider: openai, model: chaos-a, base_url: "${PROVIDER_URL}", api_key: sk-chaos, headers: {X-Worker: "${WORKER_ID}"}, supports_tools: true}
+      - {name: tools-b, provider: openai, model: chaos-b, base_url: "${PROVIDER_URL}", api_key: sk-chaos, headers: {X-Worker: "${WORKER_ID}"}, supports_tools: true, priority: 1}
+`
+
+// chaosLimits are the checker's bounds for chaosModels: 1 + max_retries
+// calls per execution, and 1 + 2 executions (SWITCHYARD_VALIDATION_RETRIES)
+// for the groups whose answers are validated.
+func chaosLimits() limits {
+	return limits{
+		MaxDeliver:       maxDeliver,
+		CallsPerDelivery: map[string]int{"chat": 4, "json": 4 * 3, "tools": 4 * 3},
+		Grace:            chaosGrace,
+		Stuck:            stuckSlack,
+	}
+}
+
+// TestChaosSchedule runs the randomized fault schedule: a seeded mix of
+// jobs (streamed, whole, structured, tool calls, batches, cancels,
+// deadlines) against a 3-node cluster and 3 workers while faults drawn
+// from the same seed hit workers, nodes, the disk and the provider, then
+// checks the recorded history (see check). A failing seed reproduces its
+// schedule and its load: run it again with CHAOS_SEED.
+func TestChaosSchedule(t *testing.T) {
+	seed := chaosSeed(t)
+	run := envDuration(t, "CHAOS_DURATION", defaultChaosDuration)
+	rate := defaultChaosRate
+	if v := os.Getenv("CHAOS_RATE"); v != "" {
+		r, err := strconv.Atoi(v)
+		require.NoError(t, err, "CHAOS_RATE")
+		rate = r
+	}
+	schedule := drawSchedule(seed, run)
+	repro := fmt.Sprintf("CHAOS_SEED=%d CHAOS_DURATION=%s CHAOS_RATE=%d go test -count=1 -timeout 60m -v -run TestChaosSchedule ./integration", seed, run, rate)
+	banner := fmt.Sprintf("randomized schedule: seed %d, %s at %d jobs/s\n  reproduce: %s\n%s", seed, run, rate, repro, formatSchedule(schedule))
+	fmt.Print(banner)
+	t.Log(banner)
+
+	var mock *providerMock
+	spec := fleetSpec{
+		models:        chaosModels,
+		groups:        []string{"chat", "json", "tools"},
+		providerNet:   true,
+		diskLimit:     512 << 20,
+		durableEvents: true,
+		onNetworks: func(ctx context.Context, t *testing.T, c *cluster) {
+			gw := c.gateway(ctx, t, c.provNet)
+			var err error
+			mock, err = startProviderMock(net.JoinHostPort(gw.String(), "0"), seed, 20*time.Millisecond)
+			require.NoError(t, err, "provider mock on %s", gw)
+			t.Cleanup(func() { _ = mock.Close() })
+		},
+		workerEnv: func(i int) map[string]string {
+			return map[string]string{
+				"PROVIDER_URL":                  mock.URL,
+				"WORKER_ID":                     fmt.Sprintf("worker-%d", i+1),
+				"SWITCHYARD_DURABLE_EVENTS":     "true",
+				"SWITCHYARD_VALIDATION_RETRIES": "2",
+			}
+		},
+	}
+	start := time.Now()
+	c := startFleet(t, spec)
+	t.Logf("fleet up in %s", time.Since(start).Round(time.Millisecond))
+
+	ctx, cancel := context.WithTimeout(context.Background(), run+10*time.Minute)
+	defer cancel()
+	c.waitHealthy(ctx, t)
+	tenants := []*tenantConn{{name: "", nc: c.nc, client: c.client}}
+	tr := newTraffic(c, seed, float64(rate), tenants)
+	require.NoError(t, tr.observe())
+	runner := &faultRunner{c: c, t: t, mock: mock}
+
+	loadCtx, stopLoad := context.WithTimeout(ctx, run)
+	defer stopLoad()
+	began := time.Now()
+	faultsDone := make(chan struct{})
+	go func() { defer close(faultsDone); runner.run(loadCtx, began, schedule) }()
+	tr.run(loadCtx, 3*time.Minute)
+	<-faultsDone
+	require.Empty(t, runner.errs, "the fault runner could not carry out the schedule")
+	c.waitHealthy(ctx, t)
+	// A result a producer saw may not be stored yet: its worker hands the
+	// job back when the PubAck does not come, and it runs again.
+	for _, g := range spec.groups {
+		if err := c.drained(ctx, g, 2*time.Minute); err != nil {
+			t.Logf("consumer of %s not drained before the count: %v", g, err)
+		}
+	}
+
+	h := &history{Seed: seed, Limits: chaosLimits(), Faults: runner.windows, Calls: mock.Calls()}
+	h.Jobs, h.Stored, h.Seen = tr.collect(ctx, t)
+	path := writeHistory(t, h)
+	violations := check(h)
+	c.report(t, fmt.Sprintf("scenario randomized(seed=%d, %s): %s", seed, run, summarize(h, violations)))
+	c.report(t, "history: "+path)
+	for _, g := range spec.groups {
+		c.requireDrained(ctx, t, g)
+	}
+
+	if os.Getenv("CHAOS_EXPECT_VIOLATIONS") == "1" {
+		require.NotEmpty(t, violations, "the checker found nothing wrong with a build that is broken on purpose")
+		t.Logf("the checker caught the broken build: %d violations, e.g.\n  %s", len(violations), strings.Join(firstViolations(violations, 10), "\n  "))
+		return
+	}
+	if len(violations) > 0 {
+		t.Fatalf("%d violations (history %s); reproduce with\n  %s\nschedule:\n%s\nfirst violations:\n  %s",
+			len(violations), path, repro, formatSchedule(schedule), strings.Join(firstViolations(violations, 30), "\n  "))
+	}
+}
+
+func firstViolations(vs []violation, n int) []string {
+	var out []string
+	for _, v := range vs[:min(n, len(vs))] {
+		out = append(out, v.String())
+	}
+	return out
+}
+
+// summarize prints a run's figures in the form of the other scenarios.
+func summarize(h *history, vs []violation) string {
+	var jobs, accepted, ok, restarted, events, fromStore int
+	codes := map[string]int{}
+	kinds := map[string]int{}
+	for _, j := range h.Jobs {
+		jobs++
+		kinds[j.Kind]++
+		if !j.Accepted {
+			continue
+		}
+		accepted++
+		events += j.Events
+		if j.MaxAttempt > 1 {
+			restarted++
+		}
+		if len(j.Results) > 0 {
+			r := j.Results[0]
+			if r.FromStore {
+				fromStore++
+			}
+			if r.Status == string(bus.StatusOK) {
+				ok++
+			} else {
+				codes[cmp.Or(r.Code, "?")]++
+			}
+		}
+	}
+	faults := map[faultKind]int{}
+	for _, f := range h.Faults {
+		faults[f.Kind]++
+	}
+	perJob := map[string]int{}
+	faulty := 0
+	for _, c := range h.Calls {
+		perJob[c.Job]++
+		if c.Fault != "" {
+			faulty++
+		}
+	}
+	maxCalls := 0
+	for _, n := range perJob {
+		maxCalls = max(maxCalls, n)
+	}
+	rules := map[string]int{}
+	for _, v := range vs {
+		rules[v.Rule]++
+	}
+	return fmt.Sprintf("jobs=%d accepted=%d ok=%d errors=%v restarted=%d violations=%d %v (kinds %v; events %d; results read from the stream %d; provider calls %d, %d of them faulty, at most %d for one job; faults %v)",
+		jobs, accepted, ok, codes, restarted, len(vs), rules, kinds, events, fromStore, len(h.Calls), faulty, maxCalls, faults)
+}
+
+func chaosSeed(t *testing.T) uint64 {
+	t.Helper()
+	if v := os.Getenv("CHAOS_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		require.NoError(t, err, "CHAOS_SEED")
+		return s
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:]) % 1_000_000_000
+}
+
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	require.NoError(t, err, name)
+	return d
+}
+
+// writeHistory writes h as JSON where CHAOS_HISTORY says, else into the
+// temp dir (kept after the run, so that a failure can be looked into and
+// checked again with TestChaosRecheck).
+func writeHistory(t *testing.T, h *history) string {
+	t.Helper()
+	path := os.Getenv("CHAOS_HISTORY")
+	if path == "" {
+		path = filepath.Join(os.TempDir(), fmt.Sprintf("switchyard-chaos-%d-%s.json", h.Seed, time.Now().Format("20060102T150405")))
+	}
+	b, err := json.MarshalIndent(h, "", " ")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+	return path
+}
+
+// TestChaosRecheck runs the checker on a history written by an earlier
+// run (CHAOS_RECHECK=<file>); without it, it is skipped. It needs no Docker.
+func TestChaosRecheck(t *testing.T) {
+	path := os.Getenv("CHAOS_RECHECK")
+	if path == "" {
+		t.Skip("CHAOS_RECHECK names no history file")
+	}
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var h history
+	require.NoError(t, json.Unmarshal(b, &h))
+	vs := check(&h)
+	t.Log(summarize(&h, vs))
+	for _, v := range vs {
+		t.Error(v)
+	}
+}
