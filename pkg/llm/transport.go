@@ -5,8 +5,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // ClassifyTransport sets e's Kind and Message for a failure below the HTTP
@@ -15,8 +18,9 @@ import (
 // connection broken after output is a stream cut short (KindUnavailable).
 // The message never contains the request URL.
 func ClassifyTransport(ctx context.Context, e *Error, err error) {
+	var ne net.Error
 	switch {
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled) || (ctx != nil && errors.Is(ctx.Err(), context.Canceled)):
 		e.Kind = KindCancelled
 		e.Message = "request cancelled"
 	case errors.Is(err, context.DeadlineExceeded) || (ctx != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)):
@@ -25,6 +29,9 @@ func ClassifyTransport(ctx context.Context, e *Error, err error) {
 	case e.MidStream:
 		e.Kind = KindUnavailable
 		e.Message = "stream interrupted: " + TransportText(err)
+	case errors.As(err, &ne) && ne.Timeout():
+		e.Kind = KindTimeout
+		e.Message = TransportText(err)
 	case isNetErr(err):
 		e.Kind = KindConnection
 		e.Message = TransportText(err)
@@ -36,7 +43,32 @@ func ClassifyTransport(ctx context.Context, e *Error, err error) {
 
 func isNetErr(err error) bool {
 	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
+}
+
+// RetryAfter reads how long a vendor asks to wait from its response
+// headers: retry-after-ms (milliseconds, OpenAI's and Anthropic's), then
+// retry-after in seconds or as an HTTP date (relative to now, the caller's
+// clock). It returns 0 when there is none.
+func RetryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("retry-after-ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := strings.TrimSpace(h.Get("retry-after"))
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
 }
 
 // TransportText describes a transport failure without its URL (which may
@@ -56,13 +88,13 @@ func TransportText(err error) string {
 	return err.Error()
 }
 
-// Scrub replaces every secret in s with "[redacted]", for provider packages
+// Scrub replaces every secret in s with "[REDACTED]", for provider packages
 // building error text from vendor bodies or transport errors that may echo
 // a key.
 func Scrub(s string, secrets []string) string {
 	for _, k := range secrets {
 		if k != "" {
-			s = strings.ReplaceAll(s, k, "[redacted]")
+			s = strings.ReplaceAll(s, k, "[REDACTED]")
 		}
 	}
 	return s

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	sdk "github.com/anthropics/anthropic-sdk-go"
 	"github.com/anthropics/anthropic-sdk-go/option"
@@ -61,6 +62,7 @@ type Client struct {
 	opts Options
 	// secrets are scrubbed from every error message, belt and braces.
 	secrets []string
+	now     func() time.Time
 }
 
 var (
@@ -136,7 +138,7 @@ func New(opts Options) (*Client, error) {
 		ro = append(ro, bedrockOptions(b, opts.BaseURL)...)
 		awsSecrets = []string{b.SecretAccessKey, b.SessionToken}
 	}
-	c := &Client{sdk: sdk.NewClient(ro...), opts: opts}
+	c := &Client{sdk: sdk.NewClient(ro...), opts: opts, now: time.Now}
 	for _, s := range append([]string{opts.APIKey, opts.AuthToken}, awsSecrets...) {
 		if s != "" {
 			c.secrets = append(c.secrets, s)
@@ -161,6 +163,7 @@ func (c *Client) Stream(ctx context.Context, req *llm.Request) (llm.Stream, erro
 		raw:     c.sdk.Messages.NewStreaming(ctx, params),
 		ctx:     ctx,
 		secrets: c.secrets,
+		now:     c.now,
 		tools:   map[int64]int{},
 	}
 	if !s.prime() {

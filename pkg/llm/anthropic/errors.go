@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,13 +20,13 @@ import (
 // The message of the result is built from the vendor's error body (or a
 // fixed text), never from request headers, and every configured secret is
 // scrubbed from it.
-func classify(ctx context.Context, err error, midStream bool, secrets []string) *llm.Error {
+func classify(ctx context.Context, err error, midStream bool, secrets []string, now time.Time) *llm.Error {
 	if le, ok := errors.AsType[*llm.Error](err); ok {
 		return le
 	}
 	e := &llm.Error{Provider: ProviderName, MidStream: midStream}
 	if apiErr, ok := errors.AsType[*sdk.Error](err); ok {
-		classifyAPI(e, apiErr)
+		classifyAPI(e, apiErr, now)
 		// The SDK error's text holds the raw response body, which is not
 		// ours to vouch for: the cause is a scrubbed copy of its text, not
 		// the SDK value.
@@ -48,7 +47,7 @@ func classify(ctx context.Context, err error, midStream bool, secrets []string) 
 // classifyAPI classifies an HTTP error response or an SSE error event. For an
 // error event the HTTP status is that of the stream (200), so the body's
 // error type decides.
-func classifyAPI(e *llm.Error, apiErr *sdk.Error) {
+func classifyAPI(e *llm.Error, apiErr *sdk.Error, now time.Time) {
 	typ, msg := errorBody(apiErr.RawJSON())
 	if typ == "" {
 		typ = string(apiErr.Type())
@@ -63,19 +62,19 @@ func classifyAPI(e *llm.Error, apiErr *sdk.Error) {
 	if code, bmsg, ok := bedrockError(apiErr, typ); ok {
 		e.Code = code
 		e.Message = cmp.Or(msg, bmsg)
-		classifyBedrock(e, apiErr)
+		classifyBedrock(e, apiErr, now)
 		return
 	}
 	switch {
 	case typ == "rate_limit_error" || status == http.StatusTooManyRequests:
 		e.Kind = llm.KindRateLimited
 		if apiErr.Response != nil {
-			e.RetryAfter = retryAfter(apiErr.Response.Header)
+			e.RetryAfter = llm.RetryAfter(apiErr.Response.Header, now)
 		}
 	case typ == "overloaded_error" || typ == "api_error" || typ == "timeout_error" || status >= 500:
 		e.Kind = llm.KindUnavailable
 		if apiErr.Response != nil {
-			e.RetryAfter = retryAfter(apiErr.Response.Header)
+			e.RetryAfter = llm.RetryAfter(apiErr.Response.Header, now)
 		}
 	case typ == "authentication_error" || typ == "permission_error" || typ == "billing_error" ||
 		status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusPaymentRequired:
@@ -126,10 +125,10 @@ func bedrockError(apiErr *sdk.Error, typ string) (code, msg string, ok bool) {
 // regard to case: the event stream spells them "throttlingException"), then
 // by status. See the InvokeModelWithResponseStream errors in the Bedrock API
 // reference.
-func classifyBedrock(e *llm.Error, apiErr *sdk.Error) {
+func classifyBedrock(e *llm.Error, apiErr *sdk.Error, now time.Time) {
 	retry := func() {
 		if apiErr.Response != nil {
-			e.RetryAfter = retryAfter(apiErr.Response.Header)
+			e.RetryAfter = llm.RetryAfter(apiErr.Response.Header, now)
 		}
 	}
 	switch strings.ToLower(e.Code) {
@@ -197,26 +196,4 @@ func errorBody(raw string) (typ, msg string) {
 		return "", ""
 	}
 	return body.Error.Type, body.Error.Message
-}
-
-// retryAfter reads retry-after-ms, then retry-after (seconds or an HTTP date).
-func retryAfter(h http.Header) time.Duration {
-	if v := h.Get("retry-after-ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
-		}
-	}
-	v := h.Get("retry-after")
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
-		return time.Duration(s * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
 }

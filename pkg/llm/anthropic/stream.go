@@ -2,6 +2,7 @@ package anthropic
 
 import (
 	"context"
+	"time"
 
 	sdk "github.com/anthropics/anthropic-sdk-go"
 	"github.com/anthropics/anthropic-sdk-go/packages/ssestream"
@@ -14,6 +15,7 @@ type stream struct {
 	raw     *ssestream.Stream[sdk.MessageStreamEventUnion]
 	ctx     context.Context
 	secrets []string
+	now     func() time.Time // for Retry-After dates
 
 	llm.Primer // first-chunk buffering; provides Current
 	err        error
@@ -51,7 +53,7 @@ func (s *stream) read() (llm.Chunk, bool) {
 		}
 	}
 	if err := s.raw.Err(); err != nil {
-		s.err = classify(s.ctx, err, s.Output(), s.secrets)
+		s.err = classify(s.ctx, err, s.Output(), s.secrets, s.now())
 	} else {
 		s.err = &llm.Error{
 			Kind:      llm.KindUnavailable,

@@ -2,15 +2,14 @@ package openai
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -44,27 +43,20 @@ func (c *Client) classify(ctx context.Context, err error) *llm.Error {
 		return le
 	}
 	e := &llm.Error{Provider: c.name}
-	if ctxErr := ctx.Err(); ctxErr != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		if ctxErr == nil {
-			ctxErr = err
-		}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		// The caller's end decides, whatever the transport saw of it.
+		llm.ClassifyTransport(ctx, e, ctxErr)
 		e.Err = ctxErr
-		if errors.Is(ctxErr, context.DeadlineExceeded) {
-			e.Kind = llm.KindTimeout
-		} else {
-			e.Kind = llm.KindCancelled
-		}
 		return e
 	}
-
 	if apiErr, ok := errors.AsType[*oai.Error](err); ok {
 		c.fromAPIError(e, apiErr)
 		return e
 	}
 	if se, ok := errors.AsType[*ssestream.StreamError](err); ok {
 		msg, code, typ := parseErrorBody(se.Event.Data)
-		e.Code = cmpOr(code, typ)
-		e.Message = c.redact(cmpOr(msg, "error event in stream"))
+		e.Code = cmp.Or(code, typ)
+		e.Message = c.redact(cmp.Or(msg, "error event in stream"))
 		e.Kind = kindFromCode(code, typ)
 		if e.Kind == llm.KindUnknown {
 			e.Kind = kindFromMessage(e.Message)
@@ -75,17 +67,11 @@ func (c *Client) classify(ctx context.Context, err error) *llm.Error {
 		return e
 	}
 
-	e.Message = c.redact(err.Error())
-	e.Err = err
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
-		e.Kind = llm.KindTimeout
-	case errors.As(err, &ne), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-		e.Kind = llm.KindConnection
-	default:
-		e.Kind = llm.KindUnknown
-	}
+	llm.ClassifyTransport(ctx, e, err)
+	e.Message = c.redact(e.Message)
+	// Transport causes stay reachable for errors.Is (context.Canceled,
+	// net.Error); their text never went through a vendor.
+	e.Err = llm.Scrubbed{Err: err, Secrets: c.secrets}
 	return e
 }
 
@@ -119,7 +105,7 @@ func (c *Client) fromAPIError(e *llm.Error, apiErr *oai.Error) {
 		hdr = apiErr.Response.Header
 		if msg == "" || e.Code == "" {
 			bm, bc, bt := bodyError(apiErr.Response)
-			msg, e.Code, typ = cmpOr(msg, bm), cmpOr(e.Code, bc), cmpOr(typ, bt)
+			msg, e.Code, typ = cmp.Or(msg, bm), cmp.Or(e.Code, bc), cmp.Or(typ, bt)
 		}
 	}
 	if e.Code == "" {
@@ -282,23 +268,11 @@ func kindFromStatus(status int) llm.Kind {
 
 var tryAgainRe = regexp.MustCompile(`(?i)try again in\s+((?:[0-9]*\.?[0-9]+(?:ms|h|m|s))+)`)
 
-// retryAfter reads retry-after-ms (milliseconds), then retry-after (seconds
-// or an HTTP date), then OpenAI's "Please try again in 1.5s" in the message.
+// retryAfter reads the response headers (llm.RetryAfter), then OpenAI's
+// "Please try again in 1.5s" in the message.
 func retryAfter(h http.Header, msg string, now time.Time) time.Duration {
-	if v := strings.TrimSpace(h.Get("retry-after-ms")); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
-		}
-	}
-	if v := strings.TrimSpace(h.Get("retry-after")); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
-			return time.Duration(s * float64(time.Second))
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			if d := t.Sub(now); d > 0 {
-				return d
-			}
-		}
+	if d := llm.RetryAfter(h, now); d > 0 {
+		return d
 	}
 	if m := tryAgainRe.FindStringSubmatch(msg); m != nil {
 		if d, err := time.ParseDuration(m[1]); err == nil && d > 0 {
@@ -309,12 +283,7 @@ func retryAfter(h http.Header, msg string, now time.Time) time.Duration {
 }
 
 // redact removes secrets from a message that is about to leave the package.
-func (c *Client) redact(s string) string {
-	for _, secret := range c.secrets {
-		s = strings.ReplaceAll(s, secret, "[REDACTED]")
-	}
-	return s
-}
+func (c *Client) redact(s string) string { return llm.Scrub(s, c.secrets) }
 
 func (c *Client) errorf(kind llm.Kind, format string, args ...any) *llm.Error {
 	return &llm.Error{Kind: kind, Provider: c.name, Message: c.redact(fmt.Sprintf(format, args...))}

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -129,15 +130,15 @@ func New(opts Options) (*Client, error) {
 		if strings.EqualFold(opts.Preset, "azure") && opts.AzureEndpoint == "" {
 			return nil, errors.New("openai: preset azure needs AzureEndpoint")
 		}
-		opts.BaseURL = cmpOr(opts.BaseURL, p.BaseURL)
+		opts.BaseURL = cmp.Or(opts.BaseURL, p.BaseURL)
 		opts.LegacyMaxTokens = opts.LegacyMaxTokens || p.LegacyMaxTokens
-		name = cmpOr(name, strings.ToLower(strings.TrimSpace(opts.Preset)))
+		name = cmp.Or(name, strings.ToLower(strings.TrimSpace(opts.Preset)))
 	}
 	azure := opts.AzureEndpoint != ""
 	if azure {
-		name = cmpOr(name, "azure")
+		name = cmp.Or(name, "azure")
 	}
-	name = cmpOr(name, DefaultName)
+	name = cmp.Or(name, DefaultName)
 
 	c := &Client{
 		name:            name,
@@ -180,12 +181,12 @@ func New(opts Options) (*Client, error) {
 			c.azureDeployBase = base
 			ro = append(ro, option.WithBaseURL(base)) // replaced per request
 		}
-		ro = append(ro, option.WithQuery("api-version", cmpOr(opts.AzureAPIVersion, DefaultAzureAPIVersion)))
+		ro = append(ro, option.WithQuery("api-version", cmp.Or(opts.AzureAPIVersion, DefaultAzureAPIVersion)))
 		if opts.APIKey != "" {
 			ro = append(ro, option.WithHeader("api-key", opts.APIKey))
 		}
 	} else {
-		base, err := parseBase(cmpOr(opts.BaseURL, DefaultBaseURL), "BaseURL")
+		base, err := parseBase(cmp.Or(opts.BaseURL, DefaultBaseURL), "BaseURL")
 		if err != nil {
 			return nil, err
 		}
@@ -273,11 +274,4 @@ func secretHeader(name string) bool {
 		}
 	}
 	return false
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

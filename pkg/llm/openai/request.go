@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"cmp"
 	"encoding/json"
 
 	oai "github.com/openai/openai-go/v3"
@@ -56,7 +57,7 @@ func (c *Client) params(req *llm.Request) (oai.ChatCompletionNewParams, error) {
 				return p, c.errorf(llm.KindBadRequest, "response_format json_schema needs a valid JSON schema")
 			}
 			js := shared.ResponseFormatJSONSchemaJSONSchemaParam{
-				Name:   cmpOr(rf.Name, "response"), // OpenAI requires a name
+				Name:   cmp.Or(rf.Name, "response"), // OpenAI requires a name
 				Schema: json.RawMessage(rf.Schema),
 			}
 			if rf.Strict {
@@ -157,7 +158,7 @@ func (c *Client) message(m *llm.Message) (oai.ChatCompletionMessageParamUnion, e
 					ID: tc.ID,
 					Function: oai.ChatCompletionMessageFunctionToolCallFunctionParam{
 						Name:      tc.Name,
-						Arguments: cmpOr(tc.Arguments, "{}"),
+						Arguments: cmp.Or(tc.Arguments, "{}"),
 					},
 				},
 			})
