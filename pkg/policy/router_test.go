@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -249,53 +250,63 @@ func boolInt(b bool) int {
 
 func TestRetryAfterHonoured(t *testing.T) {
 	t.Parallel()
-	p := mock.New(mock.Config{Script: []mock.Step{{Error: "rate_limited", RetryAfter: 80 * time.Millisecond}}})
-	r := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", p, DeploymentOptions{})}})
-	start := time.Now()
-	out, err := r.Execute(t.Context(), "g", req("x"), nil)
-	require.NoError(t, err)
-	require.GreaterOrEqual(t, time.Since(start), 80*time.Millisecond)
-	require.Equal(t, 1, out.Retries)
-	require.EqualValues(t, 2, p.Calls())
+	// Fake time (testing/synctest): the waits take no time and cannot
+	// race the machine's load.
+	synctest.Test(t, func(t *testing.T) {
+		p := mock.New(mock.Config{Script: []mock.Step{{Error: "rate_limited", RetryAfter: 80 * time.Millisecond}}})
+		r := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", p, DeploymentOptions{})}})
+		start := time.Now()
+		out, err := r.Execute(t.Context(), "g", req("x"), nil)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, time.Since(start), 80*time.Millisecond)
+		require.Equal(t, 1, out.Retries)
+		require.EqualValues(t, 2, p.Calls())
+	})
 }
 
 func TestDeadlineRespected(t *testing.T) {
 	t.Parallel()
 	t.Run("retry-after past the deadline fails fast", func(t *testing.T) {
 		t.Parallel()
-		p := mock.New(mock.Config{Script: []mock.Step{{Error: "rate_limited", RetryAfter: 10 * time.Second}}})
-		r := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", p, DeploymentOptions{})}})
-		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		_, err := r.Execute(ctx, "g", req("x"), nil)
-		require.ErrorIs(t, err, llm.ErrRateLimited)
-		require.Less(t, time.Since(start), 100*time.Millisecond)
-		require.EqualValues(t, 1, p.Calls())
+		synctest.Test(t, func(t *testing.T) {
+			p := mock.New(mock.Config{Script: []mock.Step{{Error: "rate_limited", RetryAfter: 10 * time.Second}}})
+			r := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", p, DeploymentOptions{})}})
+			ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			_, err := r.Execute(ctx, "g", req("x"), nil)
+			require.ErrorIs(t, err, llm.ErrRateLimited)
+			require.Less(t, time.Since(start), 100*time.Millisecond)
+			require.EqualValues(t, 1, p.Calls())
+		})
 	})
 	t.Run("backoff past the deadline fails fast", func(t *testing.T) {
 		t.Parallel()
-		p := mock.New(mock.Config{ErrorRate: map[string]float64{"unavailable": 1}})
-		o := fast()
-		o.Retry.Backoff = BackoffOptions{Initial: 5 * time.Second, Max: 5 * time.Second}
-		r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", p, DeploymentOptions{})}})
-		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		_, err := r.Execute(ctx, "g", req("x"), nil)
-		require.ErrorIs(t, err, llm.ErrUnavailable)
-		require.Less(t, time.Since(start), 100*time.Millisecond)
+		synctest.Test(t, func(t *testing.T) {
+			p := mock.New(mock.Config{ErrorRate: map[string]float64{"unavailable": 1}})
+			o := fast()
+			o.Retry.Backoff = BackoffOptions{Initial: 5 * time.Second, Max: 5 * time.Second}
+			r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", p, DeploymentOptions{})}})
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			_, err := r.Execute(ctx, "g", req("x"), nil)
+			require.ErrorIs(t, err, llm.ErrUnavailable)
+			require.Less(t, time.Since(start), 100*time.Millisecond)
+		})
 	})
 	t.Run("a hang ends at the deadline", func(t *testing.T) {
 		t.Parallel()
-		p := mock.New(mock.Config{HangRate: 1})
-		r := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", p, DeploymentOptions{})}})
-		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		_, err := r.Execute(ctx, "g", req("x"), nil)
-		require.Error(t, err)
-		require.Less(t, time.Since(start), 300*time.Millisecond)
+		synctest.Test(t, func(t *testing.T) {
+			p := mock.New(mock.Config{HangRate: 1})
+			r := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", p, DeploymentOptions{})}})
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			_, err := r.Execute(ctx, "g", req("x"), nil)
+			require.Error(t, err)
+			require.Less(t, time.Since(start), 300*time.Millisecond)
+		})
 	})
 }
 
@@ -314,52 +325,58 @@ func TestTimeouts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			p := mock.New(tt.cfg)
-			o := fast()
-			o.Retry.MaxRetries = -1
-			r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", p, DeploymentOptions{Timeouts: tt.to})}})
-			start := time.Now()
-			_, err := r.Execute(t.Context(), "g", req("x"), nil)
-			require.ErrorIs(t, err, llm.ErrTimeout)
-			require.ErrorContains(t, err, tt.msg)
-			require.Less(t, time.Since(start), 500*time.Millisecond)
+			synctest.Test(t, func(t *testing.T) {
+				p := mock.New(tt.cfg)
+				o := fast()
+				o.Retry.MaxRetries = -1
+				r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", p, DeploymentOptions{Timeouts: tt.to})}})
+				start := time.Now()
+				_, err := r.Execute(t.Context(), "g", req("x"), nil)
+				require.ErrorIs(t, err, llm.ErrTimeout)
+				require.ErrorContains(t, err, tt.msg)
+				require.Less(t, time.Since(start), 500*time.Millisecond)
+			})
 		})
 	}
 }
 
 func TestBreakerTransitions(t *testing.T) {
 	t.Parallel()
-	bad := mock.New(mock.Config{Script: []mock.Step{{Error: "unavailable"}, {Error: "unavailable"}, {Error: "unavailable"}, {OK: true}, {OK: true}}})
-	good := mock.New(mock.Config{})
-	o := fast()
-	o.Retry.MaxRetries = -1
-	o.Fallbacks = []string{"spare"}
-	o.Breaker = BreakerOptions{Failures: 2, Period: time.Minute, Cooldown: 100 * time.Millisecond, HalfOpenProbes: 1}
-	r := newRouter(t,
-		Group{Name: "g", Options: o, Deployments: []Deployment{dep("bad", bad, DeploymentOptions{})}},
-		Group{Name: "spare", Options: fast(), Deployments: []Deployment{dep("good", good, DeploymentOptions{})}})
-	st := r.cfg.Load().groups["g"].deps[0].state
-	for range 2 {
-		_, err := r.Execute(t.Context(), "g", req("x"), nil)
-		require.NoError(t, err) // answered by the fallback
-	}
-	require.True(t, st.breaker.IsOpen(), "2 failures open it")
-	out, err := r.Execute(t.Context(), "g", req("x"), nil)
-	require.NoError(t, err)
-	require.EqualValues(t, 2, bad.Calls(), "open: skipped")
-	require.Equal(t, "spare", out.Group)
+	// Fake time (testing/synctest): the waits take no time and cannot
+	// race the machine's load.
+	synctest.Test(t, func(t *testing.T) {
+		bad := mock.New(mock.Config{Script: []mock.Step{{Error: "unavailable"}, {Error: "unavailable"}, {Error: "unavailable"}, {OK: true}, {OK: true}}})
+		good := mock.New(mock.Config{})
+		o := fast()
+		o.Retry.MaxRetries = -1
+		o.Fallbacks = []string{"spare"}
+		o.Breaker = BreakerOptions{Failures: 2, Period: time.Minute, Cooldown: 100 * time.Millisecond, HalfOpenProbes: 1}
+		r := newRouter(t,
+			Group{Name: "g", Options: o, Deployments: []Deployment{dep("bad", bad, DeploymentOptions{})}},
+			Group{Name: "spare", Options: fast(), Deployments: []Deployment{dep("good", good, DeploymentOptions{})}})
+		st := r.cfg.Load().groups["g"].deps[0].state
+		for range 2 {
+			_, err := r.Execute(t.Context(), "g", req("x"), nil)
+			require.NoError(t, err) // answered by the fallback
+		}
+		require.True(t, st.breaker.IsOpen(), "2 failures open it")
+		out, err := r.Execute(t.Context(), "g", req("x"), nil)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, bad.Calls(), "open: skipped")
+		require.Equal(t, "spare", out.Group)
 
-	time.Sleep(120 * time.Millisecond)
-	_, err = r.Execute(t.Context(), "g", req("x"), nil) // half-open probe fails (3rd scripted error)
-	require.NoError(t, err)
-	require.EqualValues(t, 3, bad.Calls())
-	require.True(t, st.breaker.IsOpen(), "a failed probe reopens")
+		time.Sleep(120 * time.Millisecond)
+		_, err = r.Execute(t.Context(), "g", req("x"), nil) // half-open probe fails (3rd scripted error)
+		require.NoError(t, err)
+		require.EqualValues(t, 3, bad.Calls())
+		require.True(t, st.breaker.IsOpen(), "a failed probe reopens")
 
-	time.Sleep(120 * time.Millisecond)
-	out, err = r.Execute(t.Context(), "g", req("x"), nil)
-	require.NoError(t, err)
-	require.Equal(t, "g", out.Group)
-	require.True(t, st.breaker.IsClosed(), "a good probe closes")
+		time.Sleep(120 * time.Millisecond)
+		out, err = r.Execute(t.Context(), "g", req("x"), nil)
+		require.NoError(t, err)
+		require.Equal(t, "g", out.Group)
+		require.True(t, st.breaker.IsClosed(), "a good probe closes")
+	})
 }
 
 func TestLimits(t *testing.T) {
@@ -532,4 +549,45 @@ func TestOptionsValidate(t *testing.T) {
 	require.NoError(t, GroupOptions{}.WithDefaults().Validate())
 	require.ErrorContains(t, DeploymentOptions{RPM: -1}.Validate(), "rpm")
 	require.Equal(t, 1, DeploymentOptions{}.WithDefaults().Weight)
+}
+
+// The router reads rate windows and Retry-After cool-downs from its clock
+// (WithClock), so a test can move to the next minute without waiting one.
+func TestRateWindowOnTheRoutersClock(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Date(2030, 1, 1, 12, 0, 10, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	a := mock.New(mock.Config{Script: []mock.Step{{OK: true}, {OK: true}, {Error: "rate_limited", RetryAfter: 10 * time.Second}}})
+	r, err := NewRouter([]Group{{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", a, DeploymentOptions{RPM: 2})}}}, WithClock(clock))
+	require.NoError(t, err)
+	for range 2 {
+		_, err := r.Execute(t.Context(), "g", req("x"), nil)
+		require.NoError(t, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err = r.Execute(ctx, "g", req("x"), nil)
+	require.ErrorIs(t, err, llm.ErrRateLimited, "2 rpm spent in this minute")
+	require.EqualValues(t, 2, a.Calls())
+
+	advance(50 * time.Second) // 12:01:00, a new minute
+	ctx, cancel = context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err = r.Execute(ctx, "g", req("x"), nil) // answered 429, Retry-After 10s
+	require.ErrorIs(t, err, llm.ErrRateLimited)
+	require.EqualValues(t, 3, a.Calls())
+
+	advance(9 * time.Second)
+	ctx, cancel = context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err = r.Execute(ctx, "g", req("x"), nil)
+	require.ErrorIs(t, err, llm.ErrRateLimited, "still cooling down on the router's clock")
+	require.EqualValues(t, 3, a.Calls())
+
+	advance(time.Second)
+	_, err = r.Execute(t.Context(), "g", req("x"), nil)
+	require.NoError(t, err)
+	require.EqualValues(t, 4, a.Calls())
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/goccy/go-yaml"
@@ -120,19 +121,21 @@ func TestContinuationPrefix(t *testing.T) {
 
 func TestDelays(t *testing.T) {
 	t.Parallel()
-	p := New(Config{Tokens: 5, TTFT: 30 * time.Millisecond, ChunkDelay: 10 * time.Millisecond})
-	start := time.Now()
-	s, err := p.Stream(t.Context(), userReq("x"))
-	require.NoError(t, err)
-	require.True(t, s.Next())
-	ttft := time.Since(start)
-	for s.Next() {
-	}
-	total := time.Since(start)
-	require.NoError(t, s.Err())
-	require.GreaterOrEqual(t, ttft, 30*time.Millisecond)
-	require.GreaterOrEqual(t, total, 70*time.Millisecond) // 30 + 4*10
-	require.Less(t, total, 2*time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		p := New(Config{Tokens: 5, TTFT: 30 * time.Millisecond, ChunkDelay: 10 * time.Millisecond})
+		start := time.Now()
+		s, err := p.Stream(t.Context(), userReq("x"))
+		require.NoError(t, err)
+		require.True(t, s.Next())
+		ttft := time.Since(start)
+		for s.Next() {
+		}
+		total := time.Since(start)
+		require.NoError(t, s.Err())
+		require.GreaterOrEqual(t, ttft, 30*time.Millisecond)
+		require.GreaterOrEqual(t, total, 70*time.Millisecond) // 30 + 4*10
+		require.Less(t, total, 2*time.Second)
+	})
 }
 
 func TestCancellationWithinOneChunk(t *testing.T) {
@@ -150,31 +153,33 @@ func TestCancellationWithinOneChunk(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ctx, cancel := tt.mk()
-			defer cancel()
-			if tt.kind == llm.KindTimeout {
-				var c2 context.CancelFunc
-				ctx, c2 = context.WithTimeout(ctx, 120*time.Millisecond)
-				defer c2()
-			}
-			p := New(Config{Tokens: 1000, ChunkDelay: 50 * time.Millisecond})
-			s, err := p.Stream(ctx, userReq("x"))
-			require.NoError(t, err)
-			require.True(t, s.Next())
-			if tt.kind == llm.KindCancelled {
-				go func() { time.Sleep(60 * time.Millisecond); cancel() }()
-			}
-			start := time.Now()
-			n := 0
-			for s.Next() {
-				n++
-			}
-			require.Less(t, time.Since(start), 400*time.Millisecond)
-			require.Less(t, n, 5)
-			require.Equal(t, tt.kind, llm.KindOf(s.Err()))
-			require.True(t, llm.IsMidStream(s.Err()))
-			require.NoError(t, s.Close())
-			require.NoError(t, s.Close())
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := tt.mk()
+				defer cancel()
+				if tt.kind == llm.KindTimeout {
+					var c2 context.CancelFunc
+					ctx, c2 = context.WithTimeout(ctx, 120*time.Millisecond)
+					defer c2()
+				}
+				p := New(Config{Tokens: 1000, ChunkDelay: 50 * time.Millisecond})
+				s, err := p.Stream(ctx, userReq("x"))
+				require.NoError(t, err)
+				require.True(t, s.Next())
+				if tt.kind == llm.KindCancelled {
+					go func() { time.Sleep(60 * time.Millisecond); cancel() }()
+				}
+				start := time.Now()
+				n := 0
+				for s.Next() {
+					n++
+				}
+				require.Less(t, time.Since(start), 400*time.Millisecond)
+				require.Less(t, n, 5)
+				require.Equal(t, tt.kind, llm.KindOf(s.Err()))
+				require.True(t, llm.IsMidStream(s.Err()))
+				require.NoError(t, s.Close())
+				require.NoError(t, s.Close())
+			})
 		})
 	}
 }
@@ -267,13 +272,15 @@ func TestEveryFaultKind(t *testing.T) {
 
 func TestHangRate(t *testing.T) {
 	t.Parallel()
-	p := New(Config{HangRate: 1})
-	start := time.Now() // before the timer starts, or a slow machine measures less than 40ms
-	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Millisecond)
-	defer cancel()
-	r := run(t, ctx, p, userReq("x"))
-	require.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond)
-	require.Equal(t, llm.KindTimeout, llm.KindOf(r.err))
+	synctest.Test(t, func(t *testing.T) {
+		p := New(Config{HangRate: 1})
+		start := time.Now() // before the timer starts, or a slow machine measures less than 40ms
+		ctx, cancel := context.WithTimeout(t.Context(), 40*time.Millisecond)
+		defer cancel()
+		r := run(t, ctx, p, userReq("x"))
+		require.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond)
+		require.Equal(t, llm.KindTimeout, llm.KindOf(r.err))
+	})
 }
 
 func TestConfigYAML(t *testing.T) {
