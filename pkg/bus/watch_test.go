@@ -144,6 +144,12 @@ func TestWatchSaysWhenNothingIsStored(t *testing.T) {
 		require.NoError(t, w.Close())
 		_, err = f.client.Submit(ctx, "demo", userReq("known-job", "hi"))
 		require.NoError(t, err)
+		// The requester may see the result a moment before the stream
+		// has stored it: wait for the stored copy.
+		require.Eventually(t, func() bool {
+			res, err := f.client.StoredResult(ctx, f.client.Subjects().Reply("known-job"))
+			return err == nil && res != nil
+		}, 5*time.Second, 5*time.Millisecond)
 		w, err = f.client.Watch(ctx, "known-job", 0)
 		require.NoError(t, err)
 		require.NotZero(t, w.Stored, "durable=%v", durable)
