@@ -12,7 +12,7 @@ HTTP_ADDR ?= 127.0.0.1:8080
 # On a terminal, the worker runs as its own job (bash -m): Ctrl-C reaches it
 # alone, it stops cleanly and make exits with its status (0), instead of make
 # dying of the signal while the worker is still shutting down.
-run: build ## build, then run a worker on an embedded NATS server with the demo group and the HTTP API on $(HTTP_ADDR) (no keys needed)
+run: build ## build, then run a worker: embedded NATS, the demo group, the HTTP API on 127.0.0.1:8080 (HTTP_ADDR=...); no keys needed
 	@export SWITCHYARD_HTTP_ADDR=$${SWITCHYARD_HTTP_ADDR-$(HTTP_ADDR)} SWITCHYARD_DURABLE_EVENTS=$${SWITCHYARD_DURABLE_EVENTS-true}; \
 	if [ -t 0 ]; then bash -m -c 'bin/worker; exit $$?'; else exec bin/worker; fi
 
@@ -64,6 +64,9 @@ bench: ## baseline vs Switchyard, added latency, 5k streams (~2 min); last line 
 
 lint: ## golangci-lint, when it is installed
 	@command -v golangci-lint >/dev/null || { echo "golangci-lint not installed"; exit 0; }; golangci-lint run ./...
+
+images: ## container images FROM scratch, no registry needed (deployments/build-image.sh)
+	deployments/build-image.sh
 
 clean: ## remove build output and the embedded server's data
 	rm -rf bin data
