@@ -41,10 +41,13 @@ type renderer interface {
 type errorResults interface{ errorResults() }
 
 // sseWriter numbers frames and sends those after the client's
-// Last-Event-ID, each write bounded by the slow-client timeout.
+// Last-Event-ID, each write bounded by the slow-client timeout. go-sse
+// encodes the events and reads Last-Event-ID; the writes and flushes are
+// the gateway's own, because a go-sse Session flushes the headers alone
+// before the first event (one more write to the socket per request, 6% of
+// the gateway's CPU in the bench's profile).
 type sseWriter struct {
 	w       http.ResponseWriter
-	sess    *sse.Session
 	rc      *http.ResponseController
 	n, skip uint64
 	timeout time.Duration
@@ -57,7 +60,7 @@ func newSSEWriter(w http.ResponseWriter, r *http.Request, timeout time.Duration)
 	if err != nil {
 		return nil, err
 	}
-	sw := &sseWriter{w: w, sess: s, rc: http.NewResponseController(w), timeout: timeout}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), timeout: timeout}
 	if s.LastEventID.IsSet() {
 		sw.skip, _ = strconv.ParseUint(s.LastEventID.String(), 10, 64)
 	}
@@ -92,7 +95,7 @@ func (s *sseWriter) write(fs []frame) (bool, error) {
 		if err := s.deadline(); err != nil {
 			return wrote, err
 		}
-		if err := s.sess.Send(&s.msg); err != nil {
+		if _, err := s.msg.WriteTo(s.w); err != nil {
 			return wrote, err
 		}
 		wrote = true
@@ -107,7 +110,7 @@ func (s *sseWriter) comment() error {
 	if err := s.deadline(); err != nil {
 		return err
 	}
-	if err := s.sess.Send(&m); err != nil {
+	if _, err := m.WriteTo(s.w); err != nil {
 		return err
 	}
 	return s.flush()
@@ -115,8 +118,10 @@ func (s *sseWriter) comment() error {
 
 func (s *sseWriter) deadline() error {
 	if !s.sent {
-		s.w.Header().Set("Cache-Control", "no-cache")
-		s.w.Header().Set("X-Accel-Buffering", "no")
+		h := s.w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
 		s.sent = true
 	}
 	if s.timeout <= 0 {
@@ -129,7 +134,7 @@ func (s *sseWriter) deadline() error {
 	return nil
 }
 
-func (s *sseWriter) flush() error { return s.sess.Flush() }
+func (s *sseWriter) flush() error { return s.rc.Flush() }
 
 // keepAlive is how long a stream may be silent before a comment is sent
 // (which commits the response to 200).
