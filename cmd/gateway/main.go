@@ -56,6 +56,7 @@ func main() {
 		os.Exit(2)
 	}
 	log := newLogger(env)
+	config.ApplyGCDefaults()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, env, log); err != nil {

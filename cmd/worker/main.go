@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -49,7 +48,7 @@ func main() {
 		os.Exit(2)
 	}
 	log := newLogger(env)
-	tuneGC()
+	config.ApplyGCDefaults()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if check {
@@ -177,18 +176,4 @@ func newLogger(env config.Env) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
 	return slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: !term.IsTerminal(int(os.Stderr.Fd()))}))
-}
-
-// tuneGC trades memory for CPU and tail latency unless the operator chose:
-// a worker's heap is mostly short-lived per-chunk garbage, so the default
-// GOGC=100 collects far more often than it needs to. GOGC=400 with a soft
-// memory limit (GOMEMLIMIT, default 1 GiB) keeps collections rare but
-// bounded.
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(1 << 30)
-	}
 }
