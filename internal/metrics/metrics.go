@@ -44,7 +44,6 @@ type Metrics struct {
 	tokens      *prometheus.HistogramVec
 	ttft        *prometheus.HistogramVec
 	opDuration  *prometheus.HistogramVec
-
 }
 
 var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}

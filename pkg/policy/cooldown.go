@@ -74,22 +74,11 @@ func (x *execution) cooldownAfter(g *group, d *deployment, err error) {
 	x.r.publishBreaker(d.Name, until)
 }
 
-// coolsLocked decides whether a counted failure of kind k cools s down.
+// coolsLocked decides whether a counted failure of kind k cools s down:
+// by allowed_fails when they are set, else by LiteLLM's failure-rate rule.
 func (c *CooldownOptions) coolsLocked(s *depState, now time.Time, k llm.Kind, status, groupSize int) bool {
-	allowed, named := c.AllowedFailsPerKind[k.String()]
 	if c.AllowedFails != nil || len(c.AllowedFailsPerKind) > 0 {
-		if !named && c.AllowedFails != nil {
-			allowed = *c.AllowedFails
-		}
-		if !s.lastCounted.IsZero() && now.Sub(s.lastCounted) > cmp.Or(c.Duration, cooldownDefault) {
-			s.counted = 0
-		}
-		if s.counted+1 > allowed {
-			return true
-		}
-		s.counted++
-		s.lastCounted = now
-		return false
+		return c.overAllowedLocked(s, now, k)
 	}
 	alone := groupSize < 2
 	calls := s.oks + s.fails
@@ -104,4 +93,22 @@ func (c *CooldownOptions) coolsLocked(s *depState, now time.Time, k llm.Kind, st
 	}
 	// Not worth a retry: a bad key or a model that is not there.
 	return k == llm.KindAuth || status == http.StatusNotFound
+}
+
+// overAllowedLocked counts a failure of kind k against allowed_fails (per
+// kind first) and reports whether it is one too many.
+func (c *CooldownOptions) overAllowedLocked(s *depState, now time.Time, k llm.Kind) bool {
+	allowed, named := c.AllowedFailsPerKind[k.String()]
+	if !named && c.AllowedFails != nil {
+		allowed = *c.AllowedFails
+	}
+	if !s.lastCounted.IsZero() && now.Sub(s.lastCounted) > cmp.Or(c.Duration, cooldownDefault) {
+		s.counted = 0
+	}
+	if s.counted+1 > allowed {
+		return true
+	}
+	s.counted++
+	s.lastCounted = now
+	return false
 }

@@ -28,12 +28,12 @@ type group struct {
 
 type deployment struct {
 	Deployment
-	opts     DeploymentOptions // with defaults
-	info     catalog.Model     // ResolveModel's record
+	opts DeploymentOptions // with defaults
+	info catalog.Model     // ResolveModel's record
 	// price is USD per million prompt plus completion tokens, for the
 	// lowest_cost strategy; +Inf when unknown.
-	price float64
-	timeouts TimeoutOptions    // group's, overridden by the deployment's
+	price    float64
+	timeouts TimeoutOptions // group's, overridden by the deployment's
 	total    timeout.Timeout[*Outcome]
 	watch    watchSpec
 	state    *depState

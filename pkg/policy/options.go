@@ -235,41 +235,53 @@ func (o GroupOptions) Validate() error {
 	default:
 		return fmt.Errorf("mid_stream: unknown %q (restart or continue)", o.MidStream)
 	}
-	if o.Retry.MaxRetries < -1 {
-		return fmt.Errorf("retry.max_retries: %d < -1", o.Retry.MaxRetries)
-	}
-	if o.Retry.Backoff.Initial < 0 || o.Retry.Backoff.Max < 0 {
-		return fmt.Errorf("retry.backoff: negative duration")
-	}
-	if o.Retry.Backoff.Max != 0 && o.Retry.Backoff.Initial > o.Retry.Backoff.Max {
-		return fmt.Errorf("retry.backoff.initial %v > max %v", o.Retry.Backoff.Initial, o.Retry.Backoff.Max)
-	}
-	if err := kindCounts("retry.per_kind", o.Retry.PerKind); err != nil {
-		return err
-	}
 	if o.MaxFallbacks < 0 {
 		return fmt.Errorf("max_fallbacks: %d < 0", o.MaxFallbacks)
 	}
-	if c := o.Cooldown; c != nil {
-		if c.Duration < 0 || c.AllowedFails != nil && *c.AllowedFails < 0 {
-			return fmt.Errorf("cooldown: negative value")
-		}
-		if err := kindCounts("cooldown.allowed_fails_per_kind", c.AllowedFailsPerKind); err != nil {
+	for _, check := range []func() error{o.Retry.validate, o.validateCooldown, o.Breaker.validate, func() error { return o.Timeouts.validate("timeouts") }, o.validateOnError} {
+		if err := check(); err != nil {
 			return err
 		}
 	}
-	if o.Retry.Jitter > 1 || o.Retry.Jitter < -1 {
-		return fmt.Errorf("retry.jitter: %v not in [0,1]", o.Retry.Jitter)
+	return nil
+}
+
+func (r RetryOptions) validate() error {
+	switch {
+	case r.MaxRetries < -1:
+		return fmt.Errorf("retry.max_retries: %d < -1", r.MaxRetries)
+	case r.Backoff.Initial < 0 || r.Backoff.Max < 0:
+		return fmt.Errorf("retry.backoff: negative duration")
+	case r.Backoff.Max != 0 && r.Backoff.Initial > r.Backoff.Max:
+		return fmt.Errorf("retry.backoff.initial %v > max %v", r.Backoff.Initial, r.Backoff.Max)
+	case r.Jitter > 1 || r.Jitter < -1:
+		return fmt.Errorf("retry.jitter: %v not in [0,1]", r.Jitter)
 	}
-	if o.Breaker.Failures < 0 || o.Breaker.HalfOpenProbes < 0 || o.Breaker.Period < 0 || o.Breaker.Cooldown < 0 {
+	return kindCounts("retry.per_kind", r.PerKind)
+}
+
+func (o GroupOptions) validateCooldown() error {
+	c := o.Cooldown
+	if c == nil {
+		return nil
+	}
+	if c.Duration < 0 || c.AllowedFails != nil && *c.AllowedFails < 0 {
+		return fmt.Errorf("cooldown: negative value")
+	}
+	return kindCounts("cooldown.allowed_fails_per_kind", c.AllowedFailsPerKind)
+}
+
+func (b BreakerOptions) validate() error {
+	if b.Failures < 0 || b.HalfOpenProbes < 0 || b.Period < 0 || b.Cooldown < 0 {
 		return fmt.Errorf("breaker: negative value")
 	}
-	if o.Breaker.FailureRate < 0 || o.Breaker.FailureRate > 1 {
-		return fmt.Errorf("breaker.failure_rate: %v not in [0,1]", o.Breaker.FailureRate)
+	if b.FailureRate < 0 || b.FailureRate > 1 {
+		return fmt.Errorf("breaker.failure_rate: %v not in [0,1]", b.FailureRate)
 	}
-	if err := o.Timeouts.validate("timeouts"); err != nil {
-		return err
-	}
+	return nil
+}
+
+func (o GroupOptions) validateOnError() error {
 	for k, a := range o.OnError {
 		if _, ok := kindByName(k); !ok {
 			return fmt.Errorf("on_error: unknown error kind %q (want one of %s)", k, strings.Join(kindNames(), ", "))

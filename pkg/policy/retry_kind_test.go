@@ -57,6 +57,7 @@ func TestRetryAtOnceElsewhere(t *testing.T) {
 	require.Equal(t, "good", out.Deployment)
 	require.Equal(t, 1, out.Retries)
 }
+
 // A failure that excludes the group's last deployment ends the group at
 // once: the backoff before a retry that has nowhere to go is not waited.
 func TestNoBackoffWhenTheGroupIsExhausted(t *testing.T) {

@@ -31,9 +31,9 @@ type depState struct {
 	oks, fails  int
 	counted     int
 	lastCounted time.Time
-	ttft      time.Duration
-	measured  bool
-	published bool // a breaker open was shared with the fleet
+	ttft        time.Duration
+	measured    bool
+	published   bool // a breaker open was shared with the fleet
 }
 
 func newBreaker(o BreakerOptions, onOpen, onClose func()) circuitbreaker.CircuitBreaker[any] {
