@@ -119,11 +119,8 @@ type Job struct {
 	digest string
 	// lastDigest is the Llm-Digest header of the last result Next returned.
 	lastDigest string
-	// The reply subjects, built once: Next compares every message's
-	// subject with them, and concatenating per message cost more than
-	// decoding the event.
-	resultSubj, eventsSubj string
-	dropped                uint64
+	subjects   replySubjects
+	dropped    uint64
 }
 
 // Publish publishes req to group and returns the job, subscribed to its
@@ -191,7 +188,7 @@ func (c *Client) Publish(ctx context.Context, group string, req *Request) (*Job,
 		return nil, fmt.Errorf("bus: publish job %s: %w", req.ID, err)
 	}
 	return &Job{ID: req.ID, Reply: reply, Duplicate: ack.Duplicate, c: c, sub: sub, q: q, digest: dig,
-		resultSubj: ResultSubject(reply), eventsSubj: EventsSubject(reply)}, nil
+		subjects: newReplySubjects(reply)}, nil
 }
 
 // Dropped counts the messages this job received on its reply subjects
@@ -213,32 +210,51 @@ func (j *Job) Next(ctx context.Context) (*Event, *Result, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		enc := Detect(m.Header, m.Data)
-		switch m.Subject {
-		case j.resultSubj:
-			var r Result
-			if err := enc.Unmarshal(m.Data, &r); err != nil {
-				return nil, nil, fmt.Errorf("bus: decode result: %w", err)
-			}
-			if r.ID != j.ID {
-				j.drop()
-				continue
-			}
+		e, r, err := j.subjects.decode(m.Subject, m.Header, m.Data)
+		switch {
+		case err != nil:
+			return nil, nil, err
+		case r != nil && r.ID == j.ID:
 			j.lastDigest = m.Header.Get(HeaderDigest)
 			_ = j.Close()
-			return nil, &r, nil
-		case j.eventsSubj:
-			var e Event
-			if err := enc.Unmarshal(m.Data, &e); err != nil {
-				return nil, nil, fmt.Errorf("bus: decode event: %w", err)
-			}
-			if e.ID != j.ID {
-				j.drop()
-				continue
-			}
-			return &e, nil, nil
+			return nil, r, nil
+		case e != nil && e.ID == j.ID:
+			return e, nil, nil
+		case e != nil || r != nil:
+			j.drop()
 		}
 	}
+}
+
+// replySubjects are a reply prefix's result and events subjects, built
+// once: a reader compares every message's subject with them, and
+// concatenating per message cost more than decoding the event.
+type replySubjects struct{ result, events string }
+
+func newReplySubjects(reply string) replySubjects {
+	return replySubjects{result: ResultSubject(reply), events: EventsSubject(reply)}
+}
+
+// decode decodes a message on the reply subjects: the job's result or one
+// of its events (neither for another subject). Job and Watcher read their
+// messages through it.
+func (rs replySubjects) decode(subject string, h nats.Header, data []byte) (*Event, *Result, error) {
+	enc := Detect(h, data)
+	switch subject {
+	case rs.result:
+		var r Result
+		if err := enc.Unmarshal(data, &r); err != nil {
+			return nil, nil, fmt.Errorf("bus: decode result: %w", err)
+		}
+		return nil, &r, nil
+	case rs.events:
+		var e Event
+		if err := enc.Unmarshal(data, &e); err != nil {
+			return nil, nil, fmt.Errorf("bus: decode event: %w", err)
+		}
+		return &e, nil, nil
+	}
+	return nil, nil, nil
 }
 
 // Close stops reading the job's reply subjects. It is safe to call twice.

@@ -36,12 +36,13 @@ type Watcher struct {
 	// this id: Next then waits for it.
 	Stored uint64
 
-	fromSeq uint64
-	attempt int
-	it      jetstream.MessagesContext // durable: ordered consumer
-	sub     *nats.Subscription        // not durable: live events and result
-	stored  *Result                   // not durable: a result stored before Watch
-	done    bool
+	fromSeq  uint64
+	attempt  int
+	subjects replySubjects
+	it       jetstream.MessagesContext // durable: ordered consumer
+	sub      *nats.Subscription        // not durable: live events and result
+	stored   *Result                   // not durable: a result stored before Watch
+	done     bool
 }
 
 // Watch returns a watcher of job jobID (whose reply prefix is the default
@@ -63,6 +64,7 @@ func (c *Client) Watch(ctx context.Context, jobID string, fromSeq uint64, opts .
 		fn(&o)
 	}
 	w := &Watcher{JobID: jobID, Reply: c.subj.Reply(jobID), fromSeq: fromSeq, attempt: o.attempt}
+	w.subjects = newReplySubjects(w.Reply)
 	s, err := c.js.Stream(ctx, StreamResults)
 	if err != nil {
 		return nil, fmt.Errorf("bus: results stream: %w", err)
@@ -137,27 +139,21 @@ func (w *Watcher) Next(ctx context.Context) (*Event, *Result, error) {
 			}
 			subject, header, data = m.Subject, m.Header, m.Data
 		}
-		enc := Detect(header, data)
-		switch subject {
-		case ResultSubject(w.Reply):
-			var r Result
-			if err := enc.Unmarshal(data, &r); err != nil {
-				return nil, nil, fmt.Errorf("bus: decode result: %w", err)
-			}
+		e, r, err := w.subjects.decode(subject, header, data)
+		switch {
+		case err != nil:
+			return nil, nil, err
+		case r != nil:
 			w.finish()
-			return nil, &r, nil
-		case EventsSubject(w.Reply):
-			var e Event
-			if err := enc.Unmarshal(data, &e); err != nil {
-				return nil, nil, fmt.Errorf("bus: decode event: %w", err)
-			}
+			return nil, r, nil
+		case e != nil:
 			if w.attempt == 0 {
 				w.attempt = e.Attempt
 			}
 			if e.Attempt == w.attempt && e.Seq < w.fromSeq {
 				continue
 			}
-			return &e, nil, nil
+			return e, nil, nil
 		}
 	}
 }
