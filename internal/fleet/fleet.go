@@ -3,7 +3,6 @@ package fleet
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard/switchyard/internal/kv"
 	"github.com/switchyard/switchyard/pkg/policy"
 )
 
@@ -38,8 +38,7 @@ type Config struct {
 type State struct {
 	breakers jetstream.KeyValue
 	rates    jetstream.KeyValue
-	watcher  jetstream.KeyWatcher
-	done     chan struct{}
+	mirror   *kv.Mirror // of breakers, into open
 	nc       *nats.Conn
 	now      func() time.Time
 	opTime   time.Duration
@@ -68,36 +67,25 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*State, error
 	if err != nil {
 		return nil, fmt.Errorf("fleet: rate bucket: %w", err)
 	}
-	w, err := b.WatchAll(context.Background())
-	if err != nil {
+	s := &State{breakers: b, rates: r, nc: js.Conn(), now: cfg.Now, opTime: cfg.OpTimeout, open: map[string]time.Time{}}
+	if s.mirror, err = kv.Watch(b, s.applyBreaker, nil); err != nil {
 		return nil, fmt.Errorf("fleet: watch breakers: %w", err)
 	}
-	s := &State{breakers: b, rates: r, watcher: w, done: make(chan struct{}), nc: js.Conn(), now: cfg.Now, opTime: cfg.OpTimeout, open: map[string]time.Time{}}
-	go s.watch()
 	return s, nil
 }
 
 // Close stops the breaker watcher.
-func (s *State) Close() error {
-	err := s.watcher.Stop()
-	<-s.done
-	return err
-}
+func (s *State) Close() error { return s.mirror.Stop() }
 
-func (s *State) watch() {
-	defer close(s.done)
-	for e := range s.watcher.Updates() {
-		if e == nil {
-			continue // the initial values are in
-		}
-		s.mu.Lock()
-		var until time.Time
-		if e.Operation() == jetstream.KeyValuePut && until.UnmarshalText(e.Value()) == nil && !until.IsZero() {
-			s.open[e.Key()] = until
-		} else {
-			delete(s.open, e.Key())
-		}
-		s.mu.Unlock()
+// applyBreaker mirrors one change of the breaker bucket.
+func (s *State) applyBreaker(e jetstream.KeyValueEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var until time.Time
+	if e.Operation() == jetstream.KeyValuePut && until.UnmarshalText(e.Value()) == nil && !until.IsZero() {
+		s.open[e.Key()] = until
+	} else {
+		delete(s.open, e.Key())
 	}
 }
 
@@ -158,40 +146,12 @@ func (s *State) Reserve(ctx context.Context, deployment string, tokens, rpm, tpm
 	ctx, cancel := context.WithTimeout(ctx, s.opTime)
 	defer cancel()
 	k := fmt.Sprintf("%s.%d", key(deployment), s.now().Unix()/60)
-	for range 50 {
-		var c counts
-		var rev uint64
-		e, err := s.rates.Get(ctx, k)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return false, err
-		default:
-			if err := json.Unmarshal(e.Value(), &c); err != nil {
-				return false, fmt.Errorf("fleet: counter %s: %w", k, err)
-			}
-			rev = e.Revision()
-		}
-		if rpm > 0 && c.Requests >= rpm {
-			return false, nil
-		}
-		if tpm > 0 && c.Tokens > 0 && c.Tokens+tokens > tpm {
-			return false, nil
+	return kv.UpdateJSON(ctx, s.rates, k, func(c *counts) bool {
+		if rpm > 0 && c.Requests >= rpm || tpm > 0 && c.Tokens > 0 && c.Tokens+tokens > tpm {
+			return false // a reservation that does not fit is not counted
 		}
 		c.Requests++
 		c.Tokens += tokens
-		v, _ := json.Marshal(c)
-		if rev == 0 {
-			_, err = s.rates.Create(ctx, k, v)
-		} else {
-			_, err = s.rates.Update(ctx, k, v, rev)
-		}
-		if err == nil {
-			return true, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
-			return false, err
-		}
-	}
-	return false, errors.New("fleet: too much contention on " + k)
+		return true
+	})
 }

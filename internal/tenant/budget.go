@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard/switchyard/internal/kv"
 	"github.com/switchyard/switchyard/pkg/bus"
 )
 
@@ -130,27 +131,10 @@ func (b *Budgets) Charge(ctx context.Context, tenant string, tokens int, costUSD
 	if !ok || (tokens == 0 && costUSD == 0) {
 		return nil
 	}
-	key := b.key(tenant, l)
-	for range 50 {
-		s, rev, err := b.get(ctx, key)
-		if err != nil {
-			return err
-		}
+	_, err := kv.UpdateJSON(ctx, b.kv, b.key(tenant, l), func(s *Spent) bool {
 		s.Tokens += int64(tokens)
 		s.CostUSD += costUSD
-		v, _ := json.Marshal(s)
-		if rev == 0 {
-			_, err = b.kv.Create(ctx, key, v)
-			if errors.Is(err, jetstream.ErrKeyExists) {
-				continue
-			}
-		} else {
-			_, err = b.kv.Update(ctx, key, v, rev)
-			if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-				continue
-			}
-		}
-		return err
-	}
-	return fmt.Errorf("tenant: charge %s: too much contention", key)
+		return true
+	})
+	return err
 }
