@@ -28,6 +28,7 @@ type job struct {
 	id        string
 	reply     string
 	digest    string // the request's Llm-Digest, echoed on the result
+	replay    string // the request's Llm-Replay: a replayed dead letter's DLQ sequence
 	answer    bool   // a requester can be told: it named an id or a reply
 	enc       bus.Encoding
 	attempt   int
@@ -165,7 +166,8 @@ func (j *job) charge(res *bus.Result) {
 func (j *job) identify(h nats.Header, meta *jetstream.MsgMetadata) {
 	j.subj = j.w.cfg.Subjects
 	j.digest = h.Get(bus.HeaderDigest)
-	j.id = h.Get(bus.HeaderMsgID)
+	j.replay = h.Get(bus.HeaderReplay)
+	j.id = bus.MsgJobID(h) // a replayed dead letter's id less its replay suffix
 	if j.id == "" {
 		j.id = j.req.ID
 	}
@@ -345,11 +347,11 @@ func (j *job) deadLetter(code bus.ErrorCode, reason string) error {
 		}
 		m.Header[k] = v
 	}
-	m.Header.Set("Llm-Dlq-Code", string(code))
-	m.Header.Set("Llm-Dlq-Reason", truncate(reason, 1024))
-	m.Header.Set("Llm-Dlq-Subject", j.msg.Subject())
-	m.Header.Set("Llm-Dlq-Job", j.id)
-	m.Header.Set("Llm-Dlq-Deliveries", fmt.Sprint(j.attempt))
+	m.Header.Set(bus.HeaderDLQCode, string(code))
+	m.Header.Set(bus.HeaderDLQReason, truncate(reason, 1024))
+	m.Header.Set(bus.HeaderDLQSubject, j.msg.Subject())
+	m.Header.Set(bus.HeaderDLQJob, j.id)
+	m.Header.Set(bus.HeaderDLQDeliveries, fmt.Sprint(j.attempt))
 	m.Data = j.msg.Data()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -410,7 +412,9 @@ func (j *job) publishResult(res *bus.Result) error {
 		return fmt.Errorf("encode result: %w", err)
 	}
 	m := nats.NewMsg(bus.ResultSubject(j.reply))
-	m.Header.Set(bus.HeaderMsgID, j.subj.ResultMsgID(j.id))
+	// A replayed dead letter's result is a new run's: it must not be
+	// deduplicated against the dead letter's error result.
+	m.Header.Set(bus.HeaderMsgID, bus.ReplayResultMsgID(j.subj.ResultMsgID(j.id), j.replay))
 	m.Header.Set(bus.HeaderContentType, j.enc.ContentType())
 	if j.digest != "" {
 		m.Header.Set(bus.HeaderDigest, j.digest)

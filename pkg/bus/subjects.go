@@ -323,3 +323,28 @@ func (s Subjects) ReplyAllowed(reply, jobID string) (bool, string) {
 	}
 	return true, ""
 }
+
+// ParseResult reads the result subject of a default reply prefix of any
+// tenant under the prefix (<p>.res.<id>.result, <p>.t.T.res.<id>.result):
+// the tenant ("" anonymous) and the job id.
+func (s Subjects) ParseResult(subject string) (tenant, jobID string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, s.p()+".")
+	if !ok {
+		return "", "", false
+	}
+	if rest, ok = strings.CutSuffix(rest, ".result"); !ok {
+		return "", "", false
+	}
+	if t, ok := strings.CutPrefix(rest, "t."); ok {
+		name, after, found := strings.Cut(t, ".")
+		if !found || !ValidTenant(name) {
+			return "", "", false
+		}
+		tenant, rest = name, after
+	}
+	id, ok := strings.CutPrefix(rest, "res.")
+	if !ok || !ValidJobID(id) {
+		return "", "", false
+	}
+	return tenant, id, true
+}
