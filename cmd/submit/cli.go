@@ -24,7 +24,7 @@ const exitStatuses = `exit status:
 `
 
 // subcommands are the words that are not prompts, in help order.
-var subcommands = []string{"cancel", "batch", "watch", "status", "bench", "keys", "help"}
+var subcommands = []string{"cancel", "batch", "watch", "status", "bench", "keys", "jobs", "dlq", "help"}
 
 // command is one subcommand's flags and help.
 type command struct {

@@ -73,6 +73,10 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return cmdBench(ctx, args[1:], stdout, stderr)
 		case "keys":
 			return cmdKeys(ctx, args[1:], stdout, stderr)
+		case "dlq":
+			return cmdDLQ(ctx, args[1:], stdin, stdout, stderr)
+		case "jobs":
+			return cmdJobs(ctx, args[1:], stdout, stderr)
 		case "help":
 			if len(args) > 1 && slices.Contains(subcommands, args[1]) && args[1] != "help" {
 				return dispatch(ctx, []string{args[1], "--help"}, stdin, stdout, stderr)
@@ -100,6 +104,9 @@ func usage(w io.Writer) {
   submit bench --compare         raw JetStream baseline vs Switchyard on this machine (make bench)
   submit keys create|list|revoke|hash
                                  the HTTP gateway's API keys (stored hashed in NATS KV)
+  submit jobs ls|show            find jobs (queued, running, answered, dead) and show one
+  submit dlq list|show|replay|purge
+                                 dead letters: reasons, inspect, replay (the job runs again), purge
   submit help <subcommand>       a subcommand's flags (as: submit <subcommand> --help)
 
 A prompt that is one word close to a subcommand is refused (did you mean ...?);

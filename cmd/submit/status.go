@@ -80,7 +80,7 @@ func printStatus(w io.Writer, st *bus.FleetStatus, now time.Time) {
 		fmt.Fprintln(tw, "(no groups: no worker has started yet)")
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(w, "\ndead letters: %d (nats stream view %s)\n", st.DLQ, bus.StreamDLQ)
+	fmt.Fprintf(w, "\ndead letters: %d (submit dlq list shows them)\n", st.DLQ)
 }
 
 func humanBytes(n uint64) string {
