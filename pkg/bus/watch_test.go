@@ -43,6 +43,17 @@ func deltas(evs []bus.Event) string {
 	return b.String()
 }
 
+// waitStored waits until the results stream holds job id's result: the
+// requester may see it a moment before the stream has stored it (and, the
+// stream storing in order, the job's events before it).
+func waitStored(t *testing.T, ctx context.Context, c *bus.Client, id string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		res, err := c.StoredResult(ctx, c.Subjects().Reply(id))
+		return err == nil && res != nil
+	}, 5*time.Second, 5*time.Millisecond)
+}
+
 func TestWatchAfterTheJobReplaysItWhole(t *testing.T) {
 	t.Parallel()
 	f := startFleet(t, fleetOpts{durable: true, mock: mock.Config{Tokens: 15}})
@@ -51,6 +62,7 @@ func TestWatchAfterTheJobReplaysItWhole(t *testing.T) {
 	res, err := f.client.Submit(ctx, "demo", userReq("watch-after", "tell me"), bus.OnEvent(func(e *bus.Event) { live = append(live, *e) }))
 	require.NoError(t, err)
 	require.NotEmpty(t, live)
+	waitStored(t, ctx, f.client, "watch-after")
 
 	w, err := f.client.Watch(ctx, "watch-after", 0)
 	require.NoError(t, err)
@@ -123,6 +135,7 @@ func TestWatchWithoutDurableEventsReturnsTheResult(t *testing.T) {
 	ctx := ctxT(t, 20*time.Second)
 	_, err := f.client.Submit(ctx, "demo", userReq("watch-plain", "hi"))
 	require.NoError(t, err)
+	waitStored(t, ctx, f.client, "watch-plain")
 	w, err := f.client.Watch(ctx, "watch-plain", 0)
 	require.NoError(t, err)
 	require.False(t, w.Durable)
@@ -144,12 +157,7 @@ func TestWatchSaysWhenNothingIsStored(t *testing.T) {
 		require.NoError(t, w.Close())
 		_, err = f.client.Submit(ctx, "demo", userReq("known-job", "hi"))
 		require.NoError(t, err)
-		// The requester may see the result a moment before the stream
-		// has stored it: wait for the stored copy.
-		require.Eventually(t, func() bool {
-			res, err := f.client.StoredResult(ctx, f.client.Subjects().Reply("known-job"))
-			return err == nil && res != nil
-		}, 5*time.Second, 5*time.Millisecond)
+		waitStored(t, ctx, f.client, "known-job")
 		w, err = f.client.Watch(ctx, "known-job", 0)
 		require.NoError(t, err)
 		require.NotZero(t, w.Stored, "durable=%v", durable)
