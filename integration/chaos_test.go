@@ -25,6 +25,7 @@ func TestChaos(t *testing.T) {
 	t.Run("fault_storm_and_pause", func(t *testing.T) { scenarioStormAndPause(t, c) })
 	t.Run("partition_nats_node", func(t *testing.T) { scenarioPartitionNode(t, c) })
 	t.Run("partition_worker", func(t *testing.T) { scenarioPartitionWorker(t, c) })
+	t.Run("gateway_restarts", func(t *testing.T) { scenarioGatewayRestarts(t, c) })
 	t.Run("bad_inputs", func(t *testing.T) { scenarioBadInputs(t, c) })
 
 	summary := fmt.Sprintf("chaos suite: %d scenario lines in %s\n  %s", len(c.summary), time.Since(start).Round(time.Second), strings.Join(c.summary, "\n  "))

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -78,6 +77,14 @@ groups:
           retry_after: 20ms
           hang_rate: 0.02
           mid_stream_rate: 0.05
+  # Streams of about two seconds through the HTTP gateways.
+  http:
+    strategy: priority
+    deployments:
+      - name: mock-http
+        provider: mock
+        model: mock-1
+        mock: {tokens: 40, chunk_delay: 50ms}
   # Fast jobs for the bad-input corpus.
   bad:
     strategy: priority
@@ -144,6 +151,8 @@ type fleetSpec struct {
 	// durableEvents provisions the results stream with the events subjects
 	// (the workers then need SWITCHYARD_DURABLE_EVENTS=true).
 	durableEvents bool
+	// gateways is the number of HTTP gateway containers.
+	gateways int
 	// onNetworks runs once the networks exist, before any container
 	// starts: where a server of the test process that the workers call
 	// is started (see cluster.gateway).
@@ -151,19 +160,25 @@ type fleetSpec struct {
 }
 
 func defaultFleet() fleetSpec {
-	return fleetSpec{models: modelsYAML, groups: []string{"chaos", "storm", "bad"}}
+	return fleetSpec{
+		models: modelsYAML, groups: []string{"chaos", "storm", "bad", "http"},
+		// The gateways' Last-Event-ID resume reads stored events.
+		durableEvents: true, gateways: 2,
+		workerEnv: func(int) map[string]string { return map[string]string{"SWITCHYARD_DURABLE_EVENTS": "true"} },
+	}
 }
 
 // cluster is the system under test: 3 NATS nodes, 3 workers, and the test
 // process's connection to all NATS nodes.
 type cluster struct {
-	runID   string
-	spec    fleetSpec
-	docker  *testcontainers.DockerClient
-	net     *testcontainers.DockerNetwork
-	provNet *testcontainers.DockerNetwork // with spec.providerNet
-	nodes   []*node
-	workers []*testcontainers.DockerContainer
+	runID    string
+	spec     fleetSpec
+	docker   *testcontainers.DockerClient
+	net      *testcontainers.DockerNetwork
+	provNet  *testcontainers.DockerNetwork // with spec.providerNet
+	nodes    []*node
+	workers  []*testcontainers.DockerContainer
+	gateways []*gateway
 
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -194,9 +209,8 @@ func startFleet(t *testing.T, spec fleetSpec) *cluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	def := defaultFleet()
-	spec.models = cmp.Or(spec.models, def.models)
-	if spec.groups == nil {
-		spec.groups = def.groups
+	if spec.models == "" {
+		spec = def
 	}
 
 	c := &cluster{runID: randomID(), spec: spec}
@@ -263,6 +277,14 @@ func startFleet(t *testing.T, spec fleetSpec) *cluster {
 		c.workers[i] = w
 		return err
 	})
+	if spec.gateways > 0 {
+		ports := freePorts(t, spec.gateways)
+		c.gateways = make([]*gateway, spec.gateways)
+		for i := range c.gateways {
+			c.gateways[i] = &gateway{name: fmt.Sprintf("gateway-%d", i+1), hostPort: ports[i]}
+		}
+		parallel(t, spec.gateways, func(i int) error { return c.startGateway(ctx, t, c.gateways[i]) })
+	}
 	// Every group's consumer exists once the workers are ready.
 	for _, g := range spec.groups {
 		eventually(t, ctx, 30*time.Second, "consumer of "+g, func(ctx context.Context) error {

@@ -19,8 +19,9 @@ import (
 // Image tags of the locally built images. They are rebuilt once per run (the
 // binaries may have changed) and kept, so that Docker reuses their layers.
 const (
-	natsImage   = "switchyard-test/nats:local"
-	workerImage = "switchyard-test/worker:local"
+	natsImage    = "switchyard-test/nats:local"
+	workerImage  = "switchyard-test/worker:local"
+	gatewayImage = "switchyard-test/gateway:local"
 )
 
 // setupErr is why the images could not be built; every test that needs
@@ -70,6 +71,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// gatewayDockerfile is the gateway's image: the static binary on an empty
+// base, as deployments/Dockerfile does for the worker.
+const gatewayDockerfile = `FROM scratch
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY bin/gateway /gateway
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/gateway"]
+`
+
 // buildImages compiles nats-server and the worker as static binaries into a
 // temporary build context and builds the two FROM-scratch images from it.
 func buildImages() error {
@@ -92,6 +103,7 @@ func buildImages() error {
 		{"nats-server", "github.com/nats-io/nats-server/v2"},
 		{"bin/worker", "./cmd/worker"},
 		{"bin/submit", "./cmd/submit"},
+		{"bin/gateway", "./cmd/gateway"},
 	}
 	for _, b := range builds {
 		var tags string
@@ -111,7 +123,7 @@ func buildImages() error {
 	if err != nil {
 		ca = nil // the suite calls no TLS endpoint; an empty bundle is enough
 	}
-	files := map[string][]byte{"ca-certificates.crt": ca}
+	files := map[string][]byte{"ca-certificates.crt": ca, "Dockerfile.gateway": []byte(gatewayDockerfile)}
 	for name, src := range map[string]string{
 		"Dockerfile.nats":   filepath.Join(root, "deployments", "nats", "Dockerfile"),
 		"Dockerfile.worker": filepath.Join(root, "deployments", "Dockerfile"),
@@ -141,6 +153,7 @@ func buildImages() error {
 	for _, img := range []struct{ dockerfile, tag string }{
 		{"Dockerfile.nats", natsImage},
 		{"Dockerfile.worker", workerImage},
+		{"Dockerfile.gateway", gatewayImage},
 	} {
 		repo, tag := splitTag(img.tag)
 		req := &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{

@@ -140,7 +140,6 @@ func TestChaosSchedule(t *testing.T) {
 	go func() { defer close(faultsDone); runner.run(loadCtx, began, schedule) }()
 	tr.run(loadCtx, 3*time.Minute)
 	<-faultsDone
-	require.Empty(t, runner.errs, "the fault runner could not carry out the schedule")
 	c.waitHealthy(ctx, t)
 	// A result a producer saw may not be stored yet: its worker hands the
 	// job back when the PubAck does not come, and it runs again.
@@ -156,10 +155,6 @@ func TestChaosSchedule(t *testing.T) {
 	violations := check(h)
 	c.report(t, fmt.Sprintf("scenario randomized(seed=%d, %s): %s", seed, run, summarize(h, violations)))
 	c.report(t, "history: "+path)
-	for _, g := range spec.groups {
-		c.requireDrained(ctx, t, g)
-	}
-
 	if os.Getenv("CHAOS_EXPECT_VIOLATIONS") == "1" {
 		require.NotEmpty(t, violations, "the checker found nothing wrong with a build that is broken on purpose")
 		t.Logf("the checker caught the broken build: %d violations, e.g.\n  %s", len(violations), strings.Join(firstViolations(violations, 10), "\n  "))
@@ -168,6 +163,10 @@ func TestChaosSchedule(t *testing.T) {
 	if len(violations) > 0 {
 		t.Fatalf("%d violations (history %s); reproduce with\n  %s\nschedule:\n%s\nfirst violations:\n  %s",
 			len(violations), path, repro, formatSchedule(schedule), strings.Join(firstViolations(violations, 30), "\n  "))
+	}
+	require.Empty(t, runner.errs, "the fault runner could not carry out the schedule")
+	for _, g := range spec.groups {
+		c.requireDrained(ctx, t, g)
 	}
 }
 
@@ -181,7 +180,7 @@ func firstViolations(vs []violation, n int) []string {
 
 // summarize prints a run's figures in the form of the other scenarios.
 func summarize(h *history, vs []violation) string {
-	var jobs, accepted, ok, restarted, events, fromStore int
+	var jobs, accepted, ok, restarted, events, fromStore, differ int
 	codes := map[string]int{}
 	kinds := map[string]int{}
 	for _, j := range h.Jobs {
@@ -197,6 +196,13 @@ func summarize(h *history, vs []violation) string {
 		}
 		if len(j.Results) > 0 {
 			r := j.Results[0]
+			// A result published while the stream could not store it
+			// reaches core subscribers; the job runs again and the stored
+			// result may say something else (counted, not a violation:
+			// exactly one result is stored).
+			if st, ok := h.Stored[j.ID]; ok && (st.Status != r.Status || st.Code != r.Code) {
+				differ++
+			}
 			if r.FromStore {
 				fromStore++
 			}
@@ -227,8 +233,8 @@ func summarize(h *history, vs []violation) string {
 	for _, v := range vs {
 		rules[v.Rule]++
 	}
-	return fmt.Sprintf("jobs=%d accepted=%d ok=%d errors=%v restarted=%d violations=%d %v (kinds %v; events %d; results read from the stream %d; provider calls %d, %d of them faulty, at most %d for one job; faults %v)",
-		jobs, accepted, ok, codes, restarted, len(vs), rules, kinds, events, fromStore, len(h.Calls), faulty, maxCalls, faults)
+	return fmt.Sprintf("jobs=%d accepted=%d ok=%d errors=%v restarted=%d violations=%d %v (kinds %v; events %d; results read from the stream %d; received results unlike the stored one %d; provider calls %d, %d of them faulty, at most %d for one job; faults %v)",
+		jobs, accepted, ok, codes, restarted, len(vs), rules, kinds, events, fromStore, differ, len(h.Calls), faulty, maxCalls, faults)
 }
 
 func chaosSeed(t *testing.T) uint64 {

@@ -169,7 +169,10 @@ func (r *faultRunner) run(ctx context.Context, start time.Time, schedule [][]pla
 				// The previous fault of the lane may have left the fleet
 				// recovering: start from a healthy one.
 				if err := r.settle(ctx, lanes[i].name); err != nil {
-					r.fail(fmt.Errorf("before %s: %w", f, err))
+					if ctx.Err() != nil {
+						return // the run ended while the fleet recovered: no fault is due any more
+					}
+					r.fail(fmt.Errorf("the fleet did not recover before %s: %w", f, err))
 					return
 				}
 				if err := r.do(ctx, f); err != nil {
@@ -231,7 +234,7 @@ func (r *faultRunner) settle(ctx context.Context, laneName string) error {
 			return nil
 		}
 		if !sleepUntil(ctx, time.Now().Add(250*time.Millisecond)) {
-			return fmt.Errorf("not healthy within 90s: %w", last)
+			return fmt.Errorf("not healthy within 90s (or the run ended): %w", last)
 		}
 	}
 }
