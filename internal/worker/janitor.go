@@ -57,7 +57,7 @@ func (w *Worker) sweepOnce(ctx context.Context) error {
 		return err
 	}
 	for subject := range info.State.Subjects {
-		if served[subject] {
+		if served[subject] || w.consumerExists(ctx, subject) {
 			continue
 		}
 		if err := w.answerUnknown(ctx, s, subject, info.State.FirstSeq); err != nil {
@@ -65,6 +65,20 @@ func (w *Worker) sweepOnce(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// consumerExists asks for the consumer of the subject's group by name. In a
+// cluster the stream's consumer list leaves out, without an error, a
+// consumer whose leader did not answer in time (its node cut off, an
+// election under way): its group's jobs are not orphans. Only a consumer
+// the server says does not exist counts as absent.
+func (w *Worker) consumerExists(ctx context.Context, subject string) bool {
+	group, ok := w.cfg.Subjects.GroupOf(subject)
+	if !ok || !bus.ValidGroup(group) {
+		return false
+	}
+	_, err := w.js.Consumer(ctx, bus.StreamRequests, bus.ConsumerName(group))
+	return !errors.Is(err, jetstream.ErrConsumerNotFound)
 }
 
 func (w *Worker) answerUnknown(ctx context.Context, s jetstream.Stream, subject string, from uint64) error {
