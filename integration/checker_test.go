@@ -121,6 +121,7 @@ const (
 	ruleDeadline   = "deadline"
 	ruleExpired    = "call-for-expired-job"
 	ruleCancelled  = "call-for-cancelled-job"
+	ruleServed     = "served-group-answered-unknown"
 )
 
 // check returns every violation in h, in a stable order.
@@ -156,6 +157,14 @@ func check(h *history) []violation {
 		if per := h.Limits.CallsPerDelivery[j.Group]; per > 0 {
 			if n := len(calls[id]); n > h.Limits.MaxDeliver*per {
 				add(ruleRunCount, id, "%d provider calls; at most %d deliveries x %d calls each are allowed", n, h.Limits.MaxDeliver, per)
+			}
+		}
+		// A group the fleet serves is never unknown, whatever the faults.
+		if _, served := h.Limits.CallsPerDelivery[j.Group]; served {
+			for _, r := range j.Results {
+				if r.Code == "unknown_group" {
+					add(ruleServed, id, "group %s is served, the job was answered unknown_group", j.Group)
+				}
 			}
 		}
 		out = append(out, checkDeadline(h, j, st)...)

@@ -73,6 +73,9 @@ func TestCheck(t *testing.T) {
 		{"call after the deadline", func(h *history) {
 			h.Calls = append(h.Calls, providerCall{Job: "d", Worker: "worker-3", At: at(2000)})
 		}, ruleExpired},
+		{"a served group answered unknown", func(h *history) {
+			h.Jobs["a"].Results[0] = resultSeen{At: at(300), Status: "error", Code: "unknown_group", WorkMS: 290}
+		}, ruleServed},
 		{"call after the cancel", func(h *history) {
 			h.Calls = append(h.Calls, providerCall{Job: "c", Worker: "worker-2", At: at(1500)})
 		}, ruleCancelled},
