@@ -2,6 +2,7 @@ package anthropic
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -35,61 +36,11 @@ func (c *Client) buildParams(req *llm.Request) (sdk.MessageNewParams, error) {
 	}
 	// Seed has no Anthropic equivalent: ignored.
 
-	var system []string
-	var turns []sdk.MessageParam
-	for i := range req.Messages {
-		m := &req.Messages[i]
-		var role sdk.MessageParamRole
-		var blocks []sdk.ContentBlockParamUnion
-		switch m.Role {
-		case llm.RoleSystem:
-			if t := m.Text(); t != "" {
-				system = append(system, t)
-			}
-			continue
-		case llm.RoleUser:
-			role = sdk.MessageParamRoleUser
-			b, err := contentBlocks(m)
-			if err != nil {
-				return p, badRequest("message %d: %v", i, err)
-			}
-			blocks = b
-		case llm.RoleAssistant:
-			role = sdk.MessageParamRoleAssistant
-			b, err := contentBlocks(m)
-			if err != nil {
-				return p, badRequest("message %d: %v", i, err)
-			}
-			blocks = b
-			for _, tc := range m.ToolCalls {
-				blocks = append(blocks, sdk.NewToolUseBlock(tc.ID, toolInput(tc.Arguments), tc.Name))
-			}
-		case llm.RoleTool:
-			// Tool results travel in a user turn, as tool_result blocks.
-			role = sdk.MessageParamRoleUser
-			if m.ToolCallID == "" {
-				return p, badRequest("message %d: tool message without tool_call_id", i)
-			}
-			tr := sdk.ToolResultBlockParam{ToolUseID: m.ToolCallID}
-			if t := m.Text(); t != "" {
-				tr.Content = []sdk.ToolResultBlockParamContentUnion{{OfText: &sdk.TextBlockParam{Text: t}}}
-			}
-			blocks = []sdk.ContentBlockParamUnion{{OfToolResult: &tr}}
-		default:
-			return p, badRequest("message %d: unknown role %q", i, m.Role)
-		}
-		if len(blocks) == 0 {
-			continue // Anthropic rejects empty turns and empty text blocks.
-		}
-		// Anthropic wants user and assistant to alternate: merge runs.
-		if n := len(turns); n > 0 && turns[n-1].Role == role {
-			turns[n-1].Content = append(turns[n-1].Content, blocks...)
-			continue
-		}
-		turns = append(turns, sdk.MessageParam{Role: role, Content: blocks})
+	system, turns, err := conversation(req.Messages)
+	if err != nil {
+		return p, err
 	}
 	p.Messages = turns
-
 	if rf := req.ResponseFormat; rf != nil {
 		switch rf.Type {
 		case llm.FormatJSONObject:
@@ -105,11 +56,68 @@ func (c *Client) buildParams(req *llm.Request) (sdk.MessageNewParams, error) {
 	if len(system) > 0 {
 		p.System = []sdk.TextBlockParam{{Text: strings.Join(system, "\n\n")}}
 	}
+	return p, tools(&p, req)
+}
 
+// conversation splits the messages into the system prompt's parts and the
+// user / assistant turns: tool results travel in user turns, and runs of
+// one role are merged (Anthropic wants the roles to alternate).
+func conversation(msgs []llm.Message) (system []string, turns []sdk.MessageParam, err error) {
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Role == llm.RoleSystem {
+			if t := m.Text(); t != "" {
+				system = append(system, t)
+			}
+			continue
+		}
+		role, blocks, err := turn(m)
+		if err != nil {
+			return nil, nil, badRequest("message %d: %v", i, err)
+		}
+		if len(blocks) == 0 {
+			continue // Anthropic rejects empty turns and empty text blocks.
+		}
+		if n := len(turns); n > 0 && turns[n-1].Role == role {
+			turns[n-1].Content = append(turns[n-1].Content, blocks...)
+			continue
+		}
+		turns = append(turns, sdk.MessageParam{Role: role, Content: blocks})
+	}
+	return system, turns, nil
+}
+
+// turn maps one message that is not a system prompt.
+func turn(m *llm.Message) (sdk.MessageParamRole, []sdk.ContentBlockParamUnion, error) {
+	switch m.Role {
+	case llm.RoleUser:
+		b, err := contentBlocks(m)
+		return sdk.MessageParamRoleUser, b, err
+	case llm.RoleAssistant:
+		b, err := contentBlocks(m)
+		for _, tc := range m.ToolCalls {
+			b = append(b, sdk.NewToolUseBlock(tc.ID, toolInput(tc.Arguments), tc.Name))
+		}
+		return sdk.MessageParamRoleAssistant, b, err
+	case llm.RoleTool:
+		if m.ToolCallID == "" {
+			return "", nil, errors.New("tool message without tool_call_id")
+		}
+		tr := sdk.ToolResultBlockParam{ToolUseID: m.ToolCallID}
+		if t := m.Text(); t != "" {
+			tr.Content = []sdk.ToolResultBlockParamContentUnion{{OfText: &sdk.TextBlockParam{Text: t}}}
+		}
+		return sdk.MessageParamRoleUser, []sdk.ContentBlockParamUnion{{OfToolResult: &tr}}, nil
+	}
+	return "", nil, fmt.Errorf("unknown role %q", m.Role)
+}
+
+// tools sets the tools and the tool choice.
+func tools(p *sdk.MessageNewParams, req *llm.Request) error {
 	for _, t := range req.Tools {
 		schema, err := inputSchema(t.Parameters)
 		if err != nil {
-			return p, badRequest("tool %q: %v", t.Name, err)
+			return badRequest("tool %q: %v", t.Name, err)
 		}
 		tp := sdk.ToolParam{Name: t.Name, InputSchema: schema}
 		if t.Description != "" {
@@ -120,24 +128,26 @@ func (c *Client) buildParams(req *llm.Request) (sdk.MessageNewParams, error) {
 		}
 		p.Tools = append(p.Tools, sdk.ToolUnionParam{OfTool: &tp})
 	}
-	if tc := req.ToolChoice; tc != nil {
-		switch tc.Mode {
-		case llm.ToolChoiceAuto, "":
-			p.ToolChoice = sdk.ToolChoiceUnionParam{OfAuto: &sdk.ToolChoiceAutoParam{}}
-		case llm.ToolChoiceRequired:
-			p.ToolChoice = sdk.ToolChoiceUnionParam{OfAny: &sdk.ToolChoiceAnyParam{}}
-		case llm.ToolChoiceNone:
-			p.ToolChoice = sdk.ToolChoiceUnionParam{OfNone: &sdk.ToolChoiceNoneParam{}}
-		case llm.ToolChoiceFunction:
-			if tc.Name == "" {
-				return p, badRequest("tool_choice function without a name")
-			}
-			p.ToolChoice = sdk.ToolChoiceParamOfTool(tc.Name)
-		default:
-			return p, badRequest("unknown tool_choice %q", tc.Mode)
-		}
+	tc := req.ToolChoice
+	if tc == nil {
+		return nil
 	}
-	return p, nil
+	switch tc.Mode {
+	case llm.ToolChoiceAuto, "":
+		p.ToolChoice = sdk.ToolChoiceUnionParam{OfAuto: &sdk.ToolChoiceAutoParam{}}
+	case llm.ToolChoiceRequired:
+		p.ToolChoice = sdk.ToolChoiceUnionParam{OfAny: &sdk.ToolChoiceAnyParam{}}
+	case llm.ToolChoiceNone:
+		p.ToolChoice = sdk.ToolChoiceUnionParam{OfNone: &sdk.ToolChoiceNoneParam{}}
+	case llm.ToolChoiceFunction:
+		if tc.Name == "" {
+			return badRequest("tool_choice function without a name")
+		}
+		p.ToolChoice = sdk.ToolChoiceParamOfTool(tc.Name)
+	default:
+		return badRequest("unknown tool_choice %q", tc.Mode)
+	}
+	return nil
 }
 
 // contentBlocks returns the text and image blocks of a user or assistant

@@ -1,6 +1,7 @@
 package gemini
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -80,69 +81,13 @@ func buildRequest(req *llm.Request) ([]*genai.Content, *genai.GenerateContentCon
 	if req.Seed != nil {
 		cfg.Seed = genai.Ptr(int32(max(math.MinInt32, min(*req.Seed, math.MaxInt32))))
 	}
-
-	var system []*genai.Part
-	var contents []*genai.Content
-	callNames := map[string]string{} // tool call id -> function name
-	for i := range req.Messages {
-		m := &req.Messages[i]
-		var role string
-		var parts []*genai.Part
-		switch m.Role {
-		case llm.RoleSystem:
-			if t := m.Text(); t != "" {
-				system = append(system, &genai.Part{Text: t})
-			}
-			continue
-		case llm.RoleUser, llm.RoleAssistant:
-			role = genai.RoleUser
-			if m.Role == llm.RoleAssistant {
-				role = genai.RoleModel
-			}
-			p, err := contentParts(m)
-			if err != nil {
-				return nil, nil, badRequest("message %d: %v", i, err)
-			}
-			parts = p
-			for _, tc := range m.ToolCalls {
-				wireID, sig := decodeCallID(tc.ID)
-				callNames[tc.ID] = tc.Name
-				parts = append(parts, &genai.Part{
-					FunctionCall:     &genai.FunctionCall{ID: wireID, Name: tc.Name, Args: callArgs(tc.Arguments)},
-					ThoughtSignature: sig,
-				})
-			}
-		case llm.RoleTool:
-			role = genai.RoleUser
-			name := callNames[m.ToolCallID]
-			if name == "" {
-				name = m.Name
-			}
-			if name == "" {
-				return nil, nil, badRequest("message %d: tool result for unknown call %q", i, m.ToolCallID)
-			}
-			wireID, _ := decodeCallID(m.ToolCallID)
-			parts = []*genai.Part{{FunctionResponse: &genai.FunctionResponse{
-				ID: wireID, Name: name, Response: toolResponse(m.Text()),
-			}}}
-		default:
-			return nil, nil, badRequest("message %d: unknown role %q", i, m.Role)
-		}
-		if len(parts) == 0 {
-			continue
-		}
-		// Parallel function responses belong in one turn; merging every run
-		// of same-role messages does that and keeps turns alternating.
-		if n := len(contents); n > 0 && contents[n-1].Role == role {
-			contents[n-1].Parts = append(contents[n-1].Parts, parts...)
-			continue
-		}
-		contents = append(contents, &genai.Content{Role: role, Parts: parts})
+	system, contents, err := conversation(req.Messages)
+	if err != nil {
+		return nil, nil, err
 	}
 	if len(system) > 0 {
 		cfg.SystemInstruction = &genai.Content{Parts: system}
 	}
-
 	if rf := req.ResponseFormat; rf != nil {
 		switch rf.Type {
 		case llm.FormatJSONObject:
@@ -156,7 +101,78 @@ func buildRequest(req *llm.Request) ([]*genai.Content, *genai.GenerateContentCon
 			cfg.ResponseJsonSchema = schema
 		}
 	}
+	if err := tools(cfg, req); err != nil {
+		return nil, nil, err
+	}
+	return contents, cfg, nil
+}
 
+// conversation splits the messages into the system instruction's parts and
+// the user / model turns. Runs of one role are merged: parallel function
+// responses belong in one turn, and the turns keep alternating.
+func conversation(msgs []llm.Message) (system []*genai.Part, contents []*genai.Content, err error) {
+	callNames := map[string]string{} // tool call id -> function name
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Role == llm.RoleSystem {
+			if t := m.Text(); t != "" {
+				system = append(system, &genai.Part{Text: t})
+			}
+			continue
+		}
+		role, parts, err := turn(m, callNames)
+		if err != nil {
+			return nil, nil, badRequest("message %d: %v", i, err)
+		}
+		if len(parts) == 0 {
+			continue
+		}
+		if n := len(contents); n > 0 && contents[n-1].Role == role {
+			contents[n-1].Parts = append(contents[n-1].Parts, parts...)
+			continue
+		}
+		contents = append(contents, &genai.Content{Role: role, Parts: parts})
+	}
+	return system, contents, nil
+}
+
+// turn maps one message that is not a system prompt; callNames remembers
+// the function name of each tool call, which a function response must name.
+func turn(m *llm.Message, callNames map[string]string) (string, []*genai.Part, error) {
+	switch m.Role {
+	case llm.RoleUser, llm.RoleAssistant:
+		role := genai.RoleUser
+		if m.Role == llm.RoleAssistant {
+			role = genai.RoleModel
+		}
+		parts, err := contentParts(m)
+		if err != nil {
+			return "", nil, err
+		}
+		for _, tc := range m.ToolCalls {
+			wireID, sig := decodeCallID(tc.ID)
+			callNames[tc.ID] = tc.Name
+			parts = append(parts, &genai.Part{
+				FunctionCall:     &genai.FunctionCall{ID: wireID, Name: tc.Name, Args: callArgs(tc.Arguments)},
+				ThoughtSignature: sig,
+			})
+		}
+		return role, parts, nil
+	case llm.RoleTool:
+		name := cmp.Or(callNames[m.ToolCallID], m.Name)
+		if name == "" {
+			return "", nil, fmt.Errorf("tool result for unknown call %q", m.ToolCallID)
+		}
+		wireID, _ := decodeCallID(m.ToolCallID)
+		return genai.RoleUser, []*genai.Part{{FunctionResponse: &genai.FunctionResponse{
+			ID: wireID, Name: name, Response: toolResponse(m.Text()),
+		}}}, nil
+	}
+	return "", nil, fmt.Errorf("unknown role %q", m.Role)
+}
+
+// tools sets the function declarations and the tool choice.
+func tools(cfg *genai.GenerateContentConfig, req *llm.Request) error {
 	if len(req.Tools) > 0 {
 		decls := make([]*genai.FunctionDeclaration, 0, len(req.Tools))
 		for _, t := range req.Tools {
@@ -164,7 +180,7 @@ func buildRequest(req *llm.Request) ([]*genai.Content, *genai.GenerateContentCon
 			if len(t.Parameters) > 0 {
 				var schema map[string]any
 				if err := json.Unmarshal(t.Parameters, &schema); err != nil || schema == nil {
-					return nil, nil, badRequest("tool %q: parameters is not a JSON Schema object", t.Name)
+					return badRequest("tool %q: parameters is not a JSON Schema object", t.Name)
 				}
 				d.ParametersJsonSchema = schema
 			}
@@ -172,27 +188,29 @@ func buildRequest(req *llm.Request) ([]*genai.Content, *genai.GenerateContentCon
 		}
 		cfg.Tools = []*genai.Tool{{FunctionDeclarations: decls}}
 	}
-	if tc := req.ToolChoice; tc != nil {
-		fc := &genai.FunctionCallingConfig{}
-		switch tc.Mode {
-		case llm.ToolChoiceAuto, "":
-			fc.Mode = genai.FunctionCallingConfigModeAuto
-		case llm.ToolChoiceRequired:
-			fc.Mode = genai.FunctionCallingConfigModeAny
-		case llm.ToolChoiceNone:
-			fc.Mode = genai.FunctionCallingConfigModeNone
-		case llm.ToolChoiceFunction:
-			if tc.Name == "" {
-				return nil, nil, badRequest("tool_choice function without a name")
-			}
-			fc.Mode = genai.FunctionCallingConfigModeAny
-			fc.AllowedFunctionNames = []string{tc.Name}
-		default:
-			return nil, nil, badRequest("unknown tool_choice %q", tc.Mode)
-		}
-		cfg.ToolConfig = &genai.ToolConfig{FunctionCallingConfig: fc}
+	tc := req.ToolChoice
+	if tc == nil {
+		return nil
 	}
-	return contents, cfg, nil
+	fc := &genai.FunctionCallingConfig{}
+	switch tc.Mode {
+	case llm.ToolChoiceAuto, "":
+		fc.Mode = genai.FunctionCallingConfigModeAuto
+	case llm.ToolChoiceRequired:
+		fc.Mode = genai.FunctionCallingConfigModeAny
+	case llm.ToolChoiceNone:
+		fc.Mode = genai.FunctionCallingConfigModeNone
+	case llm.ToolChoiceFunction:
+		if tc.Name == "" {
+			return badRequest("tool_choice function without a name")
+		}
+		fc.Mode = genai.FunctionCallingConfigModeAny
+		fc.AllowedFunctionNames = []string{tc.Name}
+	default:
+		return badRequest("unknown tool_choice %q", tc.Mode)
+	}
+	cfg.ToolConfig = &genai.ToolConfig{FunctionCallingConfig: fc}
+	return nil
 }
 
 // contentParts returns the text and image parts of a user or model message.

@@ -134,8 +134,7 @@ func New(opts Options) (*Client, error) {
 		opts.LegacyMaxTokens = opts.LegacyMaxTokens || p.LegacyMaxTokens
 		name = cmp.Or(name, strings.ToLower(strings.TrimSpace(opts.Preset)))
 	}
-	azure := opts.AzureEndpoint != ""
-	if azure {
+	if opts.AzureEndpoint != "" {
 		name = cmp.Or(name, "azure")
 	}
 	name = cmp.Or(name, DefaultName)
@@ -169,12 +168,31 @@ func New(opts Options) (*Client, error) {
 		option.WithMiddleware(normaliseErrorBody),
 	}
 
-	if azure {
+	endpoint, err := c.endpoint(&opts)
+	if err != nil {
+		return nil, err
+	}
+	ro = append(ro, endpoint...)
+	for k, v := range opts.Headers {
+		ro = append(ro, option.WithHeader(k, v))
+	}
+	// NewChatCompletionService, unlike NewClient, does not read OPENAI_*
+	// environment variables: configuration comes from Options only.
+	c.chat = oai.NewChatCompletionService(ro...)
+	return c, nil
+}
+
+// endpoint returns the options that address the server: an Azure resource
+// (its deployment path, api-version and api-key header) or an
+// OpenAI-compatible base URL with its bearer key, organization and project.
+func (c *Client) endpoint(opts *Options) ([]option.RequestOption, error) {
+	if opts.AzureEndpoint != "" {
 		ep, err := parseBase(opts.AzureEndpoint, "AzureEndpoint")
 		if err != nil {
 			return nil, err
 		}
 		base := strings.TrimSuffix(ep.String(), "/") + "/openai/deployments/"
+		var ro []option.RequestOption
 		if opts.AzureDeployment != "" {
 			ro = append(ro, option.WithBaseURL(base+url.PathEscape(opts.AzureDeployment)+"/"))
 		} else {
@@ -185,29 +203,23 @@ func New(opts Options) (*Client, error) {
 		if opts.APIKey != "" {
 			ro = append(ro, option.WithHeader("api-key", opts.APIKey))
 		}
-	} else {
-		base, err := parseBase(cmp.Or(opts.BaseURL, DefaultBaseURL), "BaseURL")
-		if err != nil {
-			return nil, err
-		}
-		ro = append(ro, option.WithBaseURL(base.String()))
-		if opts.APIKey != "" {
-			ro = append(ro, option.WithAPIKey(opts.APIKey))
-		}
-		if opts.Organization != "" {
-			ro = append(ro, option.WithOrganization(opts.Organization))
-		}
-		if opts.Project != "" {
-			ro = append(ro, option.WithProject(opts.Project))
-		}
+		return ro, nil
 	}
-	for k, v := range opts.Headers {
-		ro = append(ro, option.WithHeader(k, v))
+	base, err := parseBase(cmp.Or(opts.BaseURL, DefaultBaseURL), "BaseURL")
+	if err != nil {
+		return nil, err
 	}
-	// NewChatCompletionService, unlike NewClient, does not read OPENAI_*
-	// environment variables: configuration comes from Options only.
-	c.chat = oai.NewChatCompletionService(ro...)
-	return c, nil
+	ro := []option.RequestOption{option.WithBaseURL(base.String())}
+	if opts.APIKey != "" {
+		ro = append(ro, option.WithAPIKey(opts.APIKey))
+	}
+	if opts.Organization != "" {
+		ro = append(ro, option.WithOrganization(opts.Organization))
+	}
+	if opts.Project != "" {
+		ro = append(ro, option.WithProject(opts.Project))
+	}
+	return ro, nil
 }
 
 // ProviderName returns the vendor name used in errors and metrics.

@@ -27,80 +27,12 @@ func (c *Client) params(req *llm.Request) (oai.ChatCompletionNewParams, error) {
 		p.Messages = append(p.Messages, m)
 	}
 
-	if req.Temperature != nil {
-		p.Temperature = oai.Float(*req.Temperature)
+	c.sampling(&p, req)
+	if err := c.responseFormat(&p, req.ResponseFormat); err != nil {
+		return p, err
 	}
-	if req.TopP != nil {
-		p.TopP = oai.Float(*req.TopP)
-	}
-	if req.MaxTokens > 0 {
-		if c.legacyMaxTokens {
-			p.MaxTokens = oai.Int(int64(req.MaxTokens))
-		} else {
-			p.MaxCompletionTokens = oai.Int(int64(req.MaxTokens))
-		}
-	}
-	if len(req.Stop) > 0 {
-		p.Stop = oai.ChatCompletionNewParamsStopUnion{OfStringArray: req.Stop}
-	}
-	if req.Seed != nil {
-		p.Seed = oai.Int(*req.Seed)
-	}
-	if rf := req.ResponseFormat; rf != nil {
-		switch rf.Type {
-		case llm.FormatText, "":
-			p.ResponseFormat.OfText = &shared.ResponseFormatTextParam{}
-		case llm.FormatJSONObject:
-			p.ResponseFormat.OfJSONObject = &shared.ResponseFormatJSONObjectParam{}
-		case llm.FormatJSONSchema:
-			if len(rf.Schema) == 0 || !json.Valid(rf.Schema) {
-				return p, c.errorf(llm.KindBadRequest, "response_format json_schema needs a valid JSON schema")
-			}
-			js := shared.ResponseFormatJSONSchemaJSONSchemaParam{
-				Name:   cmp.Or(rf.Name, "response"), // OpenAI requires a name
-				Schema: json.RawMessage(rf.Schema),
-			}
-			if rf.Strict {
-				js.Strict = oai.Bool(true)
-			}
-			p.ResponseFormat.OfJSONSchema = &shared.ResponseFormatJSONSchemaParam{JSONSchema: js}
-		default:
-			return p, c.errorf(llm.KindBadRequest, "unknown response_format type %q", rf.Type)
-		}
-	}
-	for _, t := range req.Tools {
-		fd := shared.FunctionDefinitionParam{Name: t.Name}
-		if t.Name == "" {
-			return p, c.errorf(llm.KindBadRequest, "tool without a name")
-		}
-		if t.Description != "" {
-			fd.Description = oai.String(t.Description)
-		}
-		if len(t.Parameters) > 0 {
-			var params shared.FunctionParameters
-			if err := json.Unmarshal(t.Parameters, &params); err != nil {
-				return p, c.errorf(llm.KindBadRequest, "tool %q: parameters are not a JSON object: %v", t.Name, err)
-			}
-			fd.Parameters = params
-		}
-		if t.Strict {
-			fd.Strict = oai.Bool(true)
-		}
-		p.Tools = append(p.Tools, oai.ChatCompletionFunctionTool(fd))
-	}
-	if tc := req.ToolChoice; tc != nil {
-		switch tc.Mode {
-		case llm.ToolChoiceAuto, llm.ToolChoiceNone, llm.ToolChoiceRequired:
-			p.ToolChoice.OfAuto = oai.String(string(tc.Mode))
-		case llm.ToolChoiceFunction:
-			if tc.Name == "" {
-				return p, c.errorf(llm.KindBadRequest, "tool_choice function without a name")
-			}
-			p.ToolChoice = oai.ToolChoiceOptionFunctionToolChoice(oai.ChatCompletionNamedToolChoiceFunctionParam{Name: tc.Name})
-		case "":
-		default:
-			return p, c.errorf(llm.KindBadRequest, "unknown tool_choice mode %q", tc.Mode)
-		}
+	if err := c.tools(&p, req); err != nil {
+		return p, err
 	}
 	if !c.noStreamUsage {
 		p.StreamOptions.IncludeUsage = oai.Bool(true)
@@ -176,4 +108,98 @@ func (c *Client) message(m *llm.Message) (oai.ChatCompletionMessageParamUnion, e
 		return u, c.errorf(llm.KindBadRequest, "unknown message role %q", m.Role)
 	}
 	return u, nil
+}
+
+// sampling sets the sampling parameters: temperature, top_p, the output
+// limit (max_completion_tokens, or max_tokens for servers that only know
+// that), stop and seed.
+func (c *Client) sampling(p *oai.ChatCompletionNewParams, req *llm.Request) {
+	if req.Temperature != nil {
+		p.Temperature = oai.Float(*req.Temperature)
+	}
+	if req.TopP != nil {
+		p.TopP = oai.Float(*req.TopP)
+	}
+	if req.MaxTokens > 0 {
+		if c.legacyMaxTokens {
+			p.MaxTokens = oai.Int(int64(req.MaxTokens))
+		} else {
+			p.MaxCompletionTokens = oai.Int(int64(req.MaxTokens))
+		}
+	}
+	if len(req.Stop) > 0 {
+		p.Stop = oai.ChatCompletionNewParamsStopUnion{OfStringArray: req.Stop}
+	}
+	if req.Seed != nil {
+		p.Seed = oai.Int(*req.Seed)
+	}
+}
+
+// responseFormat sets the response format: text, any JSON object, or a
+// JSON Schema (named "response" when the request names none: OpenAI
+// requires a name).
+func (c *Client) responseFormat(p *oai.ChatCompletionNewParams, rf *llm.ResponseFormat) error {
+	if rf == nil {
+		return nil
+	}
+	switch rf.Type {
+	case llm.FormatText, "":
+		p.ResponseFormat.OfText = &shared.ResponseFormatTextParam{}
+	case llm.FormatJSONObject:
+		p.ResponseFormat.OfJSONObject = &shared.ResponseFormatJSONObjectParam{}
+	case llm.FormatJSONSchema:
+		if len(rf.Schema) == 0 || !json.Valid(rf.Schema) {
+			return c.errorf(llm.KindBadRequest, "response_format json_schema needs a valid JSON schema")
+		}
+		js := shared.ResponseFormatJSONSchemaJSONSchemaParam{
+			Name:   cmp.Or(rf.Name, "response"), // OpenAI requires a name
+			Schema: json.RawMessage(rf.Schema),
+		}
+		if rf.Strict {
+			js.Strict = oai.Bool(true)
+		}
+		p.ResponseFormat.OfJSONSchema = &shared.ResponseFormatJSONSchemaParam{JSONSchema: js}
+	default:
+		return c.errorf(llm.KindBadRequest, "unknown response_format type %q", rf.Type)
+	}
+	return nil
+}
+
+// tools sets the tools and the tool choice.
+func (c *Client) tools(p *oai.ChatCompletionNewParams, req *llm.Request) error {
+	for _, t := range req.Tools {
+		fd := shared.FunctionDefinitionParam{Name: t.Name}
+		if t.Name == "" {
+			return c.errorf(llm.KindBadRequest, "tool without a name")
+		}
+		if t.Description != "" {
+			fd.Description = oai.String(t.Description)
+		}
+		if len(t.Parameters) > 0 {
+			var params shared.FunctionParameters
+			if err := json.Unmarshal(t.Parameters, &params); err != nil {
+				return c.errorf(llm.KindBadRequest, "tool %q: parameters are not a JSON object: %v", t.Name, err)
+			}
+			fd.Parameters = params
+		}
+		if t.Strict {
+			fd.Strict = oai.Bool(true)
+		}
+		p.Tools = append(p.Tools, oai.ChatCompletionFunctionTool(fd))
+	}
+	if tc := req.ToolChoice; tc != nil {
+		switch tc.Mode {
+		case llm.ToolChoiceAuto, llm.ToolChoiceNone, llm.ToolChoiceRequired:
+			p.ToolChoice.OfAuto = oai.String(string(tc.Mode))
+		case llm.ToolChoiceFunction:
+			if tc.Name == "" {
+				return c.errorf(llm.KindBadRequest, "tool_choice function without a name")
+			}
+			p.ToolChoice = oai.ToolChoiceOptionFunctionToolChoice(oai.ChatCompletionNamedToolChoiceFunctionParam{Name: tc.Name})
+		case "":
+		default:
+			return c.errorf(llm.KindBadRequest, "unknown tool_choice mode %q", tc.Mode)
+		}
+	}
+	return nil
 }
