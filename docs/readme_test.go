@@ -235,8 +235,9 @@ func readmeCommands(t *testing.T, path string) []readmeCommand {
 	return out
 }
 
-// stripComment drops a trailing "# ..." that is outside quotes.
-func stripComment(s string) string {
+// scanUnquoted calls fn with each rune of s that is outside quotes, and its
+// index, until fn returns false.
+func scanUnquoted(s string, fn func(i int, r rune) bool) {
 	quote := rune(0)
 	for i, r := range s {
 		switch {
@@ -246,29 +247,36 @@ func stripComment(s string) string {
 			}
 		case r == '"' || r == '\'':
 			quote = r
-		case r == '#' && (i == 0 || s[i-1] == ' '):
-			return strings.TrimSpace(s[:i])
+		case !fn(i, r):
+			return
 		}
 	}
-	return strings.TrimSpace(s)
 }
 
+// stripComment drops a trailing "# ..." that is outside quotes.
+func stripComment(s string) string {
+	cut := len(s)
+	scanUnquoted(s, func(i int, r rune) bool {
+		if r == '#' && (i == 0 || s[i-1] == ' ') {
+			cut = i
+			return false
+		}
+		return true
+	})
+	return strings.TrimSpace(s[:cut])
+}
+
+// splitPipe splits a pipeline at the '|' outside quotes.
 func splitPipe(s string) []string {
 	var out []string
-	quote, start := rune(0), 0
-	for i, r := range s {
-		switch {
-		case quote != 0:
-			if r == quote {
-				quote = 0
-			}
-		case r == '"' || r == '\'':
-			quote = r
-		case r == '|':
+	start := 0
+	scanUnquoted(s, func(i int, r rune) bool {
+		if r == '|' {
 			out = append(out, s[start:i])
 			start = i + 1
 		}
-	}
+		return true
+	})
 	return append(out, s[start:])
 }
 

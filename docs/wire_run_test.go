@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/switchyard/switchyard/internal/app"
+	"github.com/switchyard/switchyard/internal/apptest"
 	"github.com/switchyard/switchyard/internal/config"
 	"github.com/switchyard/switchyard/pkg/bus"
 )
@@ -58,31 +57,7 @@ func startWireWorker(t *testing.T) string {
 	t.Setenv("SWITCHYARD_DURABLE_EVENTS", "true")
 	env, err := config.LoadEnv()
 	require.NoError(t, err)
-	ready := make(chan string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, env, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Console: io.Discard,
-			OnReady: func(url, _ string) { ready <- url }})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("worker did not stop")
-		}
-	})
-	select {
-	case url := <-ready:
-		return url
-	case err := <-done:
-		t.Fatalf("worker failed: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("worker not ready")
-	}
-	return ""
+	return apptest.Start(t, env, app.Options{})
 }
 
 // rawMsg is a message as a subscriber to llm.> saw it.

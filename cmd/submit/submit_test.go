@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard/switchyard/internal/app"
+	"github.com/switchyard/switchyard/internal/apptest"
 	"github.com/switchyard/switchyard/internal/config"
 	"github.com/switchyard/switchyard/pkg/bus"
 )
@@ -98,33 +98,10 @@ groups:
 	t.Setenv("SWITCHYARD_METRICS_ADDR", "127.0.0.1:0")
 	env, err := config.LoadEnv()
 	require.NoError(t, err)
-	ready := make(chan string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, env, app.Options{
-			Logger:  slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-			Console: logs,
-			OnReady: func(url, _ string) { ready <- url },
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("worker did not stop")
-		}
-	})
-	select {
-	case url := <-ready:
-		t.Setenv("NATS_URL", url)
-	case err := <-done:
-		t.Fatalf("worker failed: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("worker not ready")
-	}
+	t.Setenv("NATS_URL", apptest.Start(t, env, app.Options{
+		Logger:  slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Console: logs,
+	}))
 }
 
 func TestSubmitStreamsFromOpenAIDeploymentAndNoKeyLeaks(t *testing.T) {
@@ -205,31 +182,7 @@ func startDemo(t *testing.T) {
 	t.Setenv("SWITCHYARD_METRICS_ADDR", "off")
 	env, err := config.LoadEnv()
 	require.NoError(t, err)
-	ready := make(chan string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var runErr error
-	go func() {
-		defer close(done)
-		runErr = app.Run(ctx, env, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Console: io.Discard,
-			OnReady: func(url, _ string) { ready <- url }})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("worker did not stop in 30s")
-		}
-	})
-	select {
-	case url := <-ready:
-		t.Setenv("NATS_URL", url)
-	case <-done:
-		t.Fatalf("worker failed: %v", runErr)
-	case <-time.After(20 * time.Second):
-		t.Fatal("worker not ready")
-	}
+	t.Setenv("NATS_URL", apptest.Start(t, env, app.Options{}))
 }
 
 func TestSubmitSchemaAndToolsOnTheDemoGroup(t *testing.T) {

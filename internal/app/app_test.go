@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard/switchyard/internal/app"
+	"github.com/switchyard/switchyard/internal/apptest"
 	"github.com/switchyard/switchyard/internal/config"
 	"github.com/switchyard/switchyard/internal/natstest"
 	"github.com/switchyard/switchyard/pkg/bus"
@@ -76,34 +77,8 @@ func newPKI(t *testing.T, dir string) pki {
 // ready, or the error Run returned.
 func runApp(t *testing.T, env config.Env) error {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, env, app.Options{
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Console: io.Discard,
-			OnReady: func(string, string) { close(ready) },
-		})
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		cancel()
-		return err
-	case <-time.After(20 * time.Second):
-		cancel()
-		t.Fatal("worker not ready in 20s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("worker did not stop")
-		}
-	})
-	return nil
+	_, err := apptest.TryStart(t, env, app.Options{})
+	return err
 }
 
 func baseEnv(t *testing.T) config.Env {

@@ -214,22 +214,41 @@ func typeAt(t reflect.Type, segs []string) (reflect.Type, bool) {
 	return t, true
 }
 
-// yamlField finds the field of struct t whose yaml key is name.
-func yamlField(t reflect.Type, name string) (reflect.StructField, bool) {
+// keyField is a struct field and its yaml key.
+type keyField struct {
+	key   string
+	field reflect.StructField
+}
+
+// yamlFields lists the keyed fields of struct t, inline structs' included,
+// in declaration order.
+func yamlFields(t reflect.Type) []keyField {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []keyField
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if tag == "-" || !f.IsExported() {
-			continue
+		switch {
+		case tag == "-" || !f.IsExported():
+		case strings.Contains(opts, "inline"):
+			out = append(out, yamlFields(f.Type)...)
+		case tag != "":
+			out = append(out, keyField{tag, f})
 		}
-		if strings.Contains(opts, "inline") {
-			if g, ok := yamlField(f.Type, name); ok {
-				return g, true
-			}
-			continue
-		}
-		if tag == name {
-			return f, true
+	}
+	return out
+}
+
+// yamlField finds the field of struct t whose yaml key is name.
+func yamlField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for _, kf := range yamlFields(t) {
+		if kf.key == name {
+			return kf.field, true
 		}
 	}
 	return reflect.StructField{}, false
@@ -238,26 +257,58 @@ func yamlField(t reflect.Type, name string) (reflect.StructField, bool) {
 // yamlKeys lists the yaml keys of struct t (inline structs included), in
 // declaration order.
 func yamlKeys(t reflect.Type) []string {
+	var out []string
+	for _, kf := range yamlFields(t) {
+		out = append(out, kf.key)
+	}
+	return out
+}
+
+// KeyPaths lists every key of the model file as a path, for its reference
+// (docs/configuration.md, whose test checks it has a row for each):
+// groups.<group>.strategy, groups.<group>.deployments[].mock.script[].error,
+// ... A map of structs is written <name> (its key, singular), a list of
+// structs [].
+func KeyPaths() []string {
+	leaf := map[reflect.Type]bool{reflect.TypeFor[time.Duration](): true, reflect.TypeFor[Secret](): true}
+	var out []string
+	var walk func(t reflect.Type, prefix string, seen map[reflect.Type]bool)
+	walk = func(t reflect.Type, prefix string, seen map[reflect.Type]bool) {
+		t = deref(t)
+		if seen[t] {
+			return
+		}
+		seen[t] = true
+		defer delete(seen, t)
+		for _, kf := range yamlFields(t) {
+			path := prefix + kf.key
+			out = append(out, path)
+			ft := deref(kf.field.Type)
+			switch {
+			case leaf[ft]:
+			case ft.Kind() == reflect.Struct:
+				walk(ft, path+".", seen)
+			case ft.Kind() == reflect.Slice && deref(ft.Elem()).Kind() == reflect.Struct:
+				walk(ft.Elem(), path+"[].", seen)
+			case ft.Kind() == reflect.Map && deref(ft.Elem()).Kind() == reflect.Struct:
+				walk(ft.Elem(), path+".<"+singular(kf.key)+">.", seen)
+			}
+		}
+	}
+	walk(reflect.TypeFor[Models](), "", map[reflect.Type]bool{})
+	return out
+}
+
+func deref(t reflect.Type) reflect.Type {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t.Kind() != reflect.Struct {
-		return nil
+	return t
+}
+
+func singular(s string) string {
+	if s == "aliases" {
+		return "alias"
 	}
-	var out []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if tag == "-" || !f.IsExported() {
-			continue
-		}
-		if strings.Contains(opts, "inline") {
-			out = append(out, yamlKeys(f.Type)...)
-			continue
-		}
-		if tag != "" {
-			out = append(out, tag)
-		}
-	}
-	return out
+	return strings.TrimSuffix(s, "s")
 }
