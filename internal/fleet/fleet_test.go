@@ -61,14 +61,14 @@ func TestBreakerPropagates(t *testing.T) {
 	r2, err := policy.NewRouter([]policy.Group{group(p2, policy.DeploymentOptions{})}, policy.WithSharedState(s2))
 	require.NoError(t, err)
 
-	_, err = r1.Execute(t.Context(), "g", userReq(), nil) // one failure opens r1's breaker
+	_, err = r1.Execute(t.Context(), &policy.Call{Group: "g", Request: userReq()}, nil) // one failure opens r1's breaker
 	require.ErrorIs(t, err, llm.ErrUnavailable)
 	// How fast is a figure for make bench; here only that it arrives.
 	opened := time.Now()
 	require.Eventually(t, func() bool { return s2.BreakerOpenUntil("a").After(time.Now()) }, 10*time.Second, time.Millisecond)
 	t.Logf("breaker propagation: %v", time.Since(opened))
 
-	_, err = r2.Execute(t.Context(), "g", userReq(), nil)
+	_, err = r2.Execute(t.Context(), &policy.Call{Group: "g", Request: userReq()}, nil)
 	require.ErrorIs(t, err, llm.ErrUnavailable)
 	require.EqualValues(t, 0, p2.Calls(), "the second worker skips the deployment without calling it")
 }
@@ -101,7 +101,7 @@ func TestSharedRPM(t *testing.T) {
 	call := func(r *policy.Router) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_, err := r.Execute(ctx, "g", userReq(), nil)
+		_, err := r.Execute(ctx, &policy.Call{Group: "g", Request: userReq()}, nil)
 		return err
 	}
 
@@ -146,14 +146,14 @@ func TestLosingKVKeepsWorking(t *testing.T) {
 	p := mock.New(mock.Config{})
 	r, err := policy.NewRouter([]policy.Group{group(p, policy.DeploymentOptions{RPM: 100})}, policy.WithSharedState(st))
 	require.NoError(t, err)
-	_, err = r.Execute(t.Context(), "g", userReq(), nil)
+	_, err = r.Execute(t.Context(), &policy.Call{Group: "g", Request: userReq()}, nil)
 	require.NoError(t, err)
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	require.Eventually(t, func() bool { return !st.nc.IsConnected() }, 10*time.Second, time.Millisecond)
 	for range 5 {
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-		_, err = r.Execute(ctx, "g", userReq(), nil)
+		_, err = r.Execute(ctx, &policy.Call{Group: "g", Request: userReq()}, nil)
 		cancel()
 		require.NoError(t, err)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/switchyard/switchyard/internal/natstest"
 	"github.com/switchyard/switchyard/internal/worker"
 	"github.com/switchyard/switchyard/pkg/bus"
-	"github.com/switchyard/switchyard/pkg/llm"
 	"github.com/switchyard/switchyard/pkg/llm/mock"
 	"github.com/switchyard/switchyard/pkg/policy"
 )
@@ -191,11 +190,11 @@ func (w *fleetWorker) jobsOf(group string) int {
 // countingExec counts the jobs a worker hands to its router.
 type countingExec struct{ w *fleetWorker }
 
-func (c countingExec) Execute(ctx context.Context, group string, req *llm.Request, emit func(policy.Event)) (*policy.Outcome, error) {
+func (c countingExec) Execute(ctx context.Context, call *policy.Call, emit func(policy.Event)) (*policy.Outcome, error) {
 	c.w.jobsMu.Lock()
-	c.w.jobs[group]++
+	c.w.jobs[call.Group]++
 	c.w.jobsMu.Unlock()
-	return c.w.router.Execute(ctx, group, req, emit)
+	return c.w.router.Execute(ctx, call, emit)
 }
 
 func (c countingExec) HasGroup(name string) bool { return c.w.router.HasGroup(name) }

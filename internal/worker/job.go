@@ -230,7 +230,7 @@ func (j *job) execute(lreq *llm.Request, con *contract, deadline time.Time) {
 		err error
 	)
 	if con == nil {
-		out, err = j.exec.Execute(trace.ContextWithSpan(ctx, j.span), j.group, lreq, em.policy)
+		out, err = j.exec.Execute(trace.ContextWithSpan(ctx, j.span), &policy.Call{Group: j.group, Request: lreq}, em.policy)
 	} else {
 		em.enablePartials(con)
 		out, v, err = j.executeValidated(trace.ContextWithSpan(ctx, j.span), lreq, con, em)

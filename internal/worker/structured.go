@@ -252,7 +252,7 @@ func (j *job) executeValidated(ctx context.Context, req *llm.Request, c *contrac
 	conv.Messages = slices.Clone(req.Messages)
 	total := &policy.Outcome{Group: j.group}
 	for try := 0; ; try++ {
-		out, err := j.exec.Execute(ctx, j.group, &conv, em.policy)
+		out, err := j.exec.Execute(ctx, &policy.Call{Group: j.group, Request: &conv}, em.policy)
 		merge(total, out)
 		if err != nil {
 			return total, nil, err

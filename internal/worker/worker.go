@@ -17,13 +17,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/pkg/bus"
-	"github.com/switchyard/switchyard/pkg/llm"
 	"github.com/switchyard/switchyard/pkg/policy"
 )
 
 // Executor runs one request for a model group; *policy.Router is one.
 type Executor interface {
-	Execute(ctx context.Context, group string, req *llm.Request, emit func(policy.Event)) (*policy.Outcome, error)
+	policy.Executor
 	HasGroup(name string) bool
 }
 

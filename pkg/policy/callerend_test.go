@@ -26,18 +26,18 @@ func TestCallerEndSparesBreaker(t *testing.T) {
 	st := r.cfg.Load().groups["g"].deps[0].state
 	for range 3 {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
-		_, err := r.Execute(ctx, "g", req("deadline"), nil)
+		_, err := r.Execute(ctx, &Call{Group: "g", Request: req("deadline")}, nil)
 		cancel()
 		require.Error(t, err, "the deadline ends the call mid-stream")
 	}
 	for range 3 {
 		ctx, cancel := context.WithCancel(t.Context())
 		time.AfterFunc(30*time.Millisecond, cancel)
-		_, err := r.Execute(ctx, "g", req("cancel"), nil)
+		_, err := r.Execute(ctx, &Call{Group: "g", Request: req("cancel")}, nil)
 		cancel()
 		require.Error(t, err, "the cancel ends the call mid-stream")
 	}
 	require.True(t, st.breaker.IsClosed(), "callers that gave up are no failures of the deployment")
-	_, err := r.Execute(t.Context(), "g", req("x"), nil)
+	_, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 	require.NoError(t, err)
 }

@@ -81,7 +81,7 @@ func TestCapabilityRoutingWithinGroup(t *testing.T) {
 			b := mock.New(mock.Config{Capabilities: &mock.Capabilities{}})
 			second := dep("b", b, DeploymentOptions{Priority: 1})
 			r := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{tt.first, second}})
-			out, err := r.Execute(t.Context(), "g", tt.req, nil)
+			out, err := r.Execute(t.Context(), &Call{Group: "g", Request: tt.req}, nil)
 			require.NoError(t, err)
 			require.Equal(t, tt.want, out.Deployment)
 			require.Len(t, out.Attempts, 1, "the skipped deployment is never called")
@@ -115,7 +115,7 @@ func TestCapabilityFallsToFallbackGroup(t *testing.T) {
 				Group{Name: "backup", Options: fast(), Deployments: []Deployment{dep("b", backup, DeploymentOptions{})}},
 			)
 			rec := &recorder{}
-			out, err := r.Execute(t.Context(), "main", q, rec.emit)
+			out, err := r.Execute(t.Context(), &Call{Group: "main", Request: q}, rec.emit)
 			require.NoError(t, err)
 			require.Equal(t, "backup", out.Group)
 			require.Equal(t, "b", out.Deployment)
@@ -158,7 +158,7 @@ func TestCapabilityMissingEverywhere(t *testing.T) {
 				Group{Name: "main", Options: o, Deployments: []Deployment{without("a", mainP, tt.mainLacks)}},
 				Group{Name: "backup", Options: fast(), Deployments: []Deployment{without("b", backupP, tt.backupLacks)}},
 			)
-			out, err := r.Execute(t.Context(), "main", tt.req, nil)
+			out, err := r.Execute(t.Context(), &Call{Group: "main", Request: tt.req}, nil)
 			require.Error(t, err)
 			require.ErrorIs(t, err, llm.ErrBadRequest, "the worker maps bad_request to invalid_request")
 			le, ok := errors.AsType[*llm.Error](err)
@@ -191,7 +191,7 @@ func TestCapabilityDoesNotHideTheRealFailure(t *testing.T) {
 		Group{Name: "main", Options: o, Deployments: []Deployment{dep("a", down, DeploymentOptions{})}},
 		Group{Name: "backup", Options: fast(), Deployments: []Deployment{dep("b", blind, DeploymentOptions{})}},
 	)
-	out, err := r.Execute(t.Context(), "main", imageRequest(), nil)
+	out, err := r.Execute(t.Context(), &Call{Group: "main", Request: imageRequest()}, nil)
 	require.ErrorIs(t, err, llm.ErrUnavailable)
 	require.EqualValues(t, 2, down.Calls())
 	require.EqualValues(t, 0, blind.Calls())
@@ -207,7 +207,7 @@ func TestContinueNeverUsedForToolCalls(t *testing.T) {
 	o.MidStream = MidStreamContinue
 	r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", p, DeploymentOptions{})}})
 	rec := &recorder{}
-	out, err := r.Execute(t.Context(), "g", toolRequest(), rec.emit)
+	out, err := r.Execute(t.Context(), &Call{Group: "g", Request: toolRequest()}, rec.emit)
 	require.NoError(t, err)
 	require.Equal(t, []EventType{EventStart, EventToolCall, EventToolCall, EventToolCall, EventRetry, EventRestart, EventStart}, rec.types()[:7])
 	reqs := p.Requests()

@@ -47,7 +47,7 @@ func cooldownRouter(t *testing.T, c *CooldownOptions, deps ...Deployment) (*Rout
 // served runs one request and returns the deployment of its last attempt.
 func served(t *testing.T, r *Router) string {
 	t.Helper()
-	out, _ := r.Execute(t.Context(), "g", req("x"), nil)
+	out, _ := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 	if len(out.Attempts) == 0 {
 		return ""
 	}
@@ -215,7 +215,7 @@ func TestCooledGroupFallsBack(t *testing.T) {
 	}, WithClock(clk.now))
 	require.NoError(t, err)
 	for range 3 {
-		out, err := r.Execute(t.Context(), "g", req("x"), nil)
+		out, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 		require.NoError(t, err)
 		require.Equal(t, "spare", out.Group)
 	}

@@ -29,7 +29,7 @@ func Example() {
 	defer r.Close()
 
 	req := &llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Content: "Say hello"}}}
-	out, err := r.Execute(context.Background(), "main", req, func(e policy.Event) {
+	out, err := r.Execute(context.Background(), &policy.Call{Group: "main", Request: req}, func(e policy.Event) {
 		switch e.Type {
 		case policy.EventRetry, policy.EventFallback:
 			code, _ := policy.WireCode(e.Err)

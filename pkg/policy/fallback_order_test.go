@@ -42,7 +42,7 @@ func groupsTried(out *Outcome) []string {
 func TestFallbacksDepthFirst(t *testing.T) {
 	t.Parallel()
 	r, _ := groupsOf(t, "c", map[string][]string{"a": {"b", "c"}, "b": {"d"}}, 0)
-	out, err := r.Execute(t.Context(), "a", req("x"), nil)
+	out, err := r.Execute(t.Context(), &Call{Group: "a", Request: req("x")}, nil)
 	require.NoError(t, err)
 	require.Equal(t, "c", out.Group)
 	require.Equal(t, []string{"a", "b", "d", "c"}, groupsTried(out))
@@ -53,7 +53,7 @@ func TestFallbacksDepthFirst(t *testing.T) {
 func TestFallbacksNeverRevisit(t *testing.T) {
 	t.Parallel()
 	r, _ := groupsOf(t, "c", map[string][]string{"a": {"b"}, "b": {"a", "c"}}, 0)
-	out, err := r.Execute(t.Context(), "a", req("x"), nil)
+	out, err := r.Execute(t.Context(), &Call{Group: "a", Request: req("x")}, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{"a", "b", "c"}, groupsTried(out))
 }
@@ -62,7 +62,7 @@ func TestFallbacksNeverRevisit(t *testing.T) {
 func TestMaxFallbacks(t *testing.T) {
 	t.Parallel()
 	r, ps := groupsOf(t, "d", map[string][]string{"a": {"b", "c", "d"}}, 2)
-	out, err := r.Execute(t.Context(), "a", req("x"), nil)
+	out, err := r.Execute(t.Context(), &Call{Group: "a", Request: req("x")}, nil)
 	require.Error(t, err)
 	require.Equal(t, []string{"a", "b", "c"}, groupsTried(out))
 	require.Zero(t, ps["d"].Calls())

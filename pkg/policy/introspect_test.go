@@ -26,7 +26,7 @@ func TestStatusReportsBreakerState(t *testing.T) {
 	require.Equal(t, []DeploymentStatus{{Group: "g", Deployment: "bad", Model: "m", Provider: "mock", Breaker: BreakerClosed}}, r.Status())
 	req := &llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Content: "x"}}}
 	for range 2 {
-		_, err := r.Execute(context.Background(), "g", req, func(Event) {})
+		_, err := r.Execute(context.Background(), &Call{Group: "g", Request: req}, func(Event) {})
 		require.Error(t, err)
 	}
 	require.Equal(t, BreakerOpen, r.Status()[0].Breaker)

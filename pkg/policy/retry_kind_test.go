@@ -31,7 +31,7 @@ func TestRetriesPerKind(t *testing.T) {
 			o.Retry.MaxRetries = 1
 			o.Retry.PerKind = map[string]int{"rate_limited": 4, "timeout": 0}
 			r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", p, DeploymentOptions{})}})
-			_, err := r.Execute(t.Context(), "g", req("x"), nil)
+			_, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 			require.Error(t, err)
 			require.Equal(t, tt.calls, p.Calls())
 		})
@@ -52,7 +52,7 @@ func TestRetryAtOnceElsewhere(t *testing.T) {
 	// rather than wait past it: success means the retry did not wait.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	out, err := r.Execute(ctx, "g", req("x"), nil)
+	out, err := r.Execute(ctx, &Call{Group: "g", Request: req("x")}, nil)
 	require.NoError(t, err)
 	require.Equal(t, "good", out.Deployment)
 	require.Equal(t, 1, out.Retries)
@@ -77,7 +77,7 @@ func TestNoBackoffWhenTheGroupIsExhausted(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		out, err := r.Execute(ctx, "g", req("x"), nil)
+		out, err := r.Execute(ctx, &Call{Group: "g", Request: req("x")}, nil)
 		done <- result{out, err}
 	}()
 	select {

@@ -70,11 +70,14 @@ func (r *Router) Groups() []string {
 	return slices.Clone(r.cfg.Load().names)
 }
 
-// Execute runs req against group: it picks a deployment by the group's
-// strategy, retries within the group and follows the group's fallback chains.
-// emit (may be nil) receives the events of every attempt, synchronously.
-// The Outcome is returned even on failure, with every attempt.
-func (r *Router) Execute(ctx context.Context, groupName string, req *llm.Request, emit func(Event)) (*Outcome, error) {
+// Execute runs c.Request against c.Group: it picks a deployment by the
+// group's strategy, retries within the group and follows the group's
+// fallback chains. emit (may be nil) receives the events of every attempt,
+// synchronously. The Outcome is returned even on failure, with every
+// attempt. Execute reads only c.Group and c.Request: the other fields of a
+// Call are for the middlewares (see Chain).
+func (r *Router) Execute(ctx context.Context, c *Call, emit func(Event)) (*Outcome, error) {
+	groupName, req := c.Group, c.Request
 	cfg := r.cfg.Load()
 	g, ok := cfg.groups[groupName]
 	if !ok {

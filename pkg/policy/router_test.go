@@ -64,7 +64,7 @@ func TestStrategies(t *testing.T) {
 		a, b := mock.New(mock.Config{}), mock.New(mock.Config{})
 		r := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", a, DeploymentOptions{Priority: 2}), dep("b", b, DeploymentOptions{Priority: 1})}})
 		for range 5 {
-			out, err := r.Execute(t.Context(), "g", req("x"), nil)
+			out, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 			require.NoError(t, err)
 			require.Equal(t, "b", out.Deployment)
 		}
@@ -77,7 +77,7 @@ func TestStrategies(t *testing.T) {
 		o.Strategy = StrategyWeighted
 		r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", a, DeploymentOptions{Weight: 9}), dep("b", b, DeploymentOptions{Weight: 1})}})
 		for range 400 {
-			_, err := r.Execute(t.Context(), "g", req("x"), nil)
+			_, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 			require.NoError(t, err)
 		}
 		require.InDelta(t, 360, a.Calls(), 30)
@@ -90,9 +90,12 @@ func TestStrategies(t *testing.T) {
 		o.Strategy = StrategyLeastBusy
 		r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("slow", slow, DeploymentOptions{}), dep("free", free, DeploymentOptions{})}})
 		done := make(chan struct{})
-		go func() { defer close(done); _, _ = r.Execute(context.Background(), "g", req("x"), nil) }()
+		go func() {
+			defer close(done)
+			_, _ = r.Execute(context.Background(), &Call{Group: "g", Request: req("x")}, nil)
+		}()
 		require.Eventually(t, func() bool { return slow.Calls() == 1 }, time.Second, time.Millisecond)
-		out, err := r.Execute(t.Context(), "g", req("y"), nil)
+		out, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("y")}, nil)
 		require.NoError(t, err)
 		require.Equal(t, "free", out.Deployment)
 		<-done
@@ -104,7 +107,7 @@ func TestStrategies(t *testing.T) {
 		o.Strategy = StrategyLowestLatency
 		r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("slow", slow, DeploymentOptions{}), dep("quick", quick, DeploymentOptions{})}})
 		for range 6 {
-			_, err := r.Execute(t.Context(), "g", req("x"), nil)
+			_, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 			require.NoError(t, err)
 		}
 		require.EqualValues(t, 1, slow.Calls(), "measured once, then avoided")
@@ -117,7 +120,7 @@ func TestStrategies(t *testing.T) {
 		o.Strategy = StrategyUsageBased
 		r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", a, DeploymentOptions{RPM: 10}), dep("b", b, DeploymentOptions{RPM: 30})}})
 		for range 20 {
-			_, err := r.Execute(t.Context(), "g", req("x"), nil)
+			_, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 			require.NoError(t, err)
 		}
 		require.EqualValues(t, 5, a.Calls(), "a at 50%% of 10 rpm while b at 50%% of 30")
@@ -132,7 +135,7 @@ func TestExactlyOnePlusNCalls(t *testing.T) {
 		o := fast()
 		o.Retry.MaxRetries = n
 		r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", p, DeploymentOptions{})}})
-		out, err := r.Execute(t.Context(), "g", req("x"), nil)
+		out, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 		require.ErrorIs(t, err, llm.ErrUnavailable)
 		want := 1 + max(n, 0)
 		require.EqualValues(t, want, p.Calls(), "max_retries %d", n)
@@ -166,7 +169,7 @@ func TestErrorTable(t *testing.T) {
 			o := fast()
 			o.OnError = tt.onError
 			r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", a, DeploymentOptions{}), dep("b", b, DeploymentOptions{Priority: 1})}})
-			out, err := r.Execute(t.Context(), "g", req("x"), nil)
+			out, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 			if tt.ok {
 				require.NoError(t, err)
 			} else {
@@ -221,7 +224,7 @@ func TestFallbacks(t *testing.T) {
 			if tt.long {
 				q = req(strings.Repeat("word ", 200))
 			}
-			out, err := r.Execute(t.Context(), "main", q, rec.emit)
+			out, err := r.Execute(t.Context(), &Call{Group: "main", Request: q}, rec.emit)
 			require.NoError(t, err)
 			require.Equal(t, tt.want, out.Group)
 			require.Equal(t, 1, out.Fallbacks)
@@ -256,7 +259,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 		p := mock.New(mock.Config{Script: []mock.Step{{Error: "rate_limited", RetryAfter: 80 * time.Millisecond}}})
 		r := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", p, DeploymentOptions{})}})
 		start := time.Now()
-		out, err := r.Execute(t.Context(), "g", req("x"), nil)
+		out, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 		require.NoError(t, err)
 		require.GreaterOrEqual(t, time.Since(start), 80*time.Millisecond)
 		require.Equal(t, 1, out.Retries)
@@ -274,7 +277,7 @@ func TestDeadlineRespected(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 			defer cancel()
 			start := time.Now()
-			_, err := r.Execute(ctx, "g", req("x"), nil)
+			_, err := r.Execute(ctx, &Call{Group: "g", Request: req("x")}, nil)
 			require.ErrorIs(t, err, llm.ErrRateLimited)
 			require.Less(t, time.Since(start), 100*time.Millisecond)
 			require.EqualValues(t, 1, p.Calls())
@@ -290,7 +293,7 @@ func TestDeadlineRespected(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 			defer cancel()
 			start := time.Now()
-			_, err := r.Execute(ctx, "g", req("x"), nil)
+			_, err := r.Execute(ctx, &Call{Group: "g", Request: req("x")}, nil)
 			require.ErrorIs(t, err, llm.ErrUnavailable)
 			require.Less(t, time.Since(start), 100*time.Millisecond)
 		})
@@ -303,7 +306,7 @@ func TestDeadlineRespected(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 			defer cancel()
 			start := time.Now()
-			_, err := r.Execute(ctx, "g", req("x"), nil)
+			_, err := r.Execute(ctx, &Call{Group: "g", Request: req("x")}, nil)
 			require.Error(t, err)
 			require.Less(t, time.Since(start), 300*time.Millisecond)
 		})
@@ -331,7 +334,7 @@ func TestTimeouts(t *testing.T) {
 				o.Retry.MaxRetries = -1
 				r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", p, DeploymentOptions{Timeouts: tt.to})}})
 				start := time.Now()
-				_, err := r.Execute(t.Context(), "g", req("x"), nil)
+				_, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 				require.ErrorIs(t, err, llm.ErrTimeout)
 				require.ErrorContains(t, err, tt.msg)
 				require.Less(t, time.Since(start), 500*time.Millisecond)
@@ -356,23 +359,23 @@ func TestBreakerTransitions(t *testing.T) {
 			Group{Name: "spare", Options: fast(), Deployments: []Deployment{dep("good", good, DeploymentOptions{})}})
 		st := r.cfg.Load().groups["g"].deps[0].state
 		for range 2 {
-			_, err := r.Execute(t.Context(), "g", req("x"), nil)
+			_, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 			require.NoError(t, err) // answered by the fallback
 		}
 		require.True(t, st.breaker.IsOpen(), "2 failures open it")
-		out, err := r.Execute(t.Context(), "g", req("x"), nil)
+		out, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 		require.NoError(t, err)
 		require.EqualValues(t, 2, bad.Calls(), "open: skipped")
 		require.Equal(t, "spare", out.Group)
 
 		time.Sleep(120 * time.Millisecond)
-		_, err = r.Execute(t.Context(), "g", req("x"), nil) // half-open probe fails (3rd scripted error)
+		_, err = r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil) // half-open probe fails (3rd scripted error)
 		require.NoError(t, err)
 		require.EqualValues(t, 3, bad.Calls())
 		require.True(t, st.breaker.IsOpen(), "a failed probe reopens")
 
 		time.Sleep(120 * time.Millisecond)
-		out, err = r.Execute(t.Context(), "g", req("x"), nil)
+		out, err = r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 		require.NoError(t, err)
 		require.Equal(t, "g", out.Group)
 		require.True(t, st.breaker.IsClosed(), "a good probe closes")
@@ -386,14 +389,14 @@ func TestLimits(t *testing.T) {
 		a, b := mock.New(mock.Config{}), mock.New(mock.Config{})
 		r := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", a, DeploymentOptions{RPM: 3}), dep("b", b, DeploymentOptions{Priority: 1, RPM: 2})}})
 		for range 5 {
-			_, err := r.Execute(t.Context(), "g", req("x"), nil)
+			_, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 			require.NoError(t, err)
 		}
 		require.EqualValues(t, 3, a.Calls())
 		require.EqualValues(t, 2, b.Calls())
 		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
-		_, err := r.Execute(ctx, "g", req("x"), nil)
+		_, err := r.Execute(ctx, &Call{Group: "g", Request: req("x")}, nil)
 		require.ErrorIs(t, err, llm.ErrRateLimited)
 		require.EqualValues(t, 5, a.Calls()+b.Calls())
 	})
@@ -402,11 +405,11 @@ func TestLimits(t *testing.T) {
 		a := mock.New(mock.Config{})
 		r := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", a, DeploymentOptions{TPM: 150})}})
 		q := req(strings.Repeat("abcd", 100)) // ~107 tokens
-		_, err := r.Execute(t.Context(), "g", q, nil)
+		_, err := r.Execute(t.Context(), &Call{Group: "g", Request: q}, nil)
 		require.NoError(t, err)
 		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 		defer cancel()
-		_, err = r.Execute(ctx, "g", q, nil)
+		_, err = r.Execute(ctx, &Call{Group: "g", Request: q}, nil)
 		require.ErrorIs(t, err, llm.ErrRateLimited)
 		require.EqualValues(t, 1, a.Calls())
 	})
@@ -418,7 +421,7 @@ func TestLimits(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 6 {
 			wg.Go(func() {
-				_, err := r.Execute(t.Context(), "g", req("x"), func(e Event) {
+				_, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, func(e Event) {
 					if e.Type == EventStart {
 						if n := cur.Add(1); n > max.Load() {
 							max.Store(n)
@@ -441,7 +444,7 @@ func TestLimits(t *testing.T) {
 func TestMidStream(t *testing.T) {
 	t.Parallel()
 	full := func(t *testing.T) string {
-		out, err := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", mock.New(mock.Config{Seed: 1, Tokens: 10}), DeploymentOptions{})}}).Execute(t.Context(), "g", req("x"), nil)
+		out, err := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", mock.New(mock.Config{Seed: 1, Tokens: 10}), DeploymentOptions{})}}).Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 		require.NoError(t, err)
 		return out.Text
 	}
@@ -453,7 +456,7 @@ func TestMidStream(t *testing.T) {
 			o.MidStream = mode
 			r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", p, DeploymentOptions{})}})
 			rec := &recorder{}
-			out, err := r.Execute(t.Context(), "g", req("x"), rec.emit)
+			out, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, rec.emit)
 			require.NoError(t, err)
 			want := full(t)
 			require.Equal(t, want, out.Text)
@@ -487,7 +490,7 @@ func TestMidStream(t *testing.T) {
 		q := req("x")
 		q.ResponseFormat = &llm.ResponseFormat{Type: llm.FormatJSONObject}
 		rec := &recorder{}
-		_, err := r.Execute(t.Context(), "g", q, rec.emit)
+		_, err := r.Execute(t.Context(), &Call{Group: "g", Request: q}, rec.emit)
 		require.NoError(t, err)
 		require.Contains(t, rec.types(), EventRestart)
 	})
@@ -499,7 +502,7 @@ func TestReloadKeepsState(t *testing.T) {
 	g := Group{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", a, DeploymentOptions{RPM: 2})}}
 	r := newRouter(t, g)
 	for range 2 {
-		_, err := r.Execute(t.Context(), "g", req("x"), nil)
+		_, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 		require.NoError(t, err)
 	}
 	g2 := g
@@ -509,13 +512,13 @@ func TestReloadKeepsState(t *testing.T) {
 	require.Equal(t, []string{"g", "h"}, r.Groups())
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	_, err := r.Execute(ctx, "g", req("x"), nil)
+	_, err := r.Execute(ctx, &Call{Group: "g", Request: req("x")}, nil)
 	require.ErrorIs(t, err, llm.ErrRateLimited, "the rpm count survived the reload")
 
 	g3 := g
 	g3.Deployments = []Deployment{{Name: "a", Model: "other-model", Provider: mock.New(mock.Config{}), Options: DeploymentOptions{RPM: 2}}}
 	require.NoError(t, r.Reload([]Group{g3}))
-	_, err = r.Execute(t.Context(), "g", req("x"), nil)
+	_, err = r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 	require.NoError(t, err, "a changed model starts fresh")
 	require.False(t, r.HasGroup("h"))
 
@@ -525,7 +528,7 @@ func TestReloadKeepsState(t *testing.T) {
 func TestUnknownGroup(t *testing.T) {
 	t.Parallel()
 	r := newRouter(t, Group{Name: "g", Deployments: []Deployment{dep("a", mock.New(mock.Config{}), DeploymentOptions{})}})
-	_, err := r.Execute(t.Context(), "nope", req("x"), nil)
+	_, err := r.Execute(t.Context(), &Call{Group: "nope", Request: req("x")}, nil)
 	require.True(t, errors.Is(err, ErrUnknownGroup))
 }
 
@@ -563,31 +566,31 @@ func TestRateWindowOnTheRoutersClock(t *testing.T) {
 	r, err := NewRouter([]Group{{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", a, DeploymentOptions{RPM: 2})}}}, WithClock(clock))
 	require.NoError(t, err)
 	for range 2 {
-		_, err := r.Execute(t.Context(), "g", req("x"), nil)
+		_, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 		require.NoError(t, err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	_, err = r.Execute(ctx, "g", req("x"), nil)
+	_, err = r.Execute(ctx, &Call{Group: "g", Request: req("x")}, nil)
 	require.ErrorIs(t, err, llm.ErrRateLimited, "2 rpm spent in this minute")
 	require.EqualValues(t, 2, a.Calls())
 
 	advance(50 * time.Second) // 12:01:00, a new minute
 	ctx, cancel = context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	_, err = r.Execute(ctx, "g", req("x"), nil) // answered 429, Retry-After 10s
+	_, err = r.Execute(ctx, &Call{Group: "g", Request: req("x")}, nil) // answered 429, Retry-After 10s
 	require.ErrorIs(t, err, llm.ErrRateLimited)
 	require.EqualValues(t, 3, a.Calls())
 
 	advance(9 * time.Second)
 	ctx, cancel = context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	_, err = r.Execute(ctx, "g", req("x"), nil)
+	_, err = r.Execute(ctx, &Call{Group: "g", Request: req("x")}, nil)
 	require.ErrorIs(t, err, llm.ErrRateLimited, "still cooling down on the router's clock")
 	require.EqualValues(t, 3, a.Calls())
 
 	advance(time.Second)
-	_, err = r.Execute(t.Context(), "g", req("x"), nil)
+	_, err = r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 	require.NoError(t, err)
 	require.EqualValues(t, 4, a.Calls())
 }

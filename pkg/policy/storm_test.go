@@ -53,7 +53,7 @@ func TestFaultStorm(t *testing.T) {
 				for range work {
 					ctx, cancel := context.WithTimeout(context.Background(), deadline)
 					start := time.Now()
-					out, err := r.Execute(ctx, "storm", req("storm"), nil)
+					out, err := r.Execute(ctx, &Call{Group: "storm", Request: req("storm")}, nil)
 					cancel()
 					results <- res{len(out.Attempts), out.Retries, out.Fallbacks, time.Since(start), err}
 				}

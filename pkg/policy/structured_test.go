@@ -53,7 +53,7 @@ func TestSchemaInstructionOnlyForNonNativeDeployments(t *testing.T) {
 			r := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{{Name: "d", Model: "m", Provider: tc.provider(m)}}})
 			in := tc.req()
 			before := len(in.Messages)
-			_, err := r.Execute(t.Context(), "g", in, nil)
+			_, err := r.Execute(t.Context(), &Call{Group: "g", Request: in}, nil)
 			require.NoError(t, err)
 			require.Len(t, in.Messages, before, "the caller's request is not modified")
 			sent := m.Requests()
@@ -88,7 +88,7 @@ func TestSchemaInstructionPerDeployment(t *testing.T) {
 	q := req("x")
 	q.Messages = append([]llm.Message{{Role: llm.RoleSystem, Content: "Be brief."}}, q.Messages...)
 	q.ResponseFormat = &llm.ResponseFormat{Type: llm.FormatJSONSchema, Schema: json.RawMessage(`{"type":"object"}`)}
-	out, err := r.Execute(t.Context(), "g", q, nil)
+	out, err := r.Execute(t.Context(), &Call{Group: "g", Request: q}, nil)
 	require.NoError(t, err)
 	require.Equal(t, "native", out.Deployment)
 	require.Len(t, plain.Requests(), 1)

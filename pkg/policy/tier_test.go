@@ -26,7 +26,7 @@ func TestPriorityIsATierForEveryStrategy(t *testing.T) {
 				dep("b", b, DeploymentOptions{Weight: 1}),
 			}})
 			for range 50 {
-				out, err := r.Execute(t.Context(), "g", req("x"), nil)
+				out, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 				require.NoError(t, err)
 				require.NotEqual(t, "c", out.Deployment)
 			}
@@ -43,7 +43,7 @@ func TestPriorityIsATierForEveryStrategy(t *testing.T) {
 		r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{
 			dep("a", a, DeploymentOptions{}), dep("b", b, DeploymentOptions{}), dep("c", c, DeploymentOptions{Priority: 1}),
 		}})
-		out, err := r.Execute(t.Context(), "g", req("x"), nil)
+		out, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 		require.NoError(t, err)
 		require.Equal(t, "c", out.Deployment)
 		require.EqualValues(t, 1, a.Calls())
@@ -65,7 +65,7 @@ func TestWithRandMakesTheShuffleRepeatable(t *testing.T) {
 		require.NoError(t, err)
 		var out []string
 		for range 400 {
-			res, err := r.Execute(t.Context(), "g", req("x"), nil)
+			res, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 			require.NoError(t, err)
 			out = append(out, res.Deployment)
 		}
@@ -100,7 +100,7 @@ func TestLowestCost(t *testing.T) {
 		{Name: "cheap", Model: "gpt-4o", Provider: cheap, Options: DeploymentOptions{InputCostPerMTok: price(0.1), OutputCostPerMTok: price(0.2)}},
 	}})
 	for range 5 {
-		out, err := r.Execute(t.Context(), "g", req("x"), nil)
+		out, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 		require.NoError(t, err)
 		require.Equal(t, "cheap", out.Deployment)
 	}

@@ -1,0 +1,57 @@
+package policy
+
+import (
+	"context"
+	"time"
+
+	"github.com/switchyard/switchyard/pkg/llm"
+)
+
+// Call is one request to run on a model group, with what its caller knows
+// of it. Middlewares read the fields they are about; the Router reads Group
+// and Request.
+type Call struct {
+	// Group names the model group.
+	Group string
+	// Request is what to send. Executors never modify it.
+	Request *llm.Request
+	// Tenant is whose call it is ("" for the anonymous tenant): see
+	// Tenants.
+	Tenant string
+	// Deadline, when not zero, is when the answer stops being wanted: see
+	// Deadline.
+	Deadline time.Time
+	// ValidationRetries, when not nil, is how many times an answer that
+	// does not validate is re-asked: see Structured.
+	ValidationRetries *int
+}
+
+// Executor runs calls. *Router is one; a Middleware wraps one in another.
+// emit (may be nil) receives the call's events synchronously, from the
+// calling goroutine. The Outcome is returned even on failure, with every
+// attempt.
+type Executor interface {
+	Execute(ctx context.Context, c *Call, emit func(Event)) (*Outcome, error)
+}
+
+// ExecutorFunc is an Executor made of a function.
+type ExecutorFunc func(ctx context.Context, c *Call, emit func(Event)) (*Outcome, error)
+
+// Execute calls f.
+func (f ExecutorFunc) Execute(ctx context.Context, c *Call, emit func(Event)) (*Outcome, error) {
+	return f(ctx, c, emit)
+}
+
+// Middleware adds one concern around an executor.
+type Middleware func(next Executor) Executor
+
+// Chain wraps e in mws, the first outermost: Chain(r, a, b) runs a, which
+// runs b, which runs r.
+func Chain(e Executor, mws ...Middleware) Executor {
+	for i := len(mws) - 1; i >= 0; i-- {
+		e = mws[i](e)
+	}
+	return e
+}
+
+var _ Executor = (*Router)(nil)
