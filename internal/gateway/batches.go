@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -301,16 +302,11 @@ func (b *batchRunner) update(ctx context.Context, kv jetstream.KeyValue, key str
 		}
 		v, _ := json.Marshal(rec) // plain struct
 		_, err = kv.Update(ctx, key, v, rev)
-		if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
-			continue
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue // changed since read: read again
 		}
 		return rec, err
 	}
-}
-
-func isWrongSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
 // runBatches adopts batches that no gateway runs (new ones, and those whose
@@ -413,7 +409,8 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 		})
 	}
 	// The heartbeat keeps the lease, publishes the counts and notices a
-	// cancel.
+	// cancel while the lines run; it is stopped before the batch's end is
+	// recorded, so that it cannot write stale counts over the final ones.
 	beatDone := make(chan struct{})
 	go func() {
 		defer close(beatDone)
@@ -441,10 +438,16 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 			}
 		}
 	}()
-	defer func() { stopRun(nil); <-beatDone }()
+	var stopBeat sync.Once
+	stopHeartbeat := func() { stopBeat.Do(func() { stopRun(nil); <-beatDone }) }
+	defer stopHeartbeat()
 
-	total, err := b.countLines(runCtx, rec)
+	// The input is copied to a local file first: read from the Object
+	// Store while the lines run, a read paused for as long as the jobs in
+	// flight take timed out and cut the batch short.
+	in, total, err := b.spool(runCtx, rec)
 	if err == nil {
+		defer func() { _ = in.Close(); _ = os.Remove(in.Name()) }()
 		rec, err = set(func(r *batchRecord) {
 			if r.Batch.Status == batchValidating {
 				r.Batch.Status, r.Batch.InProgressAt = batchInProgress, unix(g.now())
@@ -465,13 +468,12 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 	defer out.remove()
 	done := map[string]bool{}
 	if !cancelled {
-		in, err := b.open(runCtx, rec)
-		if err != nil {
-			b.fail(ctx, set, log, err)
-			return
-		}
 		reader := &bus.BatchReader{Format: bus.BatchOpenAI, Resolve: g.catalog.Resolve}
 		_, err = client.RunBatch(runCtx, bus.BatchConfig{ID: bid, Concurrency: g.cfg.BatchConcurrency}, reader.Items(in), func(o *bus.BatchOutcome) error {
+			if o.Item.Line == 0 && o.Item.Err != nil {
+				// Not a line: the input could not be read on.
+				return fmt.Errorf("reading the input: %w", o.Item.Err)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			done[o.Item.CustomID] = true
@@ -482,8 +484,8 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 			}
 			return out.write(o)
 		})
-		_ = in.Close()
 		cause := context.Cause(runCtx)
+		stopHeartbeat()
 		switch {
 		case ctx.Err() != nil || errors.Is(cause, errLeaseLost) || lost:
 			// Stopping, or another gateway took the batch over.
@@ -499,7 +501,7 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 		}
 	}
 	if cancelled {
-		b.cancelRest(context.WithoutCancel(ctx), client, rec, done)
+		b.cancelRest(context.WithoutCancel(ctx), client, rec, in, done)
 	}
 	_, err = set(func(r *batchRecord) {
 		if !cancelled {
@@ -550,30 +552,41 @@ func (b *batchRunner) fail(ctx context.Context, set func(func(*batchRecord)) (*b
 	b.g.met.batches.WithLabelValues(batchFailed).Inc()
 }
 
-func (b *batchRunner) open(ctx context.Context, rec *batchRecord) (io.ReadCloser, error) {
+// spool copies a batch's input file to a temporary file and counts its
+// requests (non-empty lines); the file is returned at its start.
+func (b *batchRunner) spool(ctx context.Context, rec *batchRecord) (*os.File, int, error) {
 	obs, err := b.g.store.files(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	obj, err := obs.Get(ctx, fileName(rec.Tenant, rec.Batch.InputFileID))
 	if err != nil {
-		return nil, fmt.Errorf("input file %s: %w", rec.Batch.InputFileID, err)
+		return nil, 0, fmt.Errorf("input file %s: %w", rec.Batch.InputFileID, err)
 	}
-	return obj, nil
+	defer obj.Close() //nolint:errcheck // read-only
+	f, err := os.CreateTemp("", "switchyard-batch-in-")
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := countLines(io.TeeReader(obj, f))
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+		return nil, 0, fmt.Errorf("input file %s: %w", rec.Batch.InputFileID, err)
+	}
+	return f, n, nil
 }
 
-// countLines counts the input's requests (its non-empty lines).
-func (b *batchRunner) countLines(ctx context.Context, rec *batchRecord) (int, error) {
-	in, err := b.open(ctx, rec)
-	if err != nil {
-		return 0, err
-	}
-	defer in.Close() //nolint:errcheck // read-only
-	sc := bufio.NewScanner(in)
+// countLines counts the non-empty lines of r, reading it to its end.
+func countLines(r io.Reader) (int, error) {
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
 	n := 0
 	for sc.Scan() {
-		if len(strings.TrimSpace(sc.Text())) > 0 {
+		if len(bytes.TrimSpace(sc.Bytes())) > 0 {
 			n++
 		}
 	}
@@ -581,12 +594,10 @@ func (b *batchRunner) countLines(ctx context.Context, rec *batchRecord) (int, er
 }
 
 // cancelRest cancels the jobs of the lines that did not end.
-func (b *batchRunner) cancelRest(ctx context.Context, client *bus.Client, rec *batchRecord, done map[string]bool) {
-	in, err := b.open(ctx, rec)
-	if err != nil {
+func (b *batchRunner) cancelRest(ctx context.Context, client *bus.Client, rec *batchRecord, in *os.File, done map[string]bool) {
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
 		return
 	}
-	defer in.Close() //nolint:errcheck // read-only
 	reader := &bus.BatchReader{Format: bus.BatchOpenAI, Resolve: b.g.catalog.Resolve}
 	for it := range reader.Items(in) {
 		if it.Err == nil && !done[it.CustomID] {

@@ -84,7 +84,13 @@ func TestOpenAIBatchFlowThousandLines(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.EqualValues(t, 1000, b.RequestCounts.Total)
-	require.EqualValues(t, 998, b.RequestCounts.Completed)
+	if b.RequestCounts.Completed != 998 {
+		resp, err := c.Files.Content(ctx, b.ErrorFileID)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		t.Logf("error file: %s", body)
+	}
+	require.EqualValues(t, 998, b.RequestCounts.Completed, "%s", b.RawJSON())
 	require.EqualValues(t, 2, b.RequestCounts.Failed)
 	require.NotZero(t, b.CompletedAt)
 
