@@ -34,8 +34,9 @@ type limits struct {
 	// of each group may make: (1 + max_retries) times (1 + re-asks).
 	CallsPerDelivery map[string]int `json:"calls_per_delivery"`
 	// Grace is how late a provider call may arrive after the job's
-	// deadline or cancellation: what was sent just before takes a moment
-	// to arrive on a loaded machine.
+	// deadline or cancellation (what was sent just before takes a moment
+	// to arrive on a loaded machine), and how late after its deadline an
+	// ok result may be stamped.
 	Grace time.Duration `json:"grace"`
 	// Stuck is how long after its deadline a job's result may be stored
 	// when no fault was in force (see stuckBy).
@@ -205,8 +206,12 @@ func checkDeadline(h *history, j *jobRecord, st storedResult) []violation {
 		// The earliest the worker can have finished: the request's stream
 		// timestamp is after Published.
 		finished := j.Published.Add(time.Duration(r.WorkMS) * time.Millisecond)
+		// Grace covers the worker's bookkeeping between the end of the
+		// call and the result's timestamp (the timings are whole
+		// milliseconds, and a loaded machine takes its time): an answer
+		// complete just before the deadline is not late.
 		late := finished.Sub(j.Deadline)
-		if late <= 0 || r.Code == "deadline_exceeded" || (r.Code == "cancelled" && !j.Cancelled.IsZero()) {
+		if late <= h.Limits.Grace || r.Code == "deadline_exceeded" || (r.Code == "cancelled" && !j.Cancelled.IsZero()) {
 			continue
 		}
 		out = append(out, violation{ruleDeadline, j.ID, fmt.Sprintf("finished at least %s after its deadline with %s, not deadline_exceeded", late.Round(time.Millisecond), cmp.Or(r.Code, r.Status))})

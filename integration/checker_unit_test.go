@@ -65,8 +65,12 @@ func TestCheck(t *testing.T) {
 			}
 		}, ruleRunCount},
 		{"ok after the deadline", func(h *history) {
-			h.Jobs["a"].Deadline = at(200)
+			h.Jobs["a"].Deadline = at(1000)
+			h.Jobs["a"].Results[0].WorkMS = 2500
 		}, ruleDeadline},
+		{"ok stamped just after the deadline", func(h *history) {
+			h.Jobs["a"].Deadline = at(288) // the answer was whole; its stamp came 2 ms late
+		}, ""},
 		{"stuck past the deadline", func(h *history) {
 			h.Stored["d"] = storedResult{Count: 1, At: at(500 + 15000), Code: "deadline_exceeded"}
 		}, ruleDeadline},
