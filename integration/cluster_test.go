@@ -311,27 +311,51 @@ func (c *cluster) startNode(ctx context.Context, t *testing.T, n *node) error {
 		// A fixed host port, so that the client's URL list stays right when
 		// the node is stopped and started again.
 		HostConfigModifier: func(hc *container.HostConfig) {
-			b := mnetwork.PortBinding{HostPort: strconv.Itoa(n.hostPort)}
-			if ip, err := netip.ParseAddr(testHost); err == nil && ip.IsLoopback() {
-				b.HostIP = ip
-			}
-			hc.PortBindings = mnetwork.PortMap{clientPort: {b}}
+			hc.PortBindings = fixedPort(clientPort, n.hostPort)
 			if n.store != nil {
 				hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: n.store.dir, Target: "/data"})
 			}
 		},
 		WaitingFor: wait.ForHTTP("/varz").WithPort("8222/tcp").WithStartupTimeout(30 * time.Second).WithPollInterval(100 * time.Millisecond),
 	}
+	var err error
+	n.ctr, err = c.run(ctx, t, n.alias, req)
+	return err
+}
+
+// run starts a container of the fleet and registers its removal (also when
+// it did not start).
+func (c *cluster) run(ctx context.Context, t *testing.T, what string, req testcontainers.ContainerRequest) (*testcontainers.DockerContainer, error) {
 	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{ContainerRequest: req, Started: true})
 	dc, _ := ctr.(*testcontainers.DockerContainer)
 	if dc != nil {
-		n.ctr = dc
 		c.registerRemoval(t, dc)
 	}
 	if err != nil {
-		return fmt.Errorf("start %s: %w", n.alias, err)
+		return dc, fmt.Errorf("start %s: %w", what, err)
 	}
-	return nil
+	return dc, nil
+}
+
+// fixedPort binds a container port to a fixed host port (on the loopback
+// interface when the test reaches containers there), so that addresses the
+// test process holds stay right when the container is stopped and started
+// again.
+func fixedPort(port mnetwork.Port, hostPort int) mnetwork.PortMap {
+	b := mnetwork.PortBinding{HostPort: strconv.Itoa(hostPort)}
+	if ip, err := netip.ParseAddr(testHost); err == nil && ip.IsLoopback() {
+		b.HostIP = ip
+	}
+	return mnetwork.PortMap{port: {b}}
+}
+
+// natsURLs is the cluster's URL list as containers on its network see it.
+func natsURLs() string {
+	urls := make([]string, natsNodes)
+	for j := range natsNodes {
+		urls[j] = fmt.Sprintf("nats://%s:4222", natsAlias(j))
+	}
+	return strings.Join(urls, ",")
 }
 
 // syncAlways reads the node's /varz and reports whether JetStream fsyncs
@@ -362,12 +386,8 @@ func nodeIndex(n *node) int {
 }
 
 func (c *cluster) startWorker(ctx context.Context, t *testing.T, i int) (*testcontainers.DockerContainer, error) {
-	urls := make([]string, natsNodes)
-	for j := range natsNodes {
-		urls[j] = fmt.Sprintf("nats://%s:4222", natsAlias(j))
-	}
 	env := map[string]string{
-		"NATS_URL":                  strings.Join(urls, ","),
+		"NATS_URL":                  natsURLs(),
 		"SWITCHYARD_CONFIG":         "/models.yaml",
 		"SWITCHYARD_CONCURRENCY":    "64",
 		"SWITCHYARD_REPLICAS":       strconv.Itoa(natsNodes),
@@ -402,15 +422,7 @@ func (c *cluster) startWorker(ctx context.Context, t *testing.T, i int) (*testco
 		},
 		WaitingFor: wait.ForHTTP("/readyz").WithPort("9090/tcp").WithStartupTimeout(60 * time.Second).WithPollInterval(100 * time.Millisecond),
 	}
-	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{ContainerRequest: req, Started: true})
-	dc, _ := ctr.(*testcontainers.DockerContainer)
-	if dc != nil {
-		c.registerRemoval(t, dc)
-	}
-	if err != nil {
-		return dc, fmt.Errorf("start worker %d: %w", i+1, err)
-	}
-	return dc, nil
+	return c.run(ctx, t, fmt.Sprintf("worker %d", i+1), req)
 }
 
 // registerRemoval removes the container at the end of the test, first

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,17 +34,13 @@ func (g *gateway) url() string {
 }
 
 func (c *cluster) startGateway(ctx context.Context, t *testing.T, g *gateway) error {
-	urls := make([]string, natsNodes)
-	for j := range natsNodes {
-		urls[j] = fmt.Sprintf("nats://%s:4222", natsAlias(j))
-	}
 	port := mnetwork.MustParsePort("8080/tcp")
 	req := testcontainers.ContainerRequest{
 		Image:  gatewayImage,
 		Name:   fmt.Sprintf("switchyard-test-%s-%s", c.runID, g.name),
 		Labels: map[string]string{"switchyard-test": c.runID},
 		Env: map[string]string{
-			"NATS_URL":             strings.Join(urls, ","),
+			"NATS_URL":             natsURLs(),
 			"SWITCHYARD_CONFIG":    "/models.yaml",
 			"SWITCHYARD_HTTP_ADDR": "0.0.0.0:8080",
 			"LOG_FORMAT":           "json",
@@ -56,25 +51,12 @@ func (c *cluster) startGateway(ctx context.Context, t *testing.T, g *gateway) er
 		Files: []testcontainers.ContainerFile{{
 			Reader: strings.NewReader(c.spec.models), ContainerFilePath: "/models.yaml", FileMode: 0o644,
 		}},
-		HostConfigModifier: func(hc *container.HostConfig) {
-			b := mnetwork.PortBinding{HostPort: strconv.Itoa(g.hostPort)}
-			if ip, err := netip.ParseAddr(testHost); err == nil && ip.IsLoopback() {
-				b.HostIP = ip
-			}
-			hc.PortBindings = mnetwork.PortMap{port: {b}}
-		},
-		WaitingFor: wait.ForHTTP("/readyz").WithPort("8080/tcp").WithStartupTimeout(60 * time.Second).WithPollInterval(100 * time.Millisecond),
+		HostConfigModifier: func(hc *container.HostConfig) { hc.PortBindings = fixedPort(port, g.hostPort) },
+		WaitingFor:         wait.ForHTTP("/readyz").WithPort("8080/tcp").WithStartupTimeout(60 * time.Second).WithPollInterval(100 * time.Millisecond),
 	}
-	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{ContainerRequest: req, Started: true})
-	dc, _ := ctr.(*testcontainers.DockerContainer)
-	if dc != nil {
-		g.ctr = dc
-		c.registerRemoval(t, dc)
-	}
-	if err != nil {
-		return fmt.Errorf("start %s: %w", g.name, err)
-	}
-	return nil
+	var err error
+	g.ctr, err = c.run(ctx, t, g.name, req)
+	return err
 }
 
 // sseClient is one client of scenarioGatewayRestarts: it streams one chat

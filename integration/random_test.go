@@ -37,33 +37,24 @@ const (
 // chaosModels is the model file of the randomized schedule's workers: three
 // groups on two deployments each, all calling the test process's provider
 // mock (PROVIDER_URL), each worker naming itself in X-Worker (WORKER_ID).
-const chaosModels = `
-groups:
-  chat:
+func chaosModels() string {
+	var b strings.Builder
+	b.WriteString("groups:\n")
+	for _, g := range []struct{ name, caps string }{{"chat", ""}, {"json", ", supports_json_schema: true"}, {"tools", ", supports_tools: true"}} {
+		fmt.Fprintf(&b, `  %s:
     strategy: priority
     retry: {max_retries: 3, backoff: {initial: 10ms, max: 100ms}}
     breaker: {failures: 20, period: 10s, cooldown: 2s}
     timeouts: {ttft: 2s, idle: 2s}
     deployments:
-      - {name: chat-a, provider: openai, model: chaos-a, base_url: "${PROVIDER_URL}", api_key: sk-chaos, headers: {X-Worker: "${WORKER_ID}"}}
-      - {name: chat-b, provider: openai, model: chaos-b, base_url: "${PROVIDER_URL}", api_key: sk-chaos, headers: {X-Worker: "${WORKER_ID}"}, priority: 1}
-  json:
-    strategy: priority
-    retry: {max_retries: 3, backoff: {initial: 10ms, max: 100ms}}
-    breaker: {failures: 20, period: 10s, cooldown: 2s}
-    timeouts: {ttft: 2s, idle: 2s}
-    deployments:
-      - {name: json-a, provider: openai, model: chaos-a, base_url: "${PROVIDER_URL}", api_key: sk-chaos, headers: {X-Worker: "${WORKER_ID}"}, supports_json_schema: true}
-      - {name: json-b, provider: openai, model: chaos-b, base_url: "${PROVIDER_URL}", api_key: sk-chaos, headers: {X-Worker: "${WORKER_ID}"}, supports_json_schema: true, priority: 1}
-  tools:
-    strategy: priority
-    retry: {max_retries: 3, backoff: {initial: 10ms, max: 100ms}}
-    breaker: {failures: 20, period: 10s, cooldown: 2s}
-    timeouts: {ttft: 2s, idle: 2s}
-    deployments:
-      - {name: tools-a, provider: openai, model: chaos-a, base_url: "${PROVIDER_URL}", api_key: sk-chaos, headers: {X-Worker: "${WORKER_ID}"}, supports_tools: true}
-      - {name: tools-b, provider: openai, model: chaos-b, base_url: "${PROVIDER_URL}", api_key: sk-chaos, headers: {X-Worker: "${WORKER_ID}"}, supports_tools: true, priority: 1}
-`
+`, g.name)
+		for k, model := range []string{"chaos-a", "chaos-b"} {
+			fmt.Fprintf(&b, "      - {name: %s-%c, provider: openai, model: %s, base_url: \"${PROVIDER_URL}\", api_key: sk-chaos, headers: {X-Worker: \"${WORKER_ID}\"}, priority: %d%s}\n",
+				g.name, 'a'+k, model, k, g.caps)
+		}
+	}
+	return b.String()
+}
 
 // chaosLimits are the checker's bounds for chaosModels: 1 + max_retries
 // calls per execution, and 1 + 2 executions (SWITCHYARD_VALIDATION_RETRIES)
@@ -100,7 +91,7 @@ func TestChaosSchedule(t *testing.T) {
 
 	var mock *providerMock
 	spec := fleetSpec{
-		models:        chaosModels,
+		models:        chaosModels(),
 		groups:        []string{"chat", "json", "tools"},
 		providerNet:   true,
 		diskLimit:     512 << 20,

@@ -187,14 +187,9 @@ func Compare(ctx context.Context, cfg CompareConfig, out io.Writer) (err error) 
 		if *b.bin != "" || !b.need {
 			continue
 		}
-		fmt.Fprintf(out, "building the %s (go build ./cmd/%s) ...\n", b.name, b.name)
-		bin := filepath.Join(dir, b.name)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/"+b.name)
-		cmd.Dir = cfg.ModuleDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("bench: build %s: %w\n%s", b.name, err, out)
+		if *b.bin, err = buildCmd(ctx, out, cfg.ModuleDir, dir, b.name); err != nil {
+			return err
 		}
-		*b.bin = bin
 	}
 	if err := c.startNATS(ctx); err != nil {
 		return err
@@ -219,6 +214,19 @@ func Compare(ctx context.Context, cfg CompareConfig, out io.Writer) (err error) 
 		c.summary(c.base, c.sy)
 	}
 	return nil
+}
+
+// buildCmd builds ./cmd/<name> of the module at moduleDir into dir and
+// returns the binary's path.
+func buildCmd(ctx context.Context, out io.Writer, moduleDir, dir, name string) (string, error) {
+	fmt.Fprintf(out, "building the %s (go build ./cmd/%s) ...\n", name, name)
+	bin := filepath.Join(dir, name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/"+name)
+	cmd.Dir = moduleDir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("bench: build %s: %w\n%s", name, err, b)
+	}
+	return bin, nil
 }
 
 func numCPU() int {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -107,14 +106,9 @@ func Soak(ctx context.Context, cfg SoakConfig, out io.Writer) error {
 	defer os.RemoveAll(dir) //nolint:errcheck // a temp dir left behind is harmless
 	c := &compare{cfg: CompareConfig{Helper: cfg.Helper, WorkerBin: cfg.WorkerBin, ModuleDir: cfg.ModuleDir}, out: out, dir: dir}
 	if c.cfg.WorkerBin == "" {
-		fmt.Fprintln(out, "building the worker (go build ./cmd/worker) ...")
-		bin := filepath.Join(dir, "worker")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/worker")
-		cmd.Dir = cfg.ModuleDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("bench: build worker: %w\n%s", err, out)
+		if c.cfg.WorkerBin, err = buildCmd(ctx, out, cfg.ModuleDir, dir, "worker"); err != nil {
+			return err
 		}
-		c.cfg.WorkerBin = bin
 	}
 	if err := c.startNATS(ctx); err != nil {
 		return err
