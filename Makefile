@@ -41,7 +41,7 @@ fuzz: ## run every fuzz target briefly
 	done
 
 test-integration: ## container suites (testcontainers, images built FROM scratch here)
-	@if [ -d integration ]; then $(GO) test -count=1 -timeout 30m -v ./integration/...; fi
+	@if [ -d integration ]; then $(GO) test -count=1 -timeout 45m -v ./integration/...; fi
 
 # The randomized fault schedule (integration/random_test.go). make test runs
 # it for 2 minutes with a random seed; a seed that failed replays with
