@@ -175,6 +175,7 @@ type cluster struct {
 	spec     fleetSpec
 	docker   *testcontainers.DockerClient
 	net      *testcontainers.DockerNetwork
+	subnet   netip.Prefix                  // of net (see fixedAddr)
 	provNet  *testcontainers.DockerNetwork // with spec.providerNet
 	nodes    []*node
 	workers  []*testcontainers.DockerContainer
@@ -219,9 +220,9 @@ func startFleet(t *testing.T, spec fleetSpec) *cluster {
 	t.Cleanup(func() { docker.Close() })
 	c.docker = docker
 
-	c.net = newNetwork(ctx, t, c.runID)
+	c.net, c.subnet = newNetwork(ctx, t, c.runID)
 	if spec.providerNet {
-		c.provNet = newNetwork(ctx, t, c.runID)
+		c.provNet, _ = newNetwork(ctx, t, c.runID)
 	}
 	if spec.onNetworks != nil {
 		spec.onNetworks(ctx, t, c)
@@ -281,7 +282,7 @@ func startFleet(t *testing.T, spec fleetSpec) *cluster {
 		ports := freePorts(t, spec.gateways)
 		c.gateways = make([]*gateway, spec.gateways)
 		for i := range c.gateways {
-			c.gateways[i] = &gateway{name: fmt.Sprintf("gateway-%d", i+1), hostPort: ports[i]}
+			c.gateways[i] = &gateway{index: i, name: fmt.Sprintf("gateway-%d", i+1), hostPort: ports[i]}
 		}
 		parallel(t, spec.gateways, func(i int) error { return c.startGateway(ctx, t, c.gateways[i]) })
 	}
@@ -316,7 +317,8 @@ func (c *cluster) startNode(ctx context.Context, t *testing.T, n *node) error {
 				hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: n.store.dir, Target: "/data"})
 			}
 		},
-		WaitingFor: wait.ForHTTP("/varz").WithPort("8222/tcp").WithStartupTimeout(30 * time.Second).WithPollInterval(100 * time.Millisecond),
+		EndpointSettingsModifier: c.fixedAddr(nodeHost + nodeIndex(n)),
+		WaitingFor:               wait.ForHTTP("/varz").WithPort("8222/tcp").WithStartupTimeout(30 * time.Second).WithPollInterval(100 * time.Millisecond),
 	}
 	var err error
 	n.ctr, err = c.run(ctx, t, n.alias, req)
@@ -420,7 +422,8 @@ func (c *cluster) startWorker(ctx context.Context, t *testing.T, i int) (*testco
 		HostConfigModifier: func(hc *container.HostConfig) {
 			hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: 5}
 		},
-		WaitingFor: wait.ForHTTP("/readyz").WithPort("9090/tcp").WithStartupTimeout(60 * time.Second).WithPollInterval(100 * time.Millisecond),
+		EndpointSettingsModifier: c.fixedAddr(workerHost + i),
+		WaitingFor:               wait.ForHTTP("/readyz").WithPort("9090/tcp").WithStartupTimeout(60 * time.Second).WithPollInterval(100 * time.Millisecond),
 	}
 	return c.run(ctx, t, fmt.Sprintf("worker %d", i+1), req)
 }

@@ -28,7 +28,7 @@ import (
 // container cut off from it (a partition) is re-attached with the address
 // it had, and Docker keeps a requested address only on a network whose
 // subnet was given at creation. Its removal is registered with t.Cleanup.
-func newNetwork(ctx context.Context, t *testing.T, runID string) *testcontainers.DockerNetwork {
+func newNetwork(ctx context.Context, t *testing.T, runID string) (*testcontainers.DockerNetwork, netip.Prefix) {
 	t.Helper()
 	var last error
 	for range 8 {
@@ -54,10 +54,33 @@ func newNetwork(ctx context.Context, t *testing.T, runID string) *testcontainers
 				t.Logf("remove network %s: %v", nw.Name, err)
 			}
 		})
-		return nw
+		return nw, subnet
 	}
 	t.Fatalf("docker network: %v", last)
-	return nil
+	return nil, netip.Prefix{}
+}
+
+// Host numbers of the containers on the fleet's network: each container
+// has a fixed address, so that the address of a container cut off (a
+// partition) is not handed to another one started meanwhile (a worker
+// restarted by the schedule took a cut-off node's address once, and the
+// node could not be attached again).
+const (
+	nodeHost    = 10 // + node index
+	workerHost  = 20 // + worker index
+	gatewayHost = 30 // + gateway index
+)
+
+// fixedAddr gives a container the address host on the fleet's network.
+func (c *cluster) fixedAddr(host int) func(map[string]*network.EndpointSettings) {
+	a := c.subnet.Addr().As4()
+	a[3] = byte(host)
+	ip := netip.AddrFrom4(a)
+	return func(eps map[string]*network.EndpointSettings) {
+		if ep := eps[c.net.Name]; ep != nil {
+			ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: ip}
+		}
+	}
 }
 
 // gateway returns the host's address on a network: where a server of the

@@ -24,6 +24,7 @@ import (
 // gateway is one HTTP gateway container, on a host port fixed across
 // restarts so that a client's list of gateways stays right.
 type gateway struct {
+	index    int
 	name     string
 	hostPort int
 	ctr      *testcontainers.DockerContainer
@@ -51,8 +52,9 @@ func (c *cluster) startGateway(ctx context.Context, t *testing.T, g *gateway) er
 		Files: []testcontainers.ContainerFile{{
 			Reader: strings.NewReader(c.spec.models), ContainerFilePath: "/models.yaml", FileMode: 0o644,
 		}},
-		HostConfigModifier: func(hc *container.HostConfig) { hc.PortBindings = fixedPort(port, g.hostPort) },
-		WaitingFor:         wait.ForHTTP("/readyz").WithPort("8080/tcp").WithStartupTimeout(60 * time.Second).WithPollInterval(100 * time.Millisecond),
+		HostConfigModifier:       func(hc *container.HostConfig) { hc.PortBindings = fixedPort(port, g.hostPort) },
+		EndpointSettingsModifier: c.fixedAddr(gatewayHost + g.index),
+		WaitingFor:               wait.ForHTTP("/readyz").WithPort("8080/tcp").WithStartupTimeout(60 * time.Second).WithPollInterval(100 * time.Millisecond),
 	}
 	var err error
 	g.ctr, err = c.run(ctx, t, g.name, req)
