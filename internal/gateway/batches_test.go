@@ -180,3 +180,38 @@ func TestFilesAPI(t *testing.T) {
 	_, err = c.Files.Get(ctx, file.ID)
 	require.Equal(t, 404, apiError(t, err).StatusCode)
 }
+
+// A batch whose gateway stops mid-run is taken over by another gateway,
+// which runs the rest without running the finished lines again.
+func TestBatchAdoptedByAnotherGateway(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, fleetOpts{slow: mockSlow(5, 10*time.Millisecond), gateway: func(c *gatewayConfig) { c.BatchConcurrency = 4 }})
+	ctx := ctxT(t, 90*time.Second)
+	c := f.openai()
+	in := strings.ReplaceAll(string(batchInput(60)), `"gpt-4o-mini"`, `"slow"`)
+	file, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader(in), "in.jsonl", "application/jsonl"), Purpose: openai.FilePurposeBatch})
+	require.NoError(t, err)
+	b, err := c.Batches.New(ctx, openai.BatchNewParams{InputFileID: file.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions, CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+	require.NoError(t, err)
+	eventually(t, 30*time.Second, func() bool { return f.mocks["slow"].CallsOK() >= 10 }, "the batch runs")
+	f.gw.stop()
+	ranBefore := f.mocks["slow"].CallsOK()
+	require.Less(t, ranBefore, int64(60), "stopped mid-run")
+
+	f.gw = f.startGateway()
+	c = f.openai()
+	eventually(t, 60*time.Second, func() bool {
+		b, err = c.Batches.Get(ctx, b.ID)
+		return err == nil && b.Status == "completed"
+	}, "the second gateway finishes the batch")
+	require.EqualValues(t, 60, b.RequestCounts.Completed)
+	resp, err := c.Files.Content(ctx, b.OutputFileID)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	out := readLines(t, resp.Body)
+	require.Len(t, out, 60, "every line once")
+	// Lines that had finished were read back, not run again; only the
+	// lines in flight at the stop (at most BatchConcurrency) may have run
+	// twice.
+	require.LessOrEqual(t, f.mocks["slow"].CallsOK(), int64(60+4))
+}
