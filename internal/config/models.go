@@ -13,6 +13,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/switchyard/switchyard/pkg/bus"
+	"github.com/switchyard/switchyard/pkg/llm"
 	"github.com/switchyard/switchyard/pkg/llm/mock"
 	"github.com/switchyard/switchyard/pkg/policy"
 )
@@ -30,7 +31,34 @@ type Models struct {
 
 	path string
 	src  []byte
+	// remap turns a YAML path of this model into one of src, for files
+	// translated from another format (see litellm.go); nil: the identity.
+	remap func(path string) string
+	// notices name what the file said that has no effect here.
+	notices []Notice
+	// env holds variables the file itself sets (LiteLLM's
+	// environment_variables), read before the process environment.
+	env map[string]string
 }
+
+// Notice names a key of the model file that was accepted but has no effect
+// here, and why; the worker logs each once at start.
+type Notice struct {
+	Key    string // its path in the file, e.g. litellm_settings.success_callback
+	Line   int    // 0 when unknown
+	Reason string
+}
+
+func (n Notice) String() string {
+	if n.Line > 0 {
+		return fmt.Sprintf("line %d: %s: %s", n.Line, n.Key, n.Reason)
+	}
+	return n.Key + ": " + n.Reason
+}
+
+// Notices lists the file's keys that have no effect here (none for a
+// native model file), in file order.
+func (m *Models) Notices() []Notice { return m.notices }
 
 // Group is a model group: its routing and resilience options (policy's, inline)
 // and its deployments.
@@ -80,6 +108,10 @@ type Deployment struct {
 	// input/output_cost_per_mtok, supports_*) are in the inline policy
 	// options: the router resolves them into its record of the model.
 
+	// Params are default request parameters (temperature, max_tokens, ...)
+	// for requests that do not set them.
+	Params *Params `yaml:"params"`
+
 	// Mock provider settings.
 	Mock *mock.Config `yaml:"mock"`
 
@@ -124,11 +156,18 @@ func ParseModels(name string, src []byte) (*Models, error) {
 	return parseModels(name, src, os.LookupEnv)
 }
 
-func parseModels(name string, src []byte, lookup func(string) (string, bool)) (*Models, error) {
-	m := &Models{path: name, src: src}
-	dec := yaml.NewDecoder(bytes.NewReader(src), yaml.DisallowUnknownField())
-	if err := dec.Decode(m); err != nil {
-		return nil, m.decodeError(err)
+func parseModels(name string, src []byte, env func(string) (string, bool)) (*Models, error) {
+	m, err := decodeModels(name, src)
+	if err != nil {
+		return nil, err
+	}
+	// ${VAR}: the file's own variables (LiteLLM's environment_variables),
+	// then the environment.
+	lookup := func(name string) (string, bool) {
+		if v, ok := m.env[name]; ok {
+			return v, true
+		}
+		return env(name)
 	}
 	if err := errors.Join(m.resolve(lookup), m.resolveTenants(lookup)); err != nil {
 		return nil, err
@@ -139,13 +178,34 @@ func parseModels(name string, src []byte, lookup func(string) (string, bool)) (*
 	return m, nil
 }
 
+// decodeModels reads a model file without resolving its secrets.
+func decodeModels(name string, src []byte) (*Models, error) {
+	m := &Models{path: name, src: src}
+	dec := yaml.NewDecoder(bytes.NewReader(src), yaml.DisallowUnknownField())
+	if err := dec.Decode(m); err != nil {
+		return nil, m.decodeError(err)
+	}
+	return m, nil
+}
+
 // errAt names the file, line and key of a bad value.
 func (m *Models) errAt(path, format string, args ...any) error {
+	if m.remap != nil {
+		path = m.remap(path)
+	}
 	line := ""
-	if p, err := yaml.PathString(path); err == nil {
-		if n, err := p.ReadNode(bytes.NewReader(m.src)); err == nil && n != nil && n.GetToken() != nil {
-			line = fmt.Sprintf(":%d", n.GetToken().Position.Line)
+	// A key that is missing is named with the line of its parent.
+	for p := path; line == "" && p != "$" && p != ""; {
+		if yp, err := yaml.PathString(p); err == nil {
+			if n, err := yp.ReadNode(bytes.NewReader(m.src)); err == nil && n != nil && n.GetToken() != nil {
+				line = fmt.Sprintf(":%d", n.GetToken().Position.Line)
+			}
 		}
+		i := strings.LastIndexAny(p, ".[")
+		if i <= 0 {
+			break
+		}
+		p = p[:i]
 	}
 	key := strings.TrimPrefix(path, "$.")
 	return fmt.Errorf("config: %s%s: %s: %s", m.path, line, key, fmt.Sprintf(format, args...))
@@ -197,6 +257,7 @@ func expandSecret(s string, lookup func(string) (string, bool)) (string, error) 
 
 func (m *Models) resolve(lookup func(string) (string, bool)) error {
 	var errs []error
+
 	for _, gname := range m.groupNames() {
 		for i, d := range m.Groups[gname].Deployments {
 			if d == nil {
@@ -301,6 +362,11 @@ func (m *Models) validate() error {
 			} else if msg := d.missingKey(); msg != "" {
 				errs = append(errs, m.errAt(dp, "%s", msg))
 			}
+			if d.Params != nil {
+				if err := d.Params.check(); err != nil {
+					errs = append(errs, m.errAt(dp+"."+err.key, "%s", err.msg))
+				}
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -317,7 +383,7 @@ func (m *Models) Build(ctx context.Context) ([]policy.Group, error) {
 		g := m.Groups[gname]
 		pg := policy.Group{Name: gname, Options: g.GroupOptions}
 		for _, d := range g.Deployments {
-			p, err := d.build(ctx)
+			p, err := d.provider(ctx)
 			if err != nil {
 				errs = append(errs, m.errAt(d.path+".provider", "%v", err))
 				continue
@@ -327,4 +393,13 @@ func (m *Models) Build(ctx context.Context) ([]policy.Group, error) {
 		groups = append(groups, pg)
 	}
 	return groups, errors.Join(errs...)
+}
+
+// provider builds the deployment's provider, with its default parameters.
+func (d *Deployment) provider(ctx context.Context) (llm.Provider, error) {
+	p, err := d.build(ctx)
+	if err != nil || d.Params == nil {
+		return p, err
+	}
+	return withParams{p: p, params: *d.Params}, nil
 }

@@ -139,7 +139,7 @@ func (m *Models) BuildTenant(ctx context.Context, tenant string, base []policy.G
 			}
 			spec := *specs[d.Name]
 			spec.APIKey = key
-			p, err := spec.build(ctx)
+			p, err := spec.provider(ctx)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("config: tenant %s, deployment %s: %w", tenant, d.Name, err))
 				continue
