@@ -151,7 +151,9 @@ func loadModels(path string, lookup func(string) (string, bool)) (*Models, error
 	return parseModels(name, src, lookup)
 }
 
-// ParseModels parses and checks a model file; name is used in errors.
+// ParseModels parses and checks a model file; name is used in errors. A
+// LiteLLM proxy config.yaml (known by its top-level keys) is translated into
+// the same model; see litellm.go and docs/litellm.md.
 func ParseModels(name string, src []byte) (*Models, error) {
 	return parseModels(name, src, os.LookupEnv)
 }
@@ -180,6 +182,13 @@ func parseModels(name string, src []byte, env func(string) (string, bool)) (*Mod
 
 // decodeModels reads a model file without resolving its secrets.
 func decodeModels(name string, src []byte) (*Models, error) {
+	lite, err := isLiteLLM(name, src)
+	if err != nil {
+		return nil, err
+	}
+	if lite {
+		return parseLiteLLM(name, src)
+	}
 	m := &Models{path: name, src: src}
 	dec := yaml.NewDecoder(bytes.NewReader(src), yaml.DisallowUnknownField())
 	if err := dec.Decode(m); err != nil {
