@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -24,6 +25,13 @@ func runCheck(ctx context.Context, env config.Env, out io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(out, err)
 		return 2
+	}
+	if ns := models.Notices(); len(ns) > 0 {
+		fmt.Fprintln(out, "accepted without effect:")
+		for _, n := range ns {
+			fmt.Fprintln(out, "  "+n.String())
+		}
+		fmt.Fprintln(out)
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GROUP\tDEPLOYMENT\tMODEL\tSTATUS\tTTFT\tDETAIL")
@@ -68,4 +76,18 @@ func probe(ctx context.Context, p llm.Provider, model string) (status, ttft, det
 		return "FAIL", "-", err.Error()
 	}
 	return "ok", first.Round(time.Millisecond).String(), ""
+}
+
+// runPrintConfig prints the model file as a native one (see
+// config.PrintModels) and returns the exit code.
+func runPrintConfig(env config.Env, out io.Writer) int {
+	b, err := config.PrintModels(env.ConfigPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if _, err := out.Write(b); err != nil {
+		return 1
+	}
+	return 0
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard/switchyard/internal/config"
+	"github.com/switchyard/switchyard/internal/vendortest"
 )
 
 func TestCheckPrintsWhatWorksWithoutKeys(t *testing.T) {
@@ -40,4 +41,36 @@ groups:
 	require.Regexp(t, `g\s+real\s+gpt-4o-mini\s+FAIL.*auth`, out.String())
 	require.Contains(t, out.String(), "1 deployment(s) failed")
 	require.NotContains(t, out.String(), key)
+}
+
+// worker --check and --print-config on a LiteLLM proxy config.yaml: the
+// check probes its deployments (by their LiteLLM model names' groups) and
+// names what has no effect; the printed native file never holds the key.
+func TestCheckAndPrintConfigOnALiteLLMFile(t *testing.T) {
+	oa := vendortest.OpenAI(t, "openai")
+	oa.ForModel("bad-model", vendortest.OpenAIAuth)
+	t.Setenv("LITELLM_CHECK_KEY", "sk-litellm-check-SECRET")
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`
+model_list:
+  - model_name: gpt-3.5-turbo
+    litellm_params: {model: openai/gpt-3.5-turbo, api_base: "%[1]s", api_key: os.environ/LITELLM_CHECK_KEY}
+  - model_name: bad-model
+    litellm_params: {model: openai/bad-model, api_base: "%[1]s", api_key: os.environ/LITELLM_CHECK_KEY}
+litellm_settings:
+  success_callback: ["langfuse"]
+`, oa.URL)), 0o600))
+	env := config.Env{ConfigPath: path}
+	var out bytes.Buffer
+	require.Equal(t, 1, runCheck(context.Background(), env, &out), out.String())
+	require.Contains(t, out.String(), "line 8: litellm_settings.success_callback: callbacks to hosted logging services are not run")
+	require.Regexp(t, `gpt-3-5-turbo\s+openai/gpt-3.5-turbo\s+gpt-3.5-turbo\s+ok`, out.String())
+	require.Regexp(t, `bad-model\s+openai/bad-model\s+bad-model\s+FAIL.*auth`, out.String())
+	require.NotContains(t, out.String(), "SECRET")
+
+	out.Reset()
+	require.Equal(t, 0, runPrintConfig(env, &out))
+	require.Contains(t, out.String(), `api_key: "${LITELLM_CHECK_KEY}"`)
+	require.Contains(t, out.String(), "gpt-3.5-turbo: gpt-3-5-turbo", "the LiteLLM name is kept as an alias")
+	require.NotContains(t, out.String(), "SECRET")
 }

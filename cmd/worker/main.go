@@ -32,7 +32,7 @@ import (
 )
 
 func main() {
-	check, err := parseArgs(os.Args[1:], os.Stdout)
+	args, err := parseArgs(os.Args[1:], os.Stdout)
 	if errors.Is(err, pflag.ErrHelp) {
 		return
 	}
@@ -51,8 +51,11 @@ func main() {
 	config.ApplyGCDefaults()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if check {
+	if args.check {
 		os.Exit(runCheck(ctx, env, os.Stdout))
+	}
+	if args.printConfig {
+		os.Exit(runPrintConfig(env, os.Stdout))
 	}
 	if err := app.Run(ctx, env, app.Options{Logger: log}); err != nil {
 		// One record per error: a model file with three mistakes gives
@@ -65,28 +68,38 @@ func main() {
 	log.Info("worker stopped")
 }
 
-// parseArgs reads the command line: --check, --help, and nothing else,
+// flags are the command line's: what to do instead of running.
+type flags struct {
+	check       bool // probe every deployment and exit
+	printConfig bool // print the model file as a native one and exit
+}
+
+// parseArgs reads the command line: --check, --print-config, --help, and nothing else,
 // since settings come from the environment. A flag that looks like a
 // variable (--config) is answered with the variable's name.
-func parseArgs(args []string, out io.Writer) (check bool, err error) {
+func parseArgs(args []string, out io.Writer) (f flags, err error) {
 	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.BoolVar(&check, "check", false, "load the config, make one minimal call per deployment, print what works, and exit")
+	fs.BoolVar(&f.check, "check", false, "load the config, make one minimal call per deployment, print what works, and exit")
+	fs.BoolVar(&f.printConfig, "print-config", false, "print the model file as Switchyard's own (a LiteLLM config.yaml translated), and exit")
 	fs.Usage = func() { usage(out, fs) }
 	err = fs.Parse(args)
 	if errors.Is(err, pflag.ErrHelp) {
-		return false, err
+		return flags{}, err
 	}
 	if ne, ok := errors.AsType[*pflag.NotExistError](err); ok {
-		return false, unknownFlag(ne.GetSpecifiedName(), args)
+		return flags{}, unknownFlag(ne.GetSpecifiedName(), args)
 	}
 	if err != nil {
-		return false, err
+		return flags{}, err
 	}
 	if fs.NArg() > 0 {
-		return false, fmt.Errorf("worker takes no arguments, got %q: settings come from the environment", strings.Join(fs.Args(), " "))
+		return flags{}, fmt.Errorf("worker takes no arguments, got %q: settings come from the environment", strings.Join(fs.Args(), " "))
 	}
-	return check, nil
+	if f.check && f.printConfig {
+		return flags{}, errors.New("--check and --print-config: one at a time")
+	}
+	return f, nil
 }
 
 // unknownFlag names the environment variable a mistaken flag stands for.
@@ -114,7 +127,7 @@ func unknownFlag(name string, args []string) error {
 }
 
 func usage(w io.Writer, fs *pflag.FlagSet) {
-	fmt.Fprint(w, `usage: worker [--check]
+	fmt.Fprint(w, `usage: worker [--check | --print-config]
 
 Consumes the jobs of its model groups from NATS JetStream, calls the
 providers and publishes events and one result per job. With no NATS_URL it
@@ -123,8 +136,10 @@ built-in demo group on the mock provider. docs/configuration.md is the
 reference of every variable and model-file key.
 
 flags:
-      --check   load the config, make one minimal call per deployment, print what works, and exit
-  -h, --help    this help
+      --check          load the config, make one minimal call per deployment, print what works, and exit
+      --print-config   print the model file as Switchyard's own (a LiteLLM config.yaml translated:
+                       docs/litellm.md), and exit
+  -h, --help           this help
 
 environment:
 `)

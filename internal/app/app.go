@@ -124,6 +124,9 @@ func (p *process) loadModels(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, n := range models.Notices() {
+		p.log.Warn("model file key has no effect here", slog.String("key", n.Key), slog.Int("line", n.Line), slog.String("why", n.Reason))
+	}
 	p.models = models
 	p.groups, err = models.Build(ctx)
 	return err
