@@ -248,6 +248,11 @@ func (g *Gateway) routes() {
 	api("POST /v1/messages", "messages", writeAnthropicError, g.messages)
 	api("GET /v1/models", "models", writeOpenAIError, g.listModels)
 	api("GET /v1/models/{model}", "models", writeOpenAIError, g.getModel)
+	// LiteLLM's proxy also serves these without /v1, and its docs point the
+	// SDKs at the bare host: a client moved from it keeps its base URL.
+	api("POST /chat/completions", "chat_completions", writeOpenAIError, g.chatCompletions)
+	api("GET /models", "models", writeOpenAIError, g.listModels)
+	api("GET /models/{model}", "models", writeOpenAIError, g.getModel)
 
 	api("POST /v1/jobs", "jobs", writeOpenAIError, g.createJob)
 	api("GET /v1/jobs/{id}", "jobs", writeOpenAIError, g.getJob)
