@@ -59,11 +59,12 @@ func (m *Models) Resolve(name string) (group string, ok bool) {
 }
 
 // ModelNames lists every name Resolve accepts, sorted: each group's own name,
-// then the aliases.
+// then the aliases. The group names a LiteLLM file's model names were mapped
+// to are hidden: its clients know the model names.
 func (m *Models) ModelNames() []ModelName {
 	out := make([]ModelName, 0, len(m.Groups)+len(m.Aliases))
 	for _, g := range m.groupNames() {
-		out = append(out, ModelName{Name: g, Group: g})
+		out = append(out, ModelName{Name: g, Group: g, Hidden: m.unlisted[g]})
 	}
 	for _, name := range sortedKeys(m.Aliases) {
 		a := m.Aliases[name]

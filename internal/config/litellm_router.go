@@ -530,6 +530,10 @@ func (t *litellm) aliases(entries []*lentry, n lnode) {
 	for _, e := range entries {
 		tokens[e.name] = e.group
 		if e.name != e.group {
+			if t.m.unlisted == nil {
+				t.m.unlisted = map[string]bool{}
+			}
+			t.m.unlisted[e.group] = true
 			t.m.Aliases[e.name] = Alias{Group: e.group}
 			t.remap["$.aliases."+pathKey(e.name)] = e.n.key("model_name").path
 		}

@@ -39,6 +39,9 @@ type Models struct {
 	// env holds variables the file itself sets (LiteLLM's
 	// environment_variables), read before the process environment.
 	env map[string]string
+	// unlisted are groups whose own names ModelNames hides (those a
+	// LiteLLM model_name was mapped to).
+	unlisted map[string]bool
 }
 
 // Notice names a key of the model file that was accepted but has no effect
