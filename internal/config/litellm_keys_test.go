@@ -248,3 +248,24 @@ func resolved(m *Models) map[string]string {
 	}
 	return out
 }
+
+// The standalone gateway reads a LiteLLM file as the worker does, without
+// the providers' secrets: its model names, aliases and master key.
+func TestLiteLLMFileForTheGateway(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+model_list:
+  - model_name: gpt-3.5-turbo
+    litellm_params: {model: openai/gpt-3.5-turbo, api_key: os.environ/LITELLM_GATEWAY_TEST_UNSET}
+router_settings:
+  model_group_alias: {"gpt-3.5": "gpt-3.5-turbo"}
+general_settings:
+  master_key: sk-gateway-master
+`), 0o600))
+	m, err := LoadGatewayModels(path)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"gpt-3-5-turbo": "gpt-3-5-turbo", "gpt-3.5-turbo": "gpt-3-5-turbo", "gpt-3.5": "gpt-3-5-turbo"}, resolved(m))
+	require.Len(t, m.APIKeys, 1)
+	require.True(t, m.APIKeys[0].Admin)
+}
