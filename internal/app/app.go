@@ -30,6 +30,7 @@ import (
 	"github.com/switchyard/switchyard/internal/config"
 	"github.com/switchyard/switchyard/internal/embedded"
 	"github.com/switchyard/switchyard/internal/fleet"
+	"github.com/switchyard/switchyard/internal/heartbeat"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/telemetry"
 	"github.com/switchyard/switchyard/internal/tenant"
@@ -295,6 +296,12 @@ func (p *process) run(ctx context.Context) error {
 	if gw := p.gateway; gw != nil {
 		g.Go(func() error { return gw.serve(gctx, p.env, p.models, p.log) })
 	}
+	// The console's view of this worker (internal/heartbeat).
+	g.Go(func() error {
+		return heartbeat.Run(gctx, p.js, heartbeat.Config{
+			Gatherer: p.metrics.Registry(), Groups: p.served(), Concurrency: p.env.Concurrency, Replicas: p.env.Replicas, Logger: p.log,
+		})
+	})
 	// Register before the worker is ready, so that a SIGHUP sent once it
 	// is can never fall through to the default action (exit).
 	hup := make(chan os.Signal, 1)

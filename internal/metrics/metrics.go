@@ -186,12 +186,21 @@ type breakerCollector struct{ src StatusSource }
 var (
 	breakerDesc = prometheus.NewDesc("switchyard_breaker_open", "1 when the deployment's circuit breaker is open (or half-open: 0.5).", []string{"group", "deployment"}, nil)
 	depInFlDesc = prometheus.NewDesc("switchyard_deployment_calls_in_flight", "Calls in flight to a deployment from this worker.", []string{"group", "deployment"}, nil)
+	maxConcDesc = prometheus.NewDesc("switchyard_deployment_max_concurrency", "The deployment's configured max_concurrency (absent: no limit).", []string{"group", "deployment"}, nil)
+	rpmUsedDesc = prometheus.NewDesc("switchyard_deployment_rpm_used", "Requests this worker sent to a deployment in the current minute.", []string{"group", "deployment"}, nil)
+	tpmUsedDesc = prometheus.NewDesc("switchyard_deployment_tpm_used", "Tokens (as estimated at admission) this worker sent to a deployment in the current minute.", []string{"group", "deployment"}, nil)
+	rpmDesc     = prometheus.NewDesc("switchyard_deployment_rpm_limit", "The deployment's configured rpm (absent: no limit).", []string{"group", "deployment"}, nil)
+	tpmDesc     = prometheus.NewDesc("switchyard_deployment_tpm_limit", "The deployment's configured tpm (absent: no limit).", []string{"group", "deployment"}, nil)
 	pendingDesc = prometheus.NewDesc("switchyard_queue_pending", "Jobs waiting in a group's queue (consumer pending).", []string{"group"}, nil)
 	ackPendDesc = prometheus.NewDesc("switchyard_queue_ack_pending", "Jobs delivered and not yet acked, fleet-wide.", []string{"group"}, nil)
 	redelivDesc = prometheus.NewDesc("switchyard_queue_redelivered", "Jobs redelivered and not yet acked, fleet-wide.", []string{"group"}, nil)
 )
 
-func (c *breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- breakerDesc; ch <- depInFlDesc }
+func (c *breakerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{breakerDesc, depInFlDesc, maxConcDesc, rpmUsedDesc, tpmUsedDesc, rpmDesc, tpmDesc} {
+		ch <- d
+	}
+}
 
 func (c *breakerCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range c.src.Status() {
@@ -204,6 +213,16 @@ func (c *breakerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(breakerDesc, prometheus.GaugeValue, v, s.Group, s.Deployment)
 		ch <- prometheus.MustNewConstMetric(depInFlDesc, prometheus.GaugeValue, float64(s.InFlight), s.Group, s.Deployment)
+		ch <- prometheus.MustNewConstMetric(rpmUsedDesc, prometheus.GaugeValue, float64(s.Requests), s.Group, s.Deployment)
+		ch <- prometheus.MustNewConstMetric(tpmUsedDesc, prometheus.GaugeValue, float64(s.Tokens), s.Group, s.Deployment)
+		for _, l := range []struct {
+			d *prometheus.Desc
+			v int
+		}{{maxConcDesc, s.MaxConcurrency}, {rpmDesc, s.RPM}, {tpmDesc, s.TPM}} {
+			if l.v > 0 {
+				ch <- prometheus.MustNewConstMetric(l.d, prometheus.GaugeValue, float64(l.v), s.Group, s.Deployment)
+			}
+		}
 	}
 }
 

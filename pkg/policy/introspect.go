@@ -1,6 +1,9 @@
 package policy
 
-import "sort"
+import (
+	"sort"
+	"time"
+)
 
 // BreakerState is the state of a deployment's circuit breaker.
 type BreakerState string
@@ -21,6 +24,11 @@ type DeploymentStatus struct {
 	Provider   string // llm.Namer's name, or "" when the provider has none
 	Breaker    BreakerState
 	InFlight   int
+	// MaxConcurrency, RPM and TPM are the deployment's configured limits
+	// (0: none). Requests and Tokens are what this router counted against
+	// RPM and TPM in the current minute (tokens as estimated at admission).
+	MaxConcurrency, RPM, TPM int
+	Requests, Tokens         int
 }
 
 // Status returns a snapshot of every deployment, sorted by group and
@@ -45,8 +53,12 @@ func (r *Router) Status() []DeploymentStatus {
 			if r.shared != nil && st.Breaker == BreakerClosed && r.shared.BreakerOpenUntil(d.Name).After(now) {
 				st.Breaker = BreakerOpen
 			}
+			st.MaxConcurrency, st.RPM, st.TPM = d.opts.MaxConcurrency, d.opts.RPM, d.opts.TPM
 			s.mu.Lock()
 			st.InFlight = s.inflight
+			if s.window.Equal(now.Truncate(time.Minute)) {
+				st.Requests, st.Tokens = s.reqs, s.toks
+			}
 			if s.downUntil.After(now) {
 				st.Breaker = BreakerOpen // cooling down: out of the group
 			}

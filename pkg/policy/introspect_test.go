@@ -31,3 +31,26 @@ func TestStatusReportsBreakerState(t *testing.T) {
 	}
 	require.Equal(t, BreakerOpen, r.Status()[0].Breaker)
 }
+
+func TestStatusReportsLimitsAndTheMinutesUse(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 10, 0, 30, 0, time.UTC)
+	r, err := NewRouter([]Group{{
+		Name:        "g",
+		Deployments: []Deployment{{Name: "d", Model: "m", Provider: mock.New(mock.Config{Tokens: 2}), Options: DeploymentOptions{RPM: 10, TPM: 1000, MaxConcurrency: 4}}},
+	}}, WithClock(func() time.Time { return now }))
+	require.NoError(t, err)
+	req := &llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Content: "hello there"}}}
+	for range 3 {
+		_, err := r.Execute(context.Background(), &Call{Group: "g", Request: req}, func(Event) {})
+		require.NoError(t, err)
+	}
+	st := r.Status()[0]
+	require.Equal(t, [3]int{4, 10, 1000}, [3]int{st.MaxConcurrency, st.RPM, st.TPM})
+	require.Equal(t, 3, st.Requests)
+	require.Positive(t, st.Tokens)
+	now = now.Add(time.Minute) // a new minute: nothing used yet
+	st = r.Status()[0]
+	require.Zero(t, st.Requests)
+	require.Zero(t, st.Tokens)
+}
