@@ -510,13 +510,4 @@ func executors(rs map[string]*policy.Router) map[string]worker.Executor {
 	return out
 }
 
-func budgetLimits(m *config.Models) map[string]tenant.Limit {
-	out := map[string]tenant.Limit{}
-	for _, name := range m.TenantNames() {
-		if b := m.Tenants[name].Budget; b != nil {
-			d := b.WithDefaults()
-			out[name] = tenant.Limit{Tokens: d.Tokens, CostUSD: d.CostUSD, Window: d.Window}
-		}
-	}
-	return out
-}
+func budgetLimits(m *config.Models) map[string]tenant.Limit { return m.BudgetLimits() }

@@ -65,5 +65,7 @@ func gatewayBanner(w io.Writer, addr string) {
     client = OpenAI(base_url="http://%[1]s/v1", api_key="unused")
     print(client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hi"}]).choices[0].message.content)
 
+The operator's console (queues, jobs, dead letters, batches, keys) is on http://%[1]s/console/ (docs/console.md).
+
 `, addr)
 }

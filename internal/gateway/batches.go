@@ -240,18 +240,7 @@ func (g *Gateway) listBatches(w http.ResponseWriter, r *http.Request) {
 // the lines still running and ends it as cancelled.
 func (g *Gateway) cancelBatch(w http.ResponseWriter, r *http.Request) {
 	id := identityOf(r.Context())
-	ctx := r.Context()
-	kv, err := g.store.kv(ctx, BucketBatches)
-	if err != nil {
-		writeOpenAIError(w, busError(err))
-		return
-	}
-	rec, err := g.batches.update(ctx, kv, storeKey(id.Tenant, r.PathValue("id")), func(rec *batchRecord) error {
-		if rec.active() && rec.Batch.Status != batchCancelling {
-			rec.Batch.Status, rec.Batch.CancellingAt = batchCancelling, unix(g.now())
-		}
-		return nil
-	})
+	rec, err := g.markCancelling(r.Context(), id.Tenant, r.PathValue("id"))
 	switch {
 	case errors.Is(err, errNoBatch):
 		writeOpenAIError(w, batchNotFound(r.PathValue("id")))
@@ -260,6 +249,21 @@ func (g *Gateway) cancelBatch(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, rec.Batch)
 	}
+}
+
+// markCancelling marks a tenant's batch cancelling (the console cancels
+// through it too).
+func (g *Gateway) markCancelling(ctx context.Context, tenant, bid string) (*batchRecord, error) {
+	kv, err := g.store.kv(ctx, BucketBatches)
+	if err != nil {
+		return nil, err
+	}
+	return g.batches.update(ctx, kv, storeKey(tenant, bid), func(rec *batchRecord) error {
+		if rec.active() && rec.Batch.Status != batchCancelling {
+			rec.Batch.Status, rec.Batch.CancellingAt = batchCancelling, unix(g.now())
+		}
+		return nil
+	})
 }
 
 var errNoBatch = errors.New("gateway: no such batch")

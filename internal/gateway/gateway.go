@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/switchyard/switchyard/internal/console"
+	"github.com/switchyard/switchyard/internal/tenant"
 	"github.com/switchyard/switchyard/pkg/bus"
 )
 
@@ -70,6 +72,13 @@ type Config struct {
 	// WebhookTimeout bounds one webhook call (default 10s).
 	WebhookTimeout time.Duration
 
+	// Budgets are the tenants' budgets (the model file's), which the
+	// console shows spend against.
+	Budgets map[string]tenant.Limit
+	// ConsoleSampleInterval is how often the console samples the fleet
+	// (default 3s).
+	ConsoleSampleInterval time.Duration
+
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 
@@ -116,6 +125,7 @@ type Gateway struct {
 	hooks    *webhooks
 	batches  *batchRunner
 	store    *store
+	console  *console.Console
 }
 
 // New returns a gateway publishing on nc. It does not own nc.
@@ -139,6 +149,13 @@ func New(nc *nats.Conn, cfg Config) (*Gateway, error) {
 	}
 	g.hooks = newWebhooks(g)
 	g.batches = newBatchRunner(g)
+	g.console, err = console.New(console.Config{
+		Backend: consoleBackend{g}, JetStream: js, Subjects: cfg.Subjects, Budgets: cfg.Budgets,
+		SampleInterval: cfg.ConsoleSampleInterval, Logger: cfg.Logger.With(slog.String("component", "console")), Now: cfg.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
 	g.routes()
 	return g, nil
 }
@@ -209,6 +226,7 @@ func (g *Gateway) Background(ctx context.Context) error {
 	eg.Go(func() error { return g.watchKeys(ctx) })
 	eg.Go(func() error { return g.hooks.run(ctx) })
 	eg.Go(func() error { return g.runBatches(ctx) })
+	eg.Go(func() error { return g.console.Run(ctx) })
 	return eg.Wait()
 }
 
@@ -274,6 +292,11 @@ func (g *Gateway) routes() {
 	api("GET /admin/keys", "admin", writeOpenAIError, g.admin(g.adminListKeys))
 	api("POST /admin/keys", "admin", writeOpenAIError, g.admin(g.adminCreateKey))
 	api("DELETE /admin/keys/{id}", "admin", writeOpenAIError, g.admin(g.adminRevokeKey))
+
+	// The operator's console (internal/console): its own sessions, pages
+	// and assets.
+	m.Handle("/console/", g.instrument("console", g.console.Handler()))
+	m.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
 
 	m.Handle("/", g.instrument("not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e := newError(bus.CodeInvalidRequest, "Invalid URL (%s %s)", r.Method, r.URL.Path)

@@ -342,11 +342,17 @@ func (h *webhooks) call(ctx context.Context, tenant, url, jobID string, ev *webh
 // webhookKey returns a tenant's signing secret (whsec_...), creating it on
 // first use. All gateways share it through BucketSecrets.
 func (g *Gateway) webhookKey(ctx context.Context, tenant string) (string, error) {
+	return g.sharedSecret(ctx, "webhook."+tenantToken(tenant), "whsec_")
+}
+
+// sharedSecret returns the secret stored under key in BucketSecrets
+// (prefix + 32 random bytes, base64), creating it on first use: the first
+// gateway to create it wins and the others read it.
+func (g *Gateway) sharedSecret(ctx context.Context, key, prefix string) (string, error) {
 	kv, err := g.store.kv(ctx, BucketSecrets)
 	if err != nil {
 		return "", err
 	}
-	key := "webhook." + tenantToken(tenant)
 	if e, err := kv.Get(ctx, key); err == nil {
 		return string(e.Value()), nil
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -354,7 +360,7 @@ func (g *Gateway) webhookKey(ctx context.Context, tenant string) (string, error)
 	}
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw)
-	secret := "whsec_" + base64.StdEncoding.EncodeToString(raw)
+	secret := prefix + base64.StdEncoding.EncodeToString(raw)
 	if _, err := kv.Create(ctx, key, []byte(secret)); err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return "", err

@@ -45,6 +45,7 @@ func Config(env config.Env, m *config.Models, log *slog.Logger) (gateway.Config,
 		ShutdownGrace:       env.ShutdownGrace,
 		Replicas:            env.Replicas,
 		WebhookAllowPrivate: env.WebhookAllowPrivate,
+		Budgets:             m.BudgetLimits(),
 	}, nil
 }
 
