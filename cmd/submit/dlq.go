@@ -13,7 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/term"
 
 	"github.com/switchyard/switchyard/internal/ops"
@@ -82,15 +81,11 @@ for confirmation first (on a terminal; elsewhere --yes is required).`, stderr)
 	default:
 		return cmd.usageErr("%q is not an action: list, show, replay or purge", action)
 	}
-	nc, env, err := connect()
+	nc, env, js, err := connectJS()
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	dlq := ops.NewDeadLetters(js, bus.Subjects{Prefix: env.Prefix})
 	switch action {
 	case "list":

@@ -11,8 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/switchyard/switchyard/internal/ops"
 	"github.com/switchyard/switchyard/pkg/bus"
 )
@@ -60,15 +58,11 @@ it is answered).`, stderr)
 	if cmd.fs.Changed("tenant") {
 		tp = tenant
 	}
-	nc, env, err := connect()
+	nc, env, js, err := connectJS()
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	jobs := ops.NewJobs(js, bus.Subjects{Prefix: env.Prefix})
 	if action == "show" {
 		job, err := jobs.Get(ctx, tp, rest[0])

@@ -8,8 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/switchyard/switchyard/internal/gateway"
 )
 
@@ -48,15 +46,11 @@ tenant; the first key created closes it to requests without a key.`, stderr)
 		fmt.Fprintf(stdout, "api_keys:\n  - sha256: %s\n", strings.TrimPrefix(gateway.HashKey(rest[0]), "sha256:"))
 		return nil
 	}
-	nc, env, err := connect()
+	nc, env, js, err := connectJS()
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	kv, err := gateway.KeysBucket(ctx, js, env.Replicas)
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/internal/config"
 	"github.com/switchyard/switchyard/pkg/bus"
@@ -146,6 +147,21 @@ func connect() (*nats.Conn, config.Env, error) {
 		return nil, env, fmt.Errorf("connect to NATS at %s: %w (is a worker running? try: make run)", url, err)
 	}
 	return nc, env, nil
+}
+
+// connectJS connects (see connect) and opens JetStream, for the commands
+// that read streams and buckets directly. The caller closes the connection.
+func connectJS() (*nats.Conn, config.Env, jetstream.JetStream, error) {
+	nc, env, err := connect()
+	if err != nil {
+		return nil, env, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, env, nil, err
+	}
+	return nc, env, js, nil
 }
 
 func newClient(nc *nats.Conn, env config.Env, enc bus.Encoding) (*bus.Client, error) {
