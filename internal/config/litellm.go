@@ -77,6 +77,19 @@ func (n lnode) index(i int) lnode {
 
 func (n lnode) set() bool { return n.v != nil }
 
+// mapping reports whether n is a mapping to read: false when it is not set,
+// and, with an error saying what is wanted, when it is set to something else.
+func (t *litellm) mapping(n lnode, want string) bool {
+	if !n.set() {
+		return false
+	}
+	if _, ok := n.v.(map[string]any); !ok {
+		t.fail(n, "want %s", want)
+		return false
+	}
+	return true
+}
+
 // keys returns the mapping's keys in file order (by line).
 func (n lnode) keys(t *litellm) []string {
 	m, _ := n.v.(map[string]any)

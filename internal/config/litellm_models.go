@@ -522,11 +522,7 @@ func (t *litellm) baseModel(e *lentry, n lnode) {
 
 // info reads model_info.
 func (t *litellm) info(e *lentry, n lnode) {
-	if !n.set() {
-		return
-	}
-	if _, ok := n.v.(map[string]any); !ok {
-		t.fail(n, "want a map")
+	if !t.mapping(n, "a map") {
 		return
 	}
 	d := e.d
@@ -611,11 +607,7 @@ func (t *litellm) deploymentName(e *lentry, names map[string]bool) string {
 // defaultParams gives every deployment the router's default_litellm_params
 // it does not set itself.
 func (t *litellm) defaultParams(entries []*lentry, n lnode) {
-	if !n.set() {
-		return
-	}
-	if _, ok := n.v.(map[string]any); !ok {
-		t.fail(n, "want a map of request parameters")
+	if !t.mapping(n, "a map of request parameters") {
 		return
 	}
 	probe := &lentry{d: &Deployment{}}

@@ -254,11 +254,7 @@ func (t *litellm) numRetries(es []*lentry) *int {
 }
 
 func (t *litellm) groupRetryPolicies(n lnode, entries []*lentry) map[string]map[string]int {
-	if !n.set() {
-		return nil
-	}
-	if _, ok := n.v.(map[string]any); !ok {
-		t.fail(n, "want a map of model_name to retry policy")
+	if !t.mapping(n, "a map of model_name to retry policy") {
 		return nil
 	}
 	known := map[string]bool{}
@@ -538,11 +534,7 @@ func (t *litellm) aliases(entries []*lentry, n lnode) {
 			t.remap["$.aliases."+pathKey(e.name)] = e.n.key("model_name").path
 		}
 	}
-	if !n.set() {
-		return
-	}
-	if _, ok := n.v.(map[string]any); !ok {
-		t.fail(n, "want a map of alias to model_name")
+	if !t.mapping(n, "a map of alias to model_name") {
 		return
 	}
 	for _, k := range n.keys(t) {

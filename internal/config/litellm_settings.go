@@ -119,11 +119,7 @@ func (t *litellm) settings(lit, router lnode) settings {
 }
 
 func (t *litellm) general(n lnode) {
-	if !n.set() {
-		return
-	}
-	if _, ok := n.v.(map[string]any); !ok {
-		t.fail(n, "want a map of settings")
+	if !t.mapping(n, "a map of settings") {
 		return
 	}
 	for _, k := range n.keys(t) {
@@ -157,11 +153,7 @@ var kindOfClass = map[string]string{
 
 // perKind reads retry_policy or allowed_fails_policy: {<Class><suffix>: n}.
 func (t *litellm) perKind(n lnode, suffix string) map[string]int {
-	if !n.set() {
-		return nil
-	}
-	if _, ok := n.v.(map[string]any); !ok {
-		t.fail(n, "want a map of {<ExceptionClass>%s: n}", suffix)
+	if !t.mapping(n, fmt.Sprintf("a map of {<ExceptionClass>%s: n}", suffix)) {
 		return nil
 	}
 	out := map[string]int{}
