@@ -8,15 +8,18 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard/switchyard/internal/fleet"
+	"github.com/switchyard/switchyard/internal/heartbeat"
 	"github.com/switchyard/switchyard/internal/natstest"
 	"github.com/switchyard/switchyard/internal/worker"
 	"github.com/switchyard/switchyard/pkg/bus"
@@ -118,6 +121,23 @@ func TestPermissions(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatalf("worker not ready: violations %v", wperm.list())
 	}
+
+	// The worker's heartbeat (internal/heartbeat), as the worker process
+	// runs it: a few beats, none refused.
+	var beats atomic.Int64
+	hbLog := &lockedBuffer{}
+	hbCtx, hbStop := context.WithCancel(context.Background())
+	hbDone := make(chan error, 1)
+	go func() {
+		hbDone <- heartbeat.Run(hbCtx, wjs, heartbeat.Config{
+			Gatherer: prometheus.NewRegistry(), Groups: []string{"demo"}, Interval: 50 * time.Millisecond,
+			Logger: slog.New(slog.NewTextHandler(hbLog, nil)), Now: func() time.Time { beats.Add(1); return time.Now() },
+		})
+	}()
+	require.Eventually(t, func() bool { return beats.Load() >= 4 }, 10*time.Second, 10*time.Millisecond)
+	hbStop()
+	require.NoError(t, <-hbDone)
+	require.NotContains(t, hbLog.String(), "heartbeat not written", "the worker user may write its heartbeat")
 
 	// The producer: submit, read the stored result again, cancel.
 	pnc, pperm := connect("switchyard-producer", "producer-secret")
@@ -240,4 +260,22 @@ func TestPermissions(t *testing.T) {
 			})
 		}
 	})
+}
+
+// lockedBuffer is a log sink written by one goroutine and read by the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
