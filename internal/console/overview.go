@@ -123,6 +123,7 @@ type sampler struct {
 	js       jetstream.JetStream
 	subj     bus.Subjects
 	jobs     *ops.Jobs
+	beats    *heartbeat.Mirror
 	interval time.Duration
 	window   time.Duration
 	now      func() time.Time
@@ -136,13 +137,14 @@ type sampler struct {
 }
 
 func newSampler(js jetstream.JetStream, subj bus.Subjects, interval, window time.Duration, now func() time.Time, log *slog.Logger) *sampler {
-	return &sampler{js: js, subj: subj, jobs: ops.NewJobs(js, subj), interval: interval, window: window, now: now, log: log,
+	return &sampler{js: js, subj: subj, jobs: ops.NewJobs(js, subj), beats: heartbeat.NewMirror(js, now), interval: interval, window: window, now: now, log: log,
 		prev: map[string]map[string]float64{}, watch: map[chan struct{}]struct{}{}}
 }
 
 func (s *sampler) run(ctx context.Context) error {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
+	defer s.beats.Stop() //nolint:errcheck // shutting down
 	for {
 		sctx, cancel := context.WithTimeout(ctx, max(s.interval, 5*time.Second))
 		err := s.take(sctx)
@@ -220,7 +222,7 @@ func (s *sampler) take(ctx context.Context) error {
 			}
 		}
 	}
-	workers, err := heartbeat.Read(ctx, s.js)
+	workers, err := s.beats.Workers(ctx)
 	if err != nil {
 		return err
 	}

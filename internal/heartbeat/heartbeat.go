@@ -31,7 +31,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // Bucket is the KV bucket of worker records, keyed by worker id.
@@ -226,16 +225,9 @@ func Read(ctx context.Context, js jetstream.JetStream) ([]Worker, error) {
 				slices.SortFunc(out, func(a, b Worker) int { return strings.Compare(a.ID, b.ID) })
 				return out, nil
 			}
-			var r Record
-			if json.Unmarshal(e.Value(), &r) != nil {
-				continue
+			if w, ok := parse(e.Value()); ok {
+				out = append(out, w)
 			}
-			p := expfmt.NewTextParser(model.UTF8Validation)
-			fams, err := p.TextToMetricFamilies(strings.NewReader(r.Metrics))
-			if err != nil {
-				fams = nil // a record from a newer format: its identity still counts
-			}
-			out = append(out, Worker{Record: r, Families: fams})
 		}
 	}
 }

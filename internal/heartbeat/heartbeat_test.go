@@ -3,6 +3,7 @@ package heartbeat_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,4 +96,47 @@ func TestSnapshotKeepsWholeFamiliesWithinTheBound(t *testing.T) {
 	require.Contains(t, cut, "switchyard_a_total")
 	require.NotContains(t, cut, "switchyard_b_total", "a family that does not fit is left out whole")
 	require.LessOrEqual(t, len(cut), len(full)-1)
+}
+
+func TestMirrorFollowsBeatsAndForgetsTheSilent(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Server(t)
+	js, err := jetstream.New(natstest.Connect(t, srv))
+	require.NoError(t, err)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	m := heartbeat.NewMirror(js, clock)
+	defer m.Stop()
+	ctx := context.Background()
+	ws, err := m.Workers(ctx)
+	require.NoError(t, err)
+	require.Empty(t, ws, "no bucket yet: no worker")
+
+	reg, _ := registry()
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- heartbeat.Run(rctx, js, heartbeat.Config{Gatherer: reg, Groups: []string{"demo"}, Interval: 50 * time.Millisecond, Now: time.Now})
+	}()
+	require.Eventually(t, func() bool { ws, err = m.Workers(ctx); return err == nil && len(ws) == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, []string{"demo"}, ws[0].Groups)
+
+	// A worker that falls silent (its record expires in the bucket without
+	// a marker) is forgotten once its last beat is older than TTL.
+	mu.Lock()
+	now = time.Now().Add(heartbeat.TTL + time.Second)
+	mu.Unlock()
+	ws, err = m.Workers(ctx)
+	require.NoError(t, err)
+	require.Empty(t, ws)
+
+	// A worker that stops deletes its record; the mirror follows.
+	mu.Lock()
+	now = time.Now()
+	mu.Unlock()
+	require.Eventually(t, func() bool { ws, _ = m.Workers(ctx); return len(ws) == 1 }, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	require.Eventually(t, func() bool { ws, _ = m.Workers(ctx); return len(ws) == 0 }, 5*time.Second, 10*time.Millisecond)
 }
