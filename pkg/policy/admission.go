@@ -89,10 +89,10 @@ func (s *scan) exhausted(x *execution, g *group, triedSome bool, lastErr error) 
 	return cmp.Or(lastErr, error(&llm.Error{Kind: llm.KindUnavailable, Message: "no deployment left"}))
 }
 
-type verdict int
+type admission int
 
 const (
-	admitted verdict = iota
+	admitted admission = iota
 	limited
 	broken
 )
@@ -100,7 +100,7 @@ const (
 // try decides whether d may take the call now: its local state (breakers
 // seen here or by the fleet, Retry-After, concurrency, rpm/tpm), the fleet's
 // rpm/tpm counters, then a breaker permit.
-func (x *execution) try(ctx context.Context, d *deployment, now time.Time) (verdict, time.Time) {
+func (x *execution) try(ctx context.Context, d *deployment, now time.Time) (admission, time.Time) {
 	shared := x.r.shared
 	ok, freeAt := d.state.check(now, &d.opts, x.tokens, shared)
 	if ok && shared != nil && (d.opts.RPM > 0 || d.opts.TPM > 0) {

@@ -24,6 +24,12 @@ type Call struct {
 	// ValidationRetries, when not nil, is how many times an answer that
 	// does not validate is re-asked: see Structured.
 	ValidationRetries *int
+	// Contract is Request's contract when the caller compiled it already
+	// (NewContract, e.g. to refuse a bad schema at intake); nil: Structured
+	// compiles it.
+	Contract *Contract
+	// Partials asks Structured for EventPartial events.
+	Partials bool
 }
 
 // Executor runs calls. *Router is one; a Middleware wraps one in another.

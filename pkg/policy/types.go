@@ -31,6 +31,7 @@ const (
 	EventStart    EventType = "start"     // a deployment was chosen; Deployment is set
 	EventChunk    EventType = "chunk"     // Delta is set
 	EventToolCall EventType = "tool_call" // ToolCall is set
+	EventPartial  EventType = "partial"   // Partial is set: the JSON answer parsed so far (see Structured)
 	EventRestart  EventType = "restart"   // discard the output so far; a new attempt follows
 	EventRetry    EventType = "retry"     // informational; Reason and Code say why
 	EventFallback EventType = "fallback"  // informational; Reason and Code say why
@@ -44,6 +45,7 @@ type Event struct {
 	Deployment string
 	Delta      string
 	ToolCall   *llm.ToolCallDelta
+	Partial    any // EventPartial
 	// Code is the llm.Kind name of the failure that caused a retry,
 	// fallback or restart (its wire code is WireCode(Err)).
 	Code   string
@@ -68,6 +70,7 @@ type Attempt struct {
 // so that the attempts can be reported.
 type Outcome struct {
 	Text         string
+	JSON         any // the validated JSON answer of a json_object / json_schema call (see Structured)
 	ToolCalls    []llm.ToolCall
 	FinishReason llm.FinishReason
 	Usage        llm.Usage
