@@ -59,7 +59,7 @@ func TestDeadline(t *testing.T) {
 			ctx, cancel := context.WithCancelCause(t.Context())
 			time.AfterFunc(time.Second, func() { cancel(cause) })
 			_, err = e.Execute(ctx, &policy.Call{Group: "g"}, nil)
-			if cause == policy.ErrCancelled {
+			if errors.Is(cause, policy.ErrCancelled) {
 				require.Equal(t, "cancelled", code(err))
 				require.EqualError(t, err, "job was cancelled")
 			} else {
