@@ -17,9 +17,14 @@ type Model struct {
 	MaxOutput     int     // tokens the model may generate in one answer
 	InputPerMTok  float64 // USD per million prompt tokens
 	OutputPerMTok float64 // USD per million completion tokens
-	Tools         bool    // function calling
-	Vision        bool    // image input
-	JSONSchema    bool    // native structured output (json_schema response format)
+	// BatchInputPerMTok and BatchOutputPerMTok are the prices through the
+	// vendor's batch API (OpenAI Batch, Anthropic Message Batches, Gemini
+	// batch mode); both 0: unknown, and BatchCost charges the list price.
+	BatchInputPerMTok  float64
+	BatchOutputPerMTok float64
+	Tools              bool // function calling
+	Vision             bool // image input
+	JSONSchema         bool // native structured output (json_schema response format)
 }
 
 // Capabilities returns the model's capabilities in pkg/llm's terms.
@@ -122,6 +127,16 @@ func Lookup(name string) (Model, bool) { return Default.Lookup(name) }
 // Cost returns the list price in USD of a call with usage u on model m.
 func Cost(m Model, u llm.Usage) float64 {
 	return (float64(u.PromptTokens)*m.InputPerMTok + float64(u.CompletionTokens)*m.OutputPerMTok) / 1e6
+}
+
+// BatchCost returns the price in USD of a call with usage u made through
+// m's vendor's batch API: at m's batch prices, or at its list prices when
+// the batch prices are unknown (no discount is assumed).
+func BatchCost(m Model, u llm.Usage) float64 {
+	if m.BatchInputPerMTok == 0 && m.BatchOutputPerMTok == 0 {
+		return Cost(m, u)
+	}
+	return (float64(u.PromptTokens)*m.BatchInputPerMTok + float64(u.CompletionTokens)*m.BatchOutputPerMTok) / 1e6
 }
 
 // Token estimate constants, after OpenAI's published accounting for chat

@@ -177,3 +177,32 @@ func TestEstimateTokens(t *testing.T) {
 		})
 	}
 }
+
+func TestBatchCost(t *testing.T) {
+	t.Parallel()
+	u := llm.Usage{PromptTokens: 2_000_000, CompletionTokens: 1_000_000}
+	m := catalog.Model{InputPerMTok: 2.50, OutputPerMTok: 10.00, BatchInputPerMTok: 1.25, BatchOutputPerMTok: 5.00}
+	require.InDelta(t, 2*1.25+5.00, catalog.BatchCost(m, u), 1e-12)
+	m.BatchInputPerMTok, m.BatchOutputPerMTok = 0, 0
+	require.InDelta(t, catalog.Cost(m, u), catalog.BatchCost(m, u), 1e-12, "no batch price known: the list price, no discount assumed")
+}
+
+// TestPricesAreSourced holds the table to what its sources say: every entry
+// names a vendor with a price source, and the vendors whose batch page
+// states a 50% discount have batch prices of exactly half the list price.
+func TestPricesAreSourced(t *testing.T) {
+	t.Parallel()
+	require.Regexp(t, `^\d{4}-\d{2}-\d{2}$`, catalog.PricesAsOf)
+	for _, m := range catalog.Default.Models() {
+		src, ok := catalog.PriceSources(m.Provider)
+		require.True(t, ok, "%s: provider %q has no price source", m.Name, m.Provider)
+		require.True(t, strings.HasPrefix(src.Page, "https://"), m.Provider)
+		require.NotEmpty(t, src.Note, m.Provider)
+		if src.BatchPage == "" {
+			require.Zero(t, m.BatchInputPerMTok+m.BatchOutputPerMTok, "%s: a batch price without a batch source", m.Name)
+			continue
+		}
+		require.InDelta(t, m.InputPerMTok/2, m.BatchInputPerMTok, 1e-9, m.Name)
+		require.InDelta(t, m.OutputPerMTok/2, m.BatchOutputPerMTok, 1e-9, m.Name)
+	}
+}
