@@ -38,7 +38,7 @@ func TestModelFileErrorsSpeakTheUsersTerms(t *testing.T) {
 		{"misspelt top-level key", "grups:\n  g:\n" + dep,
 			`config: models.yaml:1: the top level: unknown key "grups"; did you mean "groups"?`},
 		{"enumeration lists its values", "groups:\n  g:\n    strategy: round_robin\n" + dep,
-			`config: models.yaml:3: groups.g.strategy: unknown "round_robin" (want priority, weighted, least_busy, lowest_latency, usage_based or lowest_cost)`},
+			`config: models.yaml:3: groups.g.strategy: unknown "round_robin" (want priority, weighted, least_busy, lowest_latency, usage_based or cost)`},
 		{"error kinds listed", "groups:\n  g:\n    on_error: {ratelimited: fail}\n" + dep,
 			`config: models.yaml:3: groups.g.on_error: unknown error kind "ratelimited" (want one of unknown, rate_limited,`},
 		{"empty key variable is named", "groups:\n  g:\n    deployments:\n      - name: a\n        provider: openai\n        model: gpt-4o\n        api_key: ${EMPTY_KEY}\n",

@@ -35,7 +35,7 @@ func (t *litellm) litellmStrategy(n lnode) (s policy.Strategy, limits bool) {
 	case "usage-based-routing", "usage-based-routing-v2":
 		return policy.StrategyUsageBased, true
 	case "cost-based-routing":
-		return policy.StrategyLowestCost, true
+		return policy.StrategyCost, true
 	case "priority":
 		t.notice(n, "priority is Switchyard's strategy, not LiteLLM's: model_info.priority orders the deployments, lowest first, config order on ties")
 		return policy.StrategyPriority, false

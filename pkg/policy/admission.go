@@ -49,8 +49,8 @@ type scan struct {
 
 func (x *execution) scan(ctx context.Context, g *group, excluded map[*deployment]bool, now time.Time) scan {
 	var s scan
-	for _, d := range x.r.order(g) {
-		if excluded[d] || !d.serves(x.needs) || !d.fits(x.tokens) {
+	for _, d := range x.r.order(g, x) {
+		if excluded[d] || !d.serves(x.needs) || !d.fits(x.tokens) || !x.affordable(d) {
 			continue
 		}
 		s.fits = true

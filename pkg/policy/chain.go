@@ -36,7 +36,11 @@ func (x *execution) group(ctx context.Context, g *group) (*Outcome, error) {
 				x.missingCaps = append(x.missingCaps, c)
 			}
 		}
+		x.lastSkipped = g.Name
 		return nil, missingCapability(caps, []string{g.Name})
+	}
+	if x.maxCostUSD > 0 && !x.anyAffordable(g) {
+		return nil, x.overBudget(g)
 	}
 	res, err := x.retry(ctx, g)
 	if err != nil {
@@ -94,14 +98,23 @@ func (x *execution) fallBack(ctx context.Context, g *group, err error) (*Outcome
 }
 
 // finalErr is the failure of a chain that ran out of groups: that of the
-// last group that was tried, else the missing capability of those skipped.
+// last group that was tried, else the missing capability of those skipped,
+// else their cost.
 func (x *execution) finalErr() error {
-	if x.lastErr == nil && len(x.incapable) > 0 {
+	switch {
+	case x.lastErr != nil:
+		return x.lastErr
+	case len(x.incapable) > 0:
 		return missingCapability(x.missingCaps, x.incapable)
+	case len(x.unaffordable) > 0:
+		e := x.budgetErr
+		return &e
 	}
-	return x.lastErr
+	return nil
 }
 
+// skipped reports whether g was passed over before any call (capability or
+// cost), which always goes on to g's fallbacks.
 func (x *execution) skipped(g *group) bool {
-	return len(x.incapable) > 0 && x.incapable[len(x.incapable)-1] == g.Name
+	return x.lastSkipped == g.Name
 }

@@ -21,6 +21,13 @@ type Call struct {
 	// Deadline, when not zero, is when the answer stops being wanted: see
 	// Deadline.
 	Deadline time.Time
+	// MaxCostUSD, when > 0, bounds what the call may cost: the router skips
+	// the deployments whose price and the request's size say it may cost
+	// more (its estimated prompt at the input price, plus its max_tokens,
+	// else the model's output limit, at the output price), and refuses the
+	// call with a *BudgetError (budget_exceeded), before any provider
+	// call, when none is left.
+	MaxCostUSD float64
 	// ValidationRetries, when not nil, is how many times an answer that
 	// does not validate is re-asked: see Structured.
 	ValidationRetries *int

@@ -30,8 +30,8 @@ type deployment struct {
 	Deployment
 	opts DeploymentOptions // with defaults
 	info catalog.Model     // ResolveModel's record
-	// price is USD per million prompt plus completion tokens, for the
-	// lowest_cost strategy; +Inf when unknown.
+	// price is USD per million prompt plus completion tokens; +Inf when
+	// unknown (see expectedCost and maxCost).
 	price    float64
 	timeouts TimeoutOptions // group's, overridden by the deployment's
 	total    timeout.Timeout[*Outcome]
@@ -172,8 +172,8 @@ func (r *Router) newState(name string, bo BreakerOptions, old *depState) *depSta
 
 // price is the deployment's price per million prompt plus completion
 // tokens from its model record, +Inf when nobody knows it (the catalogue's 0
-// means unknown; an override's 0 is a free model): the lowest_cost strategy
-// tries such a deployment last.
+// means unknown; an override's 0 is a free model): the cost strategy tries
+// such a deployment last, and a call with a MaxCostUSD never uses it.
 func price(d *Deployment, m catalog.Model) float64 {
 	if d.Options.InputCostPerMTok == nil && d.Options.OutputCostPerMTok == nil && m.InputPerMTok+m.OutputPerMTok == 0 {
 		return math.Inf(1)

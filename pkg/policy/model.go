@@ -16,7 +16,8 @@ import (
 //  2. what d's provider reports (llm.CapabilityReporter): a non-zero report
 //     replaces the capabilities and any limit it states;
 //  3. d's overrides in DeploymentOptions (context_window, max_output,
-//     input/output_cost_per_mtok, supports_*), a price of 0 included.
+//     input/output_cost_per_mtok, batch_input/output_cost_per_mtok,
+//     supports_*), a price of 0 included.
 //
 // A model nobody knows is assumed to take tools and images, so that a new
 // model is not refused for want of a catalogue entry, and not to take a JSON
@@ -49,6 +50,8 @@ func applyOverrides(m *catalog.Model, o *DeploymentOptions) {
 	m.MaxOutput = cmp.Or(o.MaxOutput, m.MaxOutput)
 	set(&m.InputPerMTok, o.InputCostPerMTok)
 	set(&m.OutputPerMTok, o.OutputCostPerMTok)
+	set(&m.BatchInputPerMTok, o.BatchInputCostPerMTok)
+	set(&m.BatchOutputPerMTok, o.BatchOutputCostPerMTok)
 	set(&m.Tools, o.SupportsTools)
 	set(&m.Vision, o.SupportsVision)
 	set(&m.JSONSchema, o.SupportsJSONSchema)

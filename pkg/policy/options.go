@@ -17,7 +17,12 @@ const (
 	StrategyLeastBusy     Strategy = "least_busy"     // fewest calls in flight on this router
 	StrategyLowestLatency Strategy = "lowest_latency" // lowest observed time to first token (unmeasured first)
 	StrategyUsageBased    Strategy = "usage_based"    // most rpm/tpm headroom in the current minute
-	StrategyLowestCost    Strategy = "lowest_cost"    // cheapest price per token first (unknown prices last)
+	// StrategyCost tries the deployment that is cheapest for the request
+	// first (see Call.MaxCostUSD for how a cost is estimated; unknown
+	// prices last); one at its limits is passed over like with every
+	// strategy, so the cheapest that fits and has capacity takes the call.
+	// LiteLLM's cost-based-routing.
+	StrategyCost Strategy = "cost"
 )
 
 // Action is what the router does after an attempt failed with some error kind.
@@ -193,6 +198,11 @@ type DeploymentOptions struct {
 	// 0 is a price (a free or self-hosted model), nil keeps the catalogue's.
 	InputCostPerMTok  *float64 `yaml:"input_cost_per_mtok"`
 	OutputCostPerMTok *float64 `yaml:"output_cost_per_mtok"`
+	// BatchInputCostPerMTok and BatchOutputCostPerMTok are the prices
+	// through the vendor's batch API (a vendor batch's cost_usd); nil
+	// keeps the catalogue's.
+	BatchInputCostPerMTok  *float64 `yaml:"batch_input_cost_per_mtok"`
+	BatchOutputCostPerMTok *float64 `yaml:"batch_output_cost_per_mtok"`
 	// SupportsTools and SupportsVision say whether the model takes tools
 	// (function calling) and image parts; unknown models are assumed to. A
 	// request with tools or images skips deployments that lack them.
@@ -225,10 +235,10 @@ func (o GroupOptions) WithDefaults() GroupOptions {
 // Validate names the first bad field.
 func (o GroupOptions) Validate() error {
 	switch o.Strategy {
-	case "", StrategyPriority, StrategyWeighted, StrategyLeastBusy, StrategyLowestLatency, StrategyUsageBased, StrategyLowestCost:
+	case "", StrategyPriority, StrategyWeighted, StrategyLeastBusy, StrategyLowestLatency, StrategyUsageBased, StrategyCost:
 	default:
 		return fmt.Errorf("strategy: unknown %q (want %s, %s, %s, %s, %s or %s)", o.Strategy,
-			StrategyPriority, StrategyWeighted, StrategyLeastBusy, StrategyLowestLatency, StrategyUsageBased, StrategyLowestCost)
+			StrategyPriority, StrategyWeighted, StrategyLeastBusy, StrategyLowestLatency, StrategyUsageBased, StrategyCost)
 	}
 	switch o.MidStream {
 	case "", MidStreamRestart, MidStreamContinue:
@@ -342,6 +352,10 @@ func (o DeploymentOptions) Validate() error {
 		return fmt.Errorf("input_cost_per_mtok: %v < 0", *o.InputCostPerMTok)
 	case o.OutputCostPerMTok != nil && *o.OutputCostPerMTok < 0:
 		return fmt.Errorf("output_cost_per_mtok: %v < 0", *o.OutputCostPerMTok)
+	case o.BatchInputCostPerMTok != nil && *o.BatchInputCostPerMTok < 0:
+		return fmt.Errorf("batch_input_cost_per_mtok: %v < 0", *o.BatchInputCostPerMTok)
+	case o.BatchOutputCostPerMTok != nil && *o.BatchOutputCostPerMTok < 0:
+		return fmt.Errorf("batch_output_cost_per_mtok: %v < 0", *o.BatchOutputCostPerMTok)
 	}
 	return o.Timeouts.validate("timeouts")
 }

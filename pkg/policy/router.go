@@ -74,8 +74,8 @@ func (r *Router) Groups() []string {
 // group's strategy, retries within the group and follows the group's
 // fallback chains. emit (may be nil) receives the events of every attempt,
 // synchronously. The Outcome is returned even on failure, with every
-// attempt. Execute reads only c.Group and c.Request: the other fields of a
-// Call are for the middlewares (see Chain).
+// attempt. Execute reads c.Group, c.Request and c.MaxCostUSD: the other
+// fields of a Call are for the middlewares (see Chain).
 func (r *Router) Execute(ctx context.Context, c *Call, emit func(Event)) (*Outcome, error) {
 	groupName, req := c.Group, c.Request
 	cfg := r.cfg.Load()
@@ -88,8 +88,8 @@ func (r *Router) Execute(ctx context.Context, c *Call, emit func(Event)) (*Outco
 	}
 	x := &execution{
 		r: r, cfg: cfg, req: req, emit: emit, out: &Outcome{Group: groupName},
-		tokens: EstimateTokens(req), needs: needsOf(req), visited: map[string]bool{},
-		maxFallbacks: g.opts.MaxFallbacks,
+		tokens: EstimateTokens(req), prompt: catalog.EstimateTokens(req.Messages), needs: needsOf(req), visited: map[string]bool{},
+		maxFallbacks: g.opts.MaxFallbacks, maxCostUSD: c.MaxCostUSD,
 	}
 	res, err := x.chain(ctx, g)
 	if err != nil {
@@ -106,8 +106,14 @@ type execution struct {
 	req    *llm.Request
 	emit   func(Event)
 	out    *Outcome
-	tokens int
+	tokens int   // estimated prompt plus max_tokens, for context windows
+	prompt int   // estimated prompt tokens, for costs
 	needs  needs // capabilities the request needs beyond text
+
+	maxCostUSD   float64     // the call's MaxCostUSD (0: no bound)
+	unaffordable []string    // groups skipped for max_cost_usd
+	budgetErr    BudgetError // why they were
+	lastSkipped  string      // the group skipped last (capability or cost)
 
 	visited      map[string]bool // groups of the fallback chain tried so far
 	halted       bool            // a failure ended the chain (caller gone, or fail)

@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// order returns g's deployments in the order its strategy prefers them.
-func (r *Router) order(g *group) []*deployment {
+// order returns g's deployments in the order its strategy prefers them for
+// x's request.
+func (r *Router) order(g *group, x *execution) []*deployment {
 	ds := slices.Clone(g.deps)
 	switch g.opts.Strategy {
 	case StrategyWeighted:
@@ -29,8 +30,12 @@ func (r *Router) order(g *group) []*deployment {
 			}
 		}
 		slices.SortStableFunc(ds, func(a, b *deployment) int { return cmp.Compare(lat[a], lat[b]) })
-	case StrategyLowestCost:
-		slices.SortStableFunc(ds, func(a, b *deployment) int { return cmp.Compare(a.price, b.price) })
+	case StrategyCost:
+		est := make(map[*deployment]float64, len(ds))
+		for _, d := range ds {
+			est[d] = x.expectedCost(d)
+		}
+		slices.SortStableFunc(ds, func(a, b *deployment) int { return cmp.Compare(est[a], est[b]) })
 	case StrategyUsageBased:
 		use := map[*deployment]float64{}
 		for _, d := range ds {

@@ -92,7 +92,7 @@ func TestLowestCost(t *testing.T) {
 	cheap, dear, unknown := mock.New(mock.Config{}), mock.New(mock.Config{}), mock.New(mock.Config{})
 	price := func(v float64) *float64 { return &v }
 	o := fast()
-	o.Strategy = StrategyLowestCost
+	o.Strategy = StrategyCost
 	o.Breaker.Failures = 1
 	r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{
 		{Name: "unknown", Model: "mock-unknown", Provider: unknown},
