@@ -43,6 +43,25 @@ type Config struct {
 	// above apply only once the script is exhausted.
 	Script []Step `yaml:"script"`
 
+	// Capacity is a concurrency the mock hides from its callers, as a
+	// vendor's deployment has one (0: unlimited). A call that arrives while
+	// Capacity calls are in flight (a call is in flight from Stream until
+	// its stream ends or is closed) fails at once with rate_limited, HTTP
+	// 429, with RetryAfter as its Retry-After.
+	Capacity int `yaml:"capacity"`
+	// CapacitySlowdown is how much slower the mock gets as it fills: a
+	// call's TTFT and chunk delays are multiplied by 1 + CapacitySlowdown ×
+	// (calls in flight, itself included) / Capacity, so that a full mock is
+	// 1+CapacitySlowdown times slower than an idle one. Default 1 with a
+	// Capacity; -1 keeps the delays flat.
+	CapacitySlowdown float64 `yaml:"capacity_slowdown"`
+	// SlowRate is the probability that a call's first token comes
+	// SlowFactor times later than TTFT: a heavy tail of first-token times,
+	// drawn per call from Seed like the faults.
+	SlowRate float64 `yaml:"slow_rate"`
+	// SlowFactor multiplies the TTFT of a slow call (default 10).
+	SlowFactor float64 `yaml:"slow_factor"`
+
 	// InvalidJSONFirst makes the first N json_object/json_schema calls answer
 	// invalid JSON, alternating between text that is not JSON at all and
 	// JSON that violates the schema (a required field missing).
@@ -97,6 +116,13 @@ func (c Config) WithDefaults() Config {
 	c.Tokens = cmp.Or(c.Tokens, 20)
 	c.FailAfterChunks = cmp.Or(c.FailAfterChunks, 3)
 	c.ParallelToolCalls = cmp.Or(c.ParallelToolCalls, 1)
+	c.SlowFactor = cmp.Or(c.SlowFactor, 10)
+	if c.Capacity > 0 {
+		c.CapacitySlowdown = cmp.Or(c.CapacitySlowdown, 1)
+	}
+	if c.CapacitySlowdown < 0 {
+		c.CapacitySlowdown = 0
+	}
 	return c
 }
 
@@ -110,7 +136,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("mock: error_rate.%s: %v not in [0,1]", k, p)
 		}
 	}
-	for name, p := range map[string]float64{"hang_rate": c.HangRate, "mid_stream_rate": c.MidStreamRate} {
+	for name, p := range map[string]float64{"hang_rate": c.HangRate, "mid_stream_rate": c.MidStreamRate, "slow_rate": c.SlowRate} {
 		if p < 0 || p > 1 {
 			return fmt.Errorf("mock: %s: %v not in [0,1]", name, p)
 		}
@@ -120,6 +146,14 @@ func (c Config) Validate() error {
 	}
 	if c.TTFT < 0 || c.ChunkDelay < 0 || c.RetryAfter < 0 {
 		return fmt.Errorf("mock: ttft, chunk_delay and retry_after must not be negative")
+	}
+	switch {
+	case c.Capacity < 0:
+		return fmt.Errorf("mock: capacity: %d < 0", c.Capacity)
+	case c.CapacitySlowdown < 0 && c.CapacitySlowdown != -1:
+		return fmt.Errorf("mock: capacity_slowdown: %v (want >= 0, or -1 for flat delays)", c.CapacitySlowdown)
+	case c.SlowFactor < 0 || c.SlowFactor != 0 && c.SlowFactor < 1:
+		return fmt.Errorf("mock: slow_factor: %v < 1", c.SlowFactor)
 	}
 	for i, s := range c.Script {
 		if s.Error != "" {

@@ -26,6 +26,10 @@ type Provider struct {
 	callsOK   atomic.Int64
 	jsonCalls atomic.Int64
 
+	inflight     atomic.Int64 // calls from Stream until their stream ended
+	peak         atomic.Int64 // the most inflight ever was
+	overCapacity atomic.Int64 // calls refused because Capacity were in flight
+
 	mu   sync.Mutex
 	reqs []llm.Request
 }
@@ -73,7 +77,8 @@ func (p *Provider) Requests() []llm.Request {
 type fault struct {
 	err       *llm.Error
 	hang      bool
-	failAfter int // >0: fail mid-stream after this many chunks
+	failAfter int  // >0: fail mid-stream after this many chunks
+	slow      bool // the first token is SlowFactor times later
 }
 
 func (p *Provider) newError(k llm.Kind, retryAfter time.Duration) *llm.Error {
@@ -103,7 +108,9 @@ func (p *Provider) draw(n int64) fault {
 		return fault{}
 	}
 	rng := rand.New(rand.NewPCG(uint64(p.cfg.Seed), uint64(n)))
-	u, uh, um := rng.Float64(), rng.Float64(), rng.Float64()
+	// The slow draw comes last, so that adding it changed no earlier
+	// seed's faults.
+	u, uh, um, us := rng.Float64(), rng.Float64(), rng.Float64(), rng.Float64()
 	var cum float64
 	for _, k := range faultKinds {
 		cum += p.cfg.ErrorRate[k.String()]
@@ -117,7 +124,7 @@ func (p *Provider) draw(n int64) fault {
 	if um < p.cfg.MidStreamRate {
 		return fault{failAfter: p.cfg.FailAfterChunks}
 	}
-	return fault{}
+	return fault{slow: us < p.cfg.SlowRate}
 }
 
 func cmpDur(a, b time.Duration) time.Duration {
@@ -145,16 +152,23 @@ func (p *Provider) Stream(ctx context.Context, req *llm.Request) (llm.Stream, er
 	if err := p.refuse(req); err != nil {
 		return nil, err
 	}
+	slowdown, release, cerr := p.admit()
+	if cerr != nil {
+		return nil, cerr
+	}
 	f := p.draw(n)
 	if f.err != nil {
+		release()
 		return nil, f.err
 	}
 	if f.hang {
 		<-ctx.Done()
+		release()
 		return nil, ctxError(ctx, false)
 	}
 	chunks, finish, err := p.answer(ctx, req)
 	if err != nil {
+		release()
 		return nil, generationError(ctx, err)
 	}
 	completion := 0
@@ -167,7 +181,12 @@ func (p *Provider) Stream(ctx context.Context, req *llm.Request) (llm.Stream, er
 	chunks = append(chunks, llm.Chunk{FinishReason: finish, Usage: &llm.Usage{
 		PromptTokens: prompt, CompletionTokens: completion, TotalTokens: prompt + completion,
 	}})
-	return &stream{p: p, ctx: ctx, chunks: chunks, failAfter: f.failAfter}, nil
+	ttft := scale(p.cfg.TTFT, slowdown)
+	if f.slow {
+		ttft = scale(ttft, p.cfg.SlowFactor)
+	}
+	return &stream{p: p, ctx: ctx, chunks: chunks, failAfter: f.failAfter, release: release,
+		ttft: ttft, chunkDelay: scale(p.cfg.ChunkDelay, slowdown)}, nil
 }
 
 // refuse fails a request that uses a capability the mock was declared
@@ -392,10 +411,14 @@ type stream struct {
 	ctx       context.Context
 	chunks    []llm.Chunk
 	failAfter int
-	i         int
-	cur       llm.Chunk
-	err       error
-	done      bool
+	release   func() // gives back the call's place among those in flight
+	// ttft and chunkDelay are the call's delays: the configured ones,
+	// slowed by the load it started under, and a slow first token.
+	ttft, chunkDelay time.Duration
+	i                int
+	cur              llm.Chunk
+	err              error
+	done             bool
 	// timer paces the chunks; one per stream, reset for each wait, so that
 	// a long stream does not allocate a timer per chunk.
 	timer *time.Timer
@@ -409,9 +432,9 @@ func (s *stream) Next() bool {
 		s.finish(&llm.Error{Kind: llm.KindUnavailable, Provider: "mock", Status: 0, MidStream: s.i > 0, Message: "injected stream cut"})
 		return false
 	}
-	delay := s.p.cfg.ChunkDelay
+	delay := s.chunkDelay
 	if s.i == 0 {
-		delay = s.p.cfg.TTFT
+		delay = s.ttft
 	}
 	if s.i == len(s.chunks)-1 && s.i > 0 {
 		delay = 0 // the end marker follows the last content chunk at once
@@ -425,6 +448,7 @@ func (s *stream) Next() bool {
 	if s.i == len(s.chunks) {
 		s.p.callsOK.Add(1)
 		s.done = true
+		s.release()
 		// Still report this last chunk.
 		s.chunks = s.chunks[:0]
 		return true
@@ -455,6 +479,7 @@ func (s *stream) wait(d time.Duration) bool {
 func (s *stream) finish(err error) {
 	s.err, s.done, s.cur = err, true, llm.Chunk{}
 	s.stopTimer()
+	s.release()
 }
 
 func (s *stream) stopTimer() {
@@ -468,5 +493,6 @@ func (s *stream) Err() error         { return s.err }
 func (s *stream) Close() error {
 	s.done = true
 	s.stopTimer()
+	s.release()
 	return nil
 }
