@@ -220,11 +220,16 @@ func (j *Jobs) queued(ctx context.Context, tenant, group string, fn func(Summary
 	if st.Msgs == 0 {
 		return false, nil
 	}
-	delivered := map[string]uint64{} // group -> last stream seq its consumer delivered
+	// The last stream sequence each class consumer of a group delivered.
+	type queue struct {
+		group string
+		class bus.Priority
+	}
+	delivered := map[queue]uint64{}
 	lister := s.ListConsumers(ctx)
 	for ci := range lister.Info() {
-		if g, ok := strings.CutPrefix(ci.Name, bus.ConsumerName("")); ok {
-			delivered[g] = ci.Delivered.Stream
+		if g, p, ok := bus.ParseConsumerName(ci.Name); ok {
+			delivered[queue{g, p}] = ci.Delivered.Stream
 		}
 	}
 	if err := lister.Err(); err != nil {
@@ -248,7 +253,7 @@ func (j *Jobs) queued(ctx context.Context, tenant, group string, fn func(Summary
 			continue
 		}
 		status := StatusQueued
-		if seq <= delivered[rs.Group] {
+		if seq <= delivered[queue{rs.Group, rs.Priority}] {
 			status = StatusRunning
 		}
 		id := bus.MsgJobID(m.Header)

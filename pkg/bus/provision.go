@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -269,24 +270,70 @@ func (c ConsumerConfig) WithDefaults() ConsumerConfig {
 	return c
 }
 
-// ConsumerName is the durable consumer name of a group.
+// ConsumerName is the durable consumer name of a group's default class
+// (its bare v1 subject).
 func ConsumerName(group string) string { return "worker-" + group }
 
-// EnsureConsumer creates or updates the durable pull consumer of group on
-// the request stream of subj's tenant.
+// ConsumerNameFor is the durable consumer name of a group's class p:
+// ConsumerName(group) for the default class, "worker-<group>@<class>" for
+// the others ("@" is in no group name, so no two names collide).
+func ConsumerNameFor(group string, p Priority) string {
+	if t := p.token(); t != "" {
+		return ConsumerName(group) + "@" + t
+	}
+	return ConsumerName(group)
+}
+
+// ParseConsumerName reads a name ConsumerNameFor made: the group and the
+// class; false for any other consumer.
+func ParseConsumerName(name string) (group string, p Priority, ok bool) {
+	rest, ok := strings.CutPrefix(name, ConsumerName(""))
+	if !ok {
+		return "", "", false
+	}
+	group, class, classed := strings.Cut(rest, "@")
+	p = PriorityDefault
+	if classed {
+		p = Priority(class)
+		if p.token() == "" || !ValidPriority(p) {
+			return "", "", false
+		}
+	}
+	if !ValidGroup(group) {
+		return "", "", false
+	}
+	return group, p, true
+}
+
+// EnsureConsumer creates or updates the durable pull consumer of group's
+// default class on the request stream of subj's tenant.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, subj Subjects, group string, cfg ConsumerConfig) (jetstream.Consumer, error) {
+	return EnsureConsumerFor(ctx, js, subj, group, PriorityDefault, cfg)
+}
+
+// EnsureConsumerFor creates or updates the durable pull consumer of
+// group's class p on the request stream of subj's tenant. Its filter is
+// the class's subject only, so the consumers of a group's classes never
+// overlap (a work-queue stream requires it).
+func EnsureConsumerFor(ctx context.Context, js jetstream.JetStream, subj Subjects, group string, p Priority, cfg ConsumerConfig) (jetstream.Consumer, error) {
 	if !ValidGroup(group) {
 		return nil, fmt.Errorf("bus: invalid group name %q", group)
 	}
+	if !ValidPriority(p) {
+		return nil, fmt.Errorf("bus: invalid priority %q", p)
+	}
 	cfg = cfg.WithDefaults()
 	desc := "Switchyard workers of group " + group
+	if p != PriorityDefault {
+		desc += ", class " + string(p)
+	}
 	if subj.Tenant != "" {
 		desc += ", tenant " + subj.Tenant
 	}
 	c, err := js.CreateOrUpdateConsumer(ctx, subj.RequestStream(), jetstream.ConsumerConfig{
-		Durable:       ConsumerName(group),
+		Durable:       ConsumerNameFor(group, p),
 		Description:   desc,
-		FilterSubject: subj.Request(group),
+		FilterSubject: subj.RequestFor(group, p),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		MaxDeliver:    cfg.MaxDeliver,
@@ -295,7 +342,7 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, subj Subjects, 
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bus: consumer for group %s on %s: %w", group, subj.RequestStream(), err)
+		return nil, fmt.Errorf("bus: consumer for group %s (%s) on %s: %w", group, p, subj.RequestStream(), err)
 	}
 	return c, nil
 }

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -28,4 +29,59 @@ func TestShortResultsMaxAge(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 10*time.Minute, info.Config.MaxAge)
 	require.Equal(t, 10*time.Minute, info.Config.Duplicates)
+}
+
+// TestClassConsumersSplitAGroup: each class of a group has its own durable
+// consumer on the work-queue stream, taking the jobs of its subject only,
+// and Status counts each class's queue. JetStream refuses overlapping
+// filters on a work queue, so creating all three must work, on the
+// anonymous and a tenant's stream.
+func TestClassConsumersSplitAGroup(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Server(t)
+	nc := natstest.Connect(t, srv)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	require.NoError(t, Provision(t.Context(), js, StreamsConfig{Tenants: []string{"acme"}}))
+	for _, tenant := range []string{"", "acme"} {
+		subj := Subjects{Tenant: tenant}
+		cons := map[Priority]jetstream.Consumer{}
+		for _, p := range Priorities {
+			c, err := EnsureConsumerFor(t.Context(), js, subj, "demo", p, ConsumerConfig{})
+			require.NoError(t, err, "%s %s", tenant, p)
+			cons[p] = c
+		}
+		c, err := NewClient(nc, WithTenant(tenant), WithEncoding(JSON))
+		require.NoError(t, err)
+		for i, p := range []Priority{PriorityBatch, PriorityBatch, "", PriorityInteractive} {
+			_, err := js.Publish(t.Context(), subj.RequestFor("demo", p), fmt.Appendf(nil, `{"id":"j%d","messages":[]}`, i))
+			require.NoError(t, err)
+		}
+		for p, want := range map[Priority]uint64{PriorityInteractive: 1, PriorityDefault: 1, PriorityBatch: 2} {
+			info, err := cons[p].Info(t.Context())
+			require.NoError(t, err)
+			require.Equal(t, want, info.NumPending, "%q %s", tenant, p)
+		}
+
+		// Status has the queue depth of each class and their sum.
+		st, err := c.Status(t.Context())
+		require.NoError(t, err)
+		require.Len(t, st.Groups, 1)
+		g := st.Groups[0]
+		require.Equal(t, "demo", g.Group)
+		require.EqualValues(t, 4, g.Pending)
+		require.Len(t, g.Classes, 3)
+		for i, want := range []struct {
+			p       Priority
+			pending uint64
+		}{{PriorityInteractive, 1}, {PriorityDefault, 1}, {PriorityBatch, 2}} {
+			require.Equal(t, want.p, g.Classes[i].Priority)
+			require.Equal(t, want.pending, g.Classes[i].Pending)
+			require.Equal(t, ConsumerNameFor("demo", want.p), g.Classes[i].Consumer)
+		}
+		gs, err := c.GroupStatus(t.Context(), "demo")
+		require.NoError(t, err)
+		require.Equal(t, g.Classes, gs.Classes)
+		require.EqualValues(t, 4, gs.Pending)
+	}
 }

@@ -31,9 +31,12 @@ type StreamStatus struct {
 	Missing bool `json:"missing,omitempty"`
 }
 
-// GroupStatus describes the queue of one model group: its durable consumer.
+// GroupStatus describes the queue of one model group: its durable
+// consumers, one per class. The counters are the sums over the classes;
+// Classes has them per class.
 type GroupStatus struct {
-	Group    string `json:"group"`
+	Group string `json:"group"`
+	// Consumer is the default class's consumer (the v1 one).
 	Consumer string `json:"consumer"`
 	// Pending jobs are queued, not yet delivered to a worker.
 	Pending uint64 `json:"pending"`
@@ -48,6 +51,21 @@ type GroupStatus struct {
 	LastDelivered *time.Time `json:"last_delivered,omitempty"`
 	// DLQ is the number of this group's dead letters.
 	DLQ uint64 `json:"dlq"`
+	// Classes is the queue of each class that has a consumer, highest
+	// class first.
+	Classes []ClassStatus `json:"classes,omitempty"`
+}
+
+// ClassStatus is the queue of one class of a group: its consumer's
+// counters (see GroupStatus).
+type ClassStatus struct {
+	Priority      Priority   `json:"priority"`
+	Consumer      string     `json:"consumer"`
+	Pending       uint64     `json:"pending"`
+	InFlight      int        `json:"in_flight"`
+	Redelivered   int        `json:"redelivered"`
+	Waiting       int        `json:"waiting"`
+	LastDelivered *time.Time `json:"last_delivered,omitempty"`
 }
 
 // Status reads the streams' sizes and each group's consumer counters: the
@@ -92,16 +110,18 @@ func (c *Client) Status(ctx context.Context) (*FleetStatus, error) {
 		if name != requests {
 			continue
 		}
+		byGroup := map[string][]*jetstream.ConsumerInfo{}
 		lister := s.ListConsumers(ctx)
 		for ci := range lister.Info() {
-			g, ok := strings.CutPrefix(ci.Name, ConsumerName(""))
-			if !ok {
-				continue
+			if g, _, ok := ParseConsumerName(ci.Name); ok {
+				byGroup[g] = append(byGroup[g], ci)
 			}
-			st.Groups = append(st.Groups, groupStatus(g, ci))
 		}
 		if err := lister.Err(); err != nil {
 			return nil, fmt.Errorf("bus: consumers of %s: %w", name, err)
+		}
+		for g, cis := range byGroup {
+			st.Groups = append(st.Groups, groupStatus(g, cis))
 		}
 	}
 	for i := range st.Groups {
@@ -111,31 +131,53 @@ func (c *Client) Status(ctx context.Context) (*FleetStatus, error) {
 	return st, nil
 }
 
-// GroupStatus reads the queue of one group of the client's tenant: nil when
-// no worker has set up its consumer. A consumer with jobs pending, no pull
-// request waiting and none in flight is one no worker pulls from (a worker
-// that served the group is gone, and its durable consumer stayed).
+// GroupStatus reads the queue of one group of the client's tenant, every
+// class: nil when no worker has set up its default class's consumer. A
+// group with jobs pending, no pull request waiting and none in flight is
+// one no worker pulls from (a worker that served the group is gone, and
+// its durable consumers stayed).
 func (c *Client) GroupStatus(ctx context.Context, group string) (*GroupStatus, error) {
-	cons, err := c.js.Consumer(ctx, c.subj.RequestStream(), ConsumerName(group))
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("bus: consumer of group %s: %w", group, err)
+	var cis []*jetstream.ConsumerInfo
+	for _, p := range Priorities {
+		cons, err := c.js.Consumer(ctx, c.subj.RequestStream(), ConsumerNameFor(group, p))
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+			if p == PriorityDefault {
+				return nil, nil
+			}
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("bus: consumer of group %s (%s): %w", group, p, err)
+		}
+		cis = append(cis, cons.CachedInfo())
 	}
-	gs := groupStatus(group, cons.CachedInfo())
+	gs := groupStatus(group, cis)
 	return &gs, nil
 }
 
-func groupStatus(group string, ci *jetstream.ConsumerInfo) GroupStatus {
-	gs := GroupStatus{
-		Group: group, Consumer: ci.Name, Pending: ci.NumPending, InFlight: ci.NumAckPending,
-		Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting,
+// groupStatus sums the counters of a group's class consumers.
+func groupStatus(group string, cis []*jetstream.ConsumerInfo) GroupStatus {
+	gs := GroupStatus{Group: group, Consumer: ConsumerName(group)}
+	for _, ci := range cis {
+		_, p, _ := ParseConsumerName(ci.Name)
+		cs := ClassStatus{
+			Priority: p, Consumer: ci.Name, Pending: ci.NumPending, InFlight: ci.NumAckPending,
+			Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting,
+		}
+		gs.Pending += cs.Pending
+		gs.InFlight += cs.InFlight
+		gs.Redelivered += cs.Redelivered
+		gs.Waiting += cs.Waiting
+		if last := ci.Delivered.Last; last != nil {
+			t := *last
+			cs.LastDelivered = &t
+			if gs.LastDelivered == nil || t.After(*gs.LastDelivered) {
+				gs.LastDelivered = &t
+			}
+		}
+		gs.Classes = append(gs.Classes, cs)
 	}
-	if ci.Delivered.Last != nil {
-		t := *ci.Delivered.Last
-		gs.LastDelivered = &t
-	}
+	slices.SortFunc(gs.Classes, func(a, b ClassStatus) int { return a.Priority.Rank() - b.Priority.Rank() })
 	return gs
 }
 

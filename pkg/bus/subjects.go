@@ -26,6 +26,7 @@ const (
 //
 //	what              anonymous tenant (v1)   tenant T
 //	requests          <p>.req.<group>         <p>.t.T.req.<group>
+//	... of a class    <p>.req.<group>.<class> <p>.t.T.req.<group>.<class>
 //	default reply     <p>.res.<id>            <p>.t.T.res.<id>
 //	cancel            <p>.cancel.<id>         <p>.t.T.cancel.<id>
 //	dead letters      <p>.dlq.<group>         <p>.dlq.<group> (operators only)
@@ -64,23 +65,38 @@ func (s Subjects) ns() string {
 	return s.p() + ".t." + s.Tenant
 }
 
-// Request is the subject producers publish a group's jobs to.
+// Request is the subject producers publish a group's jobs to: the group's
+// default class.
 func (s Subjects) Request(group string) string { return s.ns() + ".req." + group }
+
+// RequestFor is the subject of a group's jobs of class p: Request(group)
+// for the default class (and for ""), Request(group) + "." + p for the
+// others (see Priority).
+func (s Subjects) RequestFor(group string, p Priority) string {
+	if t := p.token(); t != "" {
+		return s.Request(group) + "." + t
+	}
+	return s.Request(group)
+}
 
 // Requests matches every request subject of the tenant: the subjects of its
 // request stream.
 func (s Subjects) Requests() string { return s.ns() + ".req.>" }
 
-// RequestSubject is what a request subject says: whose job it is and for
-// which model group.
+// RequestSubject is what a request subject says: whose job it is, for
+// which model group, in which class.
 type RequestSubject struct {
 	Tenant string // "" for the anonymous tenant (v1 subjects)
 	Group  string
+	// Priority is the class token, PriorityDefault for the bare subject
+	// (the group's default class).
+	Priority Priority
 }
 
 // ParseRequest reads a request subject of any tenant under the prefix. It
 // returns false for anything else, including a tenant or group token that
-// is not a valid name.
+// is not a valid name and a class token other than interactive or batch
+// (the default class has no token).
 func (s Subjects) ParseRequest(subject string) (RequestSubject, bool) {
 	rest, ok := strings.CutPrefix(subject, s.p()+".")
 	if !ok {
@@ -94,17 +110,28 @@ func (s Subjects) ParseRequest(subject string) (RequestSubject, bool) {
 		}
 		rs.Tenant, rest = name, after
 	}
-	group, ok := strings.CutPrefix(rest, "req.")
-	if !ok || !ValidGroup(group) {
+	rest, ok = strings.CutPrefix(rest, "req.")
+	if !ok {
+		return RequestSubject{}, false
+	}
+	group, class, classed := strings.Cut(rest, ".")
+	rs.Priority = PriorityDefault
+	if classed {
+		rs.Priority = Priority(class)
+		if rs.Priority.token() == "" || !ValidPriority(rs.Priority) {
+			return RequestSubject{}, false
+		}
+	}
+	if !ValidGroup(group) {
 		return RequestSubject{}, false
 	}
 	rs.Group = group
 	return rs, true
 }
 
-// GroupOf returns the group of one of the tenant's request subjects, and
-// false when subject is not a request subject of this tenant naming exactly
-// one valid group token.
+// GroupOf returns the group of one of the tenant's request subjects (of
+// any class), and false when subject is not a request subject of this
+// tenant naming one valid group token and at most a valid class token.
 func (s Subjects) GroupOf(subject string) (string, bool) {
 	rs, ok := s.ParseRequest(subject)
 	if !ok || rs.Tenant != s.Tenant {

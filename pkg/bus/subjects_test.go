@@ -62,19 +62,25 @@ func TestParseRequestAndCancel(t *testing.T) {
 	t.Parallel()
 	s := Subjects{}
 	for subject, want := range map[string]*RequestSubject{
-		"llm.req.demo":             {Group: "demo"},
-		"llm.t.acme.req.demo":      {Tenant: "acme", Group: "demo"},
-		"llm.t.acme.req.demo.x":    nil,
-		"llm.t.Acme.req.demo":      nil,
-		"llm.t.acme":               nil,
-		"llm.t.acme.req.":          nil,
-		"llm.t..req.demo":          nil,
-		"llm.req.demo.batch":       nil, // a class token is #17's, not yet valid
-		"other.req.demo":           nil,
-		"llm.res.j1":               nil,
-		"llm.t.acme.t.x.req.demo":  nil,
-		"llm.t.acme.cancel.j1":     nil,
-		"llm.t.acme-2_b.req.g-1_x": {Tenant: "acme-2_b", Group: "g-1_x"},
+		"llm.req.demo":                    {Group: "demo", Priority: PriorityDefault},
+		"llm.t.acme.req.demo":             {Tenant: "acme", Group: "demo", Priority: PriorityDefault},
+		"llm.t.acme.req.demo.x":           nil,
+		"llm.req.demo.batch":              {Group: "demo", Priority: PriorityBatch},
+		"llm.t.acme.req.demo.interactive": {Tenant: "acme", Group: "demo", Priority: PriorityInteractive},
+		"llm.req.demo.default":            nil, // the default class is the bare subject
+		"llm.req.demo.batch.x":            nil,
+		"llm.req.demo.Batch":              nil,
+		"llm.req.demo.":                   nil,
+		"llm.req..batch":                  nil,
+		"llm.t.Acme.req.demo":             nil,
+		"llm.t.acme":                      nil,
+		"llm.t.acme.req.":                 nil,
+		"llm.t..req.demo":                 nil,
+		"other.req.demo":                  nil,
+		"llm.res.j1":                      nil,
+		"llm.t.acme.t.x.req.demo":         nil,
+		"llm.t.acme.cancel.j1":            nil,
+		"llm.t.acme-2_b.req.g-1_x":        {Tenant: "acme-2_b", Group: "g-1_x", Priority: PriorityDefault},
 	} {
 		got, ok := s.ParseRequest(subject)
 		if want == nil {
@@ -84,9 +90,12 @@ func TestParseRequestAndCancel(t *testing.T) {
 		require.True(t, ok, subject)
 		require.Equal(t, *want, got, subject)
 		// What parses is what the tenant's Subjects builds.
-		require.Equal(t, subject, s.ForTenant(got.Tenant).Request(got.Group))
+		require.Equal(t, subject, s.ForTenant(got.Tenant).RequestFor(got.Group, got.Priority))
 	}
 	g, ok := Subjects{Tenant: "acme"}.GroupOf("llm.t.acme.req.demo")
+	require.True(t, ok)
+	require.Equal(t, "demo", g)
+	g, ok = Subjects{Tenant: "acme"}.GroupOf("llm.t.acme.req.demo.batch")
 	require.True(t, ok)
 	require.Equal(t, "demo", g)
 	_, ok = Subjects{Tenant: "acme"}.GroupOf("llm.req.demo")
@@ -176,4 +185,35 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("%q parsed to %+v, which builds %q", subject, rs, got)
 		}
 	})
+}
+
+func TestPrioritySubjectsAndConsumers(t *testing.T) {
+	t.Parallel()
+	acme := Subjects{Tenant: "acme"}
+	require.Equal(t, "llm.t.acme.req.demo", acme.RequestFor("demo", PriorityDefault))
+	require.Equal(t, "llm.t.acme.req.demo", acme.RequestFor("demo", ""), "not said: the default class")
+	require.Equal(t, "llm.t.acme.req.demo.interactive", acme.RequestFor("demo", PriorityInteractive))
+	require.Equal(t, "llm.req.demo.batch", Subjects{}.RequestFor("demo", PriorityBatch))
+
+	names := map[string]bool{}
+	for _, g := range []string{"demo", "demo-batch", "batch", "interactive"} {
+		for _, p := range Priorities {
+			name := ConsumerNameFor(g, p)
+			require.False(t, names[name], "two classes or groups share %q", name)
+			names[name] = true
+			pg, pp, ok := ParseConsumerName(name)
+			require.True(t, ok, name)
+			require.Equal(t, g, pg)
+			require.Equal(t, p, pp)
+		}
+	}
+	require.Equal(t, "worker-demo", ConsumerNameFor("demo", PriorityDefault), "the v1 consumer keeps its name")
+	require.Equal(t, ConsumerName("demo"), ConsumerNameFor("demo", PriorityDefault))
+	for _, bad := range []string{"other", "worker-", "worker-demo@", "worker-demo@default", "worker-demo@x", "worker-Demo"} {
+		_, _, ok := ParseConsumerName(bad)
+		require.False(t, ok, bad)
+	}
+	require.Equal(t, []int{0, 1, 2}, []int{PriorityInteractive.Rank(), PriorityDefault.Rank(), PriorityBatch.Rank()})
+	require.False(t, ValidPriority(""))
+	require.False(t, ValidPriority("urgent"))
 }
