@@ -61,14 +61,6 @@ func startFleet(t *testing.T, groups map[string]mock.Config) *fleet {
 	return f
 }
 
-func (f *fleet) calls() int64 {
-	var n int64
-	for _, m := range f.mocks {
-		n += m.Calls()
-	}
-	return n
-}
-
 // requests returns how many messages the request stream holds or ever held.
 func (f *fleet) requestsEverPublished(t *testing.T) uint64 {
 	t.Helper()

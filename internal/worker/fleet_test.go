@@ -396,7 +396,10 @@ func testSharedRPM(t *testing.T, f *twoWorkers) {
 		reqs := make([]*bus.Request, jobs)
 		for i := range reqs {
 			reqs[i] = userReq(fmt.Sprintf("%s-%d", group, i), fmt.Sprintf("prompt %d", i))
-			reqs[i].TimeoutMS = 1000
+			// Before the next minute (30s away on the fixed clock), so
+			// that a job over the limit fails at once, and long enough
+			// for the others on a loaded machine.
+			reqs[i].TimeoutMS = 10_000
 		}
 		return reqs
 	}

@@ -64,10 +64,30 @@ func TestWatchAfterTheJobReplaysItWhole(t *testing.T) {
 	require.NotEmpty(t, live)
 	waitStored(t, ctx, f.client, "watch-after")
 
+	// Events are published with core NATS and stored by the stream on its
+	// own time: the client can see the result before the stream stored
+	// every event. Watch once they are.
+	js, err := jetstream.New(f.nc)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		s, err := js.Stream(ctx, bus.StreamResults)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(bus.Subjects{}.Reply("watch-after")+".>"))
+		if err != nil {
+			return false
+		}
+		var n uint64
+		for _, c := range info.State.Subjects {
+			n += c
+		}
+		return n == uint64(len(live)+1)
+	}, 10*time.Second, 10*time.Millisecond, "every event and the result are stored")
 	w, err := f.client.Watch(ctx, "watch-after", 0)
 	require.NoError(t, err)
 	require.True(t, w.Durable)
-	require.Equal(t, uint64(len(live)+1), w.Stored, "every event and the result are stored")
+	require.Equal(t, uint64(len(live)+1), w.Stored, "Watch counts what is stored")
 	evs, got := watchAll(t, ctx, w, 0)
 	require.Equal(t, live, evs, "the replay is the live stream, event for event")
 	require.Equal(t, res.Text, deltas(evs))
@@ -81,8 +101,6 @@ func TestWatchAfterTheJobReplaysItWhole(t *testing.T) {
 	require.Equal(t, res.ID, got.ID)
 
 	// Stored events expire on their own, long before the result.
-	js, err := jetstream.New(f.nc)
-	require.NoError(t, err)
 	s, err := js.Stream(ctx, bus.StreamResults)
 	require.NoError(t, err)
 	require.True(t, s.CachedInfo().Config.AllowMsgTTL)
