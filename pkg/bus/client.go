@@ -210,8 +210,10 @@ func (j *Job) Next(ctx context.Context) (*Event, *Result, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		e, r, err := j.subjects.decode(m.Subject, m.Header, m.Data)
+		e, r, err := j.subjects.decode(ctx, j.c, m.Subject, m.Header, m.Data)
 		switch {
+		case errors.Is(err, ErrResultObject):
+			j.drop()
 		case err != nil:
 			return nil, nil, err
 		case r != nil && r.ID == j.ID:
@@ -235,21 +237,17 @@ func newReplySubjects(reply string) replySubjects {
 	return replySubjects{result: ResultSubject(reply), events: EventsSubject(reply)}
 }
 
-// decode decodes a message on the reply subjects: the job's result or one
-// of its events (neither for another subject). Job and Watcher read their
-// messages through it.
-func (rs replySubjects) decode(subject string, h nats.Header, data []byte) (*Event, *Result, error) {
-	enc := Detect(h, data)
+// decode decodes a message on the reply subjects: the job's result (the
+// whole result, see Client.DecodeResult) or one of its events (neither for
+// another subject). Job and Watcher read their messages through it.
+func (rs replySubjects) decode(ctx context.Context, c *Client, subject string, h nats.Header, data []byte) (*Event, *Result, error) {
 	switch subject {
 	case rs.result:
-		var r Result
-		if err := enc.Unmarshal(data, &r); err != nil {
-			return nil, nil, fmt.Errorf("bus: decode result: %w", err)
-		}
-		return nil, &r, nil
+		r, err := c.DecodeResult(ctx, h, data)
+		return nil, r, err
 	case rs.events:
 		var e Event
-		if err := enc.Unmarshal(data, &e); err != nil {
+		if err := Detect(h, data).Unmarshal(data, &e); err != nil {
 			return nil, nil, fmt.Errorf("bus: decode event: %w", err)
 		}
 		return &e, nil, nil
@@ -280,15 +278,19 @@ func (c *Client) storedResult(ctx context.Context, reply string) (*Result, nats.
 	if err != nil || m == nil {
 		return nil, nil, err
 	}
-	var r Result
-	if err := Detect(m.Header, m.Data).Unmarshal(m.Data, &r); err != nil {
-		return nil, nil, fmt.Errorf("bus: decode stored result: %w", err)
+	r, err := c.DecodeResult(ctx, m.Header, m.Data)
+	if errors.Is(err, ErrResultObject) {
+		c.dropped.Add(1)
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("bus: stored result: %w", err)
 	}
 	if id, ok := strings.CutPrefix(reply, c.subj.Reply("")); ok && r.ID != id {
 		c.dropped.Add(1)
 		return nil, nil, nil
 	}
-	return &r, m.Header, nil
+	return r, m.Header, nil
 }
 
 // lastStored reads the last message of subject in the results stream with a

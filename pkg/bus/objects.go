@@ -1,9 +1,12 @@
 package bus
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -156,4 +159,71 @@ func DeleteRequestObject(ctx context.Context, js jetstream.JetStream, subj Subje
 		return nil
 	}
 	return err
+}
+
+// A result larger than one NATS message is stored whole as an object of the
+// job's tenant's bucket, and the result message is a small summary of it
+// (id, status, usage, timings, the error's code and message) with the
+// Llm-Object header naming the object. Client.DecodeResult, and so Submit,
+// Job.Next, StoredResult and Watch, return the whole result; other clients
+// read the object from the same bucket (see docs/wire.md).
+
+// ResultObjectName names the object holding the whole result of delivery
+// attempt of job jobID: one per delivery, so that a job that ran twice never
+// has its stored summary point at the other run's body.
+func ResultObjectName(jobID string, attempt int) string {
+	return jobID + ".result." + strconv.Itoa(attempt)
+}
+
+// ErrResultObject is returned (wrapped) by DecodeResult when a result's
+// Llm-Object header names an object that is not one of its job's results.
+var ErrResultObject = errors.New("bus: the Llm-Object header of a result must name one of its job's result objects")
+
+// PutResultObject stores an encoded result as object name of subj's
+// tenant's bucket (for workers).
+func PutResultObject(ctx context.Context, js jetstream.JetStream, subj Subjects, name, contentType string, body []byte) error {
+	obs, err := js.ObjectStore(ctx, subj.ObjectBucket())
+	if err != nil {
+		return fmt.Errorf("object store %s: %w", subj.ObjectBucket(), err)
+	}
+	meta := jetstream.ObjectMeta{Name: name, Headers: nats.Header{HeaderContentType: []string{contentType}}}
+	if _, err := obs.Put(ctx, meta, bytes.NewReader(body)); err != nil {
+		return fmt.Errorf("store result object %s: %w", name, err)
+	}
+	return nil
+}
+
+// DecodeResult decodes a result message (header and data) of the client's
+// tenant. When it is the summary of a result too large for one message, the
+// whole result is read from the object its Llm-Object header names, in the
+// tenant's bucket; that object must be one of the same job's results.
+func (c *Client) DecodeResult(ctx context.Context, h nats.Header, data []byte) (*Result, error) {
+	enc := Detect(h, data)
+	var r Result
+	if err := enc.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("bus: decode result: %w", err)
+	}
+	name := h.Get(HeaderObject)
+	if name == "" {
+		return &r, nil
+	}
+	if !strings.HasPrefix(name, r.ID+".result.") {
+		return nil, fmt.Errorf("%w: %q for job %s", ErrResultObject, name, r.ID)
+	}
+	obs, err := c.js.ObjectStore(ctx, c.subj.ObjectBucket())
+	if err != nil {
+		return nil, fmt.Errorf("bus: result of job %s: object store %s: %w", r.ID, c.subj.ObjectBucket(), err)
+	}
+	body, err := obs.GetBytes(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("bus: result of job %s: object %s: %w", r.ID, name, err)
+	}
+	var whole Result
+	if err := enc.Unmarshal(body, &whole); err != nil {
+		return nil, fmt.Errorf("bus: decode result object %s: %w", name, err)
+	}
+	if whole.ID != r.ID {
+		return nil, fmt.Errorf("%w: object %s holds job %s", ErrResultObject, name, whole.ID)
+	}
+	return &whole, nil
 }

@@ -12,7 +12,7 @@ const (
 	HeaderMsgID       = "Nats-Msg-Id"
 	HeaderReply       = "Llm-Reply"
 	HeaderContentType = "Content-Type"
-	HeaderObject      = "Llm-Object" // a large request body stored in the Object Store
+	HeaderObject      = "Llm-Object" // a large request (or result) body stored in the Object Store
 	HeaderTraceParent = "traceparent"
 	// HeaderTenant is set by the worker on a dead letter: the tenant whose
 	// subject the job arrived on ("" for the anonymous tenant). It is never

@@ -43,6 +43,7 @@ type Watcher struct {
 	sub      *nats.Subscription        // not durable: live events and result
 	stored   *Result                   // not durable: a result stored before Watch
 	done     bool
+	c        *Client
 }
 
 // Watch returns a watcher of job jobID (whose reply prefix is the default
@@ -63,7 +64,7 @@ func (c *Client) Watch(ctx context.Context, jobID string, fromSeq uint64, opts .
 	for _, fn := range opts {
 		fn(&o)
 	}
-	w := &Watcher{JobID: jobID, Reply: c.subj.Reply(jobID), fromSeq: fromSeq, attempt: o.attempt}
+	w := &Watcher{JobID: jobID, Reply: c.subj.Reply(jobID), fromSeq: fromSeq, attempt: o.attempt, c: c}
 	w.subjects = newReplySubjects(w.Reply)
 	s, err := c.js.Stream(ctx, StreamResults)
 	if err != nil {
@@ -139,7 +140,7 @@ func (w *Watcher) Next(ctx context.Context) (*Event, *Result, error) {
 			}
 			subject, header, data = m.Subject, m.Header, m.Data
 		}
-		e, r, err := w.subjects.decode(subject, header, data)
+		e, r, err := w.subjects.decode(ctx, w.c, subject, header, data)
 		switch {
 		case err != nil:
 			return nil, nil, err
