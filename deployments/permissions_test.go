@@ -2,6 +2,7 @@ package deployments
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -80,7 +81,8 @@ func TestPermissions(t *testing.T) {
 	var closeFleet sync.Once
 	closeState := func() { closeFleet.Do(func() { st.Close() }) }
 	t.Cleanup(closeState)
-	m := mock.New(mock.Config{Tokens: 5})
+	// The second call hangs until cancelled (see the cancel below).
+	m := mock.New(mock.Config{Tokens: 5, Script: []mock.Step{{OK: true}, {Hang: true}}})
 	router, err := policy.NewRouter([]policy.Group{{Name: "demo", Deployments: []policy.Deployment{{
 		Name: "mock", Model: "mock-1", Provider: m,
 		// Limits, so the fleet-wide rate counters (KV LLM_RATES) are used.
@@ -159,6 +161,24 @@ func TestPermissions(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond, "the result is stored")
 	require.Equal(t, res.ID, stored.ID)
 	require.NoError(t, client.Cancel(ctx, "perm-job-2"), "producer cancels (KV marker + core cancel)")
+	// The worker running a job confirms its cancel.
+	slow, err := client.Publish(ctx, "demo", &bus.Request{ID: "perm-job-slow", Messages: []bus.Message{{Role: "user", Content: bus.Text("slow")}}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return m.Calls() == 2 }, 10*time.Second, 5*time.Millisecond, "the job runs")
+	gs, err := client.GroupStatus(ctx, "demo")
+	require.NoError(t, err, "the producer reads its group's queue")
+	require.Equal(t, 1, gs.InFlight)
+	running, err := client.CancelConfirmed(ctx, "perm-job-slow", 5*time.Second)
+	require.NoError(t, err)
+	require.True(t, running, "the worker confirmed (violations: %v)", wperm.list())
+	for {
+		_, res, err := slow.Next(ctx)
+		require.NoError(t, err)
+		if res != nil {
+			require.Equal(t, bus.CodeCancelled, res.Error.Code)
+			break
+		}
+	}
 
 	// A request larger than max_payload travels through the Object Store.
 	big, err := client.Submit(ctx, "demo", &bus.Request{
@@ -167,6 +187,18 @@ func TestPermissions(t *testing.T) {
 	})
 	require.NoError(t, err, "large request (violations: %v %v)", pperm.list(), wperm.list())
 	require.Equal(t, bus.StatusOK, big.Status)
+
+	// A result larger than max_payload travels through the Object Store
+	// too: the worker stores it, the producer reads it.
+	var schema any
+	require.NoError(t, json.Unmarshal([]byte(`{"type":"object","properties":{"s":{"type":"string","minLength":1500000}},"required":["s"]}`), &schema))
+	no := false
+	bigRes, err := client.Submit(ctx, "demo", &bus.Request{
+		ID: "perm-job-big-result", Stream: &no, Messages: []bus.Message{{Role: "user", Content: bus.Text("a long one")}},
+		ResponseFormat: &bus.ResponseFormat{Type: "json_schema", JSONSchema: &bus.JSONSchema{Name: "long", Schema: schema}},
+	})
+	require.NoError(t, err, "large result (violations: %v %v)", pperm.list(), wperm.list())
+	require.Greater(t, len(bigRes.Text), 1_500_000)
 
 	// A job of a group nobody serves is answered by the worker's sweep.
 	res, err = client.Submit(ctx, "nobody", &bus.Request{

@@ -448,6 +448,10 @@ func listenHTTP(addr string, nc *nats.Conn, w *worker.Worker, metricsHandler htt
 			http.Error(rw, "NATS disconnected", http.StatusServiceUnavailable)
 			return
 		}
+		if err := w.StoreHealth(); err != nil {
+			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		rw.Write([]byte("ready\n")) //nolint:errcheck // client gone
 	})
 	mux.Handle("GET /metrics", metricsHandler)

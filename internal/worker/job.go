@@ -35,6 +35,10 @@ type job struct {
 	published time.Time
 	req       bus.Request
 
+	stream   string // the request stream and the message's sequence in it
+	seq      uint64
+	answered bool                    // its result (or its rejection) is stored
+
 	cancelMu sync.Mutex
 	cancelFn context.CancelCauseFunc
 	cause    error // set when cancelled before cancelFn existed
@@ -76,6 +80,7 @@ func (j *job) run() {
 	}
 	j.attempt = int(meta.NumDelivered)
 	j.published = meta.Timestamp
+	j.stream, j.seq = meta.Stream, meta.Sequence.Stream
 	h := j.msg.Headers()
 	j.startSpan(h)
 	defer j.span.End()
@@ -87,6 +92,14 @@ func (j *job) run() {
 		decErr = j.resolveObject(h)
 	}
 
+	if res := j.storedResult(); res != nil {
+		// Its ack was lost: answered already, not run again.
+		w.log.Info("redelivered job already has a result; acked", slog.String("job", j.id), slog.Int("delivery", j.attempt))
+		j.answered = true
+		j.ack()
+		j.dropObject()
+		return
+	}
 	switch {
 	case errors.As(decErr, new(*transientError)):
 		w.log.Warn("cannot read the job's input yet; handed back", slog.String("job", j.id), slog.Any("error", decErr))
@@ -310,27 +323,26 @@ func (j *job) errorResult(code bus.ErrorCode, msg string, retryable bool) *bus.R
 
 // reject answers bad input (when someone can be told), copies undecodable
 // or exhausted messages to the DLQ, and terminates the message so that it is
-// never redelivered.
+// never redelivered. What cannot be stored yet hands the job back instead
+// (see retryLater): without its DLQ copy, terminating would lose it.
 func (j *job) reject(code bus.ErrorCode, msg string, dlq bool) {
 	w := j.w
 	w.log.Warn("job rejected", slog.String("job", j.id), slog.String("group", j.group), slog.String("code", string(code)), slog.String("reason", msg))
 	if dlq {
 		if err := j.deadLetter(code, msg); err != nil {
-			// Without the DLQ copy, Term would lose the message: let it be
-			// redelivered instead.
-			w.log.Error("dead-letter copy failed; message left for redelivery", slog.String("job", j.id), slog.Any("error", err))
-			_ = j.msg.NakWithDelay(5 * time.Second)
+			j.retryLater("dead-letter copy", err)
 			return
 		}
 	}
 	res := j.errorResult(code, msg, false)
 	if j.answer {
-		if err := j.publishResult(res); err != nil {
-			w.log.Error("result publish failed", slog.String("job", j.id), slog.Any("error", err))
-			_ = j.msg.NakWithDelay(time.Second)
+		var err error
+		if res, err = j.publish(res); err != nil {
+			j.retryLater("error result", err)
 			return
 		}
 	}
+	j.answered = true
 	j.report(res, nil)
 	if err := j.msg.TermWithReason(string(code)); err != nil {
 		w.log.Warn("term failed", slog.String("job", j.id), slog.Any("error", err))
@@ -338,25 +350,34 @@ func (j *job) reject(code bus.ErrorCode, msg string, dlq bool) {
 }
 
 // deadLetter copies the message, its headers and the reason to the group's
-// DLQ subject, waiting for the stream's ack.
+// DLQ subject, waiting for the stream's ack (retried, see store). The copy's
+// Nats-Msg-Id names the stored message, so that a redelivery that copies it
+// again within the DLQ stream's dedupe window adds no second entry. A copy
+// over the server's max payload (a raw request within a few KB of it) keeps
+// the body's head only, marked Llm-Dlq-Truncated.
 func (j *job) deadLetter(code bus.ErrorCode, reason string) error {
 	m := nats.NewMsg(j.w.cfg.Subjects.DLQ(dlqGroup(j.group)))
 	for k, v := range j.msg.Headers() {
 		if k == bus.HeaderMsgID {
-			continue // the DLQ stream must keep every copy
+			continue
 		}
 		m.Header[k] = v
 	}
+	m.Header.Set(bus.HeaderMsgID, fmt.Sprintf("dlq.%s.%d", j.stream, j.seq))
 	m.Header.Set(bus.HeaderDLQCode, string(code))
 	m.Header.Set(bus.HeaderDLQReason, truncate(reason, 1024))
 	m.Header.Set(bus.HeaderDLQSubject, j.msg.Subject())
 	m.Header.Set(bus.HeaderDLQJob, j.id)
 	m.Header.Set(bus.HeaderDLQDeliveries, fmt.Sprint(j.attempt))
 	m.Data = j.msg.Data()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err := j.w.js.PublishMsg(ctx, m)
-	return err
+	if mp := j.w.nc.MaxPayload(); mp > 0 && int64(len(m.Data)+resultHeadroom) > mp {
+		m.Header.Set(bus.HeaderDLQTruncated, fmt.Sprint(len(m.Data)))
+		m.Data = m.Data[:max(0, int(mp)-resultHeadroom)]
+	}
+	return j.store(func(ctx context.Context) error {
+		_, err := j.w.js.PublishMsg(ctx, m)
+		return err
+	})
 }
 
 func dlqGroup(g string) string {
@@ -374,21 +395,24 @@ func truncate(s string, n int) string {
 }
 
 // finish publishes the result and acks; if the result cannot be stored the
-// message is handed back so that the job is not lost.
+// message is handed back (see retryLater) so that the job is not lost.
 func (j *job) finish(res *bus.Result, out *policy.Outcome) {
 	w := j.w
 	res.Timings.QueuedMS = max(0, j.picked.Sub(j.published).Milliseconds())
 	res.Timings.TotalMS = w.cfg.Now().Sub(j.picked).Milliseconds()
-	if err := j.publishResult(res); err != nil {
-		w.log.Error("result publish failed; job handed back", slog.String("job", j.id), slog.Any("error", err))
-		_ = j.msg.NakWithDelay(time.Second)
+	res, err := j.publish(res)
+	if err != nil {
+		j.retryLater("result", err)
 		return
 	}
-	if err := j.msg.Ack(); err != nil {
-		w.log.Warn("ack failed (the result is stored; a redelivery will not duplicate it)", slog.String("job", j.id), slog.Any("error", err))
-	}
+	j.answered = true
+	j.ack()
 	j.dropObject()
 	j.report(res, out)
+	j.logDone(res)
+}
+
+func (j *job) logDone(res *bus.Result) {
 	attrs := []slog.Attr{
 		slog.String("job", j.id), slog.String("group", res.Group), slog.String("status", string(res.Status)),
 		slog.String("deployment", res.Deployment), slog.Int("attempts", len(res.Attempts)), slog.Int("delivery", j.attempt),
@@ -400,37 +424,46 @@ func (j *job) finish(res *bus.Result, out *policy.Outcome) {
 	if res.Error != nil {
 		attrs = append(attrs, slog.String("code", string(res.Error.Code)))
 	}
-	w.log.LogAttrs(context.Background(), slog.LevelInfo, "job done", attrs...)
+	j.w.log.LogAttrs(context.Background(), slog.LevelInfo, "job done", attrs...)
 }
 
-// publishResult publishes the result with Nats-Msg-Id set to the job id:
-// into the results stream (awaiting its ack) when the reply prefix is the
-// default one, else with core NATS, flushed.
+// publish publishes the job's result (see publishResult) and returns what
+// was published: res, or, when res can never be published (too large, not
+// encodable), the small error result that replaces it. An error means the
+// result could not be stored yet.
+func (j *job) publish(res *bus.Result) (*bus.Result, error) {
+	err := j.publishResult(res)
+	if err == nil || !permanent(err) {
+		return res, err
+	}
+	j.w.log.Warn("result cannot be published; answered with an error instead", slog.String("job", j.id), slog.Any("error", err))
+	sub := j.substitute(res, err)
+	return sub, j.publishResult(sub)
+}
+
+// publishResult publishes the result with a tenant-qualified Nats-Msg-Id
+// (see bus.Subjects.ResultMsgID): into the results stream (awaiting its
+// ack) when the reply prefix is the default one, else with core NATS,
+// flushed. Transient failures are retried (see store); a result larger than
+// one message goes to the Object Store first (see resultMsg).
 func (j *job) publishResult(res *bus.Result) error {
-	data, err := j.enc.Marshal(res)
-	if err != nil {
-		return fmt.Errorf("encode result: %w", err)
-	}
-	m := nats.NewMsg(bus.ResultSubject(j.reply))
-	// A replayed dead letter's result is a new run's: it must not be
-	// deduplicated against the dead letter's error result.
-	m.Header.Set(bus.HeaderMsgID, bus.ReplayResultMsgID(j.subj.ResultMsgID(j.id), j.replay))
-	m.Header.Set(bus.HeaderContentType, j.enc.ContentType())
-	if j.digest != "" {
-		m.Header.Set(bus.HeaderDigest, j.digest)
-	}
-	j.injectTrace(m.Header)
-	m.Data = data
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if j.subj.InResults(j.reply) {
-		_, err = j.w.js.PublishMsg(ctx, m)
-		return err
-	}
-	if err := j.w.nc.PublishMsg(m); err != nil {
-		return err
-	}
-	return j.w.nc.FlushWithContext(ctx)
+	var m *nats.Msg
+	return j.store(func(ctx context.Context) error {
+		if m == nil {
+			var err error
+			if m, err = j.resultMsg(ctx, res); err != nil {
+				return err
+			}
+		}
+		if j.subj.InResults(j.reply) {
+			_, err := j.w.js.PublishMsg(ctx, m)
+			return err
+		}
+		if err := j.w.nc.PublishMsg(m); err != nil {
+			return err
+		}
+		return j.w.nc.FlushWithContext(ctx)
+	})
 }
 
 // handBack returns an unfinished job for redelivery at once.

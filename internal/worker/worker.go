@@ -62,6 +62,20 @@ type Config struct {
 	// Defaults 2s and 5s.
 	UnknownSweep time.Duration
 	UnknownGrace time.Duration
+	// StoreRetry is how long a job keeps retrying a JetStream write of its
+	// answer (its result, its dead-letter copy, its ack) that fails for a
+	// reason that may pass (storage full, a leader election) before it is
+	// handed back for a later delivery. Default 30s.
+	StoreRetry time.Duration
+	// HandBackDelay is how long a job handed back because its answer could
+	// not be stored waits before its next delivery; it doubles with each
+	// delivery, up to 5 minutes. Default 5s.
+	HandBackDelay time.Duration
+	// MaxResultBytes bounds an encoded result. A result larger than one
+	// NATS message is stored in the Object Store (see bus.Client.DecodeResult);
+	// one larger than MaxResultBytes is answered too_large instead. Default
+	// 64 MiB.
+	MaxResultBytes int
 	// ValidationRetries is how many times a json_object / json_schema
 	// answer (or a tool call's arguments) that does not validate is re-asked
 	// when the request does not set validation_retries. Default 2; negative
@@ -95,6 +109,9 @@ func (c Config) withDefaults() Config {
 	c.UnknownSweep = cmp.Or(c.UnknownSweep, 2*time.Second)
 	c.UnknownGrace = cmp.Or(c.UnknownGrace, 5*time.Second)
 	c.ValidationRetries = cmp.Or(c.ValidationRetries, 2)
+	c.StoreRetry = cmp.Or(c.StoreRetry, 30*time.Second)
+	c.HandBackDelay = cmp.Or(c.HandBackDelay, 5*time.Second)
+	c.MaxResultBytes = cmp.Or(c.MaxResultBytes, 64<<20)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -141,6 +158,9 @@ type Worker struct {
 
 	ready chan struct{}
 
+	storePolicy retrypolicy.RetryPolicy[any] // the reply side's writes, see store
+	health      health
+
 	mu       sync.Mutex
 	inflight map[*job]struct{}
 	running  map[string]*job // by job id, for cancel
@@ -165,7 +185,8 @@ func New(nc *nats.Conn, exec Executor, cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg: cfg, nc: nc, js: js, exec: exec, log: cfg.Logger,
 		inflight: map[*job]struct{}{}, running: map[string]*job{},
-		ready: make(chan struct{}),
+		ready:       make(chan struct{}),
+		storePolicy: storeRetry(cfg.StoreRetry, cfg.Logger),
 	}
 	w.jobCtx, w.stopJobs = context.WithCancelCause(context.Background())
 	return w, nil

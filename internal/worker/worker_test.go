@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/internal/natstest"
 	"github.com/switchyard/switchyard/internal/worker"
 	"github.com/switchyard/switchyard/pkg/bus"
+	"github.com/switchyard/switchyard/pkg/llm"
 	"github.com/switchyard/switchyard/pkg/llm/mock"
 	"github.com/switchyard/switchyard/pkg/policy"
 )
@@ -31,22 +32,33 @@ type env struct {
 	client *bus.Client
 	mock   *mock.Provider
 	router *policy.Router
+	worker *worker.Worker // the last one started
 }
 
 type opts struct {
-	mock    mock.Config
-	cfg     worker.Config
-	noStart bool
+	mock     mock.Config
+	provider llm.Provider // instead of the mock, when set
+	cfg      worker.Config
+	server   func(*server.Options)
+	noStart  bool
 }
 
 func setup(t *testing.T, o opts) *env {
 	t.Helper()
-	srv := natstest.Server(t)
+	var configure []func(*server.Options)
+	if o.server != nil {
+		configure = append(configure, o.server)
+	}
+	srv := natstest.Server(t, configure...)
 	nc := natstest.Connect(t, srv)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	m := mock.New(o.mock)
-	r, err := policy.NewRouter([]policy.Group{{Name: "demo", Deployments: []policy.Deployment{{Name: "mock-a", Model: "mock-1", Provider: m}}}})
+	var p llm.Provider = m
+	if o.provider != nil {
+		p = o.provider
+	}
+	r, err := policy.NewRouter([]policy.Group{{Name: "demo", Deployments: []policy.Deployment{{Name: "mock-a", Model: "mock-1", Provider: p}}}})
 	require.NoError(t, err)
 	c, err := bus.NewClient(nc)
 	require.NoError(t, err)
@@ -71,6 +83,7 @@ func (e *env) startWorker(cfg worker.Config) (stop func(), nc *nats.Conn) {
 	cfg.FetchWait = cmpDur(cfg.FetchWait, 300*time.Millisecond)
 	w, err := worker.New(nc, e.router, cfg)
 	require.NoError(e.t, err)
+	e.worker = w
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()

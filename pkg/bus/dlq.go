@@ -22,6 +22,10 @@ const (
 	HeaderDLQJob = "Llm-Dlq-Job"
 	// HeaderDLQDeliveries is how many times the job had been delivered.
 	HeaderDLQDeliveries = "Llm-Dlq-Deliveries"
+	// HeaderDLQTruncated is set when the copy's body is only the head of
+	// the request's (whose size it gives): a request within a few KB of the
+	// max payload leaves no room for the dead-letter headers.
+	HeaderDLQTruncated = "Llm-Dlq-Truncated"
 	// HeaderReplay is set on a replayed dead letter: the sequence, in the
 	// dead-letter stream, of the copy it replays. The worker runs it as the
 	// job HeaderDLQJob named, as a new run: its result is stored even though

@@ -252,8 +252,12 @@ type ConsumerConfig struct {
 	// AckWait is how long a delivered job may go without an ack or an
 	// in-progress signal before it is redelivered. Default 30s.
 	AckWait time.Duration
-	// MaxDeliver bounds deliveries; the last one is answered with an error
-	// result and copied to the DLQ. Default 5.
+	// MaxDeliver is how many deliveries a job gets: the worker answers the
+	// last one with an error result and copies it to the DLQ instead of
+	// running it. The consumer itself redelivers without limit (MaxDeliver
+	// -1 on the server), so that a job whose result or dead-letter copy
+	// cannot be written yet (JetStream storage full) stays deliverable and
+	// is finished once it can. Default 5.
 	MaxDeliver int
 	// MaxAckPending bounds jobs in flight for the whole fleet. Default 20000.
 	MaxAckPending int
@@ -336,7 +340,7 @@ func EnsureConsumerFor(ctx context.Context, js jetstream.JetStream, subj Subject
 		FilterSubject: subj.RequestFor(group, p),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
-		MaxDeliver:    cfg.MaxDeliver,
+		MaxDeliver:    -1, // the worker ends a job at cfg.MaxDeliver, see ConsumerConfig
 		MaxAckPending: cfg.MaxAckPending,
 		MaxWaiting:    cfg.MaxWaiting,
 		DeliverPolicy: jetstream.DeliverAllPolicy,

@@ -1,0 +1,164 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/internal/embedded"
+	"github.com/switchyard/switchyard/internal/worker"
+	"github.com/switchyard/switchyard/pkg/bus"
+	"github.com/switchyard/switchyard/pkg/llm/mock"
+	"github.com/switchyard/switchyard/pkg/policy"
+)
+
+// tmpfs mounts a tmpfs of size bytes on a new directory, or skips the test
+// where mounting is not allowed (it needs CAP_SYS_ADMIN).
+func tmpfs(t *testing.T, size int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v): TestFullStoreLosesNoJob covers a store limit instead", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
+}
+
+// fillDisk writes a file into dir until the file system is full.
+func fillDisk(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "filler")
+	f, err := os.Create(p)
+	require.NoError(t, err)
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			require.True(t, errors.Is(err, syscall.ENOSPC), "%v", err)
+			return p
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestFullDiskLosesNoJob is issue #13's case on a real full file system:
+// the server's data directory is a small tmpfs, filled after six jobs were
+// accepted. The server disables JetStream ("out of space"); the worker
+// cannot store results, dead letters or acks and reports itself unready.
+// Once space is freed and the server restarted, every job ends with a
+// result or a dead letter, the work queue is empty, and the worker is ready
+// again without being restarted.
+func TestFullDiskLosesNoJob(t *testing.T) {
+	t.Parallel()
+	dir := tmpfs(t, 8<<20)
+	port := freePort(t)
+	start := func() *server.Server {
+		s, err := embedded.Start(embedded.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: dir,
+			// As if the disk were large: the file system, not a limit, fills.
+			Configure: func(o *server.Options) { o.JetStreamMaxStore = 1 << 30 }})
+		require.NoError(t, err)
+		return s
+	}
+	srv := start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	ctx := ctxT(t, 180*time.Second)
+	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}
+	nc, err := nats.Connect(srv.ClientURL(), opts...)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	client, err := bus.NewClient(nc)
+	require.NoError(t, err)
+	require.NoError(t, bus.Provision(ctx, js, bus.StreamsConfig{}))
+	var logs syncLog
+	// Slow to answer, so that the disk fills while the jobs run.
+	m := mock.New(mock.Config{Tokens: 3, TTFT: time.Second})
+	r, err := policy.NewRouter([]policy.Group{{Name: "demo", Deployments: []policy.Deployment{{Name: "mock-a", Model: "mock-1", Provider: m}}}})
+	require.NoError(t, err)
+	wnc, err := nats.Connect(srv.ClientURL(), opts...)
+	require.NoError(t, err)
+	t.Cleanup(wnc.Close)
+	w, err := worker.New(wnc, r, worker.Config{Groups: []string{"demo"},
+		Consumer:   bus.ConsumerConfig{MaxDeliver: 3, AckWait: 2 * time.Second},
+		StoreRetry: 200 * time.Millisecond, HandBackDelay: 50 * time.Millisecond, FetchWait: 300 * time.Millisecond,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	require.NoError(t, err)
+	wctx, stop := ctxCancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(wctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	select {
+	case <-w.Ready():
+	case <-ctx.Done():
+		t.Fatal("worker not ready")
+	}
+
+	const n = 6
+	for i := range n {
+		_, err := client.Publish(ctx, "demo", userReq(fmt.Sprintf("disk-%d", i), "hi"))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return m.Calls() == n }, 30*time.Second, 5*time.Millisecond, "every job runs")
+	filler := fillDisk(t, dir)
+
+	require.Eventually(t, func() bool { return w.StoreHealth() != nil }, 60*time.Second, 10*time.Millisecond, "unready while the disk is full")
+	t.Logf("while full: %v", w.StoreHealth())
+	// Every job got past its last delivery, so that its dead-letter copy
+	// failed too.
+	require.Eventually(t, func() bool {
+		return strings.Count(logs.String(), "dead-letter copy could not be stored") >= n
+	}, 120*time.Second, 10*time.Millisecond, "every job reached its last delivery")
+	t.Logf("JetStream enabled on the full disk: %v", srv.JetStreamEnabled())
+
+	// Space is freed, the server restarted (JetStream stays disabled until
+	// then); the worker is not.
+	require.NoError(t, os.Remove(filler))
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	srv = start()
+
+	require.Eventually(t, func() bool {
+		s, err := js.Stream(ctx, bus.StreamRequests)
+		return err == nil && s.CachedInfo().State.Msgs == 0
+	}, 120*time.Second, 50*time.Millisecond, "the work queue is empty")
+	dlq := map[string]bool{}
+	d, err := js.Stream(ctx, bus.StreamDLQ)
+	require.NoError(t, err)
+	for seq := d.CachedInfo().State.FirstSeq; seq > 0 && seq <= d.CachedInfo().State.LastSeq; seq++ {
+		if m, err := d.GetMsg(ctx, seq); err == nil {
+			dlq[m.Header.Get("Llm-Dlq-Job")] = true
+		}
+	}
+	for i := range n {
+		id := fmt.Sprintf("disk-%d", i)
+		r, err := client.StoredResult(ctx, client.Subjects().Reply(id))
+		require.NoError(t, err)
+		require.True(t, r != nil || dlq[id], "job %s has neither a result nor a dead letter", id)
+	}
+	require.Eventually(t, func() bool { return w.StoreHealth() == nil }, 30*time.Second, 10*time.Millisecond, "ready again by itself")
+}
+
+func ctxCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}
