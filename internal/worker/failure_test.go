@@ -18,6 +18,8 @@ import (
 
 	"github.com/switchyard/switchyard/internal/worker"
 	"github.com/switchyard/switchyard/pkg/bus"
+	"github.com/switchyard/switchyard/pkg/llm"
+	"github.com/switchyard/switchyard/pkg/llm/mock"
 )
 
 // fortyThousandStrings is issue #13's schema whose answer (~600 KB, in both
@@ -143,6 +145,47 @@ func requireQueueEmpty(t *testing.T, e *env) {
 		s, err := e.js.Stream(ctx, bus.StreamRequests)
 		return err == nil && s.CachedInfo().State.Msgs == 0
 	}, 20*time.Second, 20*time.Millisecond, "the work queue is empty")
+}
+
+// panicky panics in Stream for prompts that say so, and in Next for those
+// that say so mid-stream; it answers the others.
+type panicky struct{ ok *mock.Provider }
+
+func (p panicky) Stream(ctx context.Context, req *llm.Request) (llm.Stream, error) {
+	switch req.Messages[len(req.Messages)-1].Text() {
+	case "panic in Stream":
+		panic("provider bug in Stream")
+	case "panic in Next":
+		s, err := p.ok.Stream(ctx, req)
+		return panicStream{s}, err
+	}
+	return p.ok.Stream(ctx, req)
+}
+
+type panicStream struct{ llm.Stream }
+
+func (panicStream) Next() bool { panic(fmt.Errorf("provider bug in Next")) }
+
+// TestPanicFailsTheJobAndTheWorkerKeepsServing: a panic in a job used to end
+// the process, and every running job of every group with it.
+func TestPanicFailsTheJobAndTheWorkerKeepsServing(t *testing.T) {
+	t.Parallel()
+	var logs syncLog
+	e := setup(t, opts{provider: panicky{mock.New(mock.Config{Tokens: 3})}, noStart: true})
+	e.startWorker(worker.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	ctx := ctxT(t, 30*time.Second)
+	for i, prompt := range []string{"panic in Stream", "panic in Next"} {
+		res, err := e.client.Submit(ctx, "demo", userReq(fmt.Sprintf("panic-%d", i), prompt))
+		require.ErrorIs(t, err, &bus.Error{Code: bus.CodeInternal}, prompt)
+		require.Contains(t, res.Error.Message, "panic: provider bug in", prompt)
+		require.False(t, res.Error.Retryable, "it would panic again")
+	}
+	res, err := e.client.Submit(ctx, "demo", userReq("after-panics", "hello"))
+	require.NoError(t, err)
+	require.Equal(t, bus.StatusOK, res.Status, "the worker still serves")
+	require.Contains(t, logs.String(), `"msg":"job panicked; answered internal"`)
+	require.Contains(t, logs.String(), "runtime/debug.Stack", "the log line carries the stack")
+	requireQueueEmpty(t, e)
 }
 
 // TestHostileSchemasAreAnswered sends issue #13's crashing schemas to a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -241,4 +242,30 @@ func (w *Worker) StoreHealth() error {
 		return nil
 	}
 	return fmt.Errorf("JetStream writes failing since %s: %w", w.health.since.UTC().Format(time.RFC3339), w.health.err)
+}
+
+// recoverPanic ends a job whose goroutine panicked: it logs the panic with
+// its stack and answers the job internal (not retryable: it would panic
+// again), so that one bad job never takes the worker and the jobs of every
+// group down with it.
+func (j *job) recoverPanic(v any) {
+	w := j.w
+	w.log.Error("job panicked; answered internal", slog.String("job", j.id), slog.String("group", j.group),
+		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+	defer func() {
+		if v := recover(); v != nil {
+			w.log.Error("answering a panicked job panicked too; handed back", slog.String("job", j.id), slog.Any("panic", v))
+			j.retryLater("the answer of a panicked job", fmt.Errorf("panic: %v", v))
+		}
+	}()
+	if j.answered {
+		return
+	}
+	if j.id == "" {
+		// Panicked before the job was identified: nothing to answer with;
+		// the delivery count ends it in the DLQ.
+		j.retryLater("a job that panicked before its id was read", fmt.Errorf("panic: %v", v))
+		return
+	}
+	j.finish(j.errorResult(bus.CodeInternal, fmt.Sprintf("the worker failed on this job (panic: %v); see its log", v), false), nil)
 }

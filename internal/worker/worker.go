@@ -365,6 +365,11 @@ func (w *Worker) start(group string, msg jetstream.Msg, slots chan<- struct{}) {
 	w.mu.Unlock()
 	w.wg.Go(func() {
 		defer func() {
+			// A panic in any stage of the job (decoding, validation, the
+			// router, a provider) ends that job, not the process.
+			if v := recover(); v != nil {
+				j.recoverPanic(v)
+			}
 			w.mu.Lock()
 			delete(w.inflight, j)
 			if j.id != "" && w.running[j.id] == j {
