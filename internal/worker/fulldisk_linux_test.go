@@ -162,3 +162,121 @@ func TestFullDiskLosesNoJob(t *testing.T) {
 func ctxCancel() (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
 }
+
+// TestAckedJobsLeftInTheQueueAreRemoved: jobs acked while the disk was full
+// are acked for their consumer (below its ack floor, never delivered again)
+// but their removal from the work queue was not persisted, so after the
+// server's restart they are back in the stream, forever on the old code
+// (issue #13 saw 29). The worker's sweep removes them: a job whose result is
+// stored is deleted, one without is copied to the DLQ first.
+func TestAckedJobsLeftInTheQueueAreRemoved(t *testing.T) {
+	t.Parallel()
+	dir := tmpfs(t, 8<<20)
+	port := freePort(t)
+	start := func() *server.Server {
+		s, err := embedded.Start(embedded.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: dir,
+			Configure: func(o *server.Options) { o.JetStreamMaxStore = 1 << 30 }})
+		require.NoError(t, err)
+		return s
+	}
+	srv := start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	ctx := ctxT(t, 120*time.Second)
+	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}
+	nc, err := nats.Connect(srv.ClientURL(), opts...)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	client, err := bus.NewClient(nc)
+	require.NoError(t, err)
+	require.NoError(t, bus.Provision(ctx, js, bus.StreamsConfig{}))
+	cons, err := bus.EnsureConsumer(ctx, js, bus.Subjects{}, "demo", bus.ConsumerConfig{})
+	require.NoError(t, err)
+
+	// A worker runs 40 jobs and stores the results of the even ones (the
+	// odd ones' reply prefixes are outside the results stream, say); then
+	// the disk fills and it acks them all.
+	const n = 40
+	for i := range n {
+		_, err := client.Publish(ctx, "demo", userReq(fmt.Sprintf("acked-%d", i), "hi"))
+		require.NoError(t, err)
+	}
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	require.Len(t, msgs, n)
+	for i := 0; i < n; i += 2 {
+		id := fmt.Sprintf("acked-%d", i)
+		m := nats.NewMsg(bus.ResultSubject(client.Subjects().Reply(id)))
+		m.Header.Set(bus.HeaderMsgID, id)
+		m.Data, err = bus.Msgpack.Marshal(&bus.Result{ID: id, Status: bus.StatusOK})
+		require.NoError(t, err)
+		_, err = js.PublishMsg(ctx, m)
+		require.NoError(t, err)
+	}
+	filler := fillDisk(t, dir)
+	for _, m := range msgs {
+		require.NoError(t, m.DoubleAck(ctx))
+	}
+	require.NoError(t, os.Remove(filler))
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	srv = start()
+
+	// Back after the restart: acked, below the ack floor, still queued.
+	var left []string
+	require.Eventually(t, func() bool {
+		s, err := js.Stream(ctx, bus.StreamRequests)
+		if err != nil {
+			return false
+		}
+		for seq := s.CachedInfo().State.FirstSeq; seq > 0 && seq <= s.CachedInfo().State.LastSeq; seq++ {
+			if m, err := s.GetMsg(ctx, seq); err == nil {
+				left = append(left, m.Header.Get(bus.HeaderMsgID))
+			}
+		}
+		return true
+	}, 30*time.Second, 50*time.Millisecond)
+	require.NotEmpty(t, left, "the full disk left acked jobs in the queue (the case this test is about)")
+	c, err := js.Consumer(ctx, bus.StreamRequests, bus.ConsumerName("demo"))
+	require.NoError(t, err)
+	require.Zero(t, c.CachedInfo().NumPending, "never to be delivered again")
+	t.Logf("left in the queue: %v", left)
+
+	m := mock.New(mock.Config{})
+	r, err := policy.NewRouter([]policy.Group{{Name: "demo", Deployments: []policy.Deployment{{Name: "mock-a", Model: "mock-1", Provider: m}}}})
+	require.NoError(t, err)
+	wnc, err := nats.Connect(srv.ClientURL(), opts...)
+	require.NoError(t, err)
+	t.Cleanup(wnc.Close)
+	w, err := worker.New(wnc, r, worker.Config{Groups: []string{"demo"}, UnknownSweep: 100 * time.Millisecond, FetchWait: 300 * time.Millisecond,
+		Logger: cmpLogger(nil)})
+	require.NoError(t, err)
+	wctx, stop := ctxCancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(wctx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	require.Eventually(t, func() bool {
+		s, err := js.Stream(ctx, bus.StreamRequests)
+		return err == nil && s.CachedInfo().State.Msgs == 0
+	}, 30*time.Second, 50*time.Millisecond, "the sweep removed them")
+	require.Zero(t, m.Calls(), "none ran again")
+	dlq := map[string]bool{}
+	d, err := js.Stream(ctx, bus.StreamDLQ)
+	require.NoError(t, err)
+	for seq := d.CachedInfo().State.FirstSeq; seq > 0 && seq <= d.CachedInfo().State.LastSeq; seq++ {
+		if m, err := d.GetMsg(ctx, seq); err == nil {
+			dlq[m.Header.Get("Llm-Dlq-Job")] = true
+		}
+	}
+	for _, id := range left {
+		var i int
+		_, _ = fmt.Sscanf(id, "acked-%d", &i)
+		require.Equal(t, i%2 == 1, dlq[id], "job %s: copied to the DLQ exactly when it has no stored result", id)
+	}
+}

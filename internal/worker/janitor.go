@@ -46,22 +46,31 @@ func (w *Worker) sweepOnce(ctx context.Context) error {
 		return nil
 	}
 	served := map[string]bool{}
+	floors := map[string]uint64{} // ack floor of the consumer of a group subject
 	lister := s.ListConsumers(ctx)
 	for ci := range lister.Info() {
 		served[ci.Config.FilterSubject] = true
 		for _, f := range ci.Config.FilterSubjects {
 			served[f] = true
 		}
+		if f := ci.Config.FilterSubject; f != "" && len(ci.Config.FilterSubjects) == 0 {
+			floors[f] = ci.AckFloor.Stream
+		}
 	}
 	if err := lister.Err(); err != nil {
 		return err
 	}
 	for subject := range info.State.Subjects {
-		if served[subject] || w.consumerExists(ctx, subject) {
+		if !served[subject] && !w.consumerExists(ctx, subject) {
+			if err := w.answerUnknown(ctx, s, subject, info.State.FirstSeq); err != nil {
+				return err
+			}
 			continue
 		}
-		if err := w.answerUnknown(ctx, s, subject, info.State.FirstSeq); err != nil {
-			return err
+		if floor := floors[subject]; floor >= info.State.FirstSeq {
+			if err := w.clearAcked(ctx, s, subject, info.State.FirstSeq, floor); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -79,6 +88,42 @@ func (w *Worker) consumerExists(ctx context.Context, subject string) bool {
 	}
 	_, err := w.js.Consumer(ctx, bus.StreamRequests, bus.ConsumerName(group))
 	return !errors.Is(err, jetstream.ErrConsumerNotFound)
+}
+
+// clearAcked removes the jobs of subject that are at or below its
+// consumer's ack floor: acked, so never delivered again, yet still in the
+// work queue, because the server could not persist their removal (a full
+// disk: after a restart they are back). A job whose result is stored is
+// only deleted. One without (its reply prefix is not in the results stream,
+// or an older worker let it run out of deliveries) is copied to the DLQ
+// first: it cannot be told apart, and a copy loses nothing.
+func (w *Worker) clearAcked(ctx context.Context, s jetstream.Stream, subject string, from, floor uint64) error {
+	for seq := from; seq <= floor && ctx.Err() == nil; {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if m.Sequence > floor {
+			return nil
+		}
+		group, _ := w.cfg.Subjects.GroupOf(subject)
+		j := w.rawJob(m, group)
+		if j.lookupResult() == nil {
+			reason := "found in the work queue at or below its consumer's ack floor without a stored result: answered with a reply prefix outside the results stream, or out of deliveries under an older worker"
+			if err := j.deadLetter(bus.CodeInternal, reason); err != nil {
+				return err
+			}
+		}
+		w.log.Info("acked job left in the work queue removed", slog.String("job", j.id), slog.Uint64("seq", m.Sequence))
+		if err := s.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return err
+		}
+		seq = m.Sequence + 1
+	}
+	return ctx.Err()
 }
 
 func (w *Worker) answerUnknown(ctx context.Context, s jetstream.Stream, subject string, from uint64) error {
@@ -107,10 +152,10 @@ func (w *Worker) answerUnknown(ctx context.Context, s jetstream.Stream, subject 
 	return ctx.Err()
 }
 
-// answerRaw publishes an error result for a stored message that no consumer
-// delivered. A message that names no id and no reply cannot be answered.
-func (w *Worker) answerRaw(m *jetstream.RawStreamMsg, group string, code bus.ErrorCode, text string) {
-	j := &job{w: w, group: group, picked: w.cfg.Now(), published: m.Time}
+// rawJob is the job of a stored message that no consumer delivered: enough
+// of it (id, reply, encoding) to answer it or copy it to the DLQ.
+func (w *Worker) rawJob(m *jetstream.RawStreamMsg, group string) *job {
+	j := &job{w: w, group: group, picked: w.cfg.Now(), published: m.Time, raw: m, stream: bus.StreamRequests, seq: m.Sequence}
 	h := m.Header
 	if h == nil {
 		h = nats.Header{}
@@ -118,6 +163,13 @@ func (w *Worker) answerRaw(m *jetstream.RawStreamMsg, group string, code bus.Err
 	j.enc = bus.Detect(h, m.Data)
 	_ = j.enc.Unmarshal(m.Data, &j.req) // best effort: id and reply
 	j.identify(h, &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: m.Sequence}})
+	return j
+}
+
+// answerRaw publishes an error result for a stored message that no consumer
+// delivered. A message that names no id and no reply cannot be answered.
+func (w *Worker) answerRaw(m *jetstream.RawStreamMsg, group string, code bus.ErrorCode, text string) {
+	j := w.rawJob(m, group)
 	w.log.Warn("job rejected", slog.String("job", j.id), slog.String("subject", m.Subject), slog.String("code", string(code)))
 	if !j.answer {
 		return

@@ -37,6 +37,7 @@ type job struct {
 
 	stream   string // the request stream and the message's sequence in it
 	seq      uint64
+	raw      *jetstream.RawStreamMsg // instead of msg, for a message read from the stream (see rawJob)
 	answered bool                    // its result (or its rejection) is stored
 
 	cancelMu sync.Mutex
@@ -357,7 +358,8 @@ func (j *job) reject(code bus.ErrorCode, msg string, dlq bool) {
 // the body's head only, marked Llm-Dlq-Truncated.
 func (j *job) deadLetter(code bus.ErrorCode, reason string) error {
 	m := nats.NewMsg(j.w.cfg.Subjects.DLQ(dlqGroup(j.group)))
-	for k, v := range j.msg.Headers() {
+	subject, h, data := j.message()
+	for k, v := range h {
 		if k == bus.HeaderMsgID {
 			continue
 		}
@@ -366,10 +368,10 @@ func (j *job) deadLetter(code bus.ErrorCode, reason string) error {
 	m.Header.Set(bus.HeaderMsgID, fmt.Sprintf("dlq.%s.%d", j.stream, j.seq))
 	m.Header.Set(bus.HeaderDLQCode, string(code))
 	m.Header.Set(bus.HeaderDLQReason, truncate(reason, 1024))
-	m.Header.Set(bus.HeaderDLQSubject, j.msg.Subject())
+	m.Header.Set(bus.HeaderDLQSubject, subject)
 	m.Header.Set(bus.HeaderDLQJob, j.id)
 	m.Header.Set(bus.HeaderDLQDeliveries, fmt.Sprint(j.attempt))
-	m.Data = j.msg.Data()
+	m.Data = data
 	if mp := j.w.nc.MaxPayload(); mp > 0 && int64(len(m.Data)+resultHeadroom) > mp {
 		m.Header.Set(bus.HeaderDLQTruncated, fmt.Sprint(len(m.Data)))
 		m.Data = m.Data[:max(0, int(mp)-resultHeadroom)]
@@ -378,6 +380,14 @@ func (j *job) deadLetter(code bus.ErrorCode, reason string) error {
 		_, err := j.w.js.PublishMsg(ctx, m)
 		return err
 	})
+}
+
+// message returns the subject, headers and data of the job's message.
+func (j *job) message() (string, nats.Header, []byte) {
+	if j.raw != nil {
+		return j.raw.Subject, j.raw.Header, j.raw.Data
+	}
+	return j.msg.Subject(), j.msg.Headers(), j.msg.Data()
 }
 
 func dlqGroup(g string) string {
