@@ -99,6 +99,14 @@ func TestOverviewFollowsAQueueThroughABatch(t *testing.T) {
 		return peak >= 20
 	}, 30*time.Second, 50*time.Millisecond, "the queue depth rises on the live page")
 
+	// It drains while the page stays open (the screenshot for the issue:
+	// rates and the deployment row filled in mid-batch).
+	require.Eventually(t, func() bool {
+		q := b.queued("slow")
+		return q >= 0 && q <= peak/2
+	}, 30*time.Second, 50*time.Millisecond, "the queue depth falls on the live page")
+	b.shot("overview-draining")
+
 	// Mid-run, the batches page shows its progress.
 	b.run(navigate(f.URL+"/console/batches"), chromedp.WaitVisible(chromedp.CSS(`table.batches`)))
 	require.Contains(t, b.text(`table.batches tbody`), id)
