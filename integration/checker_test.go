@@ -57,8 +57,11 @@ type jobRecord struct {
 	// Deadline is the latest deadline the worker can hold for the job (an
 	// absolute deadline, or the publish's ack plus timeout_ms); zero: none.
 	Deadline time.Time `json:"deadline"`
-	// Cancelled is when the producer's Cancel returned (zero: never).
-	Cancelled time.Time `json:"cancelled"`
+	// CancelSent is when the producer called Cancel (zero: never);
+	// Cancelled is when that call returned without an error. A call that
+	// failed (a NATS fault) may still have reached the workers.
+	CancelSent time.Time `json:"cancel_sent"`
+	Cancelled  time.Time `json:"cancelled"`
 	// Results are the results the producer received (normally one).
 	Results []resultSeen `json:"results"`
 	// Events counts the events it received; MaxAttempt is the highest
@@ -211,7 +214,7 @@ func checkDeadline(h *history, j *jobRecord, st storedResult) []violation {
 		// milliseconds, and a loaded machine takes its time): an answer
 		// complete just before the deadline is not late.
 		late := finished.Sub(j.Deadline)
-		if late <= h.Limits.Grace || r.Code == "deadline_exceeded" || (r.Code == "cancelled" && !j.Cancelled.IsZero()) {
+		if late <= h.Limits.Grace || r.Code == "deadline_exceeded" || (r.Code == "cancelled" && !j.CancelSent.IsZero()) {
 			continue
 		}
 		out = append(out, violation{ruleDeadline, j.ID, fmt.Sprintf("finished at least %s after its deadline with %s, not deadline_exceeded", late.Round(time.Millisecond), cmp.Or(r.Code, r.Status))})

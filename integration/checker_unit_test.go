@@ -25,7 +25,7 @@ func TestCheck(t *testing.T) {
 				"d": {ID: "d", Group: "chat", Published: at(0), Accepted: true, AcceptedAt: at(5), Deadline: at(500),
 					Results: []resultSeen{{At: at(4600), Status: "error", Code: "deadline_exceeded", WorkMS: 4590}}},
 				// Cancelled while running: no call after the cancel.
-				"c": {ID: "c", Group: "chat", Published: at(0), Accepted: true, AcceptedAt: at(5), Cancelled: at(200),
+				"c": {ID: "c", Group: "chat", Published: at(0), Accepted: true, AcceptedAt: at(5), CancelSent: at(195), Cancelled: at(200),
 					Results: []resultSeen{{At: at(210), Status: "error", Code: "cancelled", WorkMS: 205}}},
 				// Never accepted (the run ended first): no result needed.
 				"u": {ID: "u", Group: "chat", Published: at(0)},
@@ -80,6 +80,15 @@ func TestCheck(t *testing.T) {
 		{"a served group answered unknown", func(h *history) {
 			h.Jobs["a"].Results[0] = resultSeen{At: at(300), Status: "error", Code: "unknown_group", WorkMS: 290}
 		}, ruleServed},
+		{"cancelled after the deadline by a cancel whose call failed", func(h *history) {
+			// The cancel's KV put failed in a NATS fault, but the workers
+			// heard it: cancelled is as good an answer as deadline_exceeded.
+			h.Jobs["d"].CancelSent = at(600)
+			h.Jobs["d"].Results[0].Code = "cancelled"
+		}, ""},
+		{"cancelled after the deadline, never asked to", func(h *history) {
+			h.Jobs["d"].Results[0].Code = "cancelled"
+		}, ruleDeadline},
 		{"call after the cancel", func(h *history) {
 			h.Calls = append(h.Calls, providerCall{Job: "c", Worker: "worker-2", At: at(1500)})
 		}, ruleCancelled},

@@ -94,21 +94,24 @@ func (tr *traffic) run(ctx context.Context, drain time.Duration) {
 	defer stop()
 	tick := time.NewTicker(time.Duration(float64(time.Second) / tr.rate))
 	defer tick.Stop()
-	nextBatch := time.Now().Add(tr.between(5*time.Second, 15*time.Second))
+	// Batches come every so many ticks, not seconds, so that a seed draws
+	// the same jobs in the same order however the machine keeps time.
+	ticks := func(lo, hi time.Duration) int { return int(tr.between(lo, hi).Seconds() * tr.rate) }
+	nextBatch := ticks(5*time.Second, 15*time.Second)
 loop:
-	for {
+	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
 			break loop
 		case <-tick.C:
 		}
-		if time.Now().After(nextBatch) {
+		if n >= nextBatch {
 			// A batch: many jobs at once, no tokens streamed.
-			n := 10 + tr.rng.IntN(21)
-			for range n {
+			size := 10 + tr.rng.IntN(21)
+			for range size {
 				tr.launch(follow, "batch")
 			}
-			nextBatch = time.Now().Add(tr.between(10*time.Second, 25*time.Second))
+			nextBatch = n + ticks(10*time.Second, 25*time.Second)
 			continue
 		}
 		u := tr.rng.Float64()
@@ -240,6 +243,7 @@ func (tr *traffic) follow(ctx context.Context, tc *tenantConn, group string, req
 			}
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
+			set(func() { rec.CancelSent = time.Now() })
 			if err := tc.client.Cancel(cctx, req.ID); err == nil {
 				set(func() { rec.Cancelled = time.Now() })
 			}
