@@ -86,18 +86,11 @@ here) and completion latency p50/p99, and errors by code.`, stderr)
 	fs.Visit(func(f *pflag.Flag) { set[f.Name] = true })
 
 	if soak > 0 {
-		self, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		cfg := bench.SoakConfig{Helper: []string{self, "bench", "--helper"}, WorkerBin: workerBin, For: soak, PNG: soakPNG}
+		cfg := bench.SoakConfig{WorkerBin: workerBin, For: soak, PNG: soakPNG}
 		if set["rate"] {
 			cfg.Rate = rate
 		}
-		if err := bench.Soak(ctx, cfg, stdout); err != nil {
-			return &exitError{1, err}
-		}
-		return nil
+		return runSoak(ctx, cfg, stdout)
 	}
 	if compare {
 		self, err := os.Executable()
@@ -154,6 +147,19 @@ here) and completion latency p50/p99, and errors by code.`, stderr)
 	rep.Print(stdout)
 	if rep.OK == 0 {
 		return &exitError{1, errors.New("no job ended ok")}
+	}
+	return nil
+}
+
+// runSoak is `submit bench --soak`: its helper processes are this binary.
+func runSoak(ctx context.Context, cfg bench.SoakConfig, stdout io.Writer) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Helper = []string{self, "bench", "--helper"}
+	if err := bench.Soak(ctx, cfg, stdout); err != nil {
+		return &exitError{1, err}
 	}
 	return nil
 }

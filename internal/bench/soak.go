@@ -104,135 +104,20 @@ func Soak(ctx context.Context, cfg SoakConfig, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir) //nolint:errcheck // a temp dir left behind is harmless
-	c := &compare{cfg: CompareConfig{Helper: cfg.Helper, WorkerBin: cfg.WorkerBin, ModuleDir: cfg.ModuleDir}, out: out, dir: dir}
-	if c.cfg.WorkerBin == "" {
-		if c.cfg.WorkerBin, err = buildCmd(ctx, out, cfg.ModuleDir, dir, "worker"); err != nil {
-			return err
-		}
-	}
-	if err := c.startNATS(ctx); err != nil {
+	sk := &soak{cfg: cfg, c: &compare{cfg: CompareConfig{Helper: cfg.Helper, WorkerBin: cfg.WorkerBin, ModuleDir: cfg.ModuleDir}, out: out, dir: dir}}
+	if err := sk.start(ctx); err != nil {
 		return err
 	}
-	defer func() {
-		c.nc.Close()
-		c.nats.Stop(10 * time.Second)
-	}()
-	metricsAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	// No SWITCHYARD_CONFIG: the built-in demo group.
-	worker, err := StartProc("worker", c.cfg.WorkerBin, nil, []string{
-		"NATS_URL=" + c.url,
-		"SWITCHYARD_METRICS_ADDR=" + metricsAddr,
-		"SWITCHYARD_DATA_DIR=" + filepath.Join(dir, "worker-data"),
-		"SWITCHYARD_DURABLE_EVENTS=true",
-		"SWITCHYARD_EVENTS_MAX_AGE=" + cfg.EventsMaxAge.String(),
-		"SWITCHYARD_RESULTS_MAX_AGE=" + cfg.ResultsMaxAge.String(),
-		"LOG_LEVEL=warn",
-		"LOG_FORMAT=text",
-	})
-	if err != nil {
-		return err
-	}
-	defer worker.Stop(30 * time.Second)
-	if err := c.consumerReady(ctx, worker, bus.StreamRequests, bus.ConsumerName("demo")); err != nil {
-		return err
-	}
-	client, err := bus.NewClient(c.nc)
-	if err != nil {
-		return err
-	}
+	defer sk.stop()
 	fmt.Fprintf(out, "soak: %s at %.0f jobs/s on the demo group, durable events on (events kept %s, results %s), a sample every %s\n",
 		cfg.For, cfg.Rate, cfg.EventsMaxAge, cfg.ResultsMaxAge, cfg.Sample)
-
-	var (
-		mu     sync.Mutex
-		done   int
-		failed int
-	)
-	job := SwitchyardJob(client, "demo", Prompt(256), true, nil)
-	counted := func(ctx context.Context, i int) Outcome {
-		o := job(ctx, i)
-		mu.Lock()
-		done++
-		if o.Code != "" {
-			failed++
-		}
-		mu.Unlock()
-		return o
-	}
-	start := time.Now()
-	sampleAt := func() (soakSample, error) {
-		s := soakSample{At: time.Since(start)}
-		var errs []error
-		var err error
-		s.WorkerRSS, err = procRSS(worker.Pid())
-		errs = append(errs, err)
-		s.NATSRSS, err = procRSS(c.nats.Pid())
-		errs = append(errs, err)
-		s.Heap, s.Goroutines, err = scrapeRuntime(ctx, metricsAddr)
-		errs = append(errs, err)
-		for _, name := range []string{bus.StreamResults, bus.StreamRequests} {
-			st, err := c.js.Stream(ctx, name)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			info, err := st.Info(ctx)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if name == bus.StreamResults {
-				s.ResultsBytes, s.Results = float64(info.State.Bytes), float64(info.State.Msgs)
-			} else {
-				s.Requests = float64(info.State.Msgs)
-			}
-		}
-		mu.Lock()
-		s.Done, s.Failed = done, failed
-		mu.Unlock()
-		return s, errors.Join(errs...)
-	}
-
-	var samples []soakSample
-	sampled := make(chan error, 1)
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(cfg.Sample)
-		defer tick.Stop()
-		for {
-			s, err := sampleAt()
-			if err != nil {
-				sampled <- fmt.Errorf("bench: soak sample at %s: %w", s.At.Round(time.Second), err)
-				stopLoad()
-				return
-			}
-			samples = append(samples, s)
-			fmt.Fprintf(out, "  %6s  worker RSS %7.1f MiB  heap %6.1f MiB  goroutines %5.0f  NATS RSS %7.1f MiB  LLM_RESULTS %7.1f MiB %8.0f msgs  queued %5.0f  jobs %d (%d failed)\n",
-				s.At.Round(time.Second), s.WorkerRSS/(1<<20), s.Heap/(1<<20), s.Goroutines, s.NATSRSS/(1<<20), s.ResultsBytes/(1<<20), s.Results, s.Requests, s.Done, s.Failed)
-			select {
-			case <-loadCtx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	jobs := int(cfg.Rate*cfg.For.Seconds()) + 1
-	rep, err := Run(loadCtx, "soak", LoadConfig{Jobs: jobs, Rate: cfg.Rate, MaxDuration: cfg.For}, counted)
-	stopLoad()
-	if serr := <-sampled; serr != nil {
-		return serr
-	}
+	rep, samples, err := sk.run(ctx)
 	if err != nil {
 		return err
 	}
 	rep.Print(out)
-	if worker.Exited() {
-		return fmt.Errorf("bench: the worker exited during the soak:\n%s", worker.Output())
+	if sk.worker.Exited() {
+		return fmt.Errorf("bench: the worker exited during the soak:\n%s", sk.worker.Output())
 	}
 	if err := plotSoak(cfg.PNG, samples, cfg); err != nil {
 		return err
@@ -251,6 +136,156 @@ func Soak(ctx context.Context, cfg SoakConfig, out io.Writer) error {
 	}
 	fmt.Fprintln(out, "soak: PASS (every series levelled off, no job failed)")
 	return nil
+}
+
+// soak holds one Soak run: the NATS server and worker processes, and the
+// jobs done so far.
+type soak struct {
+	cfg         SoakConfig
+	c           *compare
+	worker      *Proc
+	metricsAddr string
+	began       time.Time
+
+	mu           sync.Mutex
+	done, failed int
+}
+
+// start builds the worker if need be and starts the NATS server and a
+// worker on the built-in demo group (no SWITCHYARD_CONFIG).
+func (sk *soak) start(ctx context.Context) error {
+	c, cfg := sk.c, sk.cfg
+	var err error
+	if c.cfg.WorkerBin == "" {
+		if c.cfg.WorkerBin, err = buildCmd(ctx, c.out, cfg.ModuleDir, c.dir, "worker"); err != nil {
+			return err
+		}
+	}
+	if err := c.startNATS(ctx); err != nil {
+		return err
+	}
+	if sk.metricsAddr, err = freeAddr(); err != nil {
+		sk.stop()
+		return err
+	}
+	sk.worker, err = StartProc("worker", c.cfg.WorkerBin, nil, []string{
+		"NATS_URL=" + c.url,
+		"SWITCHYARD_METRICS_ADDR=" + sk.metricsAddr,
+		"SWITCHYARD_DATA_DIR=" + filepath.Join(c.dir, "worker-data"),
+		"SWITCHYARD_DURABLE_EVENTS=true",
+		"SWITCHYARD_EVENTS_MAX_AGE=" + cfg.EventsMaxAge.String(),
+		"SWITCHYARD_RESULTS_MAX_AGE=" + cfg.ResultsMaxAge.String(),
+		"LOG_LEVEL=warn",
+		"LOG_FORMAT=text",
+	})
+	if err == nil {
+		err = c.consumerReady(ctx, sk.worker, bus.StreamRequests, bus.ConsumerName("demo"))
+	}
+	if err != nil {
+		sk.stop()
+		return err
+	}
+	return nil
+}
+
+func (sk *soak) stop() {
+	if sk.worker != nil {
+		sk.worker.Stop(30 * time.Second)
+	}
+	if sk.c.nc != nil {
+		sk.c.nc.Close()
+	}
+	if sk.c.nats != nil {
+		sk.c.nats.Stop(10 * time.Second)
+	}
+}
+
+// run drives the load for cfg.For while a sampler records a sample every
+// cfg.Sample; a failed sample stops the load.
+func (sk *soak) run(ctx context.Context) (*Report, []soakSample, error) {
+	client, err := bus.NewClient(sk.c.nc)
+	if err != nil {
+		return nil, nil, err
+	}
+	job := SwitchyardJob(client, "demo", Prompt(256), true, nil)
+	counted := func(ctx context.Context, i int) Outcome {
+		o := job(ctx, i)
+		sk.mu.Lock()
+		sk.done++
+		if o.Code != "" {
+			sk.failed++
+		}
+		sk.mu.Unlock()
+		return o
+	}
+	sk.began = time.Now()
+	var samples []soakSample
+	sampled := make(chan error, 1)
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(sk.cfg.Sample)
+		defer tick.Stop()
+		for {
+			s, err := sk.sample(ctx)
+			if err != nil {
+				sampled <- fmt.Errorf("bench: soak sample at %s: %w", s.At.Round(time.Second), err)
+				stopLoad()
+				return
+			}
+			samples = append(samples, s)
+			fmt.Fprintf(sk.c.out, "  %6s  worker RSS %7.1f MiB  heap %6.1f MiB  goroutines %5.0f  NATS RSS %7.1f MiB  LLM_RESULTS %7.1f MiB %8.0f msgs  queued %5.0f  jobs %d (%d failed)\n",
+				s.At.Round(time.Second), s.WorkerRSS/(1<<20), s.Heap/(1<<20), s.Goroutines, s.NATSRSS/(1<<20), s.ResultsBytes/(1<<20), s.Results, s.Requests, s.Done, s.Failed)
+			select {
+			case <-loadCtx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	jobs := int(sk.cfg.Rate*sk.cfg.For.Seconds()) + 1
+	rep, err := Run(loadCtx, "soak", LoadConfig{Jobs: jobs, Rate: sk.cfg.Rate, MaxDuration: sk.cfg.For}, counted)
+	stopLoad()
+	if serr := <-sampled; serr != nil {
+		return nil, nil, serr
+	}
+	return rep, samples, err
+}
+
+// sample reads the processes' RSS, the worker's runtime figures and the
+// streams' sizes.
+func (sk *soak) sample(ctx context.Context) (soakSample, error) {
+	s := soakSample{At: time.Since(sk.began)}
+	var errs []error
+	var err error
+	s.WorkerRSS, err = procRSS(sk.worker.Pid())
+	errs = append(errs, err)
+	s.NATSRSS, err = procRSS(sk.c.nats.Pid())
+	errs = append(errs, err)
+	s.Heap, s.Goroutines, err = scrapeRuntime(ctx, sk.metricsAddr)
+	errs = append(errs, err)
+	for _, name := range []string{bus.StreamResults, bus.StreamRequests} {
+		st, err := sk.c.js.Stream(ctx, name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if name == bus.StreamResults {
+			s.ResultsBytes, s.Results = float64(info.State.Bytes), float64(info.State.Msgs)
+		} else {
+			s.Requests = float64(info.State.Msgs)
+		}
+	}
+	sk.mu.Lock()
+	s.Done, s.Failed = sk.done, sk.failed
+	sk.mu.Unlock()
+	return s, errors.Join(errs...)
 }
 
 // plateau checks that every series levelled off after Settle: the slope of
