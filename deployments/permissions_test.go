@@ -58,15 +58,18 @@ func TestPermissions(t *testing.T) {
 	// Not parallel: the config's passwords come from the environment.
 	t.Setenv("SWITCHYARD_PRODUCER_PASSWORD", "producer-secret")
 	t.Setenv("SWITCHYARD_WORKER_PASSWORD", "worker-secret")
+	t.Setenv("SWITCHYARD_ACME_PASSWORD", "acme-secret")
+	t.Setenv("SWITCHYARD_GATEWAY_PASSWORD", "gateway-secret")
+	t.Setenv("SWITCHYARD_OPERATOR_PASSWORD", "operator-secret")
 	conf, err := server.ProcessConfigFile(filepath.Join("nats", "permissions.conf"))
 	require.NoError(t, err)
-	require.Len(t, conf.Users, 2)
+	require.Len(t, conf.Users, 5)
 	srv := natstest.Server(t, func(o *server.Options) { o.Users = conf.Users })
 
-	connect := func(user, pass string) (*nats.Conn, *permErrors) {
+	connect := func(user, pass string, opts ...nats.Option) (*nats.Conn, *permErrors) {
 		t.Helper()
 		pe := &permErrors{}
-		nc := natstest.Connect(t, srv, nats.UserInfo(user, pass), nats.ErrorHandler(pe.handler))
+		nc := natstest.Connect(t, srv, append(opts, nats.UserInfo(user, pass), nats.ErrorHandler(pe.handler))...)
 		return nc, pe
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -91,6 +94,7 @@ func TestPermissions(t *testing.T) {
 	require.NoError(t, err)
 	w, err := worker.New(wnc, router, worker.Config{
 		Groups:        []string{"demo"},
+		TenantNames:   []string{"acme"},
 		ShutdownGrace: time.Second,
 		// Sweep often, so jobs of unserved groups are answered in the test.
 		UnknownSweep: 100 * time.Millisecond,
@@ -151,14 +155,19 @@ func TestPermissions(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.Equal(t, bus.StatusOK, res.Status)
-	// The requester can see the result before the stream has stored it
-	// (core delivery and storage race on the server): wait for it.
-	var stored *bus.Result
-	require.Eventually(t, func() bool {
-		stored, err = client.StoredResult(ctx, client.Subjects().Reply("perm-job-1"))
-		require.NoError(t, err, "producer reads a stored result")
-		return stored != nil
-	}, 10*time.Second, 10*time.Millisecond, "the result is stored")
+	// The stream may store a result just after its requester saw it.
+	storedResult := func(c *bus.Client, id string) *bus.Result {
+		t.Helper()
+		var r *bus.Result
+		require.Eventually(t, func() bool {
+			var err error
+			r, err = c.StoredResult(ctx, c.Subjects().Reply(id))
+			require.NoError(t, err, "read a stored result")
+			return r != nil
+		}, 10*time.Second, 10*time.Millisecond, "no stored result for %s", id)
+		return r
+	}
+	stored := storedResult(client, "perm-job-1")
 	require.Equal(t, res.ID, stored.ID)
 	require.NoError(t, client.Cancel(ctx, "perm-job-2"), "producer cancels (KV marker + core cancel)")
 	// The worker running a job confirms its cancel.
@@ -217,6 +226,36 @@ func TestPermissions(t *testing.T) {
 		return err == nil && s.CachedInfo().State.Msgs > 0
 	}, 10*time.Second, 20*time.Millisecond, "no dead letter (violations: %v)", wperm.list())
 
+	// The tenant acme, in its namespace: submit, read back, cancel, a large
+	// request, is its group served.
+	anc, aperm := connect("switchyard-acme", "acme-secret", nats.CustomInboxPrefix("_INBOX.acme"))
+	acme, err := bus.NewClient(anc, bus.WithTenant("acme"))
+	require.NoError(t, err)
+	res, err = acme.Submit(ctx, "demo", &bus.Request{ID: "acme-1", Messages: []bus.Message{{Role: "user", Content: bus.Text("hello")}}})
+	require.NoError(t, err, "tenant submits (violations: %v %v)", aperm.list(), wperm.list())
+	require.Equal(t, bus.StatusOK, res.Status)
+	require.Equal(t, "acme-1", storedResult(acme, "acme-1").ID)
+	require.NoError(t, acme.Cancel(ctx, "acme-2"), "tenant cancels")
+	served, err := acme.Served(ctx, "demo")
+	require.NoError(t, err)
+	require.True(t, served)
+	big, err = acme.Submit(ctx, "demo", &bus.Request{
+		ID:       "acme-big",
+		Messages: []bus.Message{{Role: "user", Content: bus.Text(strings.Repeat("long prompt ", 100_000))}},
+	})
+	require.NoError(t, err, "tenant's large request (violations: %v %v)", aperm.list(), wperm.list())
+	require.Equal(t, bus.StatusOK, big.Status)
+
+	// The gateway acts for any tenant.
+	gnc, gperm := connect("switchyard-gateway", "gateway-secret")
+	gw, err := bus.NewClient(gnc, bus.WithTenant("acme"))
+	require.NoError(t, err)
+	res, err = gw.Submit(ctx, "demo", &bus.Request{ID: "gw-1", Messages: []bus.Message{{Role: "user", Content: bus.Text("hello")}}})
+	require.NoError(t, err, "gateway submits for acme (violations: %v)", gperm.list())
+	require.Equal(t, bus.StatusOK, res.Status)
+	require.Equal(t, "gw-1", storedResult(gw, "gw-1").ID)
+	require.NoError(t, gw.Cancel(ctx, "gw-2"))
+
 	// A breaker opened by this worker reaches the fleet through KV.
 	until := time.Now().Add(time.Minute).Truncate(time.Millisecond)
 	require.NoError(t, st.PublishBreaker(ctx, "mock-elsewhere", until))
@@ -241,6 +280,8 @@ func TestPermissions(t *testing.T) {
 	}
 	require.Empty(t, wperm.list(), "the worker needed subjects permissions.conf does not allow")
 	require.Empty(t, pperm.list(), "the producer needed subjects permissions.conf does not allow")
+	require.Empty(t, aperm.list(), "the tenant needed subjects permissions.conf does not allow")
+	require.Empty(t, gperm.list(), "the gateway needed subjects permissions.conf does not allow")
 
 	t.Run("denied", func(t *testing.T) {
 		pjs, err := jetstream.New(pnc)
@@ -270,6 +311,32 @@ func TestPermissions(t *testing.T) {
 			_, err := pjs.CreateOrUpdateConsumer(c, bus.StreamRequests, jetstream.ConsumerConfig{Durable: "thief"})
 			return err
 		})
+		ajs, err := jetstream.New(anc)
+		require.NoError(t, err)
+		refused(aperm, "tenant lists the results stream's subjects", func(c context.Context) error {
+			_, err := ajs.Stream(c, bus.StreamResults)
+			return err
+		})
+		refused(aperm, "tenant reads another namespace's result", func(c context.Context) error {
+			_, err := anc.RequestWithContext(c, "$JS.API.DIRECT.GET.LLM_RESULTS.llm.res.perm-job-1.result", nil)
+			return err
+		})
+		refused(aperm, "tenant opens the anonymous object bucket", func(c context.Context) error {
+			_, err := ajs.ObjectStore(c, bus.BucketObjects)
+			return err
+		})
+		refused(aperm, "tenant purges its request stream", func(c context.Context) error {
+			return ajs.DeleteStream(c, "LLM_REQUESTS_acme")
+		})
+		refused(aperm, "tenant subscribes to the anonymous results", func(context.Context) error {
+			if _, err := anc.Subscribe("llm.res.>", func(*nats.Msg) {}); err != nil {
+				return err
+			}
+			if err := anc.FlushTimeout(5 * time.Second); err != nil {
+				return err
+			}
+			return errors.New("subscribed; refusal is asynchronous")
+		})
 
 		// Core publishes outside a user's allow list are dropped too.
 		for _, c := range []struct {
@@ -280,6 +347,13 @@ func TestPermissions(t *testing.T) {
 			{pnc, pperm, "llm.dlq.demo"},     // only workers dead-letter
 			{pnc, pperm, "llm.res.x.result"}, // only workers answer
 			{wnc, wperm, "llm.req.demo"},     // workers do not submit
+			{wnc, wperm, "$JS.API.STREAM.PURGE.events"},
+			{anc, aperm, "llm.req.demo"},                     // a tenant has no v1 subjects
+			{anc, aperm, "llm.t.globex.req.demo"},            // nor another tenant's
+			{anc, aperm, "llm.t.acme.res.x.result"},          // only workers answer
+			{anc, aperm, "llm.cancel.perm-job-1"},            // cancels only its own jobs
+			{anc, aperm, "$KV.LLM_CANCEL.perm-job-1"},        //   queued ones too
+			{anc, aperm, "$JS.API.STREAM.PURGE.LLM_RESULTS"}, // purges nothing shared
 		} {
 			refused(c.perm, "publish to "+c.subject, func(context.Context) error {
 				if err := c.nc.Publish(c.subject, []byte("{}")); err != nil {

@@ -122,13 +122,17 @@ environment:
   NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS, NATS_NKEY_SEED, NATS_TLS_*
                       credentials and TLS, as for the worker
   SWITCHYARD_PREFIX   subject prefix (default llm)
+  SWITCHYARD_TENANT   the tenant to act as: its namespace (llm.t.<tenant>.…) and
+                      inbox prefix _INBOX.<tenant>; its NATS user must be allowed them
 
 `+exitStatuses)
 }
 
 // connect opens a NATS connection from the environment (NATS_URL and the
-// same credential variables as the worker).
-func connect() (*nats.Conn, config.Env, error) {
+// same credential variables as the worker), for tenant ("" anonymous): a
+// tenant's connection uses the inbox prefix _INBOX.<tenant>, the only one
+// its permissions let it subscribe to.
+func connect(tenant string) (*nats.Conn, config.Env, error) {
 	env, err := config.LoadEnv()
 	if err != nil {
 		return nil, env, err
@@ -142,6 +146,12 @@ func connect() (*nats.Conn, config.Env, error) {
 		return nil, env, err
 	}
 	opts = append(opts, nats.MaxReconnects(5))
+	if tenant != "" {
+		if !bus.ValidTenant(tenant) {
+			return nil, env, fmt.Errorf("tenant %q is not a tenant name: [a-z0-9][a-z0-9_-]{0,31}, exactly", tenant)
+		}
+		opts = append(opts, nats.CustomInboxPrefix("_INBOX."+tenant))
+	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, env, fmt.Errorf("connect to NATS at %s: %w (is a worker running? try: make run)", url, err)
@@ -152,7 +162,7 @@ func connect() (*nats.Conn, config.Env, error) {
 // connectJS connects (see connect) and opens JetStream, for the commands
 // that read streams and buckets directly. The caller closes the connection.
 func connectJS() (*nats.Conn, config.Env, jetstream.JetStream, error) {
-	nc, env, err := connect()
+	nc, env, err := connect("") // an operator's view, in no tenant's namespace
 	if err != nil {
 		return nil, env, nil, err
 	}
@@ -164,18 +174,24 @@ func connectJS() (*nats.Conn, config.Env, jetstream.JetStream, error) {
 	return nc, env, js, nil
 }
 
-func newClient(nc *nats.Conn, env config.Env, enc bus.Encoding) (*bus.Client, error) {
-	return bus.NewClient(nc, bus.WithSubjects(bus.Subjects{Prefix: env.Prefix}), bus.WithEncoding(enc))
+func newClient(nc *nats.Conn, env config.Env, enc bus.Encoding, tenant string) (*bus.Client, error) {
+	return bus.NewClient(nc, bus.WithSubjects(bus.Subjects{Prefix: env.Prefix}), bus.WithTenant(tenant), bus.WithEncoding(enc))
 }
 
-// dial connects (see connect) and returns a client speaking enc. The caller
+// dial connects (see connect) and returns a client speaking enc, as the
+// tenant SWITCHYARD_TENANT names ("" the anonymous tenant). The caller
 // closes the connection.
 func dial(enc bus.Encoding) (*nats.Conn, *bus.Client, error) {
-	nc, env, err := connect()
+	return dialAs(enc, os.Getenv("SWITCHYARD_TENANT"))
+}
+
+// dialAs is dial as tenant.
+func dialAs(enc bus.Encoding, tenant string) (*nats.Conn, *bus.Client, error) {
+	nc, env, err := connect(tenant)
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := newClient(nc, env, enc)
+	c, err := newClient(nc, env, enc, tenant)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

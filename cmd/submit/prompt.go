@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -61,7 +62,7 @@ Subcommands: cancel, batch, watch, status, bench (submit help lists them).`, w)
 	fs.StringVar(&f.toolChoice, "tool-choice", "", "with --tools: auto, none, required, or a function name")
 	fs.StringArrayVar(&f.images, "image", nil, "image `path` or https URL to attach (repeatable)")
 	fs.StringVar(&f.encoding, "encoding", "msgpack", "wire encoding: msgpack or json")
-	fs.StringVar(&f.tenant, "tenant", "", "tenant of the job")
+	fs.StringVar(&f.tenant, "tenant", "", "the tenant to act as (default $SWITCHYARD_TENANT): its subjects, which its NATS user must be allowed")
 	return cmd
 }
 
@@ -103,7 +104,7 @@ func cmdPrompt(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return cmd.usageErr("%v", err)
 	}
 
-	nc, c, err := dial(enc)
+	nc, c, err := dialAs(enc, cmp.Or(f.tenant, os.Getenv("SWITCHYARD_TENANT")))
 	if err != nil {
 		return err
 	}
@@ -131,7 +132,7 @@ func cmdPrompt(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 }
 
 func (f *promptFlags) request(prompt string) (*bus.Request, error) {
-	req := &bus.Request{ID: f.id, Tenant: f.tenant}
+	req := &bus.Request{ID: f.id}
 	if f.system != "" {
 		req.Messages = append(req.Messages, bus.Message{Role: "system", Content: bus.Text(f.system)})
 	}

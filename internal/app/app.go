@@ -233,8 +233,12 @@ func (p *process) fleetState(ctx context.Context) *fleet.State {
 func (p *process) buildWorker(context.Context) error {
 	serve := p.served()
 	p.metrics = metrics.New(p.router, p.js, serve)
+	anonAs, denyAnon := p.models.AnonymousJobs()
 	w, err := worker.New(p.nc, p.router, worker.Config{
 		Observer:          p.metrics,
+		TenantNames:       p.models.TenantNames(),
+		AnonymousAs:       anonAs,
+		DenyAnonymous:     denyAnon,
 		Tenants:           executors(p.tenants),
 		Budgets:           p.budgets,
 		ValidationRetries: validationRetries(p.env.ValidationRetries),

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard/switchyard/internal/config"
@@ -66,12 +67,15 @@ groups:
     retry: {max_retries: -1}
     deployments:
       - {name: oa, provider: openai, model: gpt-4o-mini, base_url: %s/v1, api_key: "${DEFAULT_KEY}"}
+unknown_tenants: anonymous
 tenants:
   acme:
     keys: {oa: "${ACME_KEY}"}
     budget: {tokens: 30, window: 1h}
   globex:
     keys: {oa: "${GLOBEX_KEY}"}
+  initech:
+    budget: {tokens: 1000}
 `, srv.URL)), 0o600))
 	nsrv := natstest.Server(t)
 	env := baseEnv(t)
@@ -81,17 +85,20 @@ tenants:
 	// The config is loadable on its own too (and names its tenants).
 	m, err := config.LoadModels(models)
 	require.NoError(t, err)
-	require.Equal(t, []string{"acme", "globex"}, m.TenantNames())
+	require.Equal(t, []string{"acme", "globex", "initech"}, m.TenantNames())
 
 	nc, err := nats.Connect(nsrv.ClientURL())
 	require.NoError(t, err)
 	defer nc.Close()
-	c, err := bus.NewClient(nc)
-	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// A tenant is whose subjects a job is published on (a client
+	// WithTenant); "" is the anonymous tenant, which this file runs as the
+	// deployments' own keys (unknown_tenants: anonymous).
 	submit := func(tenant, prompt string) (*bus.Result, error) {
-		return c.Submit(ctx, "gpt", &bus.Request{Tenant: tenant, Messages: []bus.Message{{Role: "user", Content: bus.Text(prompt)}}})
+		c, err := bus.NewClient(nc, bus.WithTenant(tenant))
+		require.NoError(t, err)
+		return c.Submit(ctx, "gpt", &bus.Request{Messages: []bus.Message{{Role: "user", Content: bus.Text(prompt)}}})
 	}
 	for _, tc := range []struct{ tenant, prompt string }{{"acme", "a1"}, {"globex", "g1"}, {"initech", "i1"}, {"", "n1"}} {
 		res, err := submit(tc.tenant, tc.prompt)
@@ -115,4 +122,22 @@ tenants:
 	// Other tenants are not affected.
 	_, err = submit("globex", "g2")
 	require.NoError(t, err)
+
+	// Saying "acme" in the body of an anonymous job makes it acme's no
+	// more than it makes it anyone's: refused, no provider call.
+	sub, err := nc.SubscribeSync("llm.res.spoof.result")
+	require.NoError(t, err)
+	m2 := nats.NewMsg("llm.req.gpt")
+	m2.Header.Set(bus.HeaderMsgID, "spoof")
+	m2.Data = []byte(`{"tenant":"acme","messages":[{"role":"user","content":"spoof"}]}`)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	_, err = js.PublishMsg(ctx, m2)
+	require.NoError(t, err)
+	msg, err := sub.NextMsg(10 * time.Second)
+	require.NoError(t, err)
+	var spoofed bus.Result
+	require.NoError(t, bus.JSON.Unmarshal(msg.Data, &spoofed))
+	require.Equal(t, bus.CodeInvalidRequest, spoofed.Error.Code)
+	require.Equal(t, []string{"a1", "a2", "a3"}, ks.prompts("sk-acme"))
 }

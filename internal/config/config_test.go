@@ -140,6 +140,34 @@ tenants:
   acme:
     budget: {window: 1h}
 `, []string{"tenants.acme.budget", "set tokens, cost_usd or both"}},
+		{"tenant name in capitals", `
+groups:
+  g:
+    deployments:
+      - {name: a, provider: mock}
+tenants:
+  Acme:
+    budget: {tokens: 10}
+`, []string{"tenants.Acme", "exactly"}},
+		{"tenant named like a rule", `
+groups:
+  g:
+    deployments:
+      - {name: a, provider: mock}
+tenants:
+  deny:
+    budget: {tokens: 10}
+`, []string{"tenants.deny", "not a tenant name"}},
+		{"unknown_tenants names no tenant", `
+unknown_tenants: initech
+groups:
+  g:
+    deployments:
+      - {name: a, provider: mock}
+tenants:
+  acme:
+    budget: {tokens: 10}
+`, []string{"unknown_tenants", `"initech"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,6 +177,27 @@ tenants:
 				require.Contains(t, err.Error(), w)
 			}
 		})
+	}
+}
+
+func TestUnknownTenants(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		yaml   string
+		tenant string
+		deny   bool
+	}{
+		{"", "", false}, // no tenants: the anonymous tenant
+		{"tenants: {acme: {budget: {tokens: 1}}}", "", true}, // tenants: deny unless said
+		{"unknown_tenants: anonymous\ntenants: {acme: {budget: {tokens: 1}}}", "", false},
+		{"unknown_tenants: deny", "", true},
+		{"unknown_tenants: acme\ntenants: {acme: {budget: {tokens: 1}}}", "acme", false},
+	} {
+		m, err := ParseModels("m.yaml", []byte("groups: {g: {deployments: [{name: a, provider: mock}]}}\n"+tc.yaml))
+		require.NoError(t, err, tc.yaml)
+		tenant, deny := m.AnonymousJobs()
+		require.Equal(t, tc.tenant, tenant, tc.yaml)
+		require.Equal(t, tc.deny, deny, tc.yaml)
 	}
 }
 
@@ -274,3 +323,4 @@ groups:
 		require.ErrorContains(t, err, tc.want, name)
 	}
 }
+

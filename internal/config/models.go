@@ -23,6 +23,11 @@ type Models struct {
 	Groups map[string]*Group `yaml:"groups"`
 	// Tenants have their own keys and budgets; see Tenant.
 	Tenants map[string]*Tenant `yaml:"tenants"`
+	// UnknownTenants says what jobs on the anonymous (v1) subjects,
+	// llm.req.<group>, run as: "deny" (refused), "anonymous" (the
+	// deployments' own keys, no budget) or the name of a tenant (its keys
+	// and budget). Default: anonymous with no tenants, deny with tenants.
+	UnknownTenants string `yaml:"unknown_tenants"`
 	// Aliases are other names of groups, for clients that name a model (the
 	// HTTP gateway's `model`); see Alias and Resolve.
 	Aliases map[string]Alias `yaml:"aliases"`

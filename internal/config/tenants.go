@@ -13,10 +13,12 @@ import (
 
 // Tenant is one customer of the fleet: its own provider keys and budget.
 //
-// A job names its tenant in the request's tenant field. On a deployment for
-// which the tenant has a key, its jobs use that key and only that key; a
-// tenant never uses another tenant's key (jobs of tenants without a key of
-// their own, and jobs without a tenant, use the deployment's api_key).
+// A job's tenant is the one whose subjects it was published on
+// (llm.t.<tenant>.req.<group>), which the tenant's NATS permissions force
+// (docs/security.md); a body naming another tenant is refused. On a
+// deployment for which the tenant has a key, its jobs use that key and only
+// that key; a tenant never uses another tenant's key (jobs of tenants
+// without a key of their own use the deployment's api_key).
 type Tenant struct {
 	// Keys maps a deployment name to this tenant's API key for it.
 	Keys map[string]Secret `yaml:"keys"`
@@ -74,8 +76,11 @@ func (m *Models) validateTenants() error {
 	for _, name := range sortedKeys(m.Tenants) {
 		t := m.Tenants[name]
 		tp := "$.tenants." + name
-		if !bus.ValidGroup(name) {
-			errs = append(errs, m.errAt(tp, "tenant name %q must be one token of [a-z0-9_-]", name))
+		switch {
+		case !bus.ValidTenant(name):
+			errs = append(errs, m.errAt(tp, "tenant name %q must be [a-z0-9][a-z0-9_-]{0,31}, exactly (no capitals, no spaces)", name))
+		case name == UnknownDeny || name == UnknownAnonymous:
+			errs = append(errs, m.errAt(tp, "%q is a value of unknown_tenants, not a tenant name", name))
 		}
 		if t == nil {
 			errs = append(errs, m.errAt(tp, "empty tenant"))
@@ -95,7 +100,33 @@ func (m *Models) validateTenants() error {
 			}
 		}
 	}
+	switch u := m.UnknownTenants; {
+	case u == "", u == UnknownDeny, u == UnknownAnonymous:
+	case m.Tenants[u] == nil:
+		errs = append(errs, m.errAt("$.unknown_tenants", "%q is neither deny, anonymous nor a tenant of this file", u))
+	}
 	return errors.Join(errs...)
+}
+
+// Values of unknown_tenants besides a tenant's name.
+const (
+	UnknownDeny      = "deny"
+	UnknownAnonymous = "anonymous"
+)
+
+// AnonymousJobs says what jobs on the anonymous (v1) subjects run as, from
+// unknown_tenants: refused (deny), or as tenant ("" the anonymous tenant).
+func (m *Models) AnonymousJobs() (tenant string, deny bool) {
+	switch u := m.UnknownTenants; u {
+	case UnknownAnonymous:
+		return "", false
+	case UnknownDeny:
+		return "", true
+	case "":
+		return "", len(m.Tenants) > 0
+	default:
+		return u, false
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

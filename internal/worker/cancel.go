@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,79 +14,186 @@ import (
 	"github.com/switchyard/switchyard/pkg/bus"
 )
 
-// cancelSet mirrors the cancel bucket locally through a KV watcher, so that
-// checking whether a queued job was cancelled costs no round trip.
+// cancelSet mirrors every tenant's cancel bucket locally through KV
+// watchers, so that checking whether a queued job was cancelled costs no
+// round trip. It is bounded: each tenant's memo holds at most cap markers
+// (the oldest go first) and markers older than the bucket's TTL are
+// forgotten, so a flood of cancels grows a worker by at most
+// cap × (tenants + 1) markers, and one tenant's flood pushes out only its
+// own markers. A tenant whose memo lost markers to the cap is looked up in
+// its bucket (one direct get per job) until those markers would have
+// expired anyway, so no marker is missed.
 type cancelSet struct {
-	mu   sync.RWMutex
-	ids  map[string]time.Time // id -> when the marker was seen
-	ttl  time.Duration        // markers older than this are forgotten
+	cap  int
+	ttl  time.Duration
+	now  func() time.Time
+	log  *slog.Logger
 	stop func()
+
+	mu    sync.Mutex
+	marks map[string]*marks // by tenant ("" anonymous); only configured ones
 }
 
-func startCancelSet(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (*cancelSet, error) {
-	kv, err := js.KeyValue(ctx, bus.BucketCancel)
-	if err != nil {
-		return nil, fmt.Errorf("worker: cancel bucket: %w", err)
-	}
-	wctx, stop := context.WithCancel(context.Background())
-	watcher, err := kv.WatchAll(wctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		stop()
-		return nil, fmt.Errorf("worker: watch cancel bucket: %w", err)
-	}
-	ttl := 24 * time.Hour
-	if st, err := kv.Status(ctx); err == nil && st.TTL() > 0 {
-		ttl = st.TTL()
-	}
-	cs := &cancelSet{ids: map[string]time.Time{}, ttl: ttl}
-	done := make(chan struct{})
-	cs.stop = func() { stop(); _ = watcher.Stop(); <-done }
-	go func() {
-		defer close(done)
-		for e := range watcher.Updates() {
-			if e == nil {
-				continue // end of the initial values
-			}
-			switch e.Operation() {
-			case jetstream.KeyValuePut:
-				cs.addAt(e.Key(), e.Created())
-			case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
-				cs.mu.Lock()
-				delete(cs.ids, e.Key())
-				cs.mu.Unlock()
-			}
+// marks is one tenant's memo: ids by the time their marker was made, and
+// the ids in the order they came, to drop the oldest.
+type marks struct {
+	kv      jetstream.KeyValue
+	ids     map[string]time.Time
+	order   []mark
+	head    int
+	evicted time.Time // the newest marker dropped for the cap
+}
+
+type mark struct {
+	id string
+	at time.Time
+}
+
+// startCancelSet watches the cancel bucket of every namespace.
+func startCancelSet(ctx context.Context, js jetstream.JetStream, namespaces []bus.Subjects, memo int, now func() time.Time, log *slog.Logger) (*cancelSet, error) {
+	cs := &cancelSet{cap: memo, now: now, log: log, marks: map[string]*marks{}}
+	wctx, stopWatch := context.WithCancel(context.Background())
+	var watchers []jetstream.KeyWatcher
+	var wg sync.WaitGroup
+	cs.stop = func() {
+		stopWatch()
+		for _, w := range watchers {
+			_ = w.Stop()
 		}
-		if err := wctx.Err(); err == nil || !errors.Is(err, context.Canceled) {
-			log.Warn("cancel watcher ended")
+		wg.Wait()
+	}
+	// Open every bucket first: the TTL must be known before any watcher
+	// reports a marker.
+	kvs := make([]jetstream.KeyValue, len(namespaces))
+	for i, ns := range namespaces {
+		kv, err := js.KeyValue(ctx, ns.CancelBucket())
+		if err != nil {
+			cs.stop()
+			return nil, fmt.Errorf("worker: cancel bucket %s: %w", ns.CancelBucket(), err)
 		}
-	}()
+		if st, err := kv.Status(ctx); err == nil {
+			cs.ttl = max(cs.ttl, st.TTL())
+		}
+		kvs[i] = kv
+		cs.marks[ns.Tenant] = &marks{kv: kv, ids: map[string]time.Time{}}
+	}
+	if cs.ttl == 0 {
+		cs.ttl = 24 * time.Hour // buckets without a TTL: what Provision sets
+	}
+	for i, ns := range namespaces {
+		watcher, err := kvs[i].WatchAll(wctx, jetstream.IgnoreDeletes())
+		if err != nil {
+			cs.stop()
+			return nil, fmt.Errorf("worker: watch cancel bucket %s: %w", ns.CancelBucket(), err)
+		}
+		watchers = append(watchers, watcher)
+		tenant := ns.Tenant
+		wg.Go(func() {
+			for e := range watcher.Updates() {
+				if e == nil {
+					continue // end of the initial values
+				}
+				switch e.Operation() {
+				case jetstream.KeyValuePut:
+					cs.addAt(tenant, e.Key(), e.Created())
+				case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
+					cs.forget(tenant, e.Key())
+				}
+			}
+			if err := wctx.Err(); err == nil || !errors.Is(err, context.Canceled) {
+				log.Warn("cancel watcher ended", slog.String("bucket", ns.CancelBucket()))
+			}
+		})
+	}
 	return cs, nil
 }
 
-func (c *cancelSet) add(id string) { c.addAt(id, time.Now()) }
+// add records a cancel seen on a cancel subject.
+func (c *cancelSet) add(tenant, id string) { c.addAt(tenant, id, c.now()) }
 
-// addAt records a marker. The bucket's TTL removes old markers without a
-// delete marker, so the mirror forgets them itself: every 4096 additions it
-// drops those older than the TTL.
-func (c *cancelSet) addAt(id string, at time.Time) {
+func (c *cancelSet) addAt(tenant, id string, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if time.Since(at) > c.ttl {
-		return
+	m := c.marks[tenant]
+	if m == nil || c.now().Sub(at) > c.ttl {
+		return // not a tenant of this fleet, or expired
 	}
-	c.ids[id] = at
-	if len(c.ids)%4096 == 0 {
-		for k, t := range c.ids {
-			if time.Since(t) > c.ttl {
-				delete(c.ids, k)
+	m.ids[id] = at
+	m.order = append(m.order, mark{id, at})
+	// Forget what expired, then what is over the cap, oldest first.
+	for m.head < len(m.order) {
+		old := m.order[m.head]
+		expired := c.now().Sub(old.at) > c.ttl
+		if !expired && len(m.ids) <= c.cap {
+			break
+		}
+		m.head++
+		if t, ok := m.ids[old.id]; ok && t.Equal(old.at) {
+			delete(m.ids, old.id)
+			if !expired {
+				m.evicted = old.at
 			}
 		}
 	}
+	// The order keeps entries of ids added again or forgotten: compact it
+	// when they are as many as the live ones.
+	if live := len(m.order) - m.head; live > 2*len(m.ids)+64 {
+		m.order = m.order[:0:0]
+		for id, t := range m.ids {
+			m.order = append(m.order, mark{id, t})
+		}
+		slices.SortFunc(m.order, func(a, b mark) int { return a.at.Compare(b.at) })
+		m.head = 0
+	} else if m.head > len(m.order)/2 {
+		m.order = append(m.order[:0], m.order[m.head:]...)
+		m.head = 0
+	}
 }
 
-func (c *cancelSet) has(id string) bool {
-	c.mu.RLock()
-	_, ok := c.ids[id]
-	c.mu.RUnlock()
-	return ok
+func (c *cancelSet) forget(tenant, id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.marks[tenant]; m != nil {
+		delete(m.ids, id)
+	}
+}
+
+// has reports whether the tenant's job id was cancelled.
+func (c *cancelSet) has(tenant, id string) bool {
+	c.mu.Lock()
+	m := c.marks[tenant]
+	if m == nil {
+		c.mu.Unlock()
+		return false
+	}
+	at, ok := m.ids[id]
+	incomplete := !m.evicted.IsZero() && c.now().Sub(m.evicted) <= c.ttl
+	kv := m.kv
+	c.mu.Unlock()
+	if ok {
+		return c.now().Sub(at) <= c.ttl
+	}
+	if !incomplete {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, err := kv.Get(ctx, id)
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			c.log.Warn("cancel marker lookup failed; running the job", slog.String("tenant", tenant), slog.String("job", id), slog.Any("error", err))
+		}
+		return false
+	}
+	return c.now().Sub(e.Created()) <= c.ttl
+}
+
+// size returns the number of markers held for tenant.
+func (c *cancelSet) size(tenant string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.marks[tenant]; m != nil {
+		return len(m.ids)
+	}
+	return 0
 }

@@ -29,7 +29,7 @@ type emitter struct {
 
 func newEmitter(j *job) *emitter {
 	e := &emitter{j: j, subject: bus.EventsSubject(j.reply), on: j.req.Streaming()}
-	if st := j.w.cfg.Streams; st.DurableEvents && j.w.cfg.Subjects.InResults(j.reply) {
+	if st := j.w.cfg.Streams; st.DurableEvents && j.subj.InResults(j.reply) {
 		e.ttl = nats.Header{jetstream.MsgTTLHeader: []string{st.EventsMaxAge.String()}}
 	}
 	return e

@@ -34,11 +34,20 @@ func (w *Worker) sweepUnknown(ctx context.Context) {
 }
 
 func (w *Worker) sweepOnce(ctx context.Context) error {
-	s, err := w.js.Stream(ctx, bus.StreamRequests)
+	var errs []error
+	for _, ns := range w.namespaces() {
+		errs = append(errs, w.sweepStream(ctx, ns))
+	}
+	return errors.Join(errs...)
+}
+
+// sweepStream sweeps the request stream of one tenant.
+func (w *Worker) sweepStream(ctx context.Context, ns bus.Subjects) error {
+	s, err := w.js.Stream(ctx, ns.RequestStream())
 	if err != nil {
 		return err
 	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(w.cfg.Subjects.Requests()))
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(ns.Requests()))
 	if err != nil {
 		return err
 	}
@@ -61,14 +70,14 @@ func (w *Worker) sweepOnce(ctx context.Context) error {
 		return err
 	}
 	for subject := range info.State.Subjects {
-		if !served[subject] && !w.consumerExists(ctx, subject) {
-			if err := w.answerUnknown(ctx, s, subject, info.State.FirstSeq); err != nil {
+		if !served[subject] && !w.consumerExists(ctx, ns, subject) {
+			if err := w.answerUnknown(ctx, s, ns, subject, info.State.FirstSeq); err != nil {
 				return err
 			}
 			continue
 		}
 		if floor := floors[subject]; floor >= info.State.FirstSeq {
-			if err := w.clearAcked(ctx, s, subject, info.State.FirstSeq, floor); err != nil {
+			if err := w.clearAcked(ctx, s, ns, subject, info.State.FirstSeq, floor); err != nil {
 				return err
 			}
 		}
@@ -81,12 +90,12 @@ func (w *Worker) sweepOnce(ctx context.Context) error {
 // consumer whose leader did not answer in time (its node cut off, an
 // election under way): its group's jobs are not orphans. Only a consumer
 // the server says does not exist counts as absent.
-func (w *Worker) consumerExists(ctx context.Context, subject string) bool {
-	group, ok := w.cfg.Subjects.GroupOf(subject)
+func (w *Worker) consumerExists(ctx context.Context, ns bus.Subjects, subject string) bool {
+	group, ok := ns.GroupOf(subject)
 	if !ok || !bus.ValidGroup(group) {
 		return false
 	}
-	_, err := w.js.Consumer(ctx, bus.StreamRequests, bus.ConsumerName(group))
+	_, err := w.js.Consumer(ctx, ns.RequestStream(), bus.ConsumerName(group))
 	return !errors.Is(err, jetstream.ErrConsumerNotFound)
 }
 
@@ -97,7 +106,7 @@ func (w *Worker) consumerExists(ctx context.Context, subject string) bool {
 // only deleted. One without (its reply prefix is not in the results stream,
 // or an older worker let it run out of deliveries) is copied to the DLQ
 // first: it cannot be told apart, and a copy loses nothing.
-func (w *Worker) clearAcked(ctx context.Context, s jetstream.Stream, subject string, from, floor uint64) error {
+func (w *Worker) clearAcked(ctx context.Context, s jetstream.Stream, ns bus.Subjects, subject string, from, floor uint64) error {
 	for seq := from; seq <= floor && ctx.Err() == nil; {
 		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -109,8 +118,8 @@ func (w *Worker) clearAcked(ctx context.Context, s jetstream.Stream, subject str
 		if m.Sequence > floor {
 			return nil
 		}
-		group, _ := w.cfg.Subjects.GroupOf(subject)
-		j := w.rawJob(m, group)
+		group, _ := ns.GroupOf(subject)
+		j := w.rawJob(m, ns, group)
 		if j.lookupResult() == nil {
 			reason := "found in the work queue at or below its consumer's ack floor without a stored result: answered with a reply prefix outside the results stream, or out of deliveries under an older worker"
 			if err := j.deadLetter(bus.CodeInternal, reason); err != nil {
@@ -126,7 +135,7 @@ func (w *Worker) clearAcked(ctx context.Context, s jetstream.Stream, subject str
 	return ctx.Err()
 }
 
-func (w *Worker) answerUnknown(ctx context.Context, s jetstream.Stream, subject string, from uint64) error {
+func (w *Worker) answerUnknown(ctx context.Context, s jetstream.Stream, ns bus.Subjects, subject string, from uint64) error {
 	for seq := from; ctx.Err() == nil; {
 		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -138,12 +147,12 @@ func (w *Worker) answerUnknown(ctx context.Context, s jetstream.Stream, subject 
 		if w.cfg.Now().Sub(m.Time) < w.cfg.UnknownGrace {
 			return nil
 		}
-		group, _ := w.cfg.Subjects.GroupOf(subject)
+		group, _ := ns.GroupOf(subject)
 		msg := fmt.Sprintf("no worker serves group %q", group)
 		if !bus.ValidGroup(group) {
 			msg = fmt.Sprintf("subject %q does not name a valid group (one token of [a-z0-9_-])", subject)
 		}
-		w.answerRaw(m, group, bus.CodeUnknownGroup, msg)
+		w.answerRaw(m, ns, group, bus.CodeUnknownGroup, msg)
 		if err := s.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			w.log.Debug("delete of unknown-group job failed", slog.Uint64("seq", m.Sequence), slog.Any("error", err))
 		}
@@ -154,22 +163,22 @@ func (w *Worker) answerUnknown(ctx context.Context, s jetstream.Stream, subject 
 
 // rawJob is the job of a stored message that no consumer delivered: enough
 // of it (id, reply, encoding) to answer it or copy it to the DLQ.
-func (w *Worker) rawJob(m *jetstream.RawStreamMsg, group string) *job {
-	j := &job{w: w, group: group, picked: w.cfg.Now(), published: m.Time, raw: m, stream: bus.StreamRequests, seq: m.Sequence}
+func (w *Worker) rawJob(m *jetstream.RawStreamMsg, ns bus.Subjects, group string) *job {
+	j := &job{w: w, ns: ns, group: group, picked: w.cfg.Now(), published: m.Time, raw: m, stream: ns.RequestStream(), seq: m.Sequence}
 	h := m.Header
 	if h == nil {
 		h = nats.Header{}
 	}
 	j.enc = bus.Detect(h, m.Data)
 	_ = j.enc.Unmarshal(m.Data, &j.req) // best effort: id and reply
-	j.identify(h, &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: m.Sequence}})
+	j.identify(m.Subject, h, &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: m.Sequence}})
 	return j
 }
 
 // answerRaw publishes an error result for a stored message that no consumer
 // delivered. A message that names no id and no reply cannot be answered.
-func (w *Worker) answerRaw(m *jetstream.RawStreamMsg, group string, code bus.ErrorCode, text string) {
-	j := w.rawJob(m, group)
+func (w *Worker) answerRaw(m *jetstream.RawStreamMsg, ns bus.Subjects, group string, code bus.ErrorCode, text string) {
+	j := w.rawJob(m, ns, group)
 	w.log.Warn("job rejected", slog.String("job", j.id), slog.String("subject", m.Subject), slog.String("code", string(code)))
 	if !j.answer {
 		return

@@ -24,7 +24,10 @@ type job struct {
 	msg    jetstream.Msg
 	picked time.Time
 
-	subj      bus.Subjects // the namespace of the job's tenant
+	ns        bus.Subjects // the namespace of the request stream it came from
+	subj      bus.Subjects // the namespace of the job's tenant, from its subject
+	tenant    string       // whose keys and budget it uses (see identify)
+	refused   *bus.Error   // why the job must not run, found by identify
 	id        string
 	reply     string
 	digest    string // the request's Llm-Digest, echoed on the result
@@ -88,8 +91,8 @@ func (j *job) run() {
 	data := j.msg.Data()
 	j.enc = bus.Detect(h, data)
 	decErr := j.enc.Unmarshal(data, &j.req)
-	j.identify(h, meta)
-	if decErr == nil && h.Get(bus.HeaderObject) != "" {
+	j.identify(j.msg.Subject(), h, meta)
+	if decErr == nil && h.Get(bus.HeaderObject) != "" && j.refused == nil {
 		decErr = j.resolveObject(h)
 	}
 
@@ -113,12 +116,8 @@ func (j *job) run() {
 		j.reject(bus.CodeInternal, fmt.Sprintf("job was delivered %d times without finishing; moved to the dead-letter queue", j.attempt), true)
 		return
 	}
-	if j.req.ID != "" && !bus.ValidJobID(j.req.ID) {
-		j.reject(bus.CodeInvalidRequest, fmt.Sprintf("id: %q is not a valid job id (1-128 of [A-Za-z0-9_=/-])", j.req.ID), false)
-		return
-	}
-	if r := j.replyRequested(h); r != "" && !bus.ValidReply(r) {
-		j.reject(bus.CodeInvalidRequest, fmt.Sprintf("reply: %q is not a valid subject prefix", r), false)
+	if r := j.admit(); r != nil {
+		j.reject(r.Code, r.Message, false)
 		return
 	}
 	lreq, err := toLLM(&j.req)
@@ -136,7 +135,7 @@ func (j *job) run() {
 		j.reject(bus.CodeInvalidRequest, err.Error(), false)
 		return
 	}
-	if w.cancelled.has(j.id) {
+	if w.cancelled.has(j.subj.Tenant, j.id) {
 		j.finish(j.errorResult(bus.CodeCancelled, "job was cancelled before it started", false), nil)
 		return
 	}
@@ -145,7 +144,7 @@ func (j *job) run() {
 		return
 	}
 	j.exec = w.exec
-	if t := j.req.Tenant; t != "" {
+	if t := j.tenant; t != "" {
 		if e, ok := w.cfg.Tenants[t]; ok {
 			j.exec = e
 		}
@@ -165,7 +164,7 @@ func (j *job) run() {
 
 // charge adds the job's usage to its tenant's budget.
 func (j *job) charge(res *bus.Result) {
-	t := j.req.Tenant
+	t := j.tenant
 	if t == "" || j.w.cfg.Budgets == nil || res.Usage == nil {
 		return
 	}
@@ -174,37 +173,6 @@ func (j *job) charge(res *bus.Result) {
 	if err := j.w.cfg.Budgets.Charge(ctx, t, res.Usage.TotalTokens, res.CostUSD); err != nil {
 		j.w.log.Warn("budget charge failed", slog.String("tenant", t), slog.String("job", j.id), slog.Any("error", err))
 	}
-}
-
-// identify sets the job's id, reply prefix and whether anyone can be told.
-func (j *job) identify(h nats.Header, meta *jetstream.MsgMetadata) {
-	j.subj = j.w.cfg.Subjects
-	j.digest = h.Get(bus.HeaderDigest)
-	j.replay = h.Get(bus.HeaderReplay)
-	j.id = bus.MsgJobID(h) // a replayed dead letter's id less its replay suffix
-	if j.id == "" {
-		j.id = j.req.ID
-	}
-	j.answer = j.id != ""
-	if !bus.ValidJobID(j.id) {
-		// No usable id: derive a stable one from the stream sequence so a
-		// redelivery keeps it.
-		j.id = fmt.Sprintf("seq-%d", meta.Sequence.Stream)
-	}
-	j.reply = j.subj.Reply(j.id)
-	if r := j.replyRequested(h); r != "" {
-		j.answer = true
-		if bus.ValidReply(r) {
-			j.reply = r
-		}
-	}
-}
-
-func (j *job) replyRequested(h nats.Header) string {
-	if r := h.Get(bus.HeaderReply); r != "" {
-		return r
-	}
-	return j.req.Reply
 }
 
 // execute runs the request; con (nil for plain text) is what its answer must
@@ -226,7 +194,7 @@ func (j *job) execute(lreq *llm.Request, con *contract, deadline time.Time) {
 	pending := j.cause
 	j.cancelMu.Unlock()
 	w.mu.Lock()
-	w.running[j.id] = j
+	w.running[j.subj.ResultMsgID(j.id)] = j
 	w.mu.Unlock()
 	if pending != nil {
 		cancel(pending)
@@ -370,6 +338,7 @@ func (j *job) deadLetter(code bus.ErrorCode, reason string) error {
 	m.Header.Set(bus.HeaderDLQReason, truncate(reason, 1024))
 	m.Header.Set(bus.HeaderDLQSubject, subject)
 	m.Header.Set(bus.HeaderDLQJob, j.id)
+	m.Header.Set(bus.HeaderTenant, j.subj.Tenant)
 	m.Header.Set(bus.HeaderDLQDeliveries, fmt.Sprint(j.attempt))
 	m.Data = data
 	if mp := j.w.nc.MaxPayload(); mp > 0 && int64(len(m.Data)+resultHeadroom) > mp {

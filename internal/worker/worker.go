@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,8 +46,9 @@ type Config struct {
 	Streams bus.StreamsConfig
 	// Consumer sizes the durable consumer of each group.
 	Consumer bus.ConsumerConfig
-	// Concurrency bounds the jobs this worker runs at once, per group.
-	// Default 128.
+	// Concurrency bounds the jobs this worker runs at once, per group and
+	// tenant (each tenant's request stream has its own consumers). Default
+	// 128.
 	Concurrency int
 	// ShutdownGrace is how long running jobs may go on after shutdown
 	// starts before they are handed back for redelivery. Default 25s.
@@ -81,9 +83,24 @@ type Config struct {
 	// when the request does not set validation_retries. Default 2; negative
 	// means no re-asks.
 	ValidationRetries int
+	// TenantNames are the tenants whose request streams, object and cancel
+	// buckets this worker provisions and whose jobs it consumes, besides
+	// the anonymous tenant's (the v1 subjects). Every key of Tenants is one
+	// too. A job's tenant is the one whose subject it arrived on, never what
+	// its body says.
+	TenantNames []string
 	// Tenants maps a tenant name to the executor its jobs run on (its own
-	// keys). Jobs of other tenants, and without one, use the worker's.
+	// keys). Jobs of other tenants use the worker's.
 	Tenants map[string]Executor
+	// AnonymousAs is the tenant that jobs on the anonymous (v1) subjects
+	// run as (its keys and budget): "" runs them as the anonymous tenant,
+	// with the worker's executor and no budget. DenyAnonymous refuses them
+	// instead. The model file's unknown_tenants sets both.
+	AnonymousAs   string
+	DenyAnonymous bool
+	// CancelMemo bounds the cancel markers held in memory per tenant;
+	// past it a tenant's markers are looked up in its bucket. Default 32768.
+	CancelMemo int
 	// Budgets, when set, is checked before a tenant's job runs and charged
 	// after it ran.
 	Budgets Budgets
@@ -112,6 +129,17 @@ func (c Config) withDefaults() Config {
 	c.StoreRetry = cmp.Or(c.StoreRetry, 30*time.Second)
 	c.HandBackDelay = cmp.Or(c.HandBackDelay, 5*time.Second)
 	c.MaxResultBytes = cmp.Or(c.MaxResultBytes, 64<<20)
+	c.CancelMemo = cmp.Or(c.CancelMemo, 32768)
+	names := slices.Clone(c.TenantNames)
+	for t := range c.Tenants {
+		names = append(names, t)
+	}
+	if c.AnonymousAs != "" {
+		names = append(names, c.AnonymousAs)
+	}
+	slices.Sort(names)
+	c.TenantNames = slices.Compact(names)
+	c.Streams.Tenants = c.TenantNames
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -139,6 +167,14 @@ func (c Config) validate() error {
 	if c.Concurrency < 1 {
 		return fmt.Errorf("worker: concurrency %d must be at least 1", c.Concurrency)
 	}
+	for _, t := range c.TenantNames {
+		if !bus.ValidTenant(t) {
+			return fmt.Errorf("worker: invalid tenant name %q ([a-z0-9][a-z0-9_-]{0,31})", t)
+		}
+	}
+	if c.DenyAnonymous && c.AnonymousAs != "" {
+		return errors.New("worker: jobs on the anonymous subjects are either denied or run as a tenant, not both")
+	}
 	return nil
 }
 
@@ -163,8 +199,25 @@ type Worker struct {
 
 	mu       sync.Mutex
 	inflight map[*job]struct{}
-	running  map[string]*job // by job id, for cancel
+	running  map[string]*job // by tenant-qualified job id (Subjects.ResultMsgID), for cancel
 	wg       sync.WaitGroup
+}
+
+// namespaces returns the subjects of the anonymous tenant and of every
+// configured tenant.
+func (w *Worker) namespaces() []bus.Subjects {
+	out := []bus.Subjects{w.cfg.Subjects.ForTenant("")}
+	for _, t := range w.cfg.TenantNames {
+		out = append(out, w.cfg.Subjects.ForTenant(t))
+	}
+	return out
+}
+
+// queue is one group's consumer on one tenant's request stream.
+type queue struct {
+	ns    bus.Subjects
+	group string
+	c     jetstream.Consumer
 }
 
 // New returns a worker. It does not touch NATS until Run.
@@ -201,8 +254,8 @@ var errShutdown = errors.New("worker shutting down")
 // back those that did not, and returns.
 func (w *Worker) Run(ctx context.Context) error {
 	var (
-		consumers map[string]jetstream.Consumer
-		cs        *cancelSet
+		queues []queue
+		cs     *cancelSet
 	)
 	// A cluster that is still electing its JetStream leaders (every node
 	// starting at once) refuses these for a while: keep trying until ctx
@@ -217,16 +270,18 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err := bus.Provision(ctx, w.js, w.cfg.Streams); err != nil {
 			return err
 		}
-		consumers = make(map[string]jetstream.Consumer, len(w.cfg.Groups))
-		for _, g := range w.cfg.Groups {
-			c, err := bus.EnsureConsumer(ctx, w.js, w.cfg.Subjects, g, w.cfg.Consumer)
-			if err != nil {
-				return err
+		queues = queues[:0]
+		for _, ns := range w.namespaces() {
+			for _, g := range w.cfg.Groups {
+				c, err := bus.EnsureConsumer(ctx, w.js, ns, g, w.cfg.Consumer)
+				if err != nil {
+					return err
+				}
+				queues = append(queues, queue{ns: ns, group: g, c: c})
 			}
-			consumers[g] = c
 		}
 		var err error
-		cs, err = startCancelSet(ctx, w.js, w.log)
+		cs, err = startCancelSet(ctx, w.js, w.namespaces(), w.cfg.CancelMemo, w.cfg.Now, w.log)
 		return err
 	})
 	if err != nil {
@@ -237,22 +292,24 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer cs.stop()
 	w.cancelled = cs
-	sub, err := w.nc.Subscribe(w.cfg.Subjects.Cancels(), w.onCancel)
-	if err != nil {
-		return fmt.Errorf("worker: subscribe cancels: %w", err)
+	for _, subject := range []string{w.cfg.Subjects.Cancels(), w.cfg.Subjects.TenantCancels()} {
+		sub, err := w.nc.Subscribe(subject, w.onCancel)
+		if err != nil {
+			return fmt.Errorf("worker: subscribe cancels: %w", err)
+		}
+		defer sub.Unsubscribe()
 	}
-	defer sub.Unsubscribe()
 
 	var loops sync.WaitGroup
-	for g, c := range consumers {
-		loops.Go(func() { w.pull(ctx, g, c) })
+	for _, q := range queues {
+		loops.Go(func() { w.pull(ctx, q) })
 	}
 	loops.Go(func() { w.sweepUnknown(ctx) })
 	stopKeepAlive := make(chan struct{})
 	keepAliveDone := make(chan struct{})
 	go func() { defer close(keepAliveDone); w.keepAlive(stopKeepAlive) }()
 	defer func() { close(stopKeepAlive); <-keepAliveDone }()
-	w.log.InfoContext(ctx, "worker ready", slog.Any("groups", w.cfg.Groups), slog.Int("concurrency", w.cfg.Concurrency))
+	w.log.InfoContext(ctx, "worker ready", slog.Any("groups", w.cfg.Groups), slog.Any("tenants", w.cfg.TenantNames), slog.Int("concurrency", w.cfg.Concurrency))
 	close(w.ready)
 
 	<-ctx.Done()
@@ -295,7 +352,8 @@ func (w *Worker) drain() error {
 
 // pull fetches no more jobs than there are free slots, so that no job's
 // AckWait runs while it waits in a local buffer.
-func (w *Worker) pull(ctx context.Context, group string, c jetstream.Consumer) {
+func (w *Worker) pull(ctx context.Context, q queue) {
+	group, c := q.group, q.c
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	for i := 0; i < w.cfg.Concurrency; i++ {
 		slots <- struct{}{}
@@ -326,7 +384,7 @@ func (w *Worker) pull(ctx context.Context, group string, c jetstream.Consumer) {
 			if ctx.Err() != nil {
 				return
 			}
-			w.log.Warn("fetch failed", slog.String("group", group), slog.Any("error", err))
+			w.log.Warn("fetch failed", slog.String("group", group), slog.String("stream", q.ns.RequestStream()), slog.Any("error", err))
 			select {
 			case <-time.After(backoff):
 			case <-ctx.Done():
@@ -346,7 +404,7 @@ func (w *Worker) pull(ctx context.Context, group string, c jetstream.Consumer) {
 				slots <- struct{}{}
 				continue
 			}
-			w.start(group, msg, slots)
+			w.start(q.ns, group, msg, slots)
 		}
 		for ; got < n; got++ {
 			slots <- struct{}{}
@@ -358,8 +416,8 @@ func (w *Worker) pull(ctx context.Context, group string, c jetstream.Consumer) {
 }
 
 // start runs one job in its own goroutine, giving its slot back at the end.
-func (w *Worker) start(group string, msg jetstream.Msg, slots chan<- struct{}) {
-	j := &job{w: w, group: group, msg: msg, picked: w.cfg.Now()}
+func (w *Worker) start(ns bus.Subjects, group string, msg jetstream.Msg, slots chan<- struct{}) {
+	j := &job{w: w, ns: ns, group: group, msg: msg, picked: w.cfg.Now()}
 	w.mu.Lock()
 	w.inflight[j] = struct{}{}
 	w.mu.Unlock()
@@ -372,8 +430,8 @@ func (w *Worker) start(group string, msg jetstream.Msg, slots chan<- struct{}) {
 			}
 			w.mu.Lock()
 			delete(w.inflight, j)
-			if j.id != "" && w.running[j.id] == j {
-				delete(w.running, j.id)
+			if key := j.subj.ResultMsgID(j.id); j.id != "" && w.running[key] == j {
+				delete(w.running, key)
 			}
 			w.mu.Unlock()
 			slots <- struct{}{}
@@ -412,11 +470,16 @@ func (w *Worker) touchAll() {
 	}
 }
 
+// onCancel handles a cancel subject of any tenant: it reaches only the job of
+// that id in that tenant's namespace.
 func (w *Worker) onCancel(m *nats.Msg) {
-	id := m.Subject[len(w.cfg.Subjects.Cancel("")):]
-	w.cancelled.add(id)
+	tenant, id, ok := w.cfg.Subjects.ParseCancel(m.Subject)
+	if !ok {
+		return
+	}
+	w.cancelled.add(tenant, id) // ignored for tenants this fleet does not serve
 	w.mu.Lock()
-	j := w.running[id]
+	j := w.running[w.cfg.Subjects.ForTenant(tenant).ResultMsgID(id)]
 	w.mu.Unlock()
 	if j != nil {
 		j.cancel(errCancelled)

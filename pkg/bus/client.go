@@ -129,7 +129,8 @@ type Job struct {
 // UUIDv7 when empty. A request larger than the server's max payload is put
 // in the tenant's Object Store bucket (LLM_OBJECTS, or LLM_OBJECTS_<tenant>)
 // and referenced from the job with the Llm-Object header, unless the client
-// was made WithoutObjectStore.
+// was made WithoutObjectStore. req.Tenant, when set, must be the client's
+// tenant (the worker answers invalid_request otherwise).
 func (c *Client) Publish(ctx context.Context, group string, req *Request) (*Job, error) {
 	if !ValidGroup(group) {
 		return nil, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("invalid group name %q", group)}
@@ -146,6 +147,9 @@ func (c *Client) Publish(ctx context.Context, group string, req *Request) (*Job,
 	}
 	if ok, why := c.subj.ReplyAllowed(reply, req.ID); !ok {
 		return nil, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("reply prefix %q: %s", reply, why)}
+	}
+	if req.Tenant != "" && req.Tenant != c.subj.Tenant {
+		return nil, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("request names tenant %q but the client is tenant %q: the tenant is who publishes (WithTenant)", req.Tenant, c.subj.Tenant)}
 	}
 	body, err := c.enc.Marshal(req)
 	if err != nil {
