@@ -95,7 +95,7 @@ func run(ctx context.Context, env config.Env, log *slog.Logger) error {
 	)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", url, err)
+		return fmt.Errorf("connect to NATS at %s: %w", config.RedactURL(url), err)
 	}
 	defer nc.Close()
 	ln, err := gatewayrun.Listener(cmp.Or(env.HTTPAddr, defaultAddr))

@@ -154,7 +154,7 @@ func connect(tenant string) (*nats.Conn, config.Env, error) {
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, env, fmt.Errorf("connect to NATS at %s: %w (is a worker running? try: make run)", url, err)
+		return nil, env, fmt.Errorf("connect to NATS at %s: %w (is a worker running? try: make run)", config.RedactURL(url), err)
 	}
 	return nc, env, nil
 }

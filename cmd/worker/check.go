@@ -33,6 +33,9 @@ func runCheck(ctx context.Context, env config.Env, out io.Writer) int {
 		}
 		fmt.Fprintln(out)
 	}
+	// The providers scrub their keys from errors; this is the second line,
+	// with every credential of the file and the environment.
+	sc := llm.NewScrubber(append(models.Secrets(), env.Secrets()...))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GROUP\tDEPLOYMENT\tMODEL\tSTATUS\tTTFT\tDETAIL")
 	failed := 0
@@ -42,7 +45,7 @@ func runCheck(ctx context.Context, env config.Env, out io.Writer) int {
 			if status != "ok" {
 				failed++
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.Name, d.Name, d.Model, status, ttft, detail)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.Name, d.Name, d.Model, status, ttft, sc.Scrub(detail))
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"net/url"
+	"strings"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +19,35 @@ import (
 	"github.com/switchyard/switchyard/internal/config"
 	"github.com/switchyard/switchyard/internal/vendortest"
 )
+
+// A vendor may echo the key in another form than it was sent: none of them
+// reaches the table.
+func TestCheckNeverPrintsAnEchoedKeyInAnyForm(t *testing.T) {
+	const key = "sk-check-SECRET+/0123456789"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		msg := fmt.Sprintf("bad key %s (%s, %s, %s)", strings.ToUpper(key), url.QueryEscape(key), base64.StdEncoding.EncodeToString([]byte(key)), strings.ToLower(key))
+		b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "invalid_request_error", "code": "invalid_api_key"}})
+		w.Write(b) //nolint:errcheck // test server
+	}))
+	defer srv.Close()
+	t.Setenv("CHECK_KEY", key)
+	models := filepath.Join(t.TempDir(), "models.yaml")
+	require.NoError(t, os.WriteFile(models, []byte(fmt.Sprintf(`
+groups:
+  g:
+    deployments:
+      - {name: real, provider: openai, model: gpt-4o-mini, base_url: "%s/v1", api_key: "${CHECK_KEY}"}
+`, srv.URL)), 0o600))
+	var out bytes.Buffer
+	require.Equal(t, 1, runCheck(context.Background(), config.Env{ConfigPath: models}, &out))
+	got := strings.ToLower(out.String())
+	require.Contains(t, got, "[redacted]")
+	for _, form := range []string{key, url.QueryEscape(key), base64.StdEncoding.EncodeToString([]byte(key))} {
+		require.NotContains(t, got, strings.ToLower(form), out.String())
+	}
+}
 
 func TestCheckPrintsWhatWorksWithoutKeys(t *testing.T) {
 	const key = "sk-check-SECRET-0123456789"

@@ -171,7 +171,7 @@ func (p *process) connect(ctx context.Context) error {
 		nats.ReconnectHandler(func(nc *nats.Conn) { p.log.Info("NATS reconnected", slog.String("url", nc.ConnectedUrlRedacted())) }),
 	)
 	if p.nc, err = nats.Connect(p.url, nopts...); err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", p.url, err)
+		return fmt.Errorf("connect to NATS at %s: %w", config.RedactURL(p.url), err)
 	}
 	p.onClose(func() error { p.nc.Close(); return nil })
 	p.js, err = jetstream.New(p.nc)
@@ -237,6 +237,7 @@ func (p *process) buildWorker(context.Context) error {
 	w, err := worker.New(p.nc, p.router, worker.Config{
 		Observer:          p.metrics,
 		TenantNames:       p.models.TenantNames(),
+		Secrets:           append(p.models.Secrets(), p.env.Secrets()...),
 		AnonymousAs:       anonAs,
 		DenyAnonymous:     denyAnon,
 		Tenants:           executors(p.tenants),

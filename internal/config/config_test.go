@@ -324,3 +324,18 @@ groups:
 	}
 }
 
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222":                   "nats://127.0.0.1:4222",
+		"nats://u:p4ss@a:4222,tls://tok3n@b:4222": "nats://u:[redacted]@a:4222,tls://[redacted]@b:4222",
+		"nats://u:p%40ss@a:4222":                  "nats://u:[redacted]@a:4222",
+		"a:4222, nats://x:y@b":                    "a:4222,nats://x:[redacted]@b",
+		"nats://u:p ss@a%zz":                      "[redacted]@a%zz",
+		"":                                        "",
+	} {
+		require.Equal(t, want, RedactURL(in), in)
+	}
+	require.ElementsMatch(t, []string{"p4ss", "tok3n", "pw", "tk"},
+		Env{NATSURL: "nats://u:p4ss@a,tls://tok3n@b", NATSPassword: "pw", NATSToken: "tk"}.Secrets())
+}

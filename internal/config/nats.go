@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net/url"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 )
@@ -38,4 +40,53 @@ func (e Env) NATSOptions(name string) ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(e.NATSTLSCert, e.NATSTLSKey))
 	}
 	return opts, nil
+}
+
+// RedactURL returns a NATS_URL (a comma-separated list of server URLs) fit
+// for a log line or an error: the password of every URL, or its user when
+// it has no password (a token: nats://<token>@host), is "[redacted]".
+func RedactURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		parts[i] = redactOne(strings.TrimSpace(p))
+	}
+	return strings.Join(parts, ",")
+}
+
+func redactOne(p string) string {
+	u, err := url.Parse(p)
+	if err != nil {
+		// Unparseable, yet it may hold credentials: keep only what
+		// follows the last "@".
+		if i := strings.LastIndex(p, "@"); i >= 0 {
+			return "[redacted]@" + p[i+1:]
+		}
+		return p
+	}
+	if u.User == nil {
+		return p
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "redacted")
+		return strings.Replace(u.String(), ":redacted@", ":[redacted]@", 1)
+	}
+	u.User = url.User("redacted")
+	return strings.Replace(u.String(), "redacted@", "[redacted]@", 1)
+}
+
+// urlPasswords returns the passwords (and tokens) in a NATS_URL.
+func urlPasswords(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || u.User == nil {
+			continue
+		}
+		if pw, has := u.User.Password(); has {
+			out = append(out, pw)
+		} else if t := u.User.Username(); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
 }

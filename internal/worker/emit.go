@@ -75,6 +75,9 @@ func (e *emitter) send(ev *bus.Event) {
 	if ev.Type == bus.EventRestart && e.partial != nil {
 		e.partial.reset()
 	}
+	if ev.Reason != "" {
+		ev.Reason = e.j.w.scrub(ev.Reason)
+	}
 	e.seq++
 	ev.ID = e.j.id
 	ev.Seq = e.seq

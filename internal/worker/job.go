@@ -426,6 +426,7 @@ func (j *job) publish(res *bus.Result) (*bus.Result, error) {
 // flushed. Transient failures are retried (see store); a result larger than
 // one message goes to the Object Store first (see resultMsg).
 func (j *job) publishResult(res *bus.Result) error {
+	j.w.scrubResult(res)
 	var m *nats.Msg
 	return j.store(func(ctx context.Context) error {
 		if m == nil {

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/pkg/bus"
+	"github.com/switchyard/switchyard/pkg/llm"
 	"github.com/switchyard/switchyard/pkg/policy"
 )
 
@@ -98,6 +99,12 @@ type Config struct {
 	// instead. The model file's unknown_tenants sets both.
 	AnonymousAs   string
 	DenyAnonymous bool
+	// Secrets are the credentials the fleet holds (provider keys of every
+	// deployment and tenant, NATS passwords): they are scrubbed, in every
+	// form a vendor may echo them in (llm.Scrub), from the error and
+	// attempt messages of results and the reasons of events, behind the
+	// providers' own scrubbing.
+	Secrets []string
 	// CancelMemo bounds the cancel markers held in memory per tenant;
 	// past it a tenant's markers are looked up in its bucket. Default 32768.
 	CancelMemo int
@@ -180,11 +187,12 @@ func (c Config) validate() error {
 
 // Worker consumes jobs of its groups. Create it with New and run it with Run.
 type Worker struct {
-	cfg  Config
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	exec Executor
-	log  *slog.Logger
+	cfg      Config
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	exec     Executor
+	log      *slog.Logger
+	scrubber *llm.Scrubber
 
 	// jobCtx is the parent of every job's context. It outlives the Run
 	// context so that running jobs may finish during shutdown.
@@ -236,7 +244,7 @@ func New(nc *nats.Conn, exec Executor, cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	w := &Worker{
-		cfg: cfg, nc: nc, js: js, exec: exec, log: cfg.Logger,
+		cfg: cfg, nc: nc, js: js, exec: exec, log: cfg.Logger, scrubber: llm.NewScrubber(cfg.Secrets),
 		inflight: map[*job]struct{}{}, running: map[string]*job{},
 		ready:       make(chan struct{}),
 		storePolicy: storeRetry(cfg.StoreRetry, cfg.Logger),

@@ -88,18 +88,6 @@ func TransportText(err error) string {
 	return err.Error()
 }
 
-// Scrub replaces every secret in s with "[REDACTED]", for provider packages
-// building error text from vendor bodies or transport errors that may echo
-// a key.
-func Scrub(s string, secrets []string) string {
-	for _, k := range secrets {
-		if k != "" {
-			s = strings.ReplaceAll(s, k, "[REDACTED]")
-		}
-	}
-	return s
-}
-
 // Scrubbed wraps a cause so that its text never carries a secret while
 // errors.Is and errors.As still reach it.
 type Scrubbed struct {

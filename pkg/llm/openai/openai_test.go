@@ -817,7 +817,7 @@ func TestAPIKeyNeverInErrors(t *testing.T) {
 				require.NotContains(t, s, testKey)
 				require.NotContains(t, s, "gw-SECRET")
 			}
-			require.Contains(t, err.Error(), "[REDACTED]")
+			require.Contains(t, err.Error(), llm.Redacted)
 		})
 	}
 }
