@@ -375,18 +375,34 @@ func (c *Client) Submit(ctx context.Context, group string, req *Request, opts ..
 		return nil, err
 	}
 	defer job.Close()
-	if job.Duplicate && c.subj.InResults(job.Reply) {
-		// The job was published before: it may be finished already.
-		if r, h, err := c.storedResult(ctx, job.Reply); err == nil && r != nil {
-			if h.Get(HeaderDigest) != job.digest {
-				return nil, fmt.Errorf("%w: %s", ErrIDTaken, job.ID)
-			}
-			return r, resultErr(r)
-		}
-	}
+	// A duplicate publish means the job was published before: its result
+	// may be stored already, or be stored in a moment (the stream can store
+	// it just after the first requester saw it live, and this subscription
+	// came too late for the live one), or the job is still running. So
+	// while waiting for a live result, look for the stored one too, at
+	// growing intervals.
+	stored := job.Duplicate && c.subj.InResults(job.Reply)
+	poll := 50 * time.Millisecond
 	for {
-		ev, res, err := job.Next(ctx)
+		if stored {
+			if r, h, err := c.storedResult(ctx, job.Reply); err == nil && r != nil {
+				if h.Get(HeaderDigest) != job.digest {
+					return nil, fmt.Errorf("%w: %s", ErrIDTaken, job.ID)
+				}
+				return r, resultErr(r)
+			}
+		}
+		nctx, cancel := ctx, context.CancelFunc(func() {})
+		if stored {
+			nctx, cancel = context.WithTimeout(ctx, poll)
+			poll = min(2*poll, 2*time.Second)
+		}
+		ev, res, err := job.Next(nctx)
+		cancel()
 		if err != nil {
+			if stored && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				continue // look for the stored result again
+			}
 			return nil, err
 		}
 		if res != nil {
