@@ -65,27 +65,29 @@ func classifyAPI(e *llm.Error, apiErr *sdk.Error, now time.Time) {
 		classifyBedrock(e, apiErr, now)
 		return
 	}
+	e.Kind = kindOf(typ, status, msg)
+	if (e.Kind == llm.KindRateLimited || e.Kind == llm.KindUnavailable) && apiErr.Response != nil {
+		e.RetryAfter = llm.RetryAfter(apiErr.Response.Header, now)
+	}
+}
+
+// kindOf classifies an error by its body's error type, the HTTP status (0
+// when there is none: an error event, a batch line) and the message.
+func kindOf(typ string, status int, msg string) llm.Kind {
 	switch {
 	case typ == "rate_limit_error" || status == http.StatusTooManyRequests:
-		e.Kind = llm.KindRateLimited
-		if apiErr.Response != nil {
-			e.RetryAfter = llm.RetryAfter(apiErr.Response.Header, now)
-		}
+		return llm.KindRateLimited
 	case typ == "overloaded_error" || typ == "api_error" || typ == "timeout_error" || status >= 500:
-		e.Kind = llm.KindUnavailable
-		if apiErr.Response != nil {
-			e.RetryAfter = llm.RetryAfter(apiErr.Response.Header, now)
-		}
+		return llm.KindUnavailable
 	case typ == "authentication_error" || typ == "permission_error" || typ == "billing_error" ||
 		status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusPaymentRequired:
-		e.Kind = llm.KindAuth
+		return llm.KindAuth
 	case isContextWindow(msg):
-		e.Kind = llm.KindContextWindow
+		return llm.KindContextWindow
 	case status >= 400 || typ != "":
-		e.Kind = llm.KindBadRequest
-	default:
-		e.Kind = llm.KindUnknown
+		return llm.KindBadRequest
 	}
+	return llm.KindUnknown
 }
 
 // bedrockError recognises an Amazon Bedrock error and returns its exception

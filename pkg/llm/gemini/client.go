@@ -51,6 +51,7 @@ type Options struct {
 // Client is an llm.Provider for Gemini. It is safe for concurrent use.
 type Client struct {
 	models  *genai.Models
+	batches *genai.Batches // batch mode; nil on Vertex (see SupportsBatch)
 	secrets []string
 }
 
@@ -105,6 +106,9 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		return nil, configError(llm.KindBadRequest, "%s", llm.Scrub(msg, c.secrets))
 	}
 	c.models = gc.Models
+	if cc.Backend == genai.BackendGeminiAPI {
+		c.batches = gc.Batches
+	}
 	return c, nil
 }
 

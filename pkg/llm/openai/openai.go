@@ -105,7 +105,10 @@ type Options struct {
 type Client struct {
 	name            string
 	chat            oai.ChatCompletionService
-	azureDeployBase string // Azure without a fixed deployment: base up to /deployments/
+	files           oai.FileService  // the Batch API's input and output files
+	batches         oai.BatchService // the Batch API
+	azure           bool             // Azure OpenAI: no Batch API here
+	azureDeployBase string           // Azure without a fixed deployment: base up to /deployments/
 	legacyMaxTokens bool
 	noStreamUsage   bool
 	catalog         catalog.Catalog
@@ -179,6 +182,8 @@ func New(opts Options) (*Client, error) {
 	// NewChatCompletionService, unlike NewClient, does not read OPENAI_*
 	// environment variables: configuration comes from Options only.
 	c.chat = oai.NewChatCompletionService(ro...)
+	c.files, c.batches = oai.NewFileService(ro...), oai.NewBatchService(ro...)
+	c.azure = opts.AzureEndpoint != ""
 	return c, nil
 }
 
