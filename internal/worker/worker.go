@@ -137,7 +137,9 @@ func (c Config) withDefaults() Config {
 	c.HandBackDelay = cmp.Or(c.HandBackDelay, 5*time.Second)
 	c.MaxResultBytes = cmp.Or(c.MaxResultBytes, 64<<20)
 	c.CancelMemo = cmp.Or(c.CancelMemo, 32768)
-	names := slices.Clone(c.TenantNames)
+	// Streams.Tenants, set by a caller that provisions with it, counts too:
+	// overwriting it would leave those tenants' streams unmade.
+	names := slices.Concat(c.TenantNames, c.Streams.Tenants)
 	for t := range c.Tenants {
 		names = append(names, t)
 	}
