@@ -80,6 +80,10 @@ func startCancelSet(ctx context.Context, js jetstream.JetStream, namespaces []bu
 	if cs.ttl == 0 {
 		cs.ttl = 24 * time.Hour // buckets without a TTL: what Provision sets
 	}
+	// A job may be picked as soon as this returns: the markers already in
+	// the buckets (cancels of jobs still queued) must be known by then, so
+	// wait for every watcher's end of initial values.
+	loaded := make([]chan struct{}, len(namespaces))
 	for i, ns := range namespaces {
 		watcher, err := kvs[i].WatchAll(wctx, jetstream.IgnoreDeletes())
 		if err != nil {
@@ -88,10 +92,16 @@ func startCancelSet(ctx context.Context, js jetstream.JetStream, namespaces []bu
 		}
 		watchers = append(watchers, watcher)
 		tenant := ns.Tenant
+		done := make(chan struct{})
+		loaded[i] = done
 		wg.Go(func() {
 			for e := range watcher.Updates() {
 				if e == nil {
-					continue // end of the initial values
+					if done != nil {
+						close(done) // end of the initial values
+						done = nil
+					}
+					continue
 				}
 				switch e.Operation() {
 				case jetstream.KeyValuePut:
@@ -104,6 +114,21 @@ func startCancelSet(ctx context.Context, js jetstream.JetStream, namespaces []bu
 				log.Warn("cancel watcher ended", slog.String("bucket", ns.CancelBucket()))
 			}
 		})
+	}
+	// Bounded, so that a watcher that ended early fails the start (which
+	// Run retries) rather than hang it.
+	wait := time.NewTimer(30 * time.Second)
+	defer wait.Stop()
+	for i, done := range loaded {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			cs.stop()
+			return nil, fmt.Errorf("worker: initial values of cancel bucket %s: %w", namespaces[i].CancelBucket(), ctx.Err())
+		case <-wait.C:
+			cs.stop()
+			return nil, fmt.Errorf("worker: initial values of cancel bucket %s did not come in 30s", namespaces[i].CancelBucket())
+		}
 	}
 	return cs, nil
 }

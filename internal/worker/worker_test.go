@@ -419,6 +419,10 @@ func TestCancelQueuedJob(t *testing.T) {
 	require.NoError(t, err)
 	e.startWorker(worker.Config{})
 	_, res := collect(t, ctx, job)
+	// The marker was stored before the worker started: Ready means the
+	// worker knows it (its cancel watch has loaded the bucket), so the job
+	// is never run.
+	require.NotNil(t, res.Error, "the job ran: %+v", res)
 	require.Equal(t, bus.CodeCancelled, res.Error.Code)
 	require.Zero(t, e.mock.Calls())
 }
