@@ -285,7 +285,10 @@ func TestCancelReachesOnlyItsTenant(t *testing.T) {
 	require.NoError(t, err)
 	defer job.Close()
 	f.p.waitHeld(t, "c3")
-	require.NoError(t, acme.c.Cancel(ctx, "c-3"))
+	// The worker confirms it (nats.conf: the worker's allow_responses).
+	running, err := acme.c.CancelConfirmed(ctx, "c-3", 10*time.Second)
+	require.NoError(t, err)
+	require.True(t, running, "the worker running c-3 did not confirm its cancel")
 	res = nil
 	for res == nil {
 		_, res, err = job.Next(ctx)
@@ -355,6 +358,9 @@ func TestCancelFloodIsBounded(t *testing.T) {
 	require.NoError(t, err)
 	defer gjob.Close()
 	f.p.waitHeld(t, "barrier")
+	// A queued job's marker that the flood pushes out of the worker's memo:
+	// the worker then looks it up in globex's bucket.
+	require.NoError(t, globex.c.Cancel(ctx, "g-queued"))
 	before := heap()
 	const n = 300_000
 	for i := range n {
@@ -374,6 +380,8 @@ func TestCancelFloodIsBounded(t *testing.T) {
 	t.Logf("heap grew by %.1f MiB after %d cancels", float64(grew)/(1<<20), n)
 	// Unbounded, each cancel held ~140 bytes: 300k would be ~40 MiB.
 	require.Less(t, grew, int64(25<<20))
+	_, err = globex.c.Submit(ctx, "chat", prompt("g-queued", "never runs"))
+	require.ErrorIs(t, err, &bus.Error{Code: bus.CodeCancelled}, "a marker pushed out of the memo was missed")
 
 	// acme's cancels still work, of running and of queued jobs.
 	job, err := acme.c.Publish(ctx, "chat", prompt("a-run", "hold:arun"))
