@@ -43,6 +43,11 @@ func TestREADMEWalksOnACleanCheckout(t *testing.T) {
 		cmd := exec.CommandContext(ctx, name, args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), env...)
+		// make's children (go build) are killed with it when the test's
+		// time is up; killing make alone left them building for minutes.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = 5 * time.Second
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		err := cmd.Run()
