@@ -186,6 +186,7 @@ type breakerCollector struct{ src StatusSource }
 var (
 	breakerDesc = prometheus.NewDesc("switchyard_breaker_open", "1 when the deployment's circuit breaker is open (or half-open: 0.5).", []string{"group", "deployment"}, nil)
 	depInFlDesc = prometheus.NewDesc("switchyard_deployment_calls_in_flight", "Calls in flight to a deployment from this worker.", []string{"group", "deployment"}, nil)
+	limitDesc   = prometheus.NewDesc("switchyard_deployment_concurrency_limit", "The deployment's learned concurrency limit on this worker (adaptive_concurrency; absent: none).", []string{"group", "deployment"}, nil)
 	maxConcDesc = prometheus.NewDesc("switchyard_deployment_max_concurrency", "The deployment's configured max_concurrency (absent: no limit).", []string{"group", "deployment"}, nil)
 	rpmUsedDesc = prometheus.NewDesc("switchyard_deployment_rpm_used", "Requests this worker sent to a deployment in the current minute.", []string{"group", "deployment"}, nil)
 	tpmUsedDesc = prometheus.NewDesc("switchyard_deployment_tpm_used", "Tokens (as estimated at admission) this worker sent to a deployment in the current minute.", []string{"group", "deployment"}, nil)
@@ -197,7 +198,7 @@ var (
 )
 
 func (c *breakerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{breakerDesc, depInFlDesc, maxConcDesc, rpmUsedDesc, tpmUsedDesc, rpmDesc, tpmDesc} {
+	for _, d := range []*prometheus.Desc{breakerDesc, depInFlDesc, limitDesc, maxConcDesc, rpmUsedDesc, tpmUsedDesc, rpmDesc, tpmDesc} {
 		ch <- d
 	}
 }
@@ -218,7 +219,7 @@ func (c *breakerCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, l := range []struct {
 			d *prometheus.Desc
 			v int
-		}{{maxConcDesc, s.MaxConcurrency}, {rpmDesc, s.RPM}, {tpmDesc, s.TPM}} {
+		}{{limitDesc, s.Limit}, {maxConcDesc, s.MaxConcurrency}, {rpmDesc, s.RPM}, {tpmDesc, s.TPM}} {
 			if l.v > 0 {
 				ch <- prometheus.MustNewConstMetric(l.d, prometheus.GaugeValue, float64(l.v), s.Group, s.Deployment)
 			}

@@ -17,23 +17,23 @@ const pollInterval = 5 * time.Millisecond
 // for one to become free within ctx's deadline. It fails with a
 // context-window error when the prompt fits no deployment, and with lastErr
 // (or rate_limited / unavailable) when none frees up in time.
-func (x *execution) admit(ctx context.Context, g *group, excluded map[*deployment]bool, lastErr error) (*deployment, error) {
+func (x *execution) admit(ctx context.Context, g *group, excluded map[*deployment]bool, lastErr error) (*deployment, *permit, error) {
 	for {
 		now := x.r.now()
 		s := x.scan(ctx, g, excluded, now)
 		if s.chosen != nil {
-			return s.chosen, nil
+			return s.chosen, s.permit, nil
 		}
 		if err := s.exhausted(x, g, len(excluded) > 0, lastErr); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		wait := s.earliest.Sub(now)
 		if pastDeadline(ctx, wait) {
-			return nil, cmp.Or(lastErr, error(&llm.Error{Kind: llm.KindRateLimited, RetryAfter: wait,
+			return nil, nil, cmp.Or(lastErr, error(&llm.Error{Kind: llm.KindRateLimited, RetryAfter: wait,
 				Message: fmt.Sprintf("every deployment of group %q is at its limit or unavailable", g.Name)}))
 		}
 		if err := sleep(ctx, wait); err != nil {
-			return nil, cmp.Or(lastErr, error(&llm.Error{Kind: llm.KindOf(err), Err: err}))
+			return nil, nil, cmp.Or(lastErr, error(&llm.Error{Kind: llm.KindOf(err), Err: err}))
 		}
 	}
 }
@@ -41,6 +41,7 @@ func (x *execution) admit(ctx context.Context, g *group, excluded map[*deploymen
 // scan is one look at a group's deployments.
 type scan struct {
 	chosen   *deployment // admitted (its slot taken)
+	permit   *permit     // chosen's place under its learned capacity
 	fits     bool        // some deployment can take the request at all
 	limited  bool        // some deployment is busy or at a limit
 	broken   bool        // some deployment is behind an open breaker
@@ -54,10 +55,10 @@ func (x *execution) scan(ctx context.Context, g *group, excluded map[*deployment
 			continue
 		}
 		s.fits = true
-		switch v, freeAt := x.try(ctx, d, now); v {
+		switch v, freeAt, p := x.try(ctx, d, now); v {
 		case admitted:
 			d.state.acquire(now, x.tokens)
-			s.chosen = d
+			s.chosen, s.permit = d, p
 			return s
 		case broken:
 			s.broken = true
@@ -98,26 +99,37 @@ const (
 )
 
 // try decides whether d may take the call now: its local state (breakers
-// seen here or by the fleet, Retry-After, concurrency, rpm/tpm), the fleet's
-// rpm/tpm counters, then a breaker permit.
-func (x *execution) try(ctx context.Context, d *deployment, now time.Time) (admission, time.Time) {
+// seen here or by the fleet, Retry-After, concurrency, rpm/tpm), its
+// learned capacity (a permit of its adaptive limiter), the fleet's rpm/tpm
+// counters, then a breaker permit. An admitted call gets the limiter's
+// permit (nil without a limiter).
+func (x *execution) try(ctx context.Context, d *deployment, now time.Time) (admission, time.Time, *permit) {
 	shared := x.r.shared
 	ok, freeAt := d.state.check(now, &d.opts, x.tokens, shared)
+	var p *permit
+	if ok {
+		p, ok = d.state.tryPermit()
+	}
 	if ok && shared != nil && (d.opts.RPM > 0 || d.opts.TPM > 0) {
 		// A store that fails leaves the decision to the local counts.
 		if fits, err := shared.Reserve(ctx, d.Name, x.tokens, d.opts.RPM, d.opts.TPM); err == nil && !fits {
 			ok, freeAt = false, now.Truncate(time.Minute).Add(time.Minute)
 		}
 	}
+	v := admitted
 	switch {
 	case ok && d.state.breaker != nil && !d.state.breaker.TryAcquirePermit():
-		return broken, time.Time{}
+		v, freeAt = broken, time.Time{}
 	case !ok && d.state.brokenAt(now, shared):
-		return broken, time.Time{}
+		v, freeAt = broken, time.Time{}
 	case !ok:
-		return limited, freeAt
+		v = limited
 	}
-	return admitted, time.Time{}
+	if v != admitted {
+		p.drop()
+		return v, freeAt, nil
+	}
+	return admitted, time.Time{}, p
 }
 
 // soonest returns when the first of g's candidates leaves its cool-down or

@@ -15,8 +15,9 @@ import (
 	"github.com/switchyard/switchyard/pkg/llm/structured"
 )
 
-// attempt makes one call to d and records it in the outcome.
-func (x *execution) attempt(ctx context.Context, g *group, d *deployment) (*Outcome, error) {
+// attempt makes one call to d, admitted with p, and records it in the
+// outcome.
+func (x *execution) attempt(ctx context.Context, g *group, d *deployment, p *permit) (*Outcome, error) {
 	start := time.Now()
 	cont := g.opts.MidStream == MidStreamContinue && x.prefix != "" && textOnly(x.req)
 	if x.streamed && !cont {
@@ -31,6 +32,7 @@ func (x *execution) attempt(ctx context.Context, g *group, d *deployment) (*Outc
 	// the provider's stream reported for it (the mock and the SDKs report a
 	// passed deadline as a timeout).
 	d.state.record(err, ctx.Err() != nil)
+	p.done(err, ctx.Err() != nil)
 	if ctx.Err() == nil {
 		x.cooldownAfter(g, d, err)
 	}

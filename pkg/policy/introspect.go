@@ -29,6 +29,9 @@ type DeploymentStatus struct {
 	// RPM and TPM in the current minute (tokens as estimated at admission).
 	MaxConcurrency, RPM, TPM int
 	Requests, Tokens         int
+	// Limit is the deployment's learned concurrency limit on this router
+	// (0: no adaptive_concurrency); InFlight counts the calls under it.
+	Limit int
 }
 
 // Status returns a snapshot of every deployment, sorted by group and
@@ -54,6 +57,7 @@ func (r *Router) Status() []DeploymentStatus {
 				st.Breaker = BreakerOpen
 			}
 			st.MaxConcurrency, st.RPM, st.TPM = d.opts.MaxConcurrency, d.opts.RPM, d.opts.TPM
+			st.Limit, _ = s.learnedLimit()
 			s.mu.Lock()
 			st.InFlight = s.inflight
 			if s.window.Equal(now.Truncate(time.Minute)) {

@@ -99,6 +99,7 @@ func (r *Router) loadGroup(g *Group, cfg *routerConfig, states map[string]*depSt
 		if st == nil || st.brkOpts != rg.opts.Breaker {
 			st = r.newState(d.Name, rg.opts.Breaker, st)
 		}
+		st.setLimiter(d.Options.Adaptive)
 		states[key] = st
 		rd.state = st
 		rg.deps = append(rg.deps, rd)
@@ -152,6 +153,7 @@ func (r *Router) newState(name string, bo BreakerOptions, old *depState) *depSta
 	if old != nil {
 		_, st.reqs, st.toks, st.ttft, st.measured = old.snapshot()
 		st.window = old.window
+		st.limiter.Store(old.limiter.Load())
 	}
 	st.breaker = newBreaker(bo, func() {
 		st.mu.Lock()

@@ -177,6 +177,10 @@ type DeploymentOptions struct {
 	TPM int `yaml:"tpm"`
 	// MaxConcurrency limits calls in flight on this router (0: no limit).
 	MaxConcurrency int `yaml:"max_concurrency"`
+	// Adaptive, when set, learns the deployment's concurrency from its
+	// latency and 429s instead of (or below) MaxConcurrency: see
+	// AdaptiveOptions.
+	Adaptive *AdaptiveOptions `yaml:"adaptive_concurrency"`
 	// Timeouts override the group's, field by field.
 	Timeouts TimeoutOptions `yaml:"timeouts"`
 	// Cooldown replaces the group's CooldownOptions.Duration for this
@@ -356,6 +360,9 @@ func (o DeploymentOptions) Validate() error {
 		return fmt.Errorf("batch_input_cost_per_mtok: %v < 0", *o.BatchInputCostPerMTok)
 	case o.BatchOutputCostPerMTok != nil && *o.BatchOutputCostPerMTok < 0:
 		return fmt.Errorf("batch_output_cost_per_mtok: %v < 0", *o.BatchOutputCostPerMTok)
+	}
+	if err := o.Adaptive.validate(); err != nil {
+		return err
 	}
 	return o.Timeouts.validate("timeouts")
 }

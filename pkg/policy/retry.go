@@ -22,6 +22,7 @@ type groupRun struct {
 	lastErr  error
 	failed   *deployment // of the last attempt, when it failed
 	avoid    *deployment // a retry at once goes elsewhere (AtOnceElsewhere)
+	requeued int         // 429s of adaptive deployments retried without spending a retry
 	// stop ends the retries from the retry policy's listener when its next
 	// wait would pass the deadline; failsafe then returns ctx's error.
 	stop context.CancelCauseFunc
@@ -67,6 +68,9 @@ func (run *groupRun) policy() retrypolicy.RetryPolicy[*Outcome] {
 	for _, n := range o.PerKind {
 		limit = max(limit, n)
 	}
+	if run.x.anyAdaptive(run.g) {
+		limit += RequeueLimit
+	}
 	b := retrypolicy.NewBuilder[*Outcome]().
 		HandleIf(func(_ *Outcome, err error) bool { return err != nil }).
 		AbortIf(func(_ *Outcome, err error) bool { return errors.As(err, new(errStop)) }).
@@ -85,7 +89,7 @@ func (run *groupRun) policy() retrypolicy.RetryPolicy[*Outcome] {
 // make the call and judge its failure.
 func (run *groupRun) attempt(exec failsafe.Execution[*Outcome]) (*Outcome, error) {
 	x, ctx := run.x, exec.Context()
-	d, err := x.admitAvoiding(ctx, run.g, run.excluded, run.avoid, run.lastErr)
+	d, p, err := x.admitAvoiding(ctx, run.g, run.excluded, run.avoid, run.lastErr)
 	run.avoid = nil
 	if err != nil {
 		return nil, errStop{err}
@@ -95,7 +99,7 @@ func (run *groupRun) attempt(exec failsafe.Execution[*Outcome]) (*Outcome, error
 		x.emit(Event{Type: EventRetry, Group: run.g.Name, Deployment: d.Name, Code: llm.KindOf(run.lastErr).String(),
 			Reason: errText(run.lastErr), Err: run.lastErr})
 	}
-	res, err := x.attempt(ctx, run.g, d)
+	res, err := x.attempt(ctx, run.g, d, p)
 	if err == nil {
 		return res, nil
 	}
@@ -107,6 +111,16 @@ func (run *groupRun) attempt(exec failsafe.Execution[*Outcome]) (*Outcome, error
 // table's action (a group's on_error first), the retries the failure's kind
 // allows, the caller's context.
 func (run *groupRun) judge(d *deployment, err error, attempts int) error {
+	if run.requeues(d, err) {
+		// The learned capacity was too high: the permit the 429 keeps
+		// lowers it; the request waits for another permit.
+		run.requeued++
+		if run.ctx.Err() != nil {
+			return errStop{err}
+		}
+		return err
+	}
+	attempts -= run.requeued
 	k := llm.KindOf(err)
 	switch run.g.opts.action(k) {
 	case ActionFail:
@@ -169,13 +183,13 @@ func (run *groupRun) checkDeadline(e failsafe.ExecutionScheduledEvent[*Outcome])
 
 // admitAvoiding admits as admit does, passing over avoid when another
 // deployment is available.
-func (x *execution) admitAvoiding(ctx context.Context, g *group, excluded map[*deployment]bool, avoid *deployment, lastErr error) (*deployment, error) {
+func (x *execution) admitAvoiding(ctx context.Context, g *group, excluded map[*deployment]bool, avoid *deployment, lastErr error) (*deployment, *permit, error) {
 	if avoid != nil && !excluded[avoid] {
 		excluded[avoid] = true
-		d, err := x.admit(ctx, g, excluded, lastErr)
+		d, p, err := x.admit(ctx, g, excluded, lastErr)
 		delete(excluded, avoid)
 		if err == nil {
-			return d, nil
+			return d, p, nil
 		}
 	}
 	return x.admit(ctx, g, excluded, lastErr)

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
@@ -17,6 +18,7 @@ type depState struct {
 	name    string
 	breaker circuitbreaker.CircuitBreaker[any] // nil when disabled
 	brkOpts BreakerOptions
+	limiter atomic.Pointer[learned] // nil: no adaptive_concurrency
 
 	mu        sync.Mutex
 	inflight  int
