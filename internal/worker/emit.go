@@ -37,8 +37,16 @@ func newEmitter(j *job) *emitter {
 
 // policy is the router's emit function.
 func (e *emitter) policy(ev policy.Event) {
-	if ev.Type == policy.EventChunk && e.ttft == 0 {
-		e.ttft = e.j.w.cfg.Now().Sub(e.j.picked)
+	if ev.Type == policy.EventChunk {
+		if e.j.pastDeadline(e.j.w.cfg.Now()) {
+			// Read after the deadline: not streamed on, and the call is
+			// stopped (the job answers deadline_exceeded).
+			e.j.cancel(errPastDeadline)
+			return
+		}
+		if e.ttft == 0 {
+			e.ttft = e.j.w.cfg.Now().Sub(e.j.picked)
+		}
 	}
 	code := ev.Code
 	if ev.Err != nil {

@@ -46,6 +46,9 @@ type job struct {
 	cancelMu sync.Mutex
 	cancelFn context.CancelCauseFunc
 	cause    error // set when cancelled before cancelFn existed
+	// deadline is the job's deadline (zero: none), set before it runs; the
+	// read and reply paths check it (see pastDeadline).
+	deadline time.Time
 
 	exec     Executor       // the router of the job's tenant, else the worker's
 	started  bool           // sent to the router (for the observer)
@@ -184,6 +187,7 @@ func (j *job) execute(lreq *llm.Request, con *contract, deadline time.Time) {
 	ctx, stopTimer := context.WithTimeout(ctx, w.cfg.MaxJobTime)
 	defer stopTimer()
 	hasDeadline := !deadline.IsZero()
+	j.deadline = deadline
 	if hasDeadline {
 		var stop context.CancelFunc
 		ctx, stop = context.WithDeadline(ctx, deadline)
@@ -225,18 +229,19 @@ func (j *job) execute(lreq *llm.Request, con *contract, deadline time.Time) {
 		return
 	}
 	res := j.outcomeResult(out)
-	if err != nil {
+	switch {
+	case err != nil:
 		code, retryable := codeOf(err)
 		msg := err.Error()
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, errCancelled):
 			code, retryable, msg = bus.CodeCancelled, false, "job was cancelled"
-		case hasDeadline && errors.Is(ctx.Err(), context.DeadlineExceeded) && !w.cfg.Now().Before(deadline):
+		case j.pastDeadline(w.cfg.Now()):
 			code, retryable, msg = bus.CodeDeadlineExceeded, false, "deadline passed while the job ran: "+msg
 		}
 		res.Status = bus.StatusError
 		res.Error = &bus.Error{Code: code, Message: msg, Retryable: retryable}
-	} else if v != nil {
+	case v != nil:
 		v.apply(res)
 	}
 	if em.ttft > 0 {
@@ -244,6 +249,17 @@ func (j *job) execute(lreq *llm.Request, con *contract, deadline time.Time) {
 	}
 	j.charge(res)
 	j.finish(res, out)
+}
+
+// errPastDeadline cancels a job whose deadline the clock shows passed
+// before the context's timer fired (see pastDeadline).
+var errPastDeadline = errors.New("deadline passed")
+
+// pastDeadline reports whether the job has a deadline and the worker's
+// clock is past it. The job's context has a timer for the deadline, but a
+// timer runs late on a process that was frozen: the clock is the truth.
+func (j *job) pastDeadline(now time.Time) bool {
+	return !j.deadline.IsZero() && !now.Before(j.deadline)
 }
 
 // outcomeResult builds the result of an execution, successful or not.
@@ -377,8 +393,19 @@ func truncate(s string, n int) string {
 // message is handed back (see retryLater) so that the job is not lost.
 func (j *job) finish(res *bus.Result, out *policy.Outcome) {
 	w := j.w
+	now := w.cfg.Now()
 	res.Timings.QueuedMS = max(0, j.picked.Sub(j.published).Milliseconds())
-	res.Timings.TotalMS = w.cfg.Now().Sub(j.picked).Milliseconds()
+	res.Timings.TotalMS = now.Sub(j.picked).Milliseconds()
+	if res.Status == bus.StatusOK && j.pastDeadline(now) {
+		// The answer is complete, but after the deadline: a worker that was
+		// frozen (paused, stopped, starved) reads the rest of the stream when
+		// it is thawed, before its context's timer has run. The contract
+		// says deadline_exceeded (docs/wire.md), so the answer is not
+		// delivered; what it cost is still reported. The check uses the
+		// instant total_ms is measured at, so the result's timings agree.
+		res.Status, res.Text, res.ToolCalls, res.FinishReason = bus.StatusError, "", nil, ""
+		res.Error = &bus.Error{Code: bus.CodeDeadlineExceeded, Message: fmt.Sprintf("the answer was complete after the deadline %s", j.deadline.UTC().Format(time.RFC3339Nano))}
+	}
 	res, err := j.publish(res)
 	if err != nil {
 		j.retryLater("result", err)
