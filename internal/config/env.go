@@ -32,6 +32,13 @@ type Env struct {
 	NATSTLSCA    string `env:"NATS_TLS_CA" help:"CA certificate file to verify the server"`
 	NATSTLSCert  string `env:"NATS_TLS_CERT" help:"client certificate file (with NATS_TLS_KEY)"`
 	NATSTLSKey   string `env:"NATS_TLS_KEY" help:"client key file (with NATS_TLS_CERT)"`
+	// NATSPingInterval and NATSMaxPingsOut bound how long a connection to a
+	// server that went silent (a partitioned or frozen node: no RST, the
+	// packets just vanish) is kept: after MaxPingsOut+1 unanswered pings it
+	// is dropped and the client moves to another server of NATS_URL. nats.go's
+	// own defaults (2 min, 2) keep a worker on a cut node for 4 to 6 minutes.
+	NATSPingInterval time.Duration `env:"NATS_PING_INTERVAL" envDefault:"5s" help:"how often the client pings its server"`
+	NATSMaxPingsOut  int           `env:"NATS_MAX_PINGS_OUT" envDefault:"3" help:"unanswered pings before the client drops a silent server and reconnects"`
 
 	// EmbeddedAddr is where the embedded server listens.
 	EmbeddedAddr string `env:"SWITCHYARD_EMBEDDED_ADDR" envDefault:"127.0.0.1:4222" help:"host:port of the embedded server"`
@@ -256,6 +263,12 @@ func (e Env) validate() error {
 	case "auto", "text", "json":
 	default:
 		bad("LOG_FORMAT", "%q is not auto, text or json", e.LogFormat)
+	}
+	if e.NATSPingInterval < 100*time.Millisecond {
+		bad("NATS_PING_INTERVAL", "%s must be at least 100ms", e.NATSPingInterval)
+	}
+	if e.NATSMaxPingsOut < 1 {
+		bad("NATS_MAX_PINGS_OUT", "%d must be at least 1", e.NATSMaxPingsOut)
 	}
 	if (e.NATSTLSCert == "") != (e.NATSTLSKey == "") {
 		bad("NATS_TLS_CERT", "and NATS_TLS_KEY must be set together")

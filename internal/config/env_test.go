@@ -2,7 +2,9 @@ package config
 
 import (
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 )
 
@@ -32,4 +34,35 @@ func TestEnvErrorsSpeakTheUsersTerms(t *testing.T) {
 	// the worker's business.
 	_, err := loadEnv(map[string]string{"SWITCHYARD_TENANT": "acme", "SWITCHYARD_GATEWAY_WHATEVER": "x"})
 	require.NoError(t, err)
+}
+
+// TestNATSOptionsPing: the ping settings reach the connection options, with
+// defaults far below nats.go's 2 minutes, and bad values are refused.
+func TestNATSOptionsPing(t *testing.T) {
+	t.Parallel()
+	apply := func(e Env) nats.Options {
+		opts, err := e.NATSOptions("test")
+		require.NoError(t, err)
+		o := nats.GetDefaultOptions()
+		for _, opt := range opts {
+			require.NoError(t, opt(&o))
+		}
+		return o
+	}
+	e, err := loadEnv(map[string]string{})
+	require.NoError(t, err)
+	o := apply(e)
+	require.Equal(t, 5*time.Second, o.PingInterval)
+	require.Equal(t, 3, o.MaxPingsOut)
+
+	e, err = loadEnv(map[string]string{"NATS_PING_INTERVAL": "750ms", "NATS_MAX_PINGS_OUT": "1"})
+	require.NoError(t, err)
+	o = apply(e)
+	require.Equal(t, 750*time.Millisecond, o.PingInterval)
+	require.Equal(t, 1, o.MaxPingsOut)
+
+	_, err = loadEnv(map[string]string{"NATS_PING_INTERVAL": "10ms"})
+	require.EqualError(t, err, "config: NATS_PING_INTERVAL: 10ms must be at least 100ms")
+	_, err = loadEnv(map[string]string{"NATS_MAX_PINGS_OUT": "0"})
+	require.EqualError(t, err, "config: NATS_MAX_PINGS_OUT: 0 must be at least 1")
 }

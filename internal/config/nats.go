@@ -17,6 +17,13 @@ func (e Env) NATSOptions(name string) ([]nats.Option, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectBufSize(64 << 20),
 	}
+	// Zero values (an Env not read by LoadEnv) keep nats.go's defaults.
+	if e.NATSPingInterval > 0 {
+		opts = append(opts, nats.PingInterval(e.NATSPingInterval))
+	}
+	if e.NATSMaxPingsOut > 0 {
+		opts = append(opts, nats.MaxPingsOutstanding(e.NATSMaxPingsOut))
+	}
 	if e.NATSUser != "" {
 		opts = append(opts, nats.UserInfo(e.NATSUser, e.NATSPassword.Reveal()))
 	}
