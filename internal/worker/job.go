@@ -99,6 +99,9 @@ func (j *job) run() {
 		decErr = j.resolveObject(h)
 	}
 
+	if j.attempt > 1 && j.republish() {
+		return
+	}
 	if res := j.storedResult(); res != nil {
 		// Its ack was lost: answered already, not run again.
 		w.log.Info("redelivered job already has a result; acked", slog.String("job", j.id), slog.Int("delivery", j.attempt))
@@ -452,25 +455,29 @@ func (j *job) publish(res *bus.Result) (*bus.Result, error) {
 // ack) when the reply prefix is the default one, else with core NATS,
 // flushed. Transient failures are retried (see store); a result larger than
 // one message goes to the Object Store first (see resultMsg).
+//
+// A message that was sent but not stored is kept for the job's next
+// delivery (see unstored): what the client may have seen live is what the
+// stream stores.
 func (j *job) publishResult(res *bus.Result) error {
 	j.w.scrubResult(res)
 	var m *nats.Msg
-	return j.store(func(ctx context.Context) error {
+	err := j.store(func(ctx context.Context) error {
 		if m == nil {
 			var err error
 			if m, err = j.resultMsg(ctx, res); err != nil {
 				return err
 			}
 		}
-		if j.subj.InResults(j.reply) {
-			_, err := j.w.js.PublishMsg(ctx, m)
-			return err
-		}
-		if err := j.w.nc.PublishMsg(m); err != nil {
-			return err
-		}
-		return j.w.nc.FlushWithContext(ctx)
+		return j.sendResultMsg(ctx, m)
 	})
+	switch {
+	case err == nil:
+		j.w.unstored.forget(j.resultMsgID())
+	case m != nil && !permanent(err):
+		j.w.unstored.put(m, res)
+	}
+	return err
 }
 
 // handBack returns an unfinished job for redelivery at once.

@@ -141,7 +141,7 @@ func (j *job) resultMsg(ctx context.Context, res *bus.Result) (*nats.Msg, error)
 	m := nats.NewMsg(bus.ResultSubject(j.reply))
 	// A replayed dead letter's result is a new run's: it must not be
 	// deduplicated against the dead letter's error result.
-	m.Header.Set(bus.HeaderMsgID, bus.ReplayResultMsgID(j.subj.ResultMsgID(j.id), j.replay))
+	m.Header.Set(bus.HeaderMsgID, j.resultMsgID())
 	m.Header.Set(bus.HeaderContentType, j.enc.ContentType())
 	if j.digest != "" {
 		m.Header.Set(bus.HeaderDigest, j.digest)
