@@ -52,7 +52,10 @@ type fleetOpts struct {
 	fail       mock.Config
 	slow       mock.Config
 	notDurable bool
-	gateway    func(*gatewayConfig)
+	// tenants are served by the worker besides the anonymous tenant (their
+	// request streams, llm.t.<tenant>.req.<group>).
+	tenants []string
+	gateway func(*gatewayConfig)
 }
 
 // gatewayProc is one running gateway: it can be stopped and another started
@@ -113,6 +116,7 @@ func newFleet(t testing.TB, o fleetOpts) *fleet {
 	wnc := natstest.Connect(t, f.srv)
 	w, err := worker.New(wnc, r, worker.Config{
 		Groups:       names,
+		TenantNames:  o.tenants,
 		Streams:      bus.StreamsConfig{DurableEvents: !o.notDurable},
 		Logger:       logger(t),
 		FetchWait:    300 * time.Millisecond,
