@@ -55,7 +55,9 @@ type fleetOpts struct {
 	// tenants are served by the worker besides the anonymous tenant (their
 	// request streams, llm.t.<tenant>.req.<group>).
 	tenants []string
-	gateway func(*gatewayConfig)
+	// maxPayload is the server's max_payload (default 1 MiB).
+	maxPayload int32
+	gateway    func(*gatewayConfig)
 }
 
 // gatewayProc is one running gateway: it can be stopped and another started
@@ -77,7 +79,11 @@ func logger(t testing.TB) *slog.Logger {
 func newFleet(t testing.TB, o fleetOpts) *fleet {
 	t.Helper()
 	f := &fleet{t: t, opts: o, mocks: map[string]*mock.Provider{}}
-	f.srv = natstest.Server(t)
+	f.srv = natstest.Server(t, func(so *server.Options) {
+		if o.maxPayload > 0 {
+			so.MaxPayload = o.maxPayload
+		}
+	})
 	f.nc = natstest.Connect(t, f.srv)
 	var err error
 	f.client, err = bus.NewClient(f.nc)

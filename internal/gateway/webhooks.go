@@ -167,7 +167,7 @@ func (h *webhooks) run(ctx context.Context) error {
 func (h *webhooks) consume(ctx context.Context, cons jetstream.Consumer) error {
 	var wg sync.WaitGroup
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		tenant, jobID, ok := resultJob(h.g.cfg.Subjects, m.Subject())
+		tenant, jobID, ok := h.g.cfg.Subjects.ParseResult(m.Subject())
 		if !ok || !strings.HasPrefix(jobID, asyncJobPrefix) {
 			_ = m.Ack()
 			return
@@ -185,34 +185,6 @@ func (h *webhooks) consume(ctx context.Context, cons jetstream.Consumer) error {
 	cc.Stop()
 	wg.Wait()
 	return nil
-}
-
-// resultJob parses a result subject: <prefix>.res.<id>.result (the
-// anonymous tenant) or <prefix>.t.<tenant>.res.<id>.result.
-func resultJob(s bus.Subjects, subject string) (tenant, jobID string, ok bool) {
-	p := s.Prefix
-	if p == "" {
-		p = bus.DefaultPrefix
-	}
-	rest, ok := strings.CutPrefix(subject, p+".")
-	if !ok {
-		return "", "", false
-	}
-	rest, ok = strings.CutSuffix(rest, ".result")
-	if !ok {
-		return "", "", false
-	}
-	if t, ok := strings.CutPrefix(rest, "t."); ok {
-		tenant, rest, ok = strings.Cut(t, ".")
-		if !ok {
-			return "", "", false
-		}
-	}
-	jobID, ok = strings.CutPrefix(rest, "res.")
-	if !ok || jobID == "" || strings.Contains(jobID, ".") {
-		return "", "", false
-	}
-	return tenant, jobID, true
 }
 
 // webhookEvent is the payload, in Standard Webhooks' recommended shape.
@@ -234,13 +206,28 @@ func (h *webhooks) deliver(ctx context.Context, m jetstream.Msg, tenant, jobID s
 		_ = m.Ack()
 		return
 	}
-	var res bus.Result
-	if err := bus.Detect(m.Headers(), m.Data()).Unmarshal(m.Data(), &res); err != nil {
-		log.Error("webhook: result undecodable; not delivered", slog.Any("error", err))
+	client, err := h.g.client(tenant)
+	if err != nil {
+		log.Error("webhook: no client for the job's tenant; not delivered", slog.Any("error", err))
 		_ = m.Term()
 		return
 	}
-	view := h.g.viewJob(rec, &res)
+	// DecodeResult: a result too large for one message is a summary here,
+	// the whole of it in the tenant's Object Store.
+	res, err := client.DecodeResult(ctx, m.Headers(), m.Data())
+	switch {
+	case errors.Is(err, bus.ErrResultObject):
+		log.Error("webhook: result names another job's object; not delivered", slog.Any("error", err))
+		_ = m.Term()
+		return
+	case err != nil && ctx.Err() == nil:
+		log.Warn("webhook: result unreadable; retrying", slog.Any("error", err))
+		_ = m.NakWithDelay(h.retryBase)
+		return
+	case err != nil:
+		return // shutting down: redelivered to a gateway
+	}
+	view := h.g.viewJob(rec, res)
 	attempt := 1
 	if md, err := m.Metadata(); err == nil {
 		attempt = int(md.NumDelivered)
