@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/switchyard/switchyard/pkg/bus"
 )
@@ -387,6 +388,7 @@ var errNotAdoptable = errors.New("gateway: batch not adoptable")
 // stops: the lease is released for another gateway to adopt at once).
 func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string, rec *batchRecord) {
 	g := b.g
+	adopted := *rec
 	bid := rec.Batch.ID
 	log := g.log.With(slog.String("batch", bid))
 	client, err := g.client(rec.Tenant)
@@ -471,9 +473,22 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 	}
 	defer out.remove()
 	done := map[string]bool{}
+	// handed are the lines given to RunBatch, which it may have published.
+	// A batch that no run had started before this one (adopted while
+	// validating) has no other line in the fleet. RunBatch reads the items
+	// on one goroutine and is over before handed is read.
+	handed, fresh := map[string]bool{}, adopted.Batch.InProgressAt == nil
 	if !cancelled {
 		reader := &bus.BatchReader{Format: bus.BatchOpenAI, Resolve: g.catalog.Resolve}
-		_, err = client.RunBatch(runCtx, bus.BatchConfig{ID: bid, Concurrency: g.cfg.BatchConcurrency}, reader.Items(in), func(o *bus.BatchOutcome) error {
+		items := func(yield func(bus.BatchItem) bool) {
+			for it := range reader.Items(in) {
+				handed[it.CustomID] = true
+				if !yield(it) {
+					return
+				}
+			}
+		}
+		_, err = client.RunBatch(runCtx, bus.BatchConfig{ID: bid, Concurrency: g.cfg.BatchConcurrency}, items, func(o *bus.BatchOutcome) error {
 			if o.Item.Line == 0 && o.Item.Err != nil {
 				// Not a line: the input could not be read on.
 				return fmt.Errorf("reading the input: %w", o.Item.Err)
@@ -505,7 +520,9 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 		}
 	}
 	if cancelled {
-		b.cancelRest(context.WithoutCancel(ctx), client, rec, in, done)
+		b.cancelRest(context.WithoutCancel(ctx), client, rec, in, func(customID string) bool {
+			return !done[customID] && (handed[customID] || !fresh)
+		})
 	}
 	_, err = set(func(r *batchRecord) {
 		if !cancelled {
@@ -597,19 +614,28 @@ func countLines(r io.Reader) (int, error) {
 	return n, sc.Err()
 }
 
-// cancelRest cancels the jobs of the lines that did not end.
-func (b *batchRunner) cancelRest(ctx context.Context, client *bus.Client, rec *batchRecord, in *os.File, done map[string]bool) {
+// cancelRest cancels the jobs of the lines that running says may still
+// run, a few at a time: one at a time, a cancelled batch of thousands of
+// lines took as many cancel round trips in a row before it could end.
+func (b *batchRunner) cancelRest(ctx context.Context, client *bus.Client, rec *batchRecord, in *os.File, running func(customID string) bool) {
 	if _, err := in.Seek(0, io.SeekStart); err != nil {
 		return
 	}
+	var eg errgroup.Group
+	eg.SetLimit(16)
 	reader := &bus.BatchReader{Format: bus.BatchOpenAI, Resolve: b.g.catalog.Resolve}
 	for it := range reader.Items(in) {
-		if it.Err == nil && !done[it.CustomID] {
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_ = client.CancelBatchLine(cctx, rec.Batch.ID, it)
-			cancel()
+		if it.Err != nil || !running(it.CustomID) {
+			continue
 		}
+		eg.Go(func() error {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_ = client.CancelBatchLine(cctx, rec.Batch.ID, it)
+			return nil
+		})
 	}
+	_ = eg.Wait()
 }
 
 // batchOutput collects output and error lines in temporary files (a batch

@@ -152,6 +152,19 @@ func TestBatchCancel(t *testing.T) {
 	}, "batch cancelled")
 	require.Less(t, b.RequestCounts.Completed+b.RequestCounts.Failed, int64(50))
 	require.Less(t, f.mocks["slow"].CallsOK(), int64(50), "the rest never ran to the end")
+	// Only the lines that may have been published get a cancel: one
+	// cancel round trip for every line of a large batch kept a cancelled
+	// batch cancelling for longer than the test waited, under load.
+	kv, err := f.js.KeyValue(ctx, f.client.Subjects().CancelBucket())
+	require.NoError(t, err)
+	keys, err := kv.ListKeys(ctx)
+	require.NoError(t, err)
+	n := 0
+	for range keys.Keys() {
+		n++
+	}
+	require.Positive(t, n, "the lines in flight were cancelled")
+	require.LessOrEqual(t, n, 3, "at most the 2 lines in flight and the one waiting for a slot")
 }
 
 func TestFilesAPI(t *testing.T) {
