@@ -93,7 +93,7 @@ type jobView struct {
 	ID        string               `json:"id"`
 	Object    string               `json:"object"`
 	Model     string               `json:"model"`
-	Status    string               `json:"status"` // queued | succeeded | failed | cancelled
+	Status    string               `json:"status"` // queued | in_progress | succeeded | failed | cancelled
 	CreatedAt int64                `json:"created_at"`
 	Webhook   *hookRec             `json:"webhook,omitempty"`
 	Result    *bus.Result          `json:"result,omitempty"`
@@ -221,7 +221,20 @@ func (g *Gateway) getJob(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, busError(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, g.viewJob(rec, res))
+	v := g.viewJob(rec, res)
+	if res == nil {
+		// in_progress once a worker took it up: its first event is stored
+		// (durable events; without them a running job reads queued).
+		started, err := id.client.Started(r.Context(), rec.ID)
+		if err != nil {
+			writeOpenAIError(w, busError(err))
+			return
+		}
+		if started {
+			v.Status = "in_progress"
+		}
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (g *Gateway) deleteJob(w http.ResponseWriter, r *http.Request) {

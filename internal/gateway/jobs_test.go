@@ -221,7 +221,7 @@ func TestAsyncJobLifecycle(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Equal(t, 200, resp.StatusCode, string(b))
-	c := waitJob(t, f, slow.ID, func(v jobView) bool { return v.Status != "queued" })
+	c := waitJob(t, f, slow.ID, func(v jobView) bool { return v.Status != "queued" && v.Status != "in_progress" })
 	require.Equal(t, "cancelled", c.Status)
 	require.Equal(t, "cancelled", c.Error.Error.Code)
 }
@@ -262,3 +262,19 @@ func readFrames(t *testing.T, resp *http.Response) []sseFrame {
 }
 
 var _ = context.Background
+
+// A job reads queued until a worker takes it up, then in_progress (its
+// first event is stored) until it ends.
+func TestAsyncJobQueuedThenInProgress(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, fleetOpts{slow: mockSlow(200, 50*time.Millisecond)})
+	j := createJob(t, f, `{"model":"slow","messages":[{"role":"user","content":"hi"}]}`)
+	require.Equal(t, "queued", j.Status)
+	waitJob(t, f, j.ID, func(v jobView) bool { return v.Status == "in_progress" })
+	req, _ := http.NewRequest(http.MethodDelete, f.gw.URL+"/v1/jobs/"+j.ID, nil)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	done := waitJob(t, f, j.ID, func(v jobView) bool { return v.Status != "in_progress" })
+	require.Equal(t, "cancelled", done.Status)
+}

@@ -87,7 +87,7 @@ func TestLargeResultsOnEveryPath(t *testing.T) {
 	req["webhook"] = recv.URL + "/hook"
 	jb, _ := json.Marshal(req)
 	j := createJob(t, f, string(jb))
-	done := waitJob(t, f, j.ID, func(v jobView) bool { return v.Status != "queued" })
+	done := waitJob(t, f, j.ID, func(v jobView) bool { return v.Status != "queued" && v.Status != "in_progress" })
 	require.Equal(t, "succeeded", done.Status)
 	requireObjectResult(t, f, j.ID)
 	requireManyItems(t, done.Response.Choices[0].Message.Content, "GET /v1/jobs/{id}")

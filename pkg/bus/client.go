@@ -297,6 +297,20 @@ func (c *Client) storedResult(ctx context.Context, reply string) (*Result, nats.
 	return r, m.Header, nil
 }
 
+// Started reports whether one of the tenant's jobs (with the default reply
+// prefix) was taken up by a worker: an event of it is stored in the results
+// stream. It needs durable events (SWITCHYARD_DURABLE_EVENTS,
+// StreamsConfig.DurableEvents); without them no event is stored and it
+// reports false. It reads one message with a direct get, as StoredResult
+// does.
+func (c *Client) Started(ctx context.Context, jobID string) (bool, error) {
+	if !ValidJobID(jobID) {
+		return false, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("invalid job id %q", jobID)}
+	}
+	m, err := c.lastStored(ctx, EventsSubject(c.subj.Reply(jobID)))
+	return m != nil, err
+}
+
 // lastStored reads the last message of subject in the results stream with a
 // direct get by subject ($JS.API.DIRECT.GET.LLM_RESULTS.<subject>): the
 // subject is part of the API subject, so a tenant's permissions can allow
