@@ -245,6 +245,14 @@ func TestPermissions(t *testing.T) {
 	})
 	require.NoError(t, err, "tenant's large request (violations: %v %v)", aperm.list(), wperm.list())
 	require.Equal(t, bus.StatusOK, big.Status)
+	// A tenant's large result: stored by the worker in the tenant's bucket,
+	// read from there by the tenant.
+	bigRes, err = acme.Submit(ctx, "demo", &bus.Request{
+		ID: "acme-big-result", Stream: &no, Messages: []bus.Message{{Role: "user", Content: bus.Text("a long one")}},
+		ResponseFormat: &bus.ResponseFormat{Type: "json_schema", JSONSchema: &bus.JSONSchema{Name: "long", Schema: schema}},
+	})
+	require.NoError(t, err, "tenant's large result (violations: %v %v)", aperm.list(), wperm.list())
+	require.Greater(t, len(bigRes.Text), 1_500_000)
 
 	// The gateway acts for any tenant.
 	gnc, gperm := connect("switchyard-gateway", "gateway-secret")

@@ -6,6 +6,7 @@ package main
 // the example's model file.
 
 import (
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"strings"
@@ -183,6 +184,19 @@ func TestLargeRequestObjectsStayWithTheirTenant(t *testing.T) {
 		_, err := opObs.GetInfo(ctx, "big-1")
 		return err != nil
 	}, 10*time.Second, 20*time.Millisecond)
+
+	// A large result travels through the tenant's bucket too: the worker
+	// stores it there, the tenant reads it (globex: acme's token budget is
+	// spent by the large prompts above).
+	var schema any
+	require.NoError(t, json.Unmarshal([]byte(`{"type":"object","properties":{"s":{"type":"string","minLength":1500000}},"required":["s"]}`), &schema))
+	no := false
+	res, err = globex.c.Submit(ctx, "demo", &bus.Request{
+		ID: "big-result", Stream: &no, Messages: prompt("", "a long one").Messages,
+		ResponseFormat: &bus.ResponseFormat{Type: "json_schema", JSONSchema: &bus.JSONSchema{Name: "long", Schema: schema}},
+	})
+	require.NoError(t, err, "a tenant's large result (violations: %v)", globex.perm.list())
+	require.Greater(t, len(res.Text), 1_500_000)
 	require.Empty(t, acme.perm.list())
 }
 
