@@ -335,7 +335,9 @@ func (f *twoWorkers) jobsOf(group string) (int, int) {
 func TestFleetTwoWorkers(t *testing.T) {
 	t.Parallel()
 	f := &twoWorkers{fleetEnv: newFleetEnv(t)}
-	now := time.Date(2026, 3, 1, 12, 0, 30, 0, time.UTC)
+	// At the start of a minute: the next one, when a limited deployment
+	// frees up, is a whole minute away (see testSharedRPM).
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	f.clock = func() time.Time { return now }
 	const rpm = 10
 	limited := policy.DeploymentOptions{RPM: rpm}
@@ -391,15 +393,21 @@ func TestFleetTwoWorkers(t *testing.T) {
 // shows an exact split between two routers).
 func testSharedRPM(t *testing.T, f *twoWorkers) {
 	const rpm, jobs = 10, 30
-	ctx := ctxT(t, 20*time.Second)
+	ctx := ctxT(t, 120*time.Second)
 	burst := func(group string) []*bus.Request {
 		reqs := make([]*bus.Request, jobs)
 		for i := range reqs {
 			reqs[i] = userReq(fmt.Sprintf("%s-%d", group, i), fmt.Sprintf("prompt %d", i))
-			// Before the next minute (30s away on the fixed clock), so
-			// that a job over the limit fails at once, and long enough
-			// for the others on a loaded machine.
-			reqs[i].TimeoutMS = 10_000
+			// The deadline does two things: a job over the limit fails at
+			// once because it comes before the next minute (60s away on
+			// the fixed clock, which never gets there), and every other
+			// job must finish before it. It used to be 10s (30s before
+			// the next minute), and the jobs of this burst, queued behind
+			// each other on four slots, passed it on a loaded machine
+			// (deadline_exceeded on spill jobs): the test measured the
+			// machine's speed. 55s keeps the first property whatever the
+			// load and leaves the jobs all but the whole minute.
+			reqs[i].TimeoutMS = 55_000
 		}
 		return reqs
 	}
@@ -470,7 +478,7 @@ func (f *twoWorkers) reserved(t *testing.T, ctx context.Context, deployment stri
 // JetStream redelivery to either worker.
 func testExactlyOnePlusNCalls(t *testing.T, f *twoWorkers) {
 	const retries = 3
-	ctx := ctxT(t, 10*time.Second)
+	ctx := ctxT(t, 60*time.Second)
 
 	res := f.submit(ctx, "down", userReq("down-1", "hi"))[0]
 	require.Equal(t, bus.StatusError, res.Status)
