@@ -158,7 +158,7 @@ func TestFullDiskLosesNoJob(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, r != nil || dlq[id], "job %s has neither a result nor a dead letter", id)
 	}
-	require.Eventually(t, func() bool { return w.StoreHealth() == nil }, 30*time.Second, 10*time.Millisecond, "ready again by itself")
+	require.Eventually(t, func() bool { return w.StoreHealth() == nil }, 30*time.Second, 10*time.Millisecond, "ready again by itself: %v", w.StoreHealth())
 }
 
 func ctxCancel() (context.Context, context.CancelFunc) {

@@ -71,8 +71,9 @@ func (j *job) store(write func(ctx context.Context) error) error {
 	return failsafe.With[any](w.storePolicy).WithContext(w.jobCtx).Run(func() error {
 		ctx, cancel := context.WithTimeout(w.jobCtx, 10*time.Second)
 		defer cancel()
+		started := time.Now()
 		err := write(ctx)
-		w.health.record(err)
+		w.health.record(err, started)
 		return err
 	})
 }
@@ -210,21 +211,28 @@ func (j *job) substitute(res *bus.Result, err error) *bus.Result {
 
 // health is whether the worker's JetStream writes succeed: the last one
 // decides, so it recovers by itself with the next write that works (a job
-// handed back for storage is delivered again, and tries).
+// handed back for storage is delivered again, and tries). A failure of a
+// write that started before the last success ended does not count: it
+// tells of the store before that success (a try that timed out after 10s
+// while the server restarted), and once the work queue is empty no write
+// might come to clear it.
 type health struct {
 	mu    sync.Mutex
 	err   error
 	since time.Time
+	okAt  time.Time // when the last successful write ended
 }
 
-func (h *health) record(err error) {
+func (h *health) record(err error, started time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
 	case err == nil:
-		h.err = nil
+		h.err, h.okAt = nil, time.Now()
 	case errors.Is(err, context.Canceled), permanent(err):
 		// Shutting down, or the job's own fault: says nothing of the store.
+	case started.Before(h.okAt):
+		// Older news than the last success.
 	case h.err == nil:
 		h.err, h.since = err, time.Now()
 	default:
