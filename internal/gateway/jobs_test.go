@@ -278,3 +278,19 @@ func TestAsyncJobQueuedThenInProgress(t *testing.T) {
 	done := waitJob(t, f, j.ID, func(v jobView) bool { return v.Status != "in_progress" })
 	require.Equal(t, "cancelled", done.Status)
 }
+
+// The delivery consumer, deleted while a job with a webhook runs, is made
+// again, and the webhook is delivered once.
+func TestWebhookConsumerRecreatedAfterDelete(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, fleetOpts{slow: mockSlow(100, 30*time.Millisecond)})
+	ctx := ctxT(t, 60*time.Second)
+	recv := newReceiver(t, 0)
+	j := createJob(t, f, `{"model":"slow","messages":[{"role":"user","content":"hi"}],"webhook":"`+recv.URL+`/hook"}`)
+	require.NoError(t, f.js.DeleteConsumer(ctx, "LLM_RESULTS", "gateway_webhooks"))
+	done := waitJob(t, f, j.ID, func(v jobView) bool { return v.Webhook.Status != "pending" })
+	require.Equal(t, "delivered", done.Webhook.Status)
+	require.Len(t, recv.deliveries(), 1)
+	_, err := f.js.Consumer(ctx, "LLM_RESULTS", "gateway_webhooks")
+	require.NoError(t, err, "the consumer is back")
+}

@@ -133,21 +133,37 @@ func (h *webhooks) ensure(ctx context.Context) error {
 	return nil
 }
 
-// run consumes deliveries once the consumer exists, until ctx ends.
+// run consumes deliveries once the consumer exists, until ctx ends. A
+// consumer deleted under it (by an operator, or lost with the server's
+// state) is made again.
 func (h *webhooks) run(ctx context.Context) error {
 	poll := time.NewTicker(2 * time.Second)
 	defer poll.Stop()
+	var gone time.Time // when the consumer this gateway consumed went away
 	for {
 		cons, err := h.g.js.Consumer(ctx, bus.StreamResults, hookConsumer)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) && !gone.IsZero() {
+			// From a while before it went, so that no result of the gap is
+			// missed: a result delivered already is acked without a call
+			// (its job's record says delivered).
+			cons, err = h.recreate(ctx, gone.Add(-time.Minute))
+		}
 		if err == nil {
 			// The results stream may have gained subjects (tenants'
 			// results) since the consumer was made: follow them.
-			if cfg, cerr := h.consumerConfig(ctx); cerr == nil && !slices.Equal(cfg.FilterSubjects, cons.CachedInfo().Config.FilterSubjects) {
+			cur := cons.CachedInfo().Config
+			if cfg, cerr := h.consumerConfig(ctx); cerr == nil && !slices.Equal(cfg.FilterSubjects, cur.FilterSubjects) {
+				cfg.DeliverPolicy, cfg.OptStartTime = cur.DeliverPolicy, cur.OptStartTime // not updatable
 				if c, uerr := h.g.js.CreateOrUpdateConsumer(ctx, bus.StreamResults, cfg); uerr == nil {
 					cons = c
 				}
 			}
-			return h.consume(ctx, cons)
+			if err := h.consume(ctx, cons); !errors.Is(err, errConsumerGone) {
+				return err
+			}
+			h.g.log.Warn("webhook consumer deleted; making it again")
+			gone = time.Now()
+			continue
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -164,6 +180,25 @@ func (h *webhooks) run(ctx context.Context) error {
 	}
 }
 
+// recreate makes the delivery consumer again, delivering the results stored
+// since from; another gateway may have made it first.
+func (h *webhooks) recreate(ctx context.Context, from time.Time) (jetstream.Consumer, error) {
+	cfg, err := h.consumerConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
+	cons, err := h.g.js.CreateConsumer(ctx, bus.StreamResults, cfg)
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		return h.g.js.Consumer(ctx, bus.StreamResults, hookConsumer)
+	}
+	return cons, err
+}
+
+var errConsumerGone = errors.New("gateway: webhook consumer deleted")
+
+// consume delivers until ctx ends (nil) or the consumer is deleted
+// (errConsumerGone).
 func (h *webhooks) consume(ctx context.Context, cons jetstream.Consumer) error {
 	var wg sync.WaitGroup
 	cc, err := cons.Consume(func(m jetstream.Msg) {
@@ -181,9 +216,17 @@ func (h *webhooks) consume(ctx context.Context, cons jetstream.Consumer) error {
 	if err != nil {
 		return fmt.Errorf("gateway: webhook consumer: %w", err)
 	}
-	<-ctx.Done()
+	// Consume stops on its own when the server says the consumer was
+	// deleted.
+	select {
+	case <-ctx.Done():
+	case <-cc.Closed():
+	}
 	cc.Stop()
 	wg.Wait()
+	if ctx.Err() == nil {
+		return errConsumerGone
+	}
 	return nil
 }
 
