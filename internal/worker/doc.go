@@ -1,6 +1,14 @@
 // Package worker is the consume loop of a Switchyard worker: it pulls jobs of
-// its model groups from JetStream, checks them, runs them through the policy
-// router, streams events and publishes one result per job, then acks.
+// its model groups from JetStream and takes each through three steps:
+//
+//   - intake (intake.go, convert.go): decode, identify (the tenant from the
+//     subject, never the body) and validate the message into a policy.Call,
+//     as pure functions of the message, fuzzed without a server;
+//   - the chain (chain.go): pkg/policy's executor chain around the router,
+//     built once: deadline and cancel, tenant budget, structured-output
+//     validation and re-ask, the tenant's own router;
+//   - reply (reply.go): every publish (events, result, dead-letter copy)
+//     and every ack, nak and term.
 //
 // The loop follows DESIGN.md's JetStream facts: it never pulls more jobs than
 // it has free slots, signals InProgress well inside AckWait while a job runs,
@@ -9,9 +17,6 @@
 // last delivery itself, and on shutdown lets running jobs finish within a
 // grace period and hands back the rest.
 //
-// Requests that ask for JSON (response_format json_object or json_schema)
-// or offer tools get their schemas compiled at intake (a broken one is
-// invalid_request), their answers validated, and invalid answers re-asked
-// with the errors, up to validation_retries (structured.go); streamed ones
-// also get `partial` events with the object parsed so far.
+// It must never import internal/app or a provider package: it runs whatever
+// Executor it is given.
 package worker

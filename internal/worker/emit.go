@@ -1,18 +1,18 @@
 package worker
 
 import (
-	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/switchyard/switchyard/pkg/bus"
 	"github.com/switchyard/switchyard/pkg/policy"
 )
 
-// emitter publishes a job's events on <reply>.events with core NATS, in
-// order, numbering them. Events of a request with stream: false are counted
-// but not sent.
+// emitter turns the chain's events into the job's wire events, which reply
+// publishes (see send) on <reply>.events, in order, numbered. Events of a
+// request with stream: false are counted but not sent.
 type emitter struct {
 	j       *job
 	subject string
@@ -20,7 +20,6 @@ type emitter struct {
 	on      bool
 	ttft    time.Duration
 	failed  bool
-	partial *partials // nil unless a streamed request asks for JSON
 	// ttl is set when events are stored (durable events, default reply
 	// prefix): each carries a Nats-TTL header so it expires long before
 	// the job's result.
@@ -35,7 +34,7 @@ func newEmitter(j *job) *emitter {
 	return e
 }
 
-// policy is the router's emit function.
+// policy is the chain's emit function.
 func (e *emitter) policy(ev policy.Event) {
 	if ev.Type == policy.EventChunk {
 		if e.j.pastDeadline(e.j.w.cfg.Now()) {
@@ -60,7 +59,7 @@ func (e *emitter) policy(ev policy.Event) {
 		}
 		return
 	}
-	be := bus.Event{Type: bus.EventType(ev.Type), Deployment: ev.Deployment, Delta: ev.Delta, Code: code, Reason: ev.Reason}
+	be := bus.Event{Type: bus.EventType(ev.Type), Deployment: ev.Deployment, Delta: ev.Delta, Code: code, Reason: ev.Reason, Partial: ev.Partial}
 	if ev.Type == policy.EventFallback {
 		be.Group = ev.Group
 	}
@@ -68,42 +67,4 @@ func (e *emitter) policy(ev policy.Event) {
 		be.ToolCall = &bus.ToolCallDelta{Index: tc.Index, ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments}
 	}
 	e.send(&be)
-	if e.partial != nil && ev.Type == policy.EventChunk {
-		e.partial.add(e, ev.Delta)
-	}
-}
-
-func (e *emitter) send(ev *bus.Event) {
-	if ev.Type == bus.EventRestart {
-		e.j.countRestart(ev.Code)
-	}
-	if !e.on {
-		return
-	}
-	if ev.Type == bus.EventRestart && e.partial != nil {
-		e.partial.reset()
-	}
-	if ev.Reason != "" {
-		ev.Reason = e.j.w.scrub(ev.Reason)
-	}
-	e.seq++
-	ev.ID = e.j.id
-	ev.Seq = e.seq
-	ev.Attempt = e.j.attempt
-	data, err := e.j.enc.Marshal(ev)
-	if err == nil {
-		// No headers: an event is the hottest message of a job, headers cost
-		// as much as the rest of it, and the wire contract tells the
-		// encoding by the first byte ('{' is JSON) when there is none.
-		if e.ttl != nil {
-			err = e.j.w.nc.PublishMsg(&nats.Msg{Subject: e.subject, Data: data, Header: e.ttl})
-		} else {
-			err = e.j.w.nc.Publish(e.subject, data)
-		}
-	}
-	if err != nil && !e.failed {
-		// Events are best effort; the result is not. Log once per job.
-		e.failed = true
-		e.j.w.log.Warn("event publish failed", slog.String("job", e.j.id), slog.Any("error", err))
-	}
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/pkg/bus"
@@ -164,14 +163,9 @@ func (w *Worker) answerUnknown(ctx context.Context, s jetstream.Stream, ns bus.S
 // rawJob is the job of a stored message that no consumer delivered: enough
 // of it (id, reply, encoding) to answer it or copy it to the DLQ.
 func (w *Worker) rawJob(m *jetstream.RawStreamMsg, ns bus.Subjects, group string) *job {
-	j := &job{w: w, ns: ns, group: group, picked: w.cfg.Now(), published: m.Time, raw: m, stream: ns.RequestStream(), seq: m.Sequence}
-	h := m.Header
-	if h == nil {
-		h = nats.Header{}
-	}
-	j.enc = bus.Detect(h, m.Data)
-	_ = j.enc.Unmarshal(m.Data, &j.req) // best effort: id and reply
-	j.identify(m.Subject, h, &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: m.Sequence}})
+	j := &job{w: w, group: group, picked: w.cfg.Now(), published: m.Time, raw: m, stream: ns.RequestStream(), seq: m.Sequence}
+	// Best effort: the id and reply are all it needs.
+	j.ticket = w.rules.decode(inbound{ns: ns, subject: m.Subject, header: m.Header, data: m.Data, seq: m.Sequence})
 	return j
 }
 

@@ -5,19 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/pkg/bus"
+	"github.com/switchyard/switchyard/pkg/policy"
 )
 
-// The reply side of a job: storing its result (or its dead-letter copy),
-// then acking or terminating its message, without ever losing it.
+// The reply side of a job: every publish (events, result, dead-letter
+// copy) and every ack, nak and term of its message is in this file, so
+// that how a job is answered, and that it is never lost, is read in one
+// place.
 //
 //   - A JetStream write that fails (storage full, a leader election, a
 //     timeout) is retried within the job for Config.StoreRetry; if it still
@@ -99,6 +101,48 @@ func (j *job) ack() {
 	}
 }
 
+// handBack returns an unfinished job for redelivery at once.
+func (j *job) handBack() {
+	j.w.log.Info("job handed back", slog.String("job", j.id))
+	if err := j.msg.Nak(); err != nil {
+		j.w.log.Warn("nak failed; the job will be redelivered after AckWait", slog.String("job", j.id), slog.Any("error", err))
+	}
+}
+
+// pickedUp is the chaos_broken_ack build's ack on pick-up (see
+// ackOnPickUp); a no-op in every other build.
+func (j *job) pickedUp() {
+	if ackOnPickUp {
+		_ = j.msg.Ack()
+	}
+}
+
+// touch tells the server the job is still running (keepAlive), so that a
+// long generation is not redelivered.
+func (j *job) touch() {
+	if err := j.msg.InProgress(); err != nil {
+		j.w.log.Debug("in-progress failed", slog.String("job", j.id), slog.Any("error", err))
+	}
+}
+
+// handBackSoon returns a job whose input cannot be read yet (see
+// transientError) for a delivery in a little while.
+func (j *job) handBackSoon() { _ = j.msg.NakWithDelay(2 * time.Second) }
+
+// handBackUnstarted returns a message fetched while the worker stops, after
+// this worker's pull request has expired, so that another worker gets it.
+func (w *Worker) handBackUnstarted(msg jetstream.Msg) {
+	_ = msg.NakWithDelay(w.cfg.FetchWait + 500*time.Millisecond)
+}
+
+// confirmCancel answers a cancel request (bus.Client.CancelConfirmed) that
+// reached a running job; only the worker running it answers.
+func confirmCancel(m *nats.Msg, id string) {
+	if m.Reply != "" {
+		_ = m.Respond([]byte(id))
+	}
+}
+
 // storedResult returns the job's result when one is already stored: a
 // redelivery of a job whose ack was lost. Only jobs with the default reply
 // prefix store their result.
@@ -129,6 +173,163 @@ func (j *job) lookupResult() *bus.Result {
 		return nil
 	}
 	return r
+}
+
+// reject answers bad input (when someone can be told), copies undecodable
+// or exhausted messages to the DLQ, and terminates the message so that it is
+// never redelivered. What cannot be stored yet hands the job back instead
+// (see retryLater): without its DLQ copy, terminating would lose it.
+func (j *job) reject(r *rejection) {
+	w := j.w
+	code, msg := r.code, r.msg
+	w.log.Warn("job rejected", slog.String("job", j.id), slog.String("group", j.group), slog.String("code", string(code)), slog.String("reason", msg))
+	if r.dlq {
+		if err := j.deadLetter(code, msg); err != nil {
+			j.retryLater("dead-letter copy", err)
+			return
+		}
+	}
+	res := j.errorResult(code, msg, false)
+	if j.answer {
+		var err error
+		if res, err = j.publish(res); err != nil {
+			j.retryLater("error result", err)
+			return
+		}
+	}
+	j.answered = true
+	j.report(res, nil)
+	if err := j.msg.TermWithReason(string(code)); err != nil {
+		w.log.Warn("term failed", slog.String("job", j.id), slog.Any("error", err))
+	}
+}
+
+// deadLetter copies the message, its headers and the reason to the group's
+// DLQ subject, waiting for the stream's ack (retried, see store). The copy's
+// Nats-Msg-Id names the stored message, so that a redelivery that copies it
+// again within the DLQ stream's dedupe window adds no second entry. A copy
+// over the server's max payload (a raw request within a few KB of it) keeps
+// the body's head only, marked Llm-Dlq-Truncated.
+func (j *job) deadLetter(code bus.ErrorCode, reason string) error {
+	m := nats.NewMsg(j.w.cfg.Subjects.DLQ(dlqGroup(j.group)))
+	subject, h, data := j.message()
+	for k, v := range h {
+		if k == bus.HeaderMsgID {
+			continue
+		}
+		m.Header[k] = v
+	}
+	m.Header.Set(bus.HeaderMsgID, fmt.Sprintf("dlq.%s.%d", j.stream, j.seq))
+	m.Header.Set(bus.HeaderDLQCode, string(code))
+	m.Header.Set(bus.HeaderDLQReason, truncate(reason, 1024))
+	m.Header.Set(bus.HeaderDLQSubject, subject)
+	m.Header.Set(bus.HeaderDLQJob, j.id)
+	m.Header.Set(bus.HeaderTenant, j.subj.Tenant)
+	m.Header.Set(bus.HeaderDLQDeliveries, fmt.Sprint(j.attempt))
+	m.Data = data
+	if mp := j.w.nc.MaxPayload(); mp > 0 && int64(len(m.Data)+resultHeadroom) > mp {
+		m.Header.Set(bus.HeaderDLQTruncated, fmt.Sprint(len(m.Data)))
+		m.Data = m.Data[:max(0, int(mp)-resultHeadroom)]
+	}
+	return j.store(func(ctx context.Context) error {
+		_, err := j.w.js.PublishMsg(ctx, m)
+		return err
+	})
+}
+
+// message returns the subject, headers and data of the job's message.
+func (j *job) message() (string, nats.Header, []byte) {
+	if j.raw != nil {
+		return j.raw.Subject, j.raw.Header, j.raw.Data
+	}
+	return j.msg.Subject(), j.msg.Headers(), j.msg.Data()
+}
+
+func dlqGroup(g string) string {
+	if bus.ValidGroup(g) {
+		return g
+	}
+	return "_invalid"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// finish publishes the result and acks; if the result cannot be stored the
+// message is handed back (see retryLater) so that the job is not lost.
+func (j *job) finish(res *bus.Result, out *policy.Outcome) {
+	w := j.w
+	now := w.cfg.Now()
+	res.Timings.QueuedMS = max(0, j.picked.Sub(j.published).Milliseconds())
+	res.Timings.TotalMS = now.Sub(j.picked).Milliseconds()
+	if res.Status == bus.StatusOK && j.pastDeadline(now) {
+		// The answer is complete, but after the deadline: a worker that was
+		// frozen (paused, stopped, starved) reads the rest of the stream when
+		// it is thawed, before its context's timer has run. The contract
+		// says deadline_exceeded (docs/wire.md), so the answer is not
+		// delivered; what it cost is still reported. The check uses the
+		// instant total_ms is measured at, so the result's timings agree.
+		res.Status, res.Text, res.JSON, res.ToolCalls, res.FinishReason = bus.StatusError, "", nil, nil, ""
+		res.Error = &bus.Error{Code: bus.CodeDeadlineExceeded, Message: fmt.Sprintf("the answer was complete after the deadline %s", j.deadline.UTC().Format(time.RFC3339Nano))}
+	}
+	res, err := j.publish(res)
+	if err != nil {
+		j.retryLater("result", err)
+		return
+	}
+	j.answered = true
+	j.ack()
+	j.dropObject()
+	j.report(res, out)
+	j.logDone(res)
+}
+
+// publish publishes the job's result (see publishResult) and returns what
+// was published: res, or, when res can never be published (too large, not
+// encodable), the small error result that replaces it. An error means the
+// result could not be stored yet.
+func (j *job) publish(res *bus.Result) (*bus.Result, error) {
+	err := j.publishResult(res)
+	if err == nil || !permanent(err) {
+		return res, err
+	}
+	j.w.log.Warn("result cannot be published; answered with an error instead", slog.String("job", j.id), slog.Any("error", err))
+	sub := j.substitute(res, err)
+	return sub, j.publishResult(sub)
+}
+
+// publishResult publishes the result with a tenant-qualified Nats-Msg-Id
+// (see bus.Subjects.ResultMsgID): into the results stream (awaiting its
+// ack) when the reply prefix is the default one, else with core NATS,
+// flushed. Transient failures are retried (see store); a result larger than
+// one message goes to the Object Store first (see resultMsg).
+//
+// A message that was sent but not stored is kept for the job's next
+// delivery (see unstored): what the client may have seen live is what the
+// stream stores.
+func (j *job) publishResult(res *bus.Result) error {
+	j.w.scrubResult(res)
+	var m *nats.Msg
+	err := j.store(func(ctx context.Context) error {
+		if m == nil {
+			var err error
+			if m, err = j.resultMsg(ctx, res); err != nil {
+				return err
+			}
+		}
+		return j.sendResultMsg(ctx, m)
+	})
+	switch {
+	case err == nil:
+		j.w.unstored.forget(j.resultMsgID())
+	case m != nil && !permanent(err):
+		j.w.unstored.put(m, res)
+	}
+	return err
 }
 
 // resultMsg encodes res as the job's result message. A result larger than
@@ -209,71 +410,35 @@ func (j *job) substitute(res *bus.Result, err error) *bus.Result {
 	return s
 }
 
-// health is whether the worker's JetStream writes succeed: the last one
-// decides, so it recovers by itself with the next write that works (a job
-// handed back for storage is delivered again, and tries). A failure of a
-// write that started before the last success ended does not count: it
-// tells of the store before that success (a try that timed out after 10s
-// while the server restarted), and once the work queue is empty no write
-// might come to clear it.
-type health struct {
-	mu    sync.Mutex
-	err   error
-	since time.Time
-	okAt  time.Time // when the last successful write ended
-}
-
-func (h *health) record(err error, started time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	switch {
-	case err == nil:
-		h.err, h.okAt = nil, time.Now()
-	case errors.Is(err, context.Canceled), permanent(err):
-		// Shutting down, or the job's own fault: says nothing of the store.
-	case started.Before(h.okAt):
-		// Older news than the last success.
-	case h.err == nil:
-		h.err, h.since = err, time.Now()
-	default:
-		h.err = err
+// send publishes one event (best effort: a failure is logged once per job).
+func (e *emitter) send(ev *bus.Event) {
+	if ev.Type == bus.EventRestart {
+		e.j.countRestart(ev.Code)
 	}
-}
-
-// StoreHealth returns nil while the worker's JetStream writes (results,
-// dead letters, acks) succeed, and an error naming the last failure and
-// since when they have been failing otherwise. /readyz reports it.
-func (w *Worker) StoreHealth() error {
-	w.health.mu.Lock()
-	defer w.health.mu.Unlock()
-	if w.health.err == nil {
-		return nil
+	if !e.on {
+		return
 	}
-	return fmt.Errorf("JetStream writes failing since %s: %w", w.health.since.UTC().Format(time.RFC3339), w.health.err)
-}
-
-// recoverPanic ends a job whose goroutine panicked: it logs the panic with
-// its stack and answers the job internal (not retryable: it would panic
-// again), so that one bad job never takes the worker and the jobs of every
-// group down with it.
-func (j *job) recoverPanic(v any) {
-	w := j.w
-	w.log.Error("job panicked; answered internal", slog.String("job", j.id), slog.String("group", j.group),
-		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
-	defer func() {
-		if v := recover(); v != nil {
-			w.log.Error("answering a panicked job panicked too; handed back", slog.String("job", j.id), slog.Any("panic", v))
-			j.retryLater("the answer of a panicked job", fmt.Errorf("panic: %v", v))
+	if ev.Reason != "" {
+		ev.Reason = e.j.w.scrub(ev.Reason)
+	}
+	e.seq++
+	ev.ID = e.j.id
+	ev.Seq = e.seq
+	ev.Attempt = e.j.attempt
+	data, err := e.j.enc.Marshal(ev)
+	if err == nil {
+		// No headers: an event is the hottest message of a job, headers cost
+		// as much as the rest of it, and the wire contract tells the
+		// encoding by the first byte ('{' is JSON) when there is none.
+		if e.ttl != nil {
+			err = e.j.w.nc.PublishMsg(&nats.Msg{Subject: e.subject, Data: data, Header: e.ttl})
+		} else {
+			err = e.j.w.nc.Publish(e.subject, data)
 		}
-	}()
-	if j.answered {
-		return
 	}
-	if j.id == "" {
-		// Panicked before the job was identified: nothing to answer with;
-		// the delivery count ends it in the DLQ.
-		j.retryLater("a job that panicked before its id was read", fmt.Errorf("panic: %v", v))
-		return
+	if err != nil && !e.failed {
+		// Events are best effort; the result is not. Log once per job.
+		e.failed = true
+		e.j.w.log.Warn("event publish failed", slog.String("job", e.j.id), slog.Any("error", err))
 	}
-	j.finish(j.errorResult(bus.CodeInternal, fmt.Sprintf("the worker failed on this job (panic: %v); see its log", v), false), nil)
 }

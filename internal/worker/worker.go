@@ -29,12 +29,9 @@ type Executor interface {
 }
 
 // Budgets checks and charges tenants' spending; *tenant.Budgets is one.
-type Budgets interface {
-	// Allow returns an error (a *bus.Error budget_exceeded) when the
-	// tenant may not run another job now.
-	Allow(ctx context.Context, tenant string) error
-	Charge(ctx context.Context, tenant string, tokens int, costUSD float64) error
-}
+// Allow returns an error (a *bus.Error budget_exceeded) when the tenant may
+// not run another job now.
+type Budgets = policy.Budget
 
 // Config configures a Worker. Every field but Groups has a default, stated on
 // the field.
@@ -192,7 +189,8 @@ type Worker struct {
 	cfg      Config
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	exec     Executor
+	chain    policy.Executor // see chain.go
+	rules    rules           // see intake.go
 	log      *slog.Logger
 	scrubber *llm.Scrubber
 
@@ -247,7 +245,7 @@ func New(nc *nats.Conn, exec Executor, cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	w := &Worker{
-		cfg: cfg, nc: nc, js: js, exec: exec, log: cfg.Logger, scrubber: llm.NewScrubber(cfg.Secrets),
+		cfg: cfg, nc: nc, js: js, chain: newChain(exec, cfg), rules: rulesOf(cfg), log: cfg.Logger, scrubber: llm.NewScrubber(cfg.Secrets),
 		inflight: map[*job]struct{}{}, running: map[string]*job{},
 		ready:       make(chan struct{}),
 		storePolicy: storeRetry(cfg.StoreRetry, cfg.Logger),
@@ -411,7 +409,7 @@ func (w *Worker) pull(ctx context.Context, q queue) {
 			if ctx.Err() != nil {
 				// Stopping: hand the job back, after this worker's pull
 				// request has expired so that it goes to another worker.
-				_ = msg.NakWithDelay(w.cfg.FetchWait + 500*time.Millisecond)
+				w.handBackUnstarted(msg)
 				slots <- struct{}{}
 				continue
 			}
@@ -428,7 +426,7 @@ func (w *Worker) pull(ctx context.Context, q queue) {
 
 // start runs one job in its own goroutine, giving its slot back at the end.
 func (w *Worker) start(ns bus.Subjects, group string, msg jetstream.Msg, slots chan<- struct{}) {
-	j := &job{w: w, ns: ns, group: group, msg: msg, picked: w.cfg.Now()}
+	j := &job{w: w, ticket: ticket{ns: ns}, group: group, msg: msg, picked: w.cfg.Now()}
 	w.mu.Lock()
 	w.inflight[j] = struct{}{}
 	w.mu.Unlock()
@@ -475,9 +473,7 @@ func (w *Worker) touchAll() {
 	}
 	w.mu.Unlock()
 	for _, j := range jobs {
-		if err := j.msg.InProgress(); err != nil {
-			w.log.Debug("in-progress failed", slog.String("job", j.id), slog.Any("error", err))
-		}
+		j.touch()
 	}
 }
 
@@ -493,13 +489,7 @@ func (w *Worker) onCancel(m *nats.Msg) {
 	j := w.running[w.cfg.Subjects.ForTenant(tenant).ResultMsgID(id)]
 	w.mu.Unlock()
 	if j != nil {
-		j.cancel(errCancelled)
-		if m.Reply != "" {
-			// Confirms to the canceller (bus.Client.CancelConfirmed) that
-			// a running job stops; only the worker running it answers.
-			_ = m.Respond([]byte(id))
-		}
+		j.cancel(policy.ErrCancelled)
+		confirmCancel(m, id)
 	}
 }
-
-var errCancelled = errors.New("job cancelled")

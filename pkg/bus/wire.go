@@ -252,6 +252,11 @@ type Error struct {
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
+// WireCode returns the error's code and whether a later run may succeed
+// (it implements policy.WireCoder, so that a failure an executor returns
+// as a *Error, such as a spent budget, keeps its code).
+func (e *Error) WireCode() (string, bool) { return string(e.Code), e.Retryable }
+
 // Is matches another *Error with the same Code, so that
 // errors.Is(err, &bus.Error{Code: bus.CodeCancelled}) works.
 func (e *Error) Is(target error) bool {

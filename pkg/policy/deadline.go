@@ -42,7 +42,10 @@ func Deadline(max time.Duration, now func() time.Time) Middleware {
 			case err == nil:
 			case errors.Is(context.Cause(ctx), ErrCancelled):
 				err = &CancelledError{Err: err}
-			case !c.Deadline.IsZero() && errors.Is(ctx.Err(), context.DeadlineExceeded) && !now().Before(c.Deadline):
+			case !c.Deadline.IsZero() && !now().Before(c.Deadline):
+				// By the clock, not by ctx.Err(): a timer runs late on a
+				// process that was frozen, and a caller may stop a call
+				// whose deadline its clock shows passed (internal/worker).
 				err = &DeadlineError{Deadline: c.Deadline, Err: err}
 			}
 			return out, err
