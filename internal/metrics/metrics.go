@@ -36,6 +36,7 @@ type Metrics struct {
 	jobDuration *prometheus.HistogramVec
 	queueWait   *prometheus.HistogramVec
 	inFlight    *prometheus.GaugeVec
+	handedBack  *prometheus.CounterVec
 	attempts    *prometheus.CounterVec
 	retries     *prometheus.CounterVec
 	fallbacks   *prometheus.CounterVec
@@ -66,6 +67,9 @@ func New(status StatusSource, js jetstream.JetStream, groups []string) *Metrics 
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "switchyard_jobs_in_flight", Help: "Jobs running on this worker.",
 		}, []string{"group"}),
+		handedBack: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_jobs_handed_back_total", Help: "Started jobs handed back for redelivery by this worker's shutdown.",
+		}, []string{"group"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_attempts_total", Help: "Calls to deployments, by error code (\"\" for success).",
 		}, []string{"group", "deployment", "code"}),
@@ -92,7 +96,7 @@ func New(status StatusSource, js jetstream.JetStream, groups []string) *Metrics 
 			Name: "gen_ai_client_operation_duration_seconds", Help: "Duration of one call to a deployment.", Buckets: latencyBuckets,
 		}, []string{"gen_ai_request_model", "gen_ai_provider_name", "error_type"}),
 	}
-	reg.MustRegister(m.jobs, m.jobDuration, m.queueWait, m.inFlight, m.attempts, m.retries, m.fallbacks,
+	reg.MustRegister(m.jobs, m.jobDuration, m.queueWait, m.inFlight, m.handedBack, m.attempts, m.retries, m.fallbacks,
 		m.restarts, m.cost, m.tokens, m.ttft, m.opDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if status != nil {
@@ -116,6 +120,13 @@ var _ worker.Observer = (*Metrics)(nil)
 
 // JobStarted implements worker.Observer.
 func (m *Metrics) JobStarted(group string) { m.inFlight.WithLabelValues(group).Inc() }
+
+// JobHandedBack implements worker.Observer: the job is no longer in
+// flight here, and is not a finished job (its redelivery will be).
+func (m *Metrics) JobHandedBack(group string) {
+	m.inFlight.WithLabelValues(group).Dec()
+	m.handedBack.WithLabelValues(group).Inc()
+}
 
 // JobDone implements worker.Observer.
 func (m *Metrics) JobDone(r worker.JobReport) {

@@ -140,7 +140,7 @@ func (j *job) execute(call *policy.Call) {
 	}
 	out, err := w.chain.Execute(trace.ContextWithSpan(ctx, j.span), call, em.policy)
 	if errors.Is(context.Cause(ctx), errShutdown) {
-		w.cfg.Observer.JobDone(JobReport{Group: j.group, Started: true, Result: &bus.Result{ID: j.id, Status: "handed_back"}, Delivery: j.attempt})
+		w.cfg.Observer.JobHandedBack(j.group)
 		j.handBack()
 		return
 	}

@@ -15,6 +15,10 @@ type Observer interface {
 	// JobDone is called once per answered job: rejected, expired,
 	// cancelled or executed. It is not called for a job handed back.
 	JobDone(JobReport)
+	// JobHandedBack is called instead of JobDone for a started job that
+	// the worker's shutdown handed back for redelivery: it ends the job's
+	// JobStarted, with no result.
+	JobHandedBack(group string)
 }
 
 // JobReport describes an answered job.
@@ -35,5 +39,6 @@ type JobReport struct {
 
 type nopObserver struct{}
 
-func (nopObserver) JobStarted(string) {}
-func (nopObserver) JobDone(JobReport) {}
+func (nopObserver) JobStarted(string)    {}
+func (nopObserver) JobDone(JobReport)    {}
+func (nopObserver) JobHandedBack(string) {}
