@@ -91,46 +91,56 @@ func startCancelSet(ctx context.Context, js jetstream.JetStream, namespaces []bu
 			return nil, fmt.Errorf("worker: watch cancel bucket %s: %w", ns.CancelBucket(), err)
 		}
 		watchers = append(watchers, watcher)
-		tenant := ns.Tenant
 		done := make(chan struct{})
 		loaded[i] = done
-		wg.Go(func() {
-			for e := range watcher.Updates() {
-				if e == nil {
-					if done != nil {
-						close(done) // end of the initial values
-						done = nil
-					}
-					continue
-				}
-				switch e.Operation() {
-				case jetstream.KeyValuePut:
-					cs.addAt(tenant, e.Key(), e.Created())
-				case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
-					cs.forget(tenant, e.Key())
-				}
-			}
-			if err := wctx.Err(); err == nil || !errors.Is(err, context.Canceled) {
-				log.Warn("cancel watcher ended", slog.String("bucket", ns.CancelBucket()))
-			}
-		})
+		wg.Go(func() { cs.follow(wctx, watcher, ns, done) })
 	}
-	// Bounded, so that a watcher that ended early fails the start (which
-	// Run retries) rather than hang it.
+	if err := awaitLoaded(ctx, namespaces, loaded); err != nil {
+		cs.stop()
+		return nil, err
+	}
+	return cs, nil
+}
+
+// follow mirrors one tenant's cancel bucket until its watcher stops,
+// closing loaded at the end of the initial values.
+func (cs *cancelSet) follow(ctx context.Context, watcher jetstream.KeyWatcher, ns bus.Subjects, loaded chan struct{}) {
+	for e := range watcher.Updates() {
+		if e == nil {
+			if loaded != nil {
+				close(loaded) // end of the initial values
+				loaded = nil
+			}
+			continue
+		}
+		switch e.Operation() {
+		case jetstream.KeyValuePut:
+			cs.addAt(ns.Tenant, e.Key(), e.Created())
+		case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
+			cs.forget(ns.Tenant, e.Key())
+		}
+	}
+	if err := ctx.Err(); err == nil || !errors.Is(err, context.Canceled) {
+		cs.log.Warn("cancel watcher ended", slog.String("bucket", ns.CancelBucket()))
+	}
+}
+
+// awaitLoaded waits for every bucket's initial values, for at most 30s, so
+// that a watcher that ended early fails the start (which Run retries)
+// rather than hang it.
+func awaitLoaded(ctx context.Context, namespaces []bus.Subjects, loaded []chan struct{}) error {
 	wait := time.NewTimer(30 * time.Second)
 	defer wait.Stop()
 	for i, done := range loaded {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			cs.stop()
-			return nil, fmt.Errorf("worker: initial values of cancel bucket %s: %w", namespaces[i].CancelBucket(), ctx.Err())
+			return fmt.Errorf("worker: initial values of cancel bucket %s: %w", namespaces[i].CancelBucket(), ctx.Err())
 		case <-wait.C:
-			cs.stop()
-			return nil, fmt.Errorf("worker: initial values of cancel bucket %s did not come in 30s", namespaces[i].CancelBucket())
+			return fmt.Errorf("worker: initial values of cancel bucket %s did not come in 30s", namespaces[i].CancelBucket())
 		}
 	}
-	return cs, nil
+	return nil
 }
 
 // add records a cancel seen on a cancel subject.

@@ -63,18 +63,26 @@ func toLLM(r *bus.Request) (*llm.Request, error) {
 		}
 		out.ResponseFormat = f
 	}
+	if err := toTools(r, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// toTools converts the request's tools and tool choice into out.
+func toTools(r *bus.Request, out *llm.Request) error {
 	for i, t := range r.Tools {
 		if t.Type != "" && t.Type != "function" {
-			return nil, invalidf("tools[%d].type: %q is not supported (want function)", i, t.Type)
+			return invalidf("tools[%d].type: %q is not supported (want function)", i, t.Type)
 		}
 		if t.Function.Name == "" {
-			return nil, invalidf("tools[%d].function.name: required", i)
+			return invalidf("tools[%d].function.name: required", i)
 		}
 		tool := llm.Tool{Name: t.Function.Name, Description: t.Function.Description, Strict: t.Function.Strict}
 		if t.Function.Parameters != nil {
 			p, err := toJSON(t.Function.Parameters)
 			if err != nil {
-				return nil, invalidf("tools[%d].function.parameters: %v", i, err)
+				return invalidf("tools[%d].function.parameters: %v", i, err)
 			}
 			tool.Parameters = p
 		}
@@ -90,17 +98,17 @@ func toLLM(r *bus.Request) (*llm.Request, error) {
 				found = found || t.Name == tc.Function
 			}
 			if !found {
-				return nil, invalidf("tool_choice: function %q is not among the tools", tc.Function)
+				return invalidf("tool_choice: function %q is not among the tools", tc.Function)
 			}
 			out.ToolChoice = &llm.ToolChoice{Mode: llm.ToolChoiceFunction, Name: tc.Function}
 		default:
-			return nil, invalidf("tool_choice: %q is not auto, none, required or a function", tc.Mode)
+			return invalidf("tool_choice: %q is not auto, none, required or a function", tc.Mode)
 		}
 		if tc.Mode != "none" && len(out.Tools) == 0 {
-			return nil, invalidf("tool_choice: set without tools")
+			return invalidf("tool_choice: set without tools")
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func toMessage(m *bus.Message) (llm.Message, error) {
