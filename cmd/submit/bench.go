@@ -39,6 +39,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		inFlight   int
 		streams    int
 		directJobs int
+		cancels    int
 		rateFor    time.Duration
 		workerConc int
 		warmup     int
@@ -63,7 +64,8 @@ here) and completion latency p50/p99, and errors by code.`, stderr)
 	fs.DurationVar(&maxDuration, "max-duration", 10*time.Minute, "stop starting jobs after this long")
 	fs.StringVar(&encoding, "encoding", "msgpack", "wire encoding: msgpack or json")
 	fs.BoolVar(&compare, "compare", false, "run the local comparison: NATS server, baseline consumer and worker as child processes")
-	fs.StringVar(&sections, "sections", "abcd", "with --compare: a+b baseline vs Switchyard, c added latency over a direct OpenAI-compatible call, d 5,000 concurrent streams")
+	fs.StringVar(&sections, "sections", "abcd", "with --compare: a+b baseline vs Switchyard, c added latency over a direct OpenAI-compatible call, d 5,000 concurrent streams, e a worker's heap under a flood of --cancels cancels")
+	fs.IntVar(&cancels, "cancels", 2_000_000, "with --compare: cancels for random ids of section e")
 	fs.StringVar(&workerBin, "worker-bin", "", "with --compare: worker binary (default: go build ./cmd/worker from the current directory)")
 	fs.StringVar(&gatewayBin, "gateway-bin", "", "with --compare: HTTP gateway binary of section c (default: go build ./cmd/gateway)")
 	fs.IntVar(&inFlight, "in-flight", 50, "with --compare: requests in flight in section c's CPU-per-request run")
@@ -109,6 +111,7 @@ here) and completion latency p50/p99, and errors by code.`, stderr)
 			WorkerConcurrency: workerConc,
 			Streams:           streams,
 			DirectJobs:        directJobs,
+			Cancels:           cancels,
 			Warmup:            warmup,
 			Rounds:            rounds,
 		}

@@ -37,9 +37,10 @@ type CompareConfig struct {
 	GatewayBin string
 	// ModuleDir is the repository root (default ".").
 	ModuleDir string
-	// Sections selects the parts to run, any of "abcd" (default all):
+	// Sections selects the parts to run, any of "abcde" (default "abcd"):
 	// a+b baseline vs Switchyard, c added latency over a direct call, d
-	// concurrent slow streams. The throughput ratio needs a and b.
+	// concurrent slow streams, e a worker's heap under a cancel flood. The
+	// throughput ratio needs a and b.
 	Sections string
 
 	// Jobs is the number of jobs of each full-speed run (default 10000),
@@ -76,6 +77,10 @@ type CompareConfig struct {
 	// apart (default 50ms).
 	Streams, StreamTokens int
 	StreamDelay           time.Duration
+
+	// Cancels is the number of cancels for random ids of section e, the
+	// cancel flood (default 2,000,000).
+	Cancels int
 }
 
 func (c CompareConfig) withDefaults() CompareConfig {
@@ -98,6 +103,7 @@ func (c CompareConfig) withDefaults() CompareConfig {
 	c.Streams = cmp.Or(c.Streams, 5000)
 	c.StreamTokens = cmp.Or(c.StreamTokens, 200)
 	c.StreamDelay = cmp.Or(c.StreamDelay, 50*time.Millisecond)
+	c.Cancels = cmp.Or(c.Cancels, 2_000_000)
 	return c
 }
 
@@ -210,6 +216,11 @@ func Compare(ctx context.Context, cfg CompareConfig, out io.Writer) (err error) 
 	}
 	if cfg.has('d') {
 		if err := c.streams(ctx); err != nil {
+			return err
+		}
+	}
+	if cfg.has('e') {
+		if err := c.cancelFlood(ctx); err != nil {
 			return err
 		}
 	}
@@ -364,15 +375,23 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // startWorker starts a worker on the given model file.
 func (c *compare) startWorker(ctx context.Context, name, models string, concurrency int, groups ...string) (*Proc, error) {
+	p, _, err := c.startWorkerMetrics(ctx, name, models, concurrency, bus.Subjects{}, nil, groups...)
+	return p, err
+}
+
+// startWorkerMetrics starts a worker on the given model file, with env
+// added to its environment, and waits for it to pull the groups' jobs of
+// ns's tenant; it returns the worker's metrics address too.
+func (c *compare) startWorkerMetrics(ctx context.Context, name, models string, concurrency int, ns bus.Subjects, env []string, groups ...string) (*Proc, string, error) {
 	path := filepath.Join(c.dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(models), 0o600); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	metrics, err := freeAddr()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	p, err := StartProc(name, c.cfg.WorkerBin, nil, []string{
+	p, err := StartProc(name, c.cfg.WorkerBin, nil, append([]string{
 		"NATS_URL=" + c.url,
 		"SWITCHYARD_CONFIG=" + path,
 		"SWITCHYARD_CONCURRENCY=" + strconv.Itoa(concurrency),
@@ -380,17 +399,17 @@ func (c *compare) startWorker(ctx context.Context, name, models string, concurre
 		"SWITCHYARD_DATA_DIR=" + filepath.Join(c.dir, name+"-data"),
 		"LOG_LEVEL=warn",
 		"LOG_FORMAT=text",
-	})
+	}, env...))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	for _, g := range groups {
-		if err := c.consumerReady(ctx, p, bus.StreamRequests, bus.ConsumerName(g)); err != nil {
+		if err := c.consumerReady(ctx, p, ns.RequestStream(), bus.ConsumerName(g)); err != nil {
 			p.Stop(5 * time.Second)
-			return nil, err
+			return nil, "", err
 		}
 	}
-	return p, nil
+	return p, metrics, nil
 }
 
 // sectionsABC runs the baseline consumer and the worker side by side and
