@@ -157,6 +157,13 @@ type fleetSpec struct {
 	// starts: where a server of the test process that the workers call
 	// is started (see cluster.gateway).
 	onNetworks func(ctx context.Context, t *testing.T, c *cluster)
+	// natsAuth, when set, is appended to every node's configuration (an
+	// authorization block); the test process then connects as user (with
+	// password), which must be allowed everything (an operator), and
+	// provisions the tenants' streams too.
+	natsAuth       string
+	user, password string
+	tenants        []string
 }
 
 func defaultFleet() fleetSpec {
@@ -247,6 +254,7 @@ func startFleet(t *testing.T, spec fleetSpec) *cluster {
 	}
 	nc, err := nats.Connect(strings.Join(urls, ","),
 		nats.Name("switchyard-integration"),
+		nats.UserInfo(spec.user, spec.password),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(100*time.Millisecond),
 		nats.ReconnectBufSize(64<<20),
@@ -269,7 +277,7 @@ func startFleet(t *testing.T, spec fleetSpec) *cluster {
 	// stream needs all three peers in the meta group, which takes a moment
 	// after the servers start.
 	eventually(t, ctx, 60*time.Second, "provision R3 streams", func(ctx context.Context) error {
-		return bus.Provision(ctx, c.js, bus.StreamsConfig{Replicas: natsNodes, DurableEvents: spec.durableEvents})
+		return bus.Provision(ctx, c.js, bus.StreamsConfig{Replicas: natsNodes, DurableEvents: spec.durableEvents, Tenants: spec.tenants})
 	})
 
 	c.workers = make([]*testcontainers.DockerContainer, workerCount)
@@ -307,7 +315,7 @@ func (c *cluster) startNode(ctx context.Context, t *testing.T, n *node) error {
 		NetworkAliases: map[string][]string{c.net.Name: {n.alias}},
 		Labels:         map[string]string{"switchyard-test": c.runID},
 		Files: []testcontainers.ContainerFile{{
-			Reader: strings.NewReader(natsConf(nodeIndex(n))), ContainerFilePath: "/nats.conf", FileMode: 0o644,
+			Reader: strings.NewReader(natsConf(nodeIndex(n)) + c.spec.natsAuth), ContainerFilePath: "/nats.conf", FileMode: 0o644,
 		}},
 		// A fixed host port, so that the client's URL list stays right when
 		// the node is stopped and started again.
