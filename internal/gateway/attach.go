@@ -79,8 +79,17 @@ func (g *Gateway) attach(ctx context.Context, c *bus.Client, group, id string, r
 	req.ID = id
 	a := &attachment{keyed: id != ""}
 	if a.keyed {
-		reply := c.Subjects().Reply(id)
-		r, err := c.StoredResult(ctx, reply)
+		r, err := c.StoredResultOf(ctx, req)
+		if errors.Is(err, bus.ErrIDTaken) {
+			// Streamed or whole is how the answer is sent, not what is
+			// asked: a whole retry of a streamed request re-attaches.
+			other := *req
+			flipped := req.Stream == nil || !*req.Stream
+			other.Stream = &flipped
+			if r, err = c.StoredResultOf(ctx, &other); errors.Is(err, bus.ErrIDTaken) {
+				return nil, idempotencyMismatch()
+			}
+		}
 		if err != nil {
 			return nil, busError(err)
 		}
@@ -121,6 +130,16 @@ func (g *Gateway) rewatch(ctx context.Context, c *bus.Client, a *attachment, r *
 	}
 	a.src = w
 	return a, nil
+}
+
+// idempotencyMismatch answers a request whose Idempotency-Key (or
+// X-Request-Id) was first used with other parameters: 422, as the IETF's
+// Idempotency-Key draft says (Stripe answers the same case with an
+// idempotency_error), never the other request's answer.
+func idempotencyMismatch() *apiError {
+	e := invalidParam("", "idempotency_key_reused", "Keys for idempotent requests can only be used with the same parameters they were first used with; use another Idempotency-Key.")
+	e.status = http.StatusUnprocessableEntity
+	return e
 }
 
 // busError turns a client error into an answer; a failure to reach the

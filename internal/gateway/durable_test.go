@@ -181,3 +181,28 @@ func TestModelsListsGroupsAndAliases(t *testing.T) {
 	require.Len(t, ap.Data, 7)
 	require.Equal(t, "demo", ap.Data[0].ID)
 }
+
+// An Idempotency-Key reused with other parameters is refused with 422, never
+// answered the first request's result; with the same parameters it is the
+// same job.
+func TestIdempotencyKeyReusedWithAnotherBodyIs422(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, fleetOpts{})
+	a := `{"model":"demo","messages":[{"role":"user","content":"first"}]}`
+	b := `{"model":"demo","messages":[{"role":"user","content":"second"}]}`
+	for _, path := range []string{"/v1/chat/completions", "/v1/jobs"} {
+		key := "reuse-" + strings.ReplaceAll(path, "/", "-")
+		st, _, first := post(t, f.gw.URL+path, a, "Idempotency-Key", key)
+		require.Contains(t, []int{200, 202}, st, first)
+		if path == "/v1/jobs" {
+			waitJob(t, f, first["id"].(string), func(v jobView) bool { return v.Status == "succeeded" })
+		}
+		st, _, v := post(t, f.gw.URL+path, b, "Idempotency-Key", key)
+		require.Equal(t, http.StatusUnprocessableEntity, st, "%s: %v", path, v)
+		require.Equal(t, "idempotency_key_reused", errField(v, "code"))
+		st, _, again := post(t, f.gw.URL+path, a, "Idempotency-Key", key)
+		require.Contains(t, []int{200, 202}, st, again)
+		require.Equal(t, first["id"], again["id"], path)
+	}
+	require.EqualValues(t, 2, f.mocks["demo"].Calls(), "one provider call per key")
+}

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -23,6 +25,19 @@ type jobRecord struct {
 	Group     string    `json:"group"`
 	CreatedAt time.Time `json:"created_at"`
 	Webhook   *hookRec  `json:"webhook,omitempty"`
+	// Digest is of the request and webhook that made the job, so that an
+	// Idempotency-Key reused with other parameters is refused.
+	Digest string `json:"digest,omitempty"`
+}
+
+// jobDigest digests what a POST /v1/jobs asks for.
+func jobDigest(req *bus.Request, hook string) string {
+	b, _ := json.Marshal(struct {
+		Req  *bus.Request `json:"req"`
+		Hook string       `json:"hook"`
+	}{req, hook}) // wire type and a string
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // hookRec is a job's webhook and the state of its delivery.
@@ -131,7 +146,10 @@ func (g *Gateway) createJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	rec := &jobRecord{ID: asyncJobID(r), Tenant: id.Tenant, Model: in.Model, Group: group, CreatedAt: g.now().UTC()}
+	req := in.job()
+	stream := true // the events feed GET /v1/jobs/{id}/events
+	req.Stream = &stream
+	rec := &jobRecord{ID: asyncJobID(r), Tenant: id.Tenant, Model: in.Model, Group: group, CreatedAt: g.now().UTC(), Digest: jobDigest(req, hook)}
 	if hook != "" {
 		rec.Webhook = &hookRec{URL: hook, Status: hookPending}
 		// The delivery consumer must exist before the job can end.
@@ -152,14 +170,17 @@ func (g *Gateway) createJob(w http.ResponseWriter, r *http.Request) {
 			writeOpenAIError(w, busError(err))
 			return
 		}
-		// A retried POST (same Idempotency-Key): the same job.
+		// A retried POST (same Idempotency-Key): the same job, if it asks
+		// for the same.
 		if old, _, err := g.jobRecord(ctx, id.Tenant, rec.ID); err == nil && old != nil {
+			if old.Digest != "" && old.Digest != rec.Digest {
+				writeOpenAIError(w, idempotencyMismatch())
+				return
+			}
 			rec = old
 		}
 	}
-	req := in.job()
-	stream := true // the events feed GET /v1/jobs/{id}/events
-	req.ID, req.Stream = rec.ID, &stream
+	req.ID = rec.ID
 	job, err := id.client.Publish(ctx, group, req)
 	if err != nil {
 		writeOpenAIError(w, busError(err))

@@ -297,6 +297,26 @@ func (c *Client) storedResult(ctx context.Context, reply string) (*Result, nats.
 	return r, m.Header, nil
 }
 
+// StoredResultOf returns the stored result of req's job (req.ID, the
+// default reply prefix), as StoredResult does, or ErrIDTaken when the result
+// stored under that id is of a different request (its Llm-Digest is not the
+// digest of req as Publish would encode it): a retry that names the id of
+// another request is told so instead of being answered the other's result.
+func (c *Client) StoredResultOf(ctx context.Context, req *Request) (*Result, error) {
+	body, err := c.enc.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("bus: encode request: %w", err)
+	}
+	r, h, err := c.storedResult(ctx, c.subj.Reply(req.ID))
+	if err != nil || r == nil {
+		return nil, err
+	}
+	if d := h.Get(HeaderDigest); d != "" && d != digest(body) {
+		return nil, fmt.Errorf("%w: %s", ErrIDTaken, req.ID)
+	}
+	return r, nil
+}
+
 // Started reports whether one of the tenant's jobs (with the default reply
 // prefix) was taken up by a worker: an event of it is stored in the results
 // stream. It needs durable events (SWITCHYARD_DURABLE_EVENTS,
