@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -66,7 +68,7 @@ func (m *Models) ModelNames() []ModelName {
 	for _, g := range m.groupNames() {
 		out = append(out, ModelName{Name: g, Group: g, Hidden: m.unlisted[g]})
 	}
-	for _, name := range sortedKeys(m.Aliases) {
+	for _, name := range slices.Sorted(maps.Keys(m.Aliases)) {
 		a := m.Aliases[name]
 		out = append(out, ModelName{Name: name, Group: a.Group, Hidden: a.Hidden})
 	}
@@ -75,7 +77,7 @@ func (m *Models) ModelNames() []ModelName {
 
 func (m *Models) validateAliases() error {
 	var errs []error
-	for _, name := range sortedKeys(m.Aliases) {
+	for _, name := range slices.Sorted(maps.Keys(m.Aliases)) {
 		a := m.Aliases[name]
 		p := "$.aliases." + pathKey(name)
 		switch {

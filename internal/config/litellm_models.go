@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/switchyard/switchyard/pkg/bus"
@@ -375,7 +377,7 @@ func (t *litellm) provider(e *lentry, p lnode) bool {
 	}
 	provider, ok := litellmProviders[prefix]
 	if !ok {
-		t.fail(mn, "cannot be honoured: provider %q is not one Switchyard serves (%s; an OpenAI-compatible server works as openai/<model> with api_base)", prefix, strings.Join(sortedKeys(litellmProviders), ", "))
+		t.fail(mn, "cannot be honoured: provider %q is not one Switchyard serves (%s; an OpenAI-compatible server works as openai/<model> with api_base)", prefix, strings.Join(slices.Sorted(maps.Keys(litellmProviders)), ", "))
 		return false
 	}
 	e.prefix, d.Provider, d.Model = prefix, provider, id

@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -45,7 +47,7 @@ func PrintModels(path string) ([]byte, error) {
 	}
 	if len(m.env) > 0 {
 		head = append(head, "", "Set in the environment (the LiteLLM file's environment_variables set them):")
-		for _, k := range sortedKeys(m.env) {
+		for _, k := range slices.Sorted(maps.Keys(m.env)) {
 			head = append(head, "  "+k)
 		}
 	}
@@ -98,18 +100,18 @@ func (m *Models) unliteral() []string {
 			swap(&d.AWSAccessKeyID, envName("SWITCHYARD", g, id, "AWS_ACCESS_KEY_ID"), "aws_access_key_id of "+where)
 			swap(&d.AWSSecretAccessKey, envName("SWITCHYARD", g, id, "AWS_SECRET_ACCESS_KEY"), "aws_secret_access_key of "+where)
 			swap(&d.AWSSessionToken, envName("SWITCHYARD", g, id, "AWS_SESSION_TOKEN"), "aws_session_token of "+where)
-			for _, h := range sortedKeys(d.Headers) {
+			for _, h := range slices.Sorted(maps.Keys(d.Headers)) {
 				v := d.Headers[h]
 				swap(&v, envName("SWITCHYARD", g, id, "HEADER", h), "header "+h+" of "+where)
 				d.Headers[h] = v
 			}
 		}
 	}
-	for _, t := range sortedKeys(m.Tenants) {
+	for _, t := range slices.Sorted(maps.Keys(m.Tenants)) {
 		if m.Tenants[t] == nil {
 			continue
 		}
-		for _, dep := range sortedKeys(m.Tenants[t].Keys) {
+		for _, dep := range slices.Sorted(maps.Keys(m.Tenants[t].Keys)) {
 			v := m.Tenants[t].Keys[dep]
 			swap(&v, envName("SWITCHYARD_TENANT", t, dep, "KEY"), "key of tenant "+t+" for "+dep)
 			m.Tenants[t].Keys[dep] = v

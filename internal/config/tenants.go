@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -44,7 +45,7 @@ func (b Budget) WithDefaults() Budget {
 
 func (m *Models) resolveTenants(lookup func(string) (string, bool)) error {
 	var errs []error
-	for _, name := range sortedKeys(m.Tenants) {
+	for _, name := range slices.Sorted(maps.Keys(m.Tenants)) {
 		t := m.Tenants[name]
 		if t == nil {
 			continue
@@ -73,7 +74,7 @@ func (m *Models) validateTenants() error {
 			}
 		}
 	}
-	for _, name := range sortedKeys(m.Tenants) {
+	for _, name := range slices.Sorted(maps.Keys(m.Tenants)) {
 		t := m.Tenants[name]
 		tp := "$.tenants." + name
 		switch {
@@ -86,7 +87,7 @@ func (m *Models) validateTenants() error {
 			errs = append(errs, m.errAt(tp, "empty tenant"))
 			continue
 		}
-		for _, dep := range sortedKeys(t.Keys) {
+		for _, dep := range slices.Sorted(maps.Keys(t.Keys)) {
 			if !names[dep] {
 				errs = append(errs, m.errAt(tp+".keys."+dep, "no deployment is named %q", dep))
 			}
@@ -129,17 +130,8 @@ func (m *Models) AnonymousJobs() (tenant string, deny bool) {
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // TenantNames returns the names of the configured tenants, sorted.
-func (m *Models) TenantNames() []string { return sortedKeys(m.Tenants) }
+func (m *Models) TenantNames() []string { return slices.Sorted(maps.Keys(m.Tenants)) }
 
 // BuildTenant returns the groups a tenant's jobs run on: base (from Build)
 // with the tenant's own key on every deployment it has one for. Those
