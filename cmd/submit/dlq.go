@@ -62,6 +62,29 @@ for confirmation first (on a terminal; elsewhere --yes is required).`, stderr)
 	if err != nil {
 		return cmd.usageErr("%v", err)
 	}
+	if err := checkDLQAction(cmd, action, rest, seqs, *all); err != nil {
+		return err
+	}
+	nc, env, js, err := connectJS()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	r := &dlqRun{
+		dlq: ops.NewDeadLetters(js, bus.Subjects{Prefix: env.Prefix}), f: f, all: *all, yes: *yes, jsonOut: *jsonOut, by: *by,
+		stdin: stdin, stdout: stdout, stderr: stderr,
+	}
+	switch action {
+	case "list":
+		return r.list(ctx)
+	case "show":
+		return r.show(ctx, seqs[0])
+	}
+	return r.change(ctx, action, seqs)
+}
+
+// checkDLQAction checks an action's arguments before anything connects.
+func checkDLQAction(cmd *command, action string, rest []string, seqs []uint64, all bool) error {
 	switch action {
 	case "list":
 		if len(rest) > 0 {
@@ -73,77 +96,95 @@ for confirmation first (on a terminal; elsewhere --yes is required).`, stderr)
 		}
 	case "replay", "purge":
 		switch {
-		case *all && len(seqs) > 0:
+		case all && len(seqs) > 0:
 			return cmd.usageErr("give sequence numbers or --all, not both")
-		case !*all && len(seqs) == 0:
+		case !all && len(seqs) == 0:
 			return cmd.usageErr("submit dlq %s needs sequence numbers or --all", action)
 		}
 	default:
 		return cmd.usageErr("%q is not an action: list, show, replay or purge", action)
 	}
-	nc, env, js, err := connectJS()
+	return nil
+}
+
+// dlqRun is one `submit dlq` action on the dead letters.
+type dlqRun struct {
+	dlq               *ops.DeadLetters
+	f                 ops.Filter
+	all, yes, jsonOut bool
+	by                string
+	stdin             io.Reader
+	stdout, stderr    io.Writer
+}
+
+func (r *dlqRun) list(ctx context.Context) error {
+	l, err := r.dlq.List(ctx, r.f)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	dlq := ops.NewDeadLetters(js, bus.Subjects{Prefix: env.Prefix})
-	switch action {
-	case "list":
-		l, err := dlq.List(ctx, f)
-		if err != nil {
-			return err
-		}
-		if *jsonOut {
-			return writeJSONOut(stdout, l)
-		}
-		printDLQ(stdout, l)
-		return nil
-	case "show":
-		d, err := dlq.Get(ctx, seqs[0])
-		if err != nil {
-			return err
-		}
-		req := d.Request()
-		if *jsonOut {
-			return writeJSONOut(stdout, map[string]any{"dead_letter": d, "request": req})
-		}
-		printDeadLetter(stdout, d, req)
-		return nil
+	if r.jsonOut {
+		return writeJSONOut(r.stdout, l)
 	}
-	if *all {
+	printDLQ(r.stdout, l)
+	return nil
+}
+
+func (r *dlqRun) show(ctx context.Context, seq uint64) error {
+	d, err := r.dlq.Get(ctx, seq)
+	if err != nil {
+		return err
+	}
+	req := d.Request()
+	if r.jsonOut {
+		return writeJSONOut(r.stdout, map[string]any{"dead_letter": d, "request": req})
+	}
+	printDeadLetter(r.stdout, d, req)
+	return nil
+}
+
+// change replays or purges the dead letters seqs, or with --all those the
+// filters select, after asking where it must.
+func (r *dlqRun) change(ctx context.Context, action string, seqs []uint64) error {
+	if r.all {
+		f := r.f
 		f.Limit = 0
-		if seqs, err = dlq.Select(ctx, f); err != nil {
+		var err error
+		if seqs, err = r.dlq.Select(ctx, f); err != nil {
 			return err
 		}
 		if len(seqs) == 0 {
-			fmt.Fprintln(stderr, "no dead letter matches")
+			fmt.Fprintln(r.stderr, "no dead letter matches")
 			return nil
 		}
 	}
-	if *all || action == "purge" {
-		if err := confirm(stdin, stderr, *yes, fmt.Sprintf("%s %d dead letter(s)%s?", action, len(seqs), describeFilter(f))); err != nil {
+	if r.all || action == "purge" {
+		if err := confirm(r.stdin, r.stderr, r.yes, fmt.Sprintf("%s %d dead letter(s)%s?", action, len(seqs), describeFilter(r.f))); err != nil {
 			return err
 		}
 	}
 	if action == "purge" {
-		n, err := dlq.Purge(ctx, seqs)
+		n, err := r.dlq.Purge(ctx, seqs)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "purged %d dead letter(s) (by %s)\n", n, *by)
+		fmt.Fprintf(r.stderr, "purged %d dead letter(s) (by %s)\n", n, r.by)
 		return nil
 	}
-	out, err := dlq.Replay(ctx, seqs, *by)
-	if *jsonOut {
-		if jerr := writeJSONOut(stdout, out); jerr != nil {
+	return r.replay(ctx, seqs)
+}
+
+func (r *dlqRun) replay(ctx context.Context, seqs []uint64) error {
+	out, err := r.dlq.Replay(ctx, seqs, r.by)
+	if r.jsonOut {
+		if jerr := writeJSONOut(r.stdout, out); jerr != nil {
 			return jerr
 		}
 	} else {
 		for _, o := range out {
 			if o.Skipped != "" {
-				fmt.Fprintf(stdout, "%d\t%s\tskipped: %s\n", o.Seq, o.JobID, o.Skipped)
+				fmt.Fprintf(r.stdout, "%d\t%s\tskipped: %s\n", o.Seq, o.JobID, o.Skipped)
 			} else {
-				fmt.Fprintf(stdout, "%d\t%s\treplayed as %s\n", o.Seq, o.JobID, o.MsgID)
+				fmt.Fprintf(r.stdout, "%d\t%s\treplayed as %s\n", o.Seq, o.JobID, o.MsgID)
 			}
 		}
 	}
@@ -156,7 +197,7 @@ for confirmation first (on a terminal; elsewhere --yes is required).`, stderr)
 			n++
 		}
 	}
-	fmt.Fprintf(stderr, "replayed %d of %d dead letter(s) (by %s); submit jobs show <id> follows them\n", n, len(out), *by)
+	fmt.Fprintf(r.stderr, "replayed %d of %d dead letter(s) (by %s); submit jobs show <id> follows them\n", n, len(out), r.by)
 	return nil
 }
 

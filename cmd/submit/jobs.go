@@ -85,6 +85,12 @@ it is answered).`, stderr)
 	if *jsonOut {
 		return writeJSONOut(stdout, p)
 	}
+	printJobList(stdout, stderr, p)
+	return nil
+}
+
+// printJobList prints a listing as a table.
+func printJobList(stdout, stderr io.Writer, p *ops.Page) {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tJOB\tTENANT\tGROUP\tSTATUS\tCODE\tDEPLOYMENT\tTOKENS\tCOST\tTOTAL")
 	for _, j := range p.Jobs {
@@ -98,7 +104,6 @@ it is answered).`, stderr)
 	if p.Truncated {
 		fmt.Fprintln(stderr, "a stream had more jobs than one listing reads: narrow --since, --group or --tenant")
 	}
-	return nil
 }
 
 func printJob(w io.Writer, j *ops.Job) {

@@ -63,17 +63,23 @@ Without durable events only the result and the events from now on are shown.`, s
 	if w.Stored == 0 {
 		fmt.Fprintf(stderr, "[nothing is stored for job %s: it is still queued, its results expired, or no job has this id; waiting for it (Ctrl-C stops)]\n", pos[0])
 	}
+	return follow(ctx, parent, w, pos[0], *timeout, jsonOut, stdout, stderr)
+}
+
+// follow prints a watched job's events until its result, and says how to
+// resume when the wait ends first (timeout, interrupt).
+func follow(ctx, parent context.Context, w *bus.Watcher, id string, timeout time.Duration, jsonOut bool, stdout, stderr io.Writer) error {
 	r := newRenderer(promptFlags{jsonOut: jsonOut}, stdout, stderr)
 	var last *bus.Event // the last event shown, for the resume hint
 	for {
 		ev, res, err := w.Next(ctx)
 		if ctx.Err() != nil {
-			hint := "submit watch " + pos[0]
+			hint := "submit watch " + id
 			if last != nil {
 				hint += fmt.Sprintf(" --from-seq %d --attempt %d", last.Seq+1, last.Attempt)
 			}
 			if parent.Err() == nil {
-				return &exitError{1, fmt.Errorf("no result for job %s within %s; resume with: %s", pos[0], shortDuration(timeout.String()), hint)}
+				return &exitError{1, fmt.Errorf("no result for job %s within %s; resume with: %s", id, shortDuration(timeout.String()), hint)}
 			}
 			return &exitError{130, fmt.Errorf("interrupted; resume with: %s", hint)}
 		}
