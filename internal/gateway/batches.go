@@ -40,6 +40,7 @@ const (
 	batchCompleted  = "completed"
 	batchCancelling = "cancelling"
 	batchCancelled  = "cancelled"
+	batchExpired    = "expired"
 )
 
 // Leases: a running batch's record is refreshed every batchBeat; one not
@@ -106,6 +107,11 @@ func (b *batchRecord) active() bool {
 		return true
 	}
 	return false
+}
+
+// expired reports whether the batch's completion window is over.
+func (b *batchRecord) expired(now time.Time) bool {
+	return b.Batch.ExpiresAt != nil && now.Unix() >= *b.Batch.ExpiresAt
 }
 
 func unix(t time.Time) *int64 { u := t.Unix(); return &u }
@@ -441,6 +447,9 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 			case err == nil && r.Batch.Status == batchCancelling:
 				stopRun(errCancelled)
 				return
+			case err == nil && r.expired(g.now()):
+				stopRun(errExpired)
+				return
 			}
 		}
 	}()
@@ -465,7 +474,7 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 		b.fail(ctx, set, log, err)
 		return
 	}
-	cancelled := rec.Batch.Status == batchCancelling
+	cancelled, expired := rec.Batch.Status == batchCancelling, rec.expired(g.now())
 	out, err := newBatchOutput()
 	if err != nil {
 		b.fail(ctx, set, log, err)
@@ -478,7 +487,7 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 	// validating) has no other line in the fleet. RunBatch reads the items
 	// on one goroutine and is over before handed is read.
 	handed, fresh := map[string]bool{}, adopted.Batch.InProgressAt == nil
-	if !cancelled {
+	if !cancelled && !expired {
 		reader := &bus.BatchReader{Format: bus.BatchOpenAI, Resolve: g.catalog.Resolve}
 		items := func(yield func(bus.BatchItem) bool) {
 			for it := range reader.Items(in) {
@@ -514,18 +523,28 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 			return
 		case errors.Is(cause, errCancelled):
 			cancelled = true
+		case errors.Is(cause, errExpired):
+			expired = true
 		case err != nil:
 			b.fail(ctx, set, log, err)
 			return
 		}
 	}
-	if cancelled {
+	if cancelled || expired {
 		b.cancelRest(context.WithoutCancel(ctx), client, rec, in, func(customID string) bool {
 			return !done[customID] && (handed[customID] || !fresh)
 		})
 	}
+	if expired {
+		n, err := b.expireRest(bid, in, done, out)
+		if err != nil {
+			b.fail(ctx, set, log, err)
+			return
+		}
+		counts.Failed += n
+	}
 	_, err = set(func(r *batchRecord) {
-		if !cancelled {
+		if !cancelled && !expired {
 			r.Batch.Status, r.Batch.FinalizingAt = batchFinalizing, unix(g.now())
 		}
 	})
@@ -541,9 +560,12 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 		now := unix(g.now())
 		r.Batch.OutputFileID, r.Batch.ErrorFileID = outID, errID
 		r.Batch.RequestCounts.Completed, r.Batch.RequestCounts.Failed = counts.Completed, counts.Failed
-		if cancelled {
+		switch {
+		case cancelled:
 			r.Batch.Status, r.Batch.CancelledAt = batchCancelled, now
-		} else {
+		case expired:
+			r.Batch.Status, r.Batch.ExpiredAt = batchExpired, now
+		default:
 			r.Batch.Status, r.Batch.CompletedAt = batchCompleted, now
 		}
 		r.Owner = ""
@@ -559,6 +581,7 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 var (
 	errLeaseLost = errors.New("gateway: batch lease lost")
 	errCancelled = errors.New("gateway: batch cancelled")
+	errExpired   = errors.New("gateway: batch expired")
 )
 
 func (b *batchRunner) fail(ctx context.Context, set func(func(*batchRecord)) (*batchRecord, error), log *slog.Logger, cause error) {
@@ -636,6 +659,28 @@ func (b *batchRunner) cancelRest(ctx context.Context, client *bus.Client, rec *b
 		})
 	}
 	_ = eg.Wait()
+}
+
+// expireRest writes an error line for every line that did not end, as
+// OpenAI does when a batch's completion window is over, and returns how
+// many it wrote.
+func (b *batchRunner) expireRest(bid string, in *os.File, done map[string]bool, out *batchOutput) (int, error) {
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	n := 0
+	reader := &bus.BatchReader{Format: bus.BatchOpenAI, Resolve: b.g.catalog.Resolve}
+	for it := range reader.Items(in) {
+		if it.Err != nil || done[it.CustomID] {
+			continue
+		}
+		e := &bus.Error{Code: "batch_expired", Message: "This request could not be executed before the completion window expired."}
+		if err := out.write(&bus.BatchOutcome{Item: it, JobID: bus.BatchJobID(bid, it.Group, it.CustomID), Err: e}); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // batchOutput collects output and error lines in temporary files (a batch

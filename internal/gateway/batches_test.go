@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -227,4 +228,58 @@ func TestBatchAdoptedByAnotherGateway(t *testing.T) {
 	// lines in flight at the stop (at most BatchConcurrency) may have run
 	// twice.
 	require.LessOrEqual(t, f.mocks["slow"].CallsOK(), int64(60+4))
+}
+
+// A batch still running when its completion window ends is expired: the
+// lines that ended are in the output file, the others in the error file
+// with batch_expired, as OpenAI writes them.
+func TestBatchExpires(t *testing.T) {
+	t.Parallel()
+	var ahead atomic.Int64 // how far the gateway's clock is ahead of the real one
+	f := newFleet(t, fleetOpts{slow: mockSlow(20, 20*time.Millisecond), gateway: func(c *gatewayConfig) {
+		c.BatchConcurrency = 2
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	}})
+	ctx := ctxT(t, 60*time.Second)
+	c := f.openai()
+	in := strings.ReplaceAll(string(batchInput(40)), `"gpt-4o-mini"`, `"slow"`)
+	file, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader(in), "in.jsonl", "application/jsonl"), Purpose: openai.FilePurposeBatch})
+	require.NoError(t, err)
+	b, err := c.Batches.New(ctx, openai.BatchNewParams{InputFileID: file.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions, CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+	require.NoError(t, err)
+	eventually(t, 30*time.Second, func() bool { return f.mocks["slow"].CallsOK() >= 2 }, "the batch runs")
+	ahead.Store(int64(25 * time.Hour))
+	eventually(t, 30*time.Second, func() bool {
+		b, err = c.Batches.Get(ctx, b.ID)
+		return err == nil && b.Status == "expired"
+	}, "batch expired")
+	require.NotZero(t, b.ExpiredAt)
+	require.EqualValues(t, 40, b.RequestCounts.Total)
+	require.EqualValues(t, 40, b.RequestCounts.Completed+b.RequestCounts.Failed)
+	require.Positive(t, b.RequestCounts.Completed)
+	require.Less(t, b.RequestCounts.Completed, int64(40))
+
+	resp, err := c.Files.Content(ctx, b.OutputFileID)
+	require.NoError(t, err)
+	ok := readLines(t, resp.Body)
+	resp.Body.Close()
+	require.Len(t, ok, int(b.RequestCounts.Completed))
+	resp, err = c.Files.Content(ctx, b.ErrorFileID)
+	require.NoError(t, err)
+	bad := readLines(t, resp.Body)
+	resp.Body.Close()
+	require.Len(t, bad, int(b.RequestCounts.Failed))
+	seen := map[string]bool{}
+	for _, l := range append(ok, bad...) {
+		require.False(t, seen[l.CustomID], l.CustomID)
+		seen[l.CustomID] = true
+	}
+	require.Len(t, seen, 40, "every line once, in one file or the other")
+	expired := 0
+	for _, l := range bad {
+		if l.Error != nil && l.Error.Code == "batch_expired" {
+			expired++
+		}
+	}
+	require.Positive(t, expired)
 }
