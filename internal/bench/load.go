@@ -134,84 +134,109 @@ func Run(ctx context.Context, name string, cfg LoadConfig, fn JobFunc) (*Report,
 	if cfg.Rate < 0 {
 		return nil, errors.New("bench: Rate must not be negative")
 	}
-	r := NewReport(name)
-	var mu sync.Mutex
-	one := func(i int) {
-		jctx, cancel := context.WithTimeout(ctx, cfg.JobTimeout)
-		t0 := time.Now()
-		o := fn(jctx, i)
-		took := time.Since(t0)
-		if o.Code == "" && jctx.Err() != nil {
-			o.Code = CodeNoResult
+	l := &loadRun{ctx: ctx, cfg: cfg, fn: fn, r: NewReport(name), start: time.Now()}
+	l.stopAt = l.start.Add(cfg.MaxDuration)
+	if cfg.Rate > 0 {
+		l.atRate()
+	} else {
+		l.fullSpeed()
+	}
+	l.r.Elapsed = time.Since(l.start)
+	return l.r, nil
+}
+
+// loadRun is one Run: its jobs and the report they fill.
+type loadRun struct {
+	ctx           context.Context
+	cfg           LoadConfig
+	fn            JobFunc
+	start, stopAt time.Time
+
+	mu sync.Mutex
+	r  *Report
+}
+
+// one runs job i and records how it went.
+func (l *loadRun) one(i int) {
+	jctx, cancel := context.WithTimeout(l.ctx, l.cfg.JobTimeout)
+	t0 := time.Now()
+	o := l.fn(jctx, i)
+	took := time.Since(t0)
+	if o.Code == "" && jctx.Err() != nil {
+		o.Code = CodeNoResult
+	}
+	cancel()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.r
+	if o.Code != "" {
+		r.Errors[o.Code]++
+		return
+	}
+	r.OK++
+	r.Completion.Record(took)
+	if o.FirstChunk > 0 {
+		r.FirstChunk.Record(o.FirstChunk)
+	}
+	if o.Queued > 0 {
+		r.Queued.Record(o.Queued)
+	}
+}
+
+// atRate starts the jobs at cfg.Rate, at most cfg.Concurrency in flight,
+// and waits for them.
+func (l *loadRun) atRate() {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, l.cfg.Concurrency)
+	interval := time.Duration(float64(time.Second) / l.cfg.Rate)
+	for i := range l.cfg.Jobs {
+		at := l.start.Add(time.Duration(i) * interval)
+		if d := time.Until(at); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-l.ctx.Done():
+				return
+			}
 		}
-		cancel()
-		mu.Lock()
-		defer mu.Unlock()
-		if o.Code != "" {
-			r.Errors[o.Code]++
+		if l.ctx.Err() != nil || time.Now().After(l.stopAt) {
 			return
 		}
-		r.OK++
-		r.Completion.Record(took)
-		if o.FirstChunk > 0 {
-			r.FirstChunk.Record(o.FirstChunk)
+		select {
+		case sem <- struct{}{}:
+		case <-l.ctx.Done():
+			return
 		}
-		if o.Queued > 0 {
-			r.Queued.Record(o.Queued)
-		}
+		l.r.Jobs++
+		wg.Go(func() { defer func() { <-sem }(); l.one(i) })
 	}
+}
 
-	start := time.Now()
-	stopAt := start.Add(cfg.MaxDuration)
-	var wg sync.WaitGroup
-	if cfg.Rate > 0 {
-		sem := make(chan struct{}, cfg.Concurrency)
-		interval := time.Duration(float64(time.Second) / cfg.Rate)
-	rate:
-		for i := range cfg.Jobs {
-			at := start.Add(time.Duration(i) * interval)
-			if d := time.Until(at); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-ctx.Done():
-					break rate
-				}
-			}
-			if ctx.Err() != nil || time.Now().After(stopAt) {
-				break
-			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				break rate
-			}
-			r.Jobs++
-			wg.Go(func() { defer func() { <-sem }(); one(i) })
-		}
-	} else {
-		var next sync.Mutex
-		n := 0
-		for range min(cfg.Concurrency, cfg.Jobs) {
-			wg.Go(func() {
-				for {
-					next.Lock()
-					i := n
-					if i >= cfg.Jobs || ctx.Err() != nil || time.Now().After(stopAt) {
-						next.Unlock()
-						return
-					}
-					n++
+// fullSpeed runs the jobs cfg.Concurrency at a time, each runner taking the
+// next job as soon as its last one ended.
+func (l *loadRun) fullSpeed() {
+	var (
+		wg   sync.WaitGroup
+		next sync.Mutex
+		n    int
+	)
+	for range min(l.cfg.Concurrency, l.cfg.Jobs) {
+		wg.Go(func() {
+			for {
+				next.Lock()
+				i := n
+				if i >= l.cfg.Jobs || l.ctx.Err() != nil || time.Now().After(l.stopAt) {
 					next.Unlock()
-					one(i)
+					return
 				}
-			})
-		}
-		wg.Wait()
-		r.Jobs = n
+				n++
+				next.Unlock()
+				l.one(i)
+			}
+		})
 	}
 	wg.Wait()
-	r.Elapsed = time.Since(start)
-	return r, nil
+	l.r.Jobs = n
 }
 
 // Merge adds the figures of o, a run of the same workload, to r: counts and

@@ -121,22 +121,7 @@ func (c *Client) RunBatch(ctx context.Context, cfg BatchConfig, items iter.Seq[B
 		if ctx.Err() != nil {
 			return
 		}
-		st.Lines++
-		switch {
-		case o.OK():
-			st.OK++
-		default:
-			st.Failed++
-		}
-		if o.Item.Err != nil {
-			st.Invalid++
-		}
-		if o.Stored {
-			st.Stored++
-		}
-		if o.Rerun {
-			st.Rerun++
-		}
+		st.count(o)
 		if err := out(o); err != nil {
 			cancel(err)
 		}
@@ -178,6 +163,25 @@ func (c *Client) RunBatch(ctx context.Context, cfg BatchConfig, items iter.Seq[B
 		return st, err
 	}
 	return st, nil
+}
+
+// count adds an ended line to the figures.
+func (st *BatchStats) count(o *BatchOutcome) {
+	st.Lines++
+	if o.OK() {
+		st.OK++
+	} else {
+		st.Failed++
+	}
+	if o.Item.Err != nil {
+		st.Invalid++
+	}
+	if o.Stored {
+		st.Stored++
+	}
+	if o.Rerun {
+		st.Rerun++
+	}
 }
 
 // runBatchLine runs one valid item; it returns nil when ctx ended first.

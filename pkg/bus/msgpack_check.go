@@ -41,6 +41,7 @@ func skipMsgpack(b []byte, depth int) ([]byte, error) {
 	c := b[0]
 	b = b[1:]
 	var n uint64 // length of a str/bin/ext payload, or element count
+	var err error
 	switch {
 	case c <= 0x7f || c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3:
 		return b, nil
@@ -51,34 +52,14 @@ func skipMsgpack(b []byte, depth int) ([]byte, error) {
 	case c >= 0xa0 && c <= 0xbf:
 		n = uint64(c & 0x1f)
 	case c == 0xc4 || c == 0xd9:
-		if err := need(b, 1); err != nil {
-			return nil, err
-		}
-		n, b = uint64(b[0]), b[1:]
+		n, b, err = readLen(b, 1)
 	case c == 0xc5 || c == 0xda:
-		if err := need(b, 2); err != nil {
-			return nil, err
-		}
-		n, b = uint64(binary.BigEndian.Uint16(b)), b[2:]
+		n, b, err = readLen(b, 2)
 	case c == 0xc6 || c == 0xdb:
-		if err := need(b, 4); err != nil {
-			return nil, err
-		}
-		n, b = uint64(binary.BigEndian.Uint32(b)), b[4:]
+		n, b, err = readLen(b, 4)
 	case c == 0xc7, c == 0xc8, c == 0xc9: // ext 8/16/32: length, type, data
-		w := map[byte]uint64{0xc7: 1, 0xc8: 2, 0xc9: 4}[c]
-		if err := need(b, w+1); err != nil {
-			return nil, err
-		}
-		switch w {
-		case 1:
-			n = uint64(b[0])
-		case 2:
-			n = uint64(binary.BigEndian.Uint16(b))
-		default:
-			n = uint64(binary.BigEndian.Uint32(b))
-		}
-		b = b[w+1:]
+		n, b, err = readLen(b, map[byte]int{0xc7: 1, 0xc8: 2, 0xc9: 4}[c])
+		n++ // the type byte
 	case c == 0xca:
 		n = 4
 	case c == 0xcb:
@@ -89,31 +70,43 @@ func skipMsgpack(b []byte, depth int) ([]byte, error) {
 		n = 1 << (c - 0xd0)
 	case c >= 0xd4 && c <= 0xd8: // fixext 1..16: type + data
 		n = 1 + 1<<(c-0xd4)
-	case c == 0xdc, c == 0xde:
-		if err := need(b, 2); err != nil {
+	case c == 0xdc, c == 0xde, c == 0xdd, c == 0xdf: // array/map 16/32
+		w := 2
+		if c == 0xdd || c == 0xdf {
+			w = 4
+		}
+		cnt, rest, err := readLen(b, w)
+		if err != nil {
 			return nil, err
 		}
-		cnt := uint64(binary.BigEndian.Uint16(b))
-		if c == 0xde {
+		if c == 0xde || c == 0xdf {
 			cnt *= 2
 		}
-		return skipItems(b[2:], cnt, depth)
-	case c == 0xdd, c == 0xdf:
-		if err := need(b, 4); err != nil {
-			return nil, err
-		}
-		cnt := uint64(binary.BigEndian.Uint32(b))
-		if c == 0xdf {
-			cnt *= 2
-		}
-		return skipItems(b[4:], cnt, depth)
+		return skipItems(rest, cnt, depth)
 	default: // 0xc1 is never used
 		return nil, fmt.Errorf("msgpack: invalid code %#x", c)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := need(b, n); err != nil {
 		return nil, err
 	}
 	return b[n:], nil
+}
+
+// readLen reads a w-byte (1, 2 or 4) big-endian length from the head of b.
+func readLen(b []byte, w int) (uint64, []byte, error) {
+	if err := need(b, uint64(w)); err != nil {
+		return 0, nil, err
+	}
+	switch w {
+	case 1:
+		return uint64(b[0]), b[1:], nil
+	case 2:
+		return uint64(binary.BigEndian.Uint16(b)), b[2:], nil
+	}
+	return uint64(binary.BigEndian.Uint32(b)), b[4:], nil
 }
 
 func skipItems(b []byte, n uint64, depth int) ([]byte, error) {
