@@ -189,6 +189,36 @@ func (s *sampler) subscribe() (<-chan struct{}, func()) {
 func (s *sampler) take(ctx context.Context) error {
 	sm := &sample{at: s.now(), depth: map[string]float64{}, done: map[groupKey]float64{}, errs: map[groupKey]float64{},
 		ttft: map[string]*histDelta{}, queues: map[string][]TenantDepth{}, dlq: map[string]uint64{}}
+	if err := s.sampleQueues(ctx, sm); err != nil {
+		return err
+	}
+	s.sampleDLQ(ctx, sm)
+	workers, err := s.beats.Workers(ctx)
+	if err != nil {
+		return err
+	}
+	sm.workers = workers
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	for _, w := range workers {
+		seen[w.ID] = true
+		s.prev[w.ID] = sm.addWorker(w, s.prev[w.ID])
+	}
+	for id := range s.prev {
+		if !seen[id] {
+			delete(s.prev, id)
+		}
+	}
+	s.samples = append(s.samples, sm)
+	if keep := int(s.window/s.interval) + 1; len(s.samples) > keep {
+		s.samples = slices.Delete(s.samples, 0, len(s.samples)-keep)
+	}
+	return nil
+}
+
+// sampleQueues reads every tenant's queue depth per group.
+func (s *sampler) sampleQueues(ctx context.Context, sm *sample) error {
 	tenants, err := s.jobs.Tenants(ctx)
 	if err != nil {
 		return err
@@ -214,6 +244,11 @@ func (s *sampler) take(ctx context.Context) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// sampleDLQ counts the dead letters per group (best effort).
+func (s *sampler) sampleDLQ(ctx context.Context, sm *sample) {
 	if d, err := s.js.Stream(ctx, bus.StreamDLQ); err == nil {
 		if info, err := d.Info(ctx, jetstream.WithSubjectFilter(s.subj.DLQs())); err == nil {
 			prefix := strings.TrimSuffix(s.subj.DLQs(), ">")
@@ -222,76 +257,65 @@ func (s *sampler) take(ctx context.Context) error {
 			}
 		}
 	}
-	workers, err := s.beats.Workers(ctx)
-	if err != nil {
-		return err
-	}
-	sm.workers = workers
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	seen := map[string]bool{}
-	for _, w := range workers {
-		seen[w.ID] = true
-		prev := s.prev[w.ID]
-		cur := map[string]float64{}
-		first := prev == nil
-		delta := func(key string, v float64) float64 {
-			cur[key] = v
-			if first {
-				return 0 // a worker seen for the first time: no interval yet
-			}
-			p, ok := prev[key]
-			if !ok || v < p { // a new series, or the worker restarted
-				return v
-			}
-			return v - p
+}
+
+// addWorker adds what a worker's counters grew by since prev (its last
+// sample's values, nil for a worker seen for the first time) and returns
+// its values now.
+func (sm *sample) addWorker(w heartbeat.Worker, prev map[string]float64) map[string]float64 {
+	cur := map[string]float64{}
+	first := prev == nil
+	delta := func(key string, v float64) float64 {
+		cur[key] = v
+		if first {
+			return 0 // a worker seen for the first time: no interval yet
 		}
-		if mf := w.Families[famJobs]; mf != nil {
-			for _, m := range mf.Metric {
-				l := labels(m)
-				k := groupKey{l["group"], classOf(l)}
-				d := delta(famJobs+seriesKey(l), m.GetCounter().GetValue())
-				sm.done[k] += d
-				if l["status"] != string(bus.StatusOK) {
-					sm.errs[k] += d
-				}
+		p, ok := prev[key]
+		if !ok || v < p { // a new series, or the worker restarted
+			return v
+		}
+		return v - p
+	}
+	if mf := w.Families[famJobs]; mf != nil {
+		for _, m := range mf.Metric {
+			l := labels(m)
+			k := groupKey{l["group"], classOf(l)}
+			d := delta(famJobs+seriesKey(l), m.GetCounter().GetValue())
+			sm.done[k] += d
+			if l["status"] != string(bus.StatusOK) {
+				sm.errs[k] += d
 			}
 		}
-		if mf := w.Families[famTTFT]; mf != nil {
-			for _, m := range mf.Metric {
-				l := labels(m)
-				h := m.GetHistogram()
-				key := l["group"] + "\x00" + l["deployment"]
-				hd := sm.ttft[key]
-				if hd == nil {
-					hd = &histDelta{}
-					for _, b := range h.GetBucket() {
-						hd.bounds = append(hd.bounds, b.GetUpperBound())
-					}
-					hd.counts = make([]float64, len(hd.bounds))
-					sm.ttft[key] = hd
-				}
-				sk := famTTFT + seriesKey(l)
-				hd.total += delta(sk+"#count", float64(h.GetSampleCount()))
-				for i, b := range h.GetBucket() {
-					if i < len(hd.counts) {
-						hd.counts[i] += delta(sk+"#"+fmtFloat(b.GetUpperBound()), float64(b.GetCumulativeCount()))
-					}
-				}
-			}
-		}
-		s.prev[w.ID] = cur
 	}
-	for id := range s.prev {
-		if !seen[id] {
-			delete(s.prev, id)
+	if mf := w.Families[famTTFT]; mf != nil {
+		for _, m := range mf.Metric {
+			sm.addTTFT(m, delta)
 		}
 	}
-	s.samples = append(s.samples, sm)
-	if keep := int(s.window/s.interval) + 1; len(s.samples) > keep {
-		s.samples = slices.Delete(s.samples, 0, len(s.samples)-keep)
+	return cur
+}
+
+// addTTFT adds a time-to-first-token histogram's growth.
+func (sm *sample) addTTFT(m *dto.Metric, delta func(string, float64) float64) {
+	l := labels(m)
+	h := m.GetHistogram()
+	key := l["group"] + "\x00" + l["deployment"]
+	hd := sm.ttft[key]
+	if hd == nil {
+		hd = &histDelta{}
+		for _, b := range h.GetBucket() {
+			hd.bounds = append(hd.bounds, b.GetUpperBound())
+		}
+		hd.counts = make([]float64, len(hd.bounds))
+		sm.ttft[key] = hd
 	}
-	return nil
+	sk := famTTFT + seriesKey(l)
+	hd.total += delta(sk+"#count", float64(h.GetSampleCount()))
+	for i, b := range h.GetBucket() {
+		if i < len(hd.counts) {
+			hd.counts[i] += delta(sk+"#"+fmtFloat(b.GetUpperBound()), float64(b.GetCumulativeCount()))
+		}
+	}
 }
 
 // overview builds the overview from the samples; a tenant sees only its
@@ -305,17 +329,41 @@ func (s *sampler) overview(id *Identity) *Overview {
 	}
 	last := s.samples[len(s.samples)-1]
 	o.At = last.at
-	rows := map[groupKey]*GroupRow{}
-	row := func(k groupKey) *GroupRow {
-		if r := rows[k]; r != nil {
-			return r
+	rows := groupRows{}
+	s.queueRows(id, rows)
+	if id.Admin {
+		s.fleetRows(o, rows)
+	}
+	for _, r := range rows {
+		o.Groups = append(o.Groups, *r)
+	}
+	slices.SortFunc(o.Groups, func(a, b GroupRow) int {
+		if c := strings.Compare(a.Group, b.Group); c != 0 {
+			return c
 		}
-		r := &GroupRow{Group: k.group, Class: k.class}
-		rows[k] = r
+		return strings.Compare(a.Class, b.Class)
+	})
+	return o
+}
+
+// groupRows are the overview's rows by group and class.
+type groupRows map[groupKey]*GroupRow
+
+func (rows groupRows) get(k groupKey) *GroupRow {
+	if r := rows[k]; r != nil {
 		return r
 	}
+	r := &GroupRow{Group: k.group, Class: k.class}
+	rows[k] = r
+	return r
+}
+
+// queueRows adds the queues the identity may see, with their depth over
+// the window (s.mu held).
+func (s *sampler) queueRows(id *Identity, rows groupRows) {
+	last := s.samples[len(s.samples)-1]
 	for g, qs := range last.queues {
-		r := row(groupKey{g, defaultClass})
+		r := rows.get(groupKey{g, defaultClass})
 		for _, q := range qs {
 			if !id.Admin && q.Tenant != id.Tenant {
 				continue
@@ -341,74 +389,88 @@ func (s *sampler) overview(id *Identity) *Overview {
 			r.DLQ = last.dlq[g]
 		}
 	}
-	if id.Admin {
-		o.Workers = last.workers
-		for _, w := range last.workers {
-			for _, g := range w.Groups {
-				row(groupKey{g, defaultClass}).Workers++
+}
+
+// fleetRows adds what only an admin sees: workers, job rates over the last
+// one and five minutes, deployments (s.mu held).
+func (s *sampler) fleetRows(o *Overview, rows groupRows) {
+	last := s.samples[len(s.samples)-1]
+	o.Workers = last.workers
+	for _, w := range last.workers {
+		for _, g := range w.Groups {
+			rows.get(groupKey{g, defaultClass}).Workers++
+		}
+	}
+	since := func(d time.Duration) []*sample {
+		var out []*sample
+		for _, sm := range s.samples[1:] {
+			if last.at.Sub(sm.at) < d {
+				out = append(out, sm)
 			}
 		}
-		since := func(d time.Duration) []*sample {
-			var out []*sample
-			for _, sm := range s.samples[1:] {
-				if last.at.Sub(sm.at) < d {
-					out = append(out, sm)
-				}
-			}
-			return out
+		return out
+	}
+	span := func(ss []*sample) float64 { // minutes the samples cover
+		if len(ss) == 0 {
+			return 0
 		}
-		span := func(ss []*sample) float64 { // minutes the samples cover
-			if len(ss) == 0 {
-				return 0
+		return max(ss[len(ss)-1].at.Sub(s.samples[slices.Index(s.samples, ss[0])-1].at).Minutes(), 1e-9)
+	}
+	one, five := since(time.Minute), since(5*time.Minute)
+	for _, sm := range five {
+		for k := range sm.done {
+			if k.class != defaultClass {
+				o.HasClass = true
 			}
-			return max(ss[len(ss)-1].at.Sub(s.samples[slices.Index(s.samples, ss[0])-1].at).Minutes(), 1e-9)
+			rows.get(k)
 		}
-		one, five := since(time.Minute), since(5*time.Minute)
+	}
+	for k, r := range rows {
+		var d1, d5, e5 float64
+		for _, sm := range one {
+			d1 += sm.done[k]
+		}
 		for _, sm := range five {
-			for k := range sm.done {
-				if k.class != defaultClass {
-					o.HasClass = true
-				}
-				row(k)
-			}
+			d5 += sm.done[k]
+			e5 += sm.errs[k]
 		}
-		for k, r := range rows {
-			var d1, d5, e5 float64
-			for _, sm := range one {
-				d1 += sm.done[k]
-			}
-			for _, sm := range five {
-				d5 += sm.done[k]
-				e5 += sm.errs[k]
-			}
-			if m := span(one); m > 0 {
-				r.Done1 = d1 / m
-			}
-			if m := span(five); m > 0 {
-				r.Done5, r.ErrPerMin5 = d5/m, e5/m
-			}
-			if d5 > 0 {
-				r.ErrorRate = e5 / d5
-			}
+		if m := span(one); m > 0 {
+			r.Done1 = d1 / m
 		}
-		o.Deps = deployments(last.workers, five)
-		for _, d := range o.Deps {
-			o.HasLearned = o.HasLearned || d.Learned
+		if m := span(five); m > 0 {
+			r.Done5, r.ErrPerMin5 = d5/m, e5/m
+		}
+		if d5 > 0 {
+			r.ErrorRate = e5 / d5
 		}
 	}
-	for _, r := range rows {
-		o.Groups = append(o.Groups, *r)
+	o.Deps = deployments(last.workers, five)
+	for _, d := range o.Deps {
+		o.HasLearned = o.HasLearned || d.Learned
 	}
-	slices.SortFunc(o.Groups, func(a, b GroupRow) int {
-		if c := strings.Compare(a.Group, b.Group); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Class, b.Class)
-	})
-	return o
 }
 
 // deployments sums the workers' deployment gauges and the window's TTFT.
+// windowTTFT sums the time-to-first-token histograms of the window, by
+// group and deployment.
+func windowTTFT(window []*sample) map[string]*histDelta {
+	sum := map[string]*histDelta{}
+	for _, sm := range window {
+		for k, h := range sm.ttft {
+			acc := sum[k]
+			if acc == nil {
+				acc = &histDelta{bounds: h.bounds, counts: make([]float64, len(h.bounds))}
+				sum[k] = acc
+			}
+			acc.total += h.total
+			for i := range min(len(acc.counts), len(h.counts)) {
+				acc.counts[i] += h.counts[i]
+			}
+		}
+	}
+	return sum
+}
+
 func deployments(workers []heartbeat.Worker, window []*sample) []DeploymentRow {
 	rows := map[string]*DeploymentRow{}
 	row := func(l map[string]string) *DeploymentRow {
@@ -462,22 +524,7 @@ func deployments(workers []heartbeat.Worker, window []*sample) []DeploymentRow {
 		each(famRPMLimit, func(r *DeploymentRow, v float64) { r.RPMLimit = int(v) })
 		each(famTPMLimit, func(r *DeploymentRow, v float64) { r.TPMLimit = int(v) })
 	}
-	// TTFT over the window.
-	sum := map[string]*histDelta{}
-	for _, sm := range window {
-		for k, h := range sm.ttft {
-			acc := sum[k]
-			if acc == nil {
-				acc = &histDelta{bounds: h.bounds, counts: make([]float64, len(h.bounds))}
-				sum[k] = acc
-			}
-			acc.total += h.total
-			for i := range min(len(acc.counts), len(h.counts)) {
-				acc.counts[i] += h.counts[i]
-			}
-		}
-	}
-	for k, h := range sum {
+	for k, h := range windowTTFT(window) {
 		g, d, _ := strings.Cut(k, "\x00")
 		r := row(map[string]string{"group": g, "deployment": d})
 		r.TTFTCount = int(h.total)
