@@ -205,7 +205,19 @@ func (t *litellm) intp(n lnode) *int {
 // param maps one litellm_params key of e.
 func (t *litellm) param(e *lentry, p lnode, k string) {
 	n := p.key(k)
-	d := e.d
+	switch k {
+	case "model", "custom_llm_provider", "api_base", "api_version", "base_model", "mock_response", "litellm_credential_name":
+		// Read with the provider (provider), or above.
+	default:
+		if !t.credentialParam(e.d, n, k) && !t.limitParam(e, n, k) {
+			t.callParam(e.d, n, k)
+		}
+	}
+}
+
+// credentialParam reads a litellm_params key that says how to reach the
+// deployment; false when k is not one.
+func (t *litellm) credentialParam(d *Deployment, n lnode, k string) bool {
 	secret := func(dst *Secret) {
 		if v, ok := t.str(n); ok {
 			*dst = Secret(v)
@@ -216,15 +228,7 @@ func (t *litellm) param(e *lentry, p lnode, k string) {
 			*dst = v
 		}
 	}
-	params := func() *Params {
-		if d.Params == nil {
-			d.Params = &Params{}
-		}
-		return d.Params
-	}
 	switch k {
-	case "model", "custom_llm_provider", "api_base", "api_version", "base_model", "mock_response", "litellm_credential_name":
-		// Read with the provider (provider), or above.
 	case "api_key":
 		secret(&d.APIKey)
 	case "organization":
@@ -241,6 +245,16 @@ func (t *litellm) param(e *lentry, p lnode, k string) {
 		text(&d.Project)
 	case "vertex_location":
 		text(&d.Location)
+	default:
+		return false
+	}
+	return true
+}
+
+// limitParam reads a litellm_params key about the deployment's limits and
+// routing; false when k is not one.
+func (t *litellm) limitParam(e *lentry, n lnode, k string) bool {
+	switch k {
 	case "rpm":
 		e.rpm = t.intp(n)
 	case "tpm":
@@ -258,6 +272,22 @@ func (t *litellm) param(e *lentry, p lnode, k string) {
 			}
 			e.weight = &w
 		}
+	default:
+		return false
+	}
+	return true
+}
+
+// callParam reads a litellm_params key about the calls themselves:
+// timeouts, sampling defaults, headers, prices.
+func (t *litellm) callParam(d *Deployment, n lnode, k string) {
+	params := func() *Params {
+		if d.Params == nil {
+			d.Params = &Params{}
+		}
+		return d.Params
+	}
+	switch k {
 	case "timeout", "stream_timeout":
 		if v, ok := t.seconds(n); ok && v > 0 {
 			// A LiteLLM timeout bounds each read of the answer, as an HTTP
@@ -389,6 +419,19 @@ func (t *litellm) provider(e *lentry, p lnode) bool {
 		}
 	}
 	apiVersion, _ := t.str(p.key("api_version"))
+	if !t.place(e, p, prefix, id, base, apiVersion) {
+		return false
+	}
+	if bm := p.key("base_model"); bm.set() && prefix != "azure" {
+		t.baseModel(e, bm)
+	}
+	return true
+}
+
+// place reads what a provider prefix needs to reach the model: an Azure
+// deployment and API version, a Bedrock or Vertex AI model, a base URL.
+func (t *litellm) place(e *lentry, p lnode, prefix, id, base, apiVersion string) bool {
+	d, mn := e.d, p.key("model")
 	switch prefix {
 	case "azure":
 		d.AzureDeployment, d.Endpoint = id, base
@@ -436,9 +479,6 @@ func (t *litellm) provider(e *lentry, p lnode) bool {
 	}
 	if apiVersion != "" {
 		t.fail(p.key("api_version"), "api_version is Azure OpenAI's; provider %q takes none", prefix)
-	}
-	if bm := p.key("base_model"); bm.set() && prefix != "azure" {
-		t.baseModel(e, bm)
 	}
 	return true
 }
