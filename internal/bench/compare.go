@@ -37,9 +37,10 @@ type CompareConfig struct {
 	GatewayBin string
 	// ModuleDir is the repository root (default ".").
 	ModuleDir string
-	// Sections selects the parts to run, any of "abcde" (default "abcd"):
-	// a+b baseline vs Switchyard, c added latency over a direct call, d
-	// concurrent slow streams, e a worker's heap under a cancel flood. The
+	// Sections selects the parts to run, any of "abcdelr" (default
+	// "abcdlr"): a+b baseline vs Switchyard, c added latency over a direct
+	// call, d concurrent slow streams, e a worker's heap under a cancel
+	// flood, l learned capacity, r the retry budget across two workers. The
 	// throughput ratio needs a and b.
 	Sections string
 
@@ -85,7 +86,7 @@ type CompareConfig struct {
 
 func (c CompareConfig) withDefaults() CompareConfig {
 	c.ModuleDir = cmp.Or(c.ModuleDir, ".")
-	c.Sections = cmp.Or(c.Sections, "abcd")
+	c.Sections = cmp.Or(c.Sections, "abcdlr")
 	c.Jobs = cmp.Or(c.Jobs, 10000)
 	c.Concurrency = cmp.Or(c.Concurrency, 64)
 	c.Warmup = cmp.Or(c.Warmup, 1000)
@@ -173,6 +174,8 @@ type compare struct {
 	// goals are the figures measured against issue #21's targets, printed
 	// at the end (see printGoals).
 	goals []goal
+	// metrics is the metrics address of each worker started, by name.
+	metrics map[string]string
 }
 
 // Compare runs the benchmark and prints its figures to out. Its last line
@@ -223,6 +226,9 @@ func Compare(ctx context.Context, cfg CompareConfig, out io.Writer) (err error) 
 		if err := c.cancelFlood(ctx); err != nil {
 			return err
 		}
+	}
+	if err := c.scheduling(ctx); err != nil {
+		return err
 	}
 	if c.base[1].rep != nil {
 		r := c.base[1].rep
@@ -391,6 +397,10 @@ func (c *compare) startWorkerMetrics(ctx context.Context, name, models string, c
 	if err != nil {
 		return nil, "", err
 	}
+	if c.metrics == nil {
+		c.metrics = map[string]string{}
+	}
+	c.metrics[name] = metrics
 	p, err := StartProc(name, c.cfg.WorkerBin, nil, append([]string{
 		"NATS_URL=" + c.url,
 		"SWITCHYARD_CONFIG=" + path,

@@ -101,7 +101,7 @@ type learned struct {
 
 // probeAfter is how many limiter updates without a 429 raise the ceiling by
 // one call.
-const probeAfter = 2
+const probeAfter = 3
 
 func newLearned(d AdaptiveOptions) *learned {
 	l := &learned{opts: d, ceiling: float64(d.Max)}

@@ -139,6 +139,7 @@ func TestLearnedCeiling(t *testing.T) {
 	ps[7].done(&llm.Error{Kind: llm.KindRateLimited, RetryAfter: time.Millisecond}, false)
 	require.Equal(t, 7.0, l.maxLimit(8), "8 in flight got a 429: at most 7")
 	require.Equal(t, 7.0, l.maxLimit(8))
+	require.Equal(t, 7.0, l.maxLimit(8))
 	require.Equal(t, 8.0, l.maxLimit(8), "probeAfter quiet updates: one more")
 	require.Equal(t, 5.0, l.maxLimit(1), "the default headroom of 5x the calls in flight still holds")
 	for _, p := range ps[:7] {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/failsafe-go/failsafe-go/budget"
 	"github.com/failsafe-go/failsafe-go/timeout"
 
 	"github.com/switchyard/switchyard/pkg/llm"
@@ -22,8 +23,9 @@ type routerConfig struct {
 
 type group struct {
 	Group
-	opts GroupOptions // with defaults
-	deps []*deployment
+	opts   GroupOptions // with defaults
+	deps   []*deployment
+	budget budget.Budget // the retry budget (nil: none)
 }
 
 type deployment struct {
@@ -77,6 +79,7 @@ func (r *Router) loadGroup(g *Group, cfg *routerConfig, states map[string]*depSt
 		return nil, fmt.Errorf("policy: group %q: %w", g.Name, err)
 	}
 	rg := &group{Group: *g, opts: g.Options.WithDefaults()}
+	rg.budget = newBudget(rg.opts.Retry.Budget)
 	if rg.opts.Cooldown != nil {
 		rg.opts.Breaker.Disabled = true // the cooldown takes its place
 	}

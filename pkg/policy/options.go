@@ -73,6 +73,9 @@ type RetryOptions struct {
 	// one of the group can take the call now; the backoff is for going back
 	// to a deployment that failed.
 	AtOnceElsewhere bool `yaml:"at_once_elsewhere"`
+	// Budget bounds the group's retries to a share of its calls (default
+	// 20%): see RetryBudgetOptions.
+	Budget RetryBudgetOptions `yaml:"budget"`
 }
 
 // BackoffOptions are the bounds of an exponential backoff.
@@ -226,6 +229,7 @@ func (o GroupOptions) WithDefaults() GroupOptions {
 	o.Retry.Backoff.Initial = cmp.Or(o.Retry.Backoff.Initial, 100*time.Millisecond)
 	o.Retry.Backoff.Max = cmp.Or(o.Retry.Backoff.Max, 5*time.Second)
 	o.Retry.Jitter = cmp.Or(o.Retry.Jitter, 0.2)
+	o.Retry.Budget = o.Retry.Budget.WithDefaults()
 	o.Breaker.Failures = cmp.Or(o.Breaker.Failures, 5)
 	o.Breaker.Period = cmp.Or(o.Breaker.Period, 30*time.Second)
 	o.Breaker.Cooldown = cmp.Or(o.Breaker.Cooldown, 30*time.Second)
@@ -270,6 +274,9 @@ func (r RetryOptions) validate() error {
 		return fmt.Errorf("retry.backoff.initial %v > max %v", r.Backoff.Initial, r.Backoff.Max)
 	case r.Jitter > 1 || r.Jitter < -1:
 		return fmt.Errorf("retry.jitter: %v not in [0,1]", r.Jitter)
+	}
+	if err := r.Budget.validate(); err != nil {
+		return err
 	}
 	return kindCounts("retry.per_kind", r.PerKind)
 }

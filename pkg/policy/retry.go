@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/budget"
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 
 	"github.com/switchyard/switchyard/pkg/llm"
@@ -53,6 +54,10 @@ func (x *execution) retry(ctx context.Context, g *group) (*Outcome, error) {
 	}
 	_, classified := errors.AsType[*llm.Error](err)
 	switch {
+	case errors.Is(err, budget.ErrExceeded) && run.lastErr != nil:
+		// The budget refused the retry: the request ends with its failure.
+		x.out.BudgetDenied++
+		err = run.lastErr
 	case errors.Is(context.Cause(rctx), errWaitPastDeadline):
 		err = run.lastErr
 	case !classified && run.lastErr != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
@@ -81,6 +86,9 @@ func (run *groupRun) policy() retrypolicy.RetryPolicy[*Outcome] {
 		ReturnLastFailure()
 	if o.Jitter > 0 {
 		b = b.WithJitterFactor(o.Jitter)
+	}
+	if run.g.budget != nil {
+		b = b.WithBudget(run.g.budget)
 	}
 	return b.Build()
 }

@@ -87,4 +87,7 @@ type Outcome struct {
 	// for a context window or a missing capability, adds no attempt).
 	Retries   int
 	Fallbacks int
+	// BudgetDenied counts the retries the group's retry budget refused
+	// (see RetryBudgetOptions).
+	BudgetDenied int
 }

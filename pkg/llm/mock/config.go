@@ -31,6 +31,10 @@ type Config struct {
 	ErrorRate map[string]float64 `yaml:"error_rate"`
 	// RetryAfter is the Retry-After of rate_limited errors (0: none).
 	RetryAfter time.Duration `yaml:"retry_after"`
+	// ErrorDelay is how long a call that fails by ErrorRate takes to fail
+	// (0: at once), as a vendor's 5xx comes after a while; a cancelled
+	// context ends the wait.
+	ErrorDelay time.Duration `yaml:"error_delay"`
 	// HangRate is the probability that a call blocks until its context is done.
 	HangRate float64 `yaml:"hang_rate"`
 	// FailAfterChunks is how many chunks a mid-stream failure streams before
@@ -144,8 +148,8 @@ func (c Config) Validate() error {
 	if c.Tokens < 0 || c.FailAfterChunks < 0 || c.ParallelToolCalls < 0 || c.InvalidJSONFirst < 0 {
 		return fmt.Errorf("mock: tokens, fail_after_chunks, parallel_tool_calls and invalid_json_first must not be negative")
 	}
-	if c.TTFT < 0 || c.ChunkDelay < 0 || c.RetryAfter < 0 {
-		return fmt.Errorf("mock: ttft, chunk_delay and retry_after must not be negative")
+	if c.TTFT < 0 || c.ChunkDelay < 0 || c.RetryAfter < 0 || c.ErrorDelay < 0 {
+		return fmt.Errorf("mock: ttft, chunk_delay, retry_after and error_delay must not be negative")
 	}
 	switch {
 	case c.Capacity < 0:

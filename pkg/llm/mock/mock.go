@@ -158,7 +158,10 @@ func (p *Provider) Stream(ctx context.Context, req *llm.Request) (llm.Stream, er
 	}
 	f := p.draw(n)
 	if f.err != nil {
-		release()
+		defer release()
+		if err := p.errorDelay(ctx); err != nil {
+			return nil, err
+		}
 		return nil, f.err
 	}
 	if f.hang {
@@ -495,4 +498,19 @@ func (s *stream) Close() error {
 	s.stopTimer()
 	s.release()
 	return nil
+}
+
+// errorDelay waits Config.ErrorDelay before a drawn fault, or until ctx ends.
+func (p *Provider) errorDelay(ctx context.Context) error {
+	if p.cfg.ErrorDelay <= 0 {
+		return nil
+	}
+	t := time.NewTimer(p.cfg.ErrorDelay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctxError(ctx, false)
+	case <-t.C:
+		return nil
+	}
 }
