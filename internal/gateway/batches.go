@@ -395,8 +395,7 @@ var errNotAdoptable = errors.New("gateway: batch not adoptable")
 func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string, rec *batchRecord) {
 	g := b.g
 	adopted := *rec
-	bid := rec.Batch.ID
-	log := g.log.With(slog.String("batch", bid))
+	log := g.log.With(slog.String("batch", rec.Batch.ID))
 	client, err := g.client(rec.Tenant)
 	if err != nil {
 		log.Error("batch: no client for its tenant", slog.Any("error", err))
@@ -404,58 +403,15 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 	}
 	runCtx, stopRun := context.WithCancelCause(ctx)
 	defer stopRun(nil)
-	var (
-		mu     sync.Mutex
-		counts requestCounts
-		lost   bool
-	)
-	set := func(fn func(*batchRecord)) (*batchRecord, error) {
-		return b.update(context.WithoutCancel(ctx), kv, key, func(r *batchRecord) error {
-			if r.Owner != b.self {
-				lost = true
-				return errLeaseLost
-			}
-			r.Beat = g.now()
-			fn(r)
-			return nil
-		})
-	}
+	r := &batchRun{b: b, ctx: ctx, runCtx: runCtx, stop: stopRun, kv: kv, key: key, log: log, client: client, bid: rec.Batch.ID}
 	// The heartbeat keeps the lease, publishes the counts and notices a
 	// cancel while the lines run; it is stopped before the batch's end is
 	// recorded, so that it cannot write stale counts over the final ones.
 	beatDone := make(chan struct{})
-	go func() {
-		defer close(beatDone)
-		t := time.NewTicker(batchBeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-t.C:
-			}
-			mu.Lock()
-			c := counts
-			mu.Unlock()
-			r, err := set(func(r *batchRecord) {
-				r.Batch.RequestCounts.Completed, r.Batch.RequestCounts.Failed = c.Completed, c.Failed
-			})
-			switch {
-			case errors.Is(err, errLeaseLost):
-				stopRun(errLeaseLost)
-				return
-			case err == nil && r.Batch.Status == batchCancelling:
-				stopRun(errCancelled)
-				return
-			case err == nil && r.expired(g.now()):
-				stopRun(errExpired)
-				return
-			}
-		}
-	}()
+	go r.heartbeat(beatDone)
 	var stopBeat sync.Once
-	stopHeartbeat := func() { stopBeat.Do(func() { stopRun(nil); <-beatDone }) }
-	defer stopHeartbeat()
+	r.stopHeartbeat = func() { stopBeat.Do(func() { stopRun(nil); <-beatDone }) }
+	defer r.stopHeartbeat()
 
 	// The input is copied to a local file first: read from the Object
 	// Store while the lines run, a read paused for as long as the jobs in
@@ -463,7 +419,7 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 	in, total, err := b.spool(runCtx, rec)
 	if err == nil {
 		defer func() { _ = in.Close(); _ = os.Remove(in.Name()) }()
-		rec, err = set(func(r *batchRecord) {
+		rec, err = r.set(func(r *batchRecord) {
 			if r.Batch.Status == batchValidating {
 				r.Batch.Status, r.Batch.InProgressAt = batchInProgress, unix(g.now())
 			}
@@ -471,104 +427,190 @@ func (b *batchRunner) run(ctx context.Context, kv jetstream.KeyValue, key string
 		})
 	}
 	if err != nil {
-		b.fail(ctx, set, log, err)
+		b.fail(ctx, r.set, log, err)
 		return
 	}
+	r.rec, r.in = rec, in
 	cancelled, expired := rec.Batch.Status == batchCancelling, rec.expired(g.now())
-	out, err := newBatchOutput()
-	if err != nil {
-		b.fail(ctx, set, log, err)
+	if r.out, err = newBatchOutput(); err != nil {
+		b.fail(ctx, r.set, log, err)
 		return
 	}
-	defer out.remove()
-	done := map[string]bool{}
+	defer r.out.remove()
 	// handed are the lines given to RunBatch, which it may have published.
 	// A batch that no run had started before this one (adopted while
 	// validating) has no other line in the fleet. RunBatch reads the items
 	// on one goroutine and is over before handed is read.
-	handed, fresh := map[string]bool{}, adopted.Batch.InProgressAt == nil
+	r.done, r.handed, r.fresh = map[string]bool{}, map[string]bool{}, adopted.Batch.InProgressAt == nil
 	if !cancelled && !expired {
-		reader := &bus.BatchReader{Format: bus.BatchOpenAI, Resolve: g.catalog.Resolve}
-		items := func(yield func(bus.BatchItem) bool) {
-			for it := range reader.Items(in) {
-				handed[it.CustomID] = true
-				if !yield(it) {
-					return
-				}
-			}
-		}
-		_, err = client.RunBatch(runCtx, bus.BatchConfig{ID: bid, Concurrency: g.cfg.BatchConcurrency}, items, func(o *bus.BatchOutcome) error {
-			if o.Item.Line == 0 && o.Item.Err != nil {
-				// Not a line: the input could not be read on.
-				return fmt.Errorf("reading the input: %w", o.Item.Err)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			done[o.Item.CustomID] = true
-			if o.OK() {
-				counts.Completed++
-			} else {
-				counts.Failed++
-			}
-			return out.write(o)
-		})
-		cause := context.Cause(runCtx)
-		stopHeartbeat()
-		switch {
-		case ctx.Err() != nil || errors.Is(cause, errLeaseLost) || lost:
-			// Stopping, or another gateway took the batch over.
-			if !lost {
-				_, _ = set(func(r *batchRecord) { r.Owner = "" })
-			}
-			return
-		case errors.Is(cause, errCancelled):
-			cancelled = true
-		case errors.Is(cause, errExpired):
-			expired = true
-		case err != nil:
-			b.fail(ctx, set, log, err)
+		var over bool
+		if cancelled, expired, over = r.lines(); over {
 			return
 		}
 	}
+	r.end(cancelled, expired)
+}
+
+// batchRun is one run of a batch by the gateway that holds its lease.
+type batchRun struct {
+	b             *batchRunner
+	ctx           context.Context // the gateway's
+	runCtx        context.Context // the lines'; the heartbeat ends it
+	stop          context.CancelCauseFunc
+	stopHeartbeat func()
+	kv            jetstream.KeyValue
+	key           string
+	log           *slog.Logger
+	client        *bus.Client
+	bid           string
+	rec           *batchRecord
+	in            *os.File
+	out           *batchOutput
+	done, handed  map[string]bool
+	fresh         bool
+
+	mu     sync.Mutex
+	counts requestCounts
+	lost   bool
+}
+
+// set updates the batch's record while this gateway holds its lease.
+func (r *batchRun) set(fn func(*batchRecord)) (*batchRecord, error) {
+	return r.b.update(context.WithoutCancel(r.ctx), r.kv, r.key, func(rec *batchRecord) error {
+		if rec.Owner != r.b.self {
+			r.lost = true
+			return errLeaseLost
+		}
+		rec.Beat = r.b.g.now()
+		fn(rec)
+		return nil
+	})
+}
+
+// heartbeat records the counts every batchBeat and stops the run when the
+// lease is lost, the batch is cancelled or it expired.
+func (r *batchRun) heartbeat(done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(batchBeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.runCtx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		c := r.counts
+		r.mu.Unlock()
+		rec, err := r.set(func(rec *batchRecord) {
+			rec.Batch.RequestCounts.Completed, rec.Batch.RequestCounts.Failed = c.Completed, c.Failed
+		})
+		switch {
+		case errors.Is(err, errLeaseLost):
+			r.stop(errLeaseLost)
+			return
+		case err == nil && rec.Batch.Status == batchCancelling:
+			r.stop(errCancelled)
+			return
+		case err == nil && rec.expired(r.b.g.now()):
+			r.stop(errExpired)
+			return
+		}
+	}
+}
+
+// lines runs the batch's lines; over is true when the run ends here
+// (stopping, the lease lost, a failure), else it says whether the batch
+// was cancelled or expired meanwhile.
+func (r *batchRun) lines() (cancelled, expired, over bool) {
+	reader := &bus.BatchReader{Format: bus.BatchOpenAI, Resolve: r.b.g.catalog.Resolve}
+	items := func(yield func(bus.BatchItem) bool) {
+		for it := range reader.Items(r.in) {
+			r.handed[it.CustomID] = true
+			if !yield(it) {
+				return
+			}
+		}
+	}
+	_, err := r.client.RunBatch(r.runCtx, bus.BatchConfig{ID: r.bid, Concurrency: r.b.g.cfg.BatchConcurrency}, items, func(o *bus.BatchOutcome) error {
+		if o.Item.Line == 0 && o.Item.Err != nil {
+			// Not a line: the input could not be read on.
+			return fmt.Errorf("reading the input: %w", o.Item.Err)
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.done[o.Item.CustomID] = true
+		if o.OK() {
+			r.counts.Completed++
+		} else {
+			r.counts.Failed++
+		}
+		return r.out.write(o)
+	})
+	cause := context.Cause(r.runCtx)
+	r.stopHeartbeat()
+	switch {
+	case r.ctx.Err() != nil || errors.Is(cause, errLeaseLost) || r.lost:
+		// Stopping, or another gateway took the batch over.
+		if !r.lost {
+			_, _ = r.set(func(rec *batchRecord) { rec.Owner = "" })
+		}
+		return false, false, true
+	case errors.Is(cause, errCancelled):
+		return true, false, false
+	case errors.Is(cause, errExpired):
+		return false, true, false
+	case err != nil:
+		r.b.fail(r.ctx, r.set, r.log, err)
+		return false, false, true
+	}
+	return false, false, false
+}
+
+// end cancels or expires what is left, uploads the output and records the
+// batch's end.
+func (r *batchRun) end(cancelled, expired bool) {
+	b, g, ctx, log := r.b, r.b.g, r.ctx, r.log
 	if cancelled || expired {
-		b.cancelRest(context.WithoutCancel(ctx), client, rec, in, func(customID string) bool {
-			return !done[customID] && (handed[customID] || !fresh)
+		b.cancelRest(context.WithoutCancel(ctx), r.client, r.rec, r.in, func(customID string) bool {
+			return !r.done[customID] && (r.handed[customID] || !r.fresh)
 		})
 	}
 	if expired {
-		n, err := b.expireRest(bid, in, done, out)
+		n, err := b.expireRest(r.bid, r.in, r.done, r.out)
 		if err != nil {
-			b.fail(ctx, set, log, err)
+			b.fail(ctx, r.set, log, err)
 			return
 		}
-		counts.Failed += n
+		r.counts.Failed += n
 	}
-	_, err = set(func(r *batchRecord) {
+	_, err := r.set(func(rec *batchRecord) {
 		if !cancelled && !expired {
-			r.Batch.Status, r.Batch.FinalizingAt = batchFinalizing, unix(g.now())
+			rec.Batch.Status, rec.Batch.FinalizingAt = batchFinalizing, unix(g.now())
 		}
 	})
 	if err != nil {
 		log.Warn("batch: finalizing not recorded", slog.Any("error", err))
 	}
-	outID, errID, err := out.upload(context.WithoutCancel(ctx), g, rec.Tenant, bid)
+	outID, errID, err := r.out.upload(context.WithoutCancel(ctx), g, r.rec.Tenant, r.bid)
 	if err != nil {
-		b.fail(ctx, set, log, err)
+		b.fail(ctx, r.set, log, err)
 		return
 	}
-	final, err := set(func(r *batchRecord) {
+	counts := r.counts
+	final, err := r.set(func(rec *batchRecord) {
 		now := unix(g.now())
-		r.Batch.OutputFileID, r.Batch.ErrorFileID = outID, errID
-		r.Batch.RequestCounts.Completed, r.Batch.RequestCounts.Failed = counts.Completed, counts.Failed
+		rec.Batch.OutputFileID, rec.Batch.ErrorFileID = outID, errID
+		rec.Batch.RequestCounts.Completed, rec.Batch.RequestCounts.Failed = counts.Completed, counts.Failed
 		switch {
 		case cancelled:
-			r.Batch.Status, r.Batch.CancelledAt = batchCancelled, now
+			rec.Batch.Status, rec.Batch.CancelledAt = batchCancelled, now
 		case expired:
-			r.Batch.Status, r.Batch.ExpiredAt = batchExpired, now
+			rec.Batch.Status, rec.Batch.ExpiredAt = batchExpired, now
 		default:
-			r.Batch.Status, r.Batch.CompletedAt = batchCompleted, now
+			rec.Batch.Status, rec.Batch.CompletedAt = batchCompleted, now
 		}
-		r.Owner = ""
+		rec.Owner = ""
 	})
 	if err != nil {
 		log.Warn("batch: end not recorded", slog.Any("error", err))
