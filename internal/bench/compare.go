@@ -661,20 +661,7 @@ func (c *compare) direct(ctx context.Context, p *Proc, sse *SSEServer, prompt st
 				ms(dq), ms(s.rep.FirstChunk.Quantile(q)), ms(s.rep.FirstChunk.Quantile(q)-dq),
 				ms(g.rep.FirstChunk.Quantile(q)), ms(g.rep.FirstChunk.Quantile(q)-dq))
 		}
-		addP50 := g.rep.FirstChunk.Quantile(.5) - d.FirstChunk.Quantile(.5)
-		addP99 := g.rep.FirstChunk.Quantile(.99) - d.FirstChunk.Quantile(.99)
-		gwCPU := perJob(g.cpu+g.alsoCPU, g.rep.OK)
-		switch kind {
-		case 0:
-			fmt.Fprintf(c.out, "  HTTP gateway added TTFT sequential: p50 %s (target <= %s: %s), p99 %s (target <= %s: %s)\n",
-				ms(addP50), ms(targetGatewayP50), verdict(addP50, targetGatewayP50), ms(addP99), ms(targetGatewayP99), verdict(addP99, targetGatewayP99))
-		case 1:
-			fmt.Fprintf(c.out, "  HTTP gateway added TTFT p99 at %.0f jobs/s: %s (target <= %s: %s)\n",
-				c.cfg.DirectRate, ms(addP99), ms(targetGatewayRateP99), verdict(addP99, targetGatewayRateP99))
-		case 2:
-			fmt.Fprintf(c.out, "  HTTP gateway + worker CPU per request at %d in flight: %s (gateway %s, worker %s; target <= %s: %s)\n",
-				c.cfg.InFlight, ms(gwCPU), ms(perJob(g.alsoCPU, g.rep.OK)), ms(g.cpuPerJob()), ms(targetGatewayCPU), verdict(gwCPU, targetGatewayCPU))
-		}
+		c.gatewayTargets(kind, d, &g)
 		// Worker and NATS server together: what the issue measured as the
 		// worker with its embedded server (here the server is a separate
 		// process and also serves the bench client, so this is an upper bound).
@@ -683,6 +670,25 @@ func (c *compare) direct(ctx context.Context, p *Proc, sse *SSEServer, prompt st
 		c.goals = append(c.goals, busGoals(kind, run.name, d, s.rep, busCPU)...)
 	}
 	return nil
+}
+
+// gatewayTargets prints the HTTP gateway's figures of one load of section
+// c (kind 0: sequential, 1: fixed rate, 2: in flight) beside their targets.
+func (c *compare) gatewayTargets(kind int, d *Report, g *side) {
+	addP50 := g.rep.FirstChunk.Quantile(.5) - d.FirstChunk.Quantile(.5)
+	addP99 := g.rep.FirstChunk.Quantile(.99) - d.FirstChunk.Quantile(.99)
+	gwCPU := perJob(g.cpu+g.alsoCPU, g.rep.OK)
+	switch kind {
+	case 0:
+		fmt.Fprintf(c.out, "  HTTP gateway added TTFT sequential: p50 %s (target <= %s: %s), p99 %s (target <= %s: %s)\n",
+			ms(addP50), ms(targetGatewayP50), verdict(addP50, targetGatewayP50), ms(addP99), ms(targetGatewayP99), verdict(addP99, targetGatewayP99))
+	case 1:
+		fmt.Fprintf(c.out, "  HTTP gateway added TTFT p99 at %.0f jobs/s: %s (target <= %s: %s)\n",
+			c.cfg.DirectRate, ms(addP99), ms(targetGatewayRateP99), verdict(addP99, targetGatewayRateP99))
+	case 2:
+		fmt.Fprintf(c.out, "  HTTP gateway + worker CPU per request at %d in flight: %s (gateway %s, worker %s; target <= %s: %s)\n",
+			c.cfg.InFlight, ms(gwCPU), ms(perJob(g.alsoCPU, g.rep.OK)), ms(g.cpuPerJob()), ms(targetGatewayCPU), verdict(gwCPU, targetGatewayCPU))
+	}
 }
 
 // busGoals are issue #21's figures of one load of section c (kind 0:
