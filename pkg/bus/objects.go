@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -135,12 +137,24 @@ func RequestBody(ctx context.Context, js jetstream.JetStream, subj Subjects, job
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", bucket, err)
 	}
-	b, err := obs.GetBytes(ctx, name)
+	// The bucket allows direct gets, which any replica may answer: one that
+	// lags behind the publisher's write reports a just-stored object as
+	// missing. Ask again for a moment before calling it missing.
+	b, err := failsafe.With[[]byte](objectLag).WithContext(ctx).Get(func() ([]byte, error) { return obs.GetBytes(ctx, name) })
 	if err != nil {
 		return nil, fmt.Errorf("request object %q: %w", name, err)
 	}
 	return b, nil
 }
+
+// objectLag retries reading an object that a lagging replica does not have
+// yet, for about two seconds.
+var objectLag = retrypolicy.NewBuilder[[]byte]().
+	HandleErrors(jetstream.ErrObjectNotFound).
+	WithMaxRetries(6).
+	WithBackoff(50*time.Millisecond, 800*time.Millisecond).
+	ReturnLastFailure().
+	Build()
 
 // DeleteRequestObject deletes the object a request message of subj's tenant
 // references, if any and if it is the job's own (see RequestBody); call it
