@@ -66,49 +66,19 @@ groups:
 		return err
 	}
 	addr := c.metrics["worker-capacity"]
-	var (
-		mu       sync.Mutex
-		done     []time.Time // completions of jobs that ended ok
-		inFlight []float64   // calls in flight, sampled after capSettle
-		limits   []float64
-	)
 	start := time.Now()
-	var at10 [2]float64 // attempts and 429s at capSettle
+	smp := &capSamples{}
 	sctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-			}
-			if time.Since(start) < capSettle {
-				continue
-			}
-			m, err := scrape(sctx, addr)
-			if err != nil {
-				continue
-			}
-			mu.Lock()
-			if at10[0] == 0 {
-				at10 = [2]float64{m.sum("switchyard_attempts_total"), m.sum("switchyard_attempts_total", `code="rate_limited"`)}
-			}
-			inFlight = append(inFlight, m.sum("switchyard_deployment_calls_in_flight", `group="capacity"`))
-			limits = append(limits, m.sum("switchyard_deployment_concurrency_limit", `group="capacity"`))
-			mu.Unlock()
-		}
-	})
+	wg.Go(func() { smp.sample(sctx, addr, start) })
 	job := SwitchyardJob(client, "capacity", Prompt(c.cfg.PromptBytes), true, nil)
 	rep, err := Run(ctx, "learned capacity", LoadConfig{Jobs: capJobs, Concurrency: capInFlight, JobTimeout: time.Minute, MaxDuration: 2 * time.Minute},
 		func(ctx context.Context, i int) Outcome {
 			o := job(ctx, i)
 			if o.Code == "" {
-				mu.Lock()
-				done = append(done, time.Now())
-				mu.Unlock()
+				smp.mu.Lock()
+				smp.done = append(smp.done, time.Now())
+				smp.mu.Unlock()
 			}
 			return o
 		})
@@ -122,18 +92,9 @@ groups:
 		return err
 	}
 	rep.Print(c.out)
-	calls, refused := m.sum("switchyard_attempts_total")-at10[0], m.sum("switchyard_attempts_total", `code="rate_limited"`)-at10[1]
-	late := 0
-	for _, t := range done {
-		if t.Sub(start) >= capSettle {
-			late++
-		}
-	}
-	var tput float64
-	if d := time.Since(start) - capSettle; len(done) > 0 && d > 0 {
-		last := done[len(done)-1].Sub(start) - capSettle
-		tput = float64(late) / max(last, time.Millisecond).Seconds()
-	}
+	calls, refused := m.sum("switchyard_attempts_total")-smp.at10[0], m.sum("switchyard_attempts_total", `code="rate_limited"`)-smp.at10[1]
+	tput := smp.throughput(start)
+	inFlight, limits := smp.inFlight, smp.limits
 	ideal := float64(capHidden) / capService.Seconds()
 	fmt.Fprintf(c.out, "  after the first %s: calls in flight mean %.1f (target 35-45), learned limit mean %.1f; %s of %.0f calls got a 429 (target < 1%%)\n",
 		capSettle, mean(inFlight), mean(limits), pct(refused, calls), calls)
@@ -147,6 +108,58 @@ groups:
 		atLeast("(l) throughput after 10s / (capacity / service time)", tput/ideal, 0.9, fmt.Sprintf("%.0f jobs/s", tput)),
 		goal{name: "(l) clients that saw rate_limited", got: strconv.Itoa(seen), target: "0", met: seen == 0})
 	return nil
+}
+
+// capSamples are section l's samples of the worker's metrics, after
+// capSettle, and the completions of the jobs that ended ok.
+type capSamples struct {
+	mu       sync.Mutex
+	done     []time.Time // completions of jobs that ended ok
+	inFlight []float64   // calls in flight, sampled after capSettle
+	limits   []float64
+	at10     [2]float64 // attempts and 429s at capSettle
+}
+
+// sample scrapes the worker at addr every 100ms until ctx ends.
+func (s *capSamples) sample(ctx context.Context, addr string, start time.Time) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(start) < capSettle {
+			continue
+		}
+		m, err := scrape(ctx, addr)
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		if s.at10[0] == 0 {
+			s.at10 = [2]float64{m.sum("switchyard_attempts_total"), m.sum("switchyard_attempts_total", `code="rate_limited"`)}
+		}
+		s.inFlight = append(s.inFlight, m.sum("switchyard_deployment_calls_in_flight", `group="capacity"`))
+		s.limits = append(s.limits, m.sum("switchyard_deployment_concurrency_limit", `group="capacity"`))
+		s.mu.Unlock()
+	}
+}
+
+// throughput is the jobs/s that ended ok after capSettle.
+func (s *capSamples) throughput(start time.Time) float64 {
+	late := 0
+	for _, t := range s.done {
+		if t.Sub(start) >= capSettle {
+			late++
+		}
+	}
+	if d := time.Since(start) - capSettle; len(s.done) > 0 && d > 0 {
+		last := s.done[len(s.done)-1].Sub(start) - capSettle
+		return float64(late) / max(last, time.Millisecond).Seconds()
+	}
+	return 0
 }
 
 // retryBudget is section r: two workers serve a group whose one deployment
