@@ -40,6 +40,13 @@ const (
 	ackWait       = 4 * time.Second
 	maxDeliver    = 6
 	shutdownGrace = 3 * time.Second
+	// The workers' NATS_PING_INTERVAL and NATS_MAX_PINGS_OUT: a worker on a
+	// cut node drops its silent connection after workerPingInterval x
+	// (workerMaxPingsOut+1), 6 s, and reconnects to the majority (the
+	// partition scenario checks it). Shorter than the default (5 s x 4) so
+	// that the scenario's cut need not last long.
+	workerPingInterval = 2 * time.Second
+	workerMaxPingsOut  = 2
 	natsNodes     = 3
 	workerCount   = 3
 )
@@ -405,6 +412,8 @@ func (c *cluster) startWorker(ctx context.Context, t *testing.T, i int) (*testco
 		"SWITCHYARD_MAX_DELIVER":    strconv.Itoa(maxDeliver),
 		"SWITCHYARD_SHUTDOWN_GRACE": shutdownGrace.String(),
 		"SWITCHYARD_METRICS_ADDR":   ":9090",
+		"NATS_PING_INTERVAL":        workerPingInterval.String(),
+		"NATS_MAX_PINGS_OUT":        strconv.Itoa(workerMaxPingsOut),
 		"LOG_FORMAT":                "json",
 		"LOG_LEVEL":                 "info",
 	}

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -221,6 +222,26 @@ func (c *cluster) jetStreamEnabled(ctx context.Context, n *node) (bool, error) {
 // connected to, from every node's /connz: which clients a cut node takes
 // with it.
 func (c *cluster) connections(ctx context.Context) string {
+	var out []string
+	for _, n := range c.nodes {
+		who, err := c.clientsOf(ctx, n)
+		switch {
+		case errors.Is(err, errNoEndpoint):
+		case err != nil:
+			out = append(out, n.name+": "+err.Error())
+		default:
+			out = append(out, fmt.Sprintf("%s: %v", n.name, who))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+var errNoEndpoint = errors.New("no monitoring endpoint")
+
+// clientsOf names the clients connected to node n, from its /connz, sorted:
+// a worker by its container ("worker-2"), any other client by its
+// connection name.
+func (c *cluster) clientsOf(ctx context.Context, n *node) ([]string, error) {
 	ipOf := map[string]string{}
 	for i, w := range c.workers {
 		if in, err := w.Inspect(ctx); err == nil && in.NetworkSettings != nil {
@@ -229,42 +250,32 @@ func (c *cluster) connections(ctx context.Context) string {
 			}
 		}
 	}
-	var out []string
-	for _, n := range c.nodes {
-		ep, err := n.ctr.PortEndpoint(ctx, "8222/tcp", "http")
-		if err != nil {
-			continue
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep+"/connz", nil)
-		if err != nil {
-			continue
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			out = append(out, n.name+": "+err.Error())
-			continue
-		}
-		var connz struct {
-			Conns []struct {
-				IP   string `json:"ip"`
-				Name string `json:"name"`
-			} `json:"connections"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&connz)
-		resp.Body.Close()
-		if err != nil {
-			continue
-		}
-		var who []string
-		for _, cn := range connz.Conns {
-			name := ipOf[cn.IP]
-			if name == "" {
-				name = cn.Name
-			}
-			who = append(who, name)
-		}
-		slices.Sort(who)
-		out = append(out, fmt.Sprintf("%s: %v", n.name, who))
+	ep, err := n.ctr.PortEndpoint(ctx, "8222/tcp", "http")
+	if err != nil {
+		return nil, errNoEndpoint
 	}
-	return strings.Join(out, "; ")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep+"/connz", nil)
+	if err != nil {
+		return nil, errNoEndpoint
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var connz struct {
+		Conns []struct {
+			IP   string `json:"ip"`
+			Name string `json:"name"`
+		} `json:"connections"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&connz); err != nil {
+		return nil, fmt.Errorf("decode /connz of %s: %w", n.name, err)
+	}
+	var who []string
+	for _, cn := range connz.Conns {
+		who = append(who, cmp.Or(ipOf[cn.IP], cn.Name))
+	}
+	slices.Sort(who)
+	return who, nil
 }

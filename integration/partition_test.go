@@ -64,6 +64,10 @@ func scenarioPartitionNode(t *testing.T, c *cluster) {
 		t.Logf("%s took over after %s", n.name, time.Since(cut).Round(time.Millisecond))
 		return nil
 	})
+	// The workers that were on the cut node find its connection silent, not
+	// closed; their pings go unanswered and they move to the majority while
+	// the node is still cut, within the ping bound (plus a reconnect).
+	moved := c.waitWorkersOffNode(ctx, t, leader, cut)
 	time.Sleep(max(0, 8*time.Second-time.Since(cut)))
 	require.NoError(t, heal(ctx), "heal %s", leader.name)
 	healed = true
@@ -72,9 +76,53 @@ func scenarioPartitionNode(t *testing.T, c *cluster) {
 	require.True(t, l.wait(120*time.Second), "jobs did not all end in time")
 	t.Logf("connections: %s", c.connections(ctx))
 	f := l.finish(ctx, t, "partition_nats_node")
+	c.report(t, fmt.Sprintf("partition_nats_node: every worker on the majority %s after the cut (ping bound %s)", moved.Round(100*time.Millisecond), pingBound()))
 	requireTimelyFigures(t, f)
 	c.requireDrained(ctx, t, "chaos")
 	c.waitHealthy(ctx, t)
+}
+
+// pingBound is how long a worker keeps a silent connection:
+// NATS_MAX_PINGS_OUT+1 unanswered pings, NATS_PING_INTERVAL apart.
+func pingBound() time.Duration { return workerPingInterval * (workerMaxPingsOut + 1) }
+
+// waitWorkersOffNode waits until every worker is connected to a node other
+// than cut, as the other nodes' /connz say, and returns how long after
+// since that was. It fails the test if that takes longer than the ping
+// bound plus a reconnect (ReconnectWait, 2 s, and slack for a loaded
+// machine): a worker that stays on a cut node is stalled until it heals.
+func (c *cluster) waitWorkersOffNode(ctx context.Context, t *testing.T, cut *node, since time.Time) time.Duration {
+	t.Helper()
+	bound := pingBound() + 10*time.Second
+	var moved time.Duration
+	eventually(t, ctx, max(0, bound-time.Since(since)), fmt.Sprintf("every worker off %s within %s of the cut", cut.name, bound), func(ctx context.Context) error {
+		on := map[string]bool{}
+		for _, n := range c.nodes {
+			if n == cut {
+				continue
+			}
+			who, err := c.clientsOf(ctx, n)
+			if err != nil {
+				return err
+			}
+			for _, w := range who {
+				on[w] = true
+			}
+		}
+		var missing []string
+		for i := range c.workers {
+			if name := fmt.Sprintf("worker-%d", i+1); !on[name] {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%v not connected to the majority yet", missing)
+		}
+		moved = time.Since(since)
+		return nil
+	})
+	t.Logf("every worker on the majority %s after %s was cut: %s", moved.Round(100*time.Millisecond), cut.name, c.connections(ctx))
+	return moved
 }
 
 // scenarioPartitionWorker cuts a worker off from NATS while its jobs
