@@ -25,6 +25,20 @@ type history struct {
 	// subscription to all of the tenant's reply subjects) received.
 	Seen  []seenMsg      `json:"seen"`
 	Calls []providerCall `json:"calls"`
+	// CrossReads are the tries of each tenant to read other tenants'
+	// stored results by their reply subjects (direct gets its permissions
+	// must refuse).
+	CrossReads []crossRead `json:"cross_reads,omitempty"`
+}
+
+// crossRead is one tenant's try to read another tenant's stored result.
+type crossRead struct {
+	Reader  string `json:"reader"`
+	Job     string `json:"job"`
+	Subject string `json:"subject"`
+	// Got is set when the read returned the result: the breach.
+	Got bool   `json:"got"`
+	Err string `json:"err,omitempty"`
 }
 
 // limits are the fleet settings the checker's bounds come from.
@@ -70,6 +84,8 @@ type jobRecord struct {
 	MaxAttempt int `json:"max_attempt"`
 	// Err is why the producer gave up on the job, if it did.
 	Err string `json:"err,omitempty"`
+	// Reply is the job's reply prefix (where its result is stored).
+	Reply string `json:"reply,omitempty"`
 }
 
 // resultSeen is one result a producer received.
@@ -191,6 +207,12 @@ func check(h *history) []violation {
 			add(ruleUnknownJob, m.Job, "tenant %q saw a message on %s for a job no producer published", m.Observer, m.Subject)
 		case j.Tenant != m.Observer:
 			add(ruleTenant, m.Job, "tenant %q saw a message on %s of tenant %q's job", m.Observer, m.Subject, j.Tenant)
+		}
+	}
+	for _, r := range h.CrossReads {
+		j, ok := h.Jobs[r.Job]
+		if r.Got && (!ok || j.Tenant != r.Reader) {
+			add(ruleTenant, r.Job, "tenant %q read the stored result %s of tenant %q's job", r.Reader, r.Subject, j.Tenant)
 		}
 	}
 	slices.SortStableFunc(out, func(a, b violation) int { return strings.Compare(a.Rule+a.Job, b.Rule+b.Job) })

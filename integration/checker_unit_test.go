@@ -59,6 +59,12 @@ func TestCheck(t *testing.T) {
 		{"another tenant's message", func(h *history) {
 			h.Seen = append(h.Seen, seenMsg{Observer: "acme", Subject: "llm.t.acme.res.a.result", Job: "a", Result: true})
 		}, ruleTenant},
+		{"another tenant's stored result read", func(h *history) {
+			h.CrossReads = append(h.CrossReads, crossRead{Reader: "acme", Job: "a", Subject: "llm.res.a.result", Got: true})
+		}, ruleTenant},
+		{"another tenant's stored result refused", func(h *history) {
+			h.CrossReads = append(h.CrossReads, crossRead{Reader: "acme", Job: "a", Subject: "llm.res.a.result", Err: "permissions violation"})
+		}, ""},
 		{"too many calls", func(h *history) {
 			for range 6 * 4 {
 				h.Calls = append(h.Calls, providerCall{Job: "a", Worker: "worker-1", At: at(20)})

@@ -47,8 +47,8 @@ const (
 	// that the scenario's cut need not last long.
 	workerPingInterval = 2 * time.Second
 	workerMaxPingsOut  = 2
-	natsNodes     = 3
-	workerCount   = 3
+	natsNodes          = 3
+	workerCount        = 3
 )
 
 // modelsYAML is the model file of every worker. Each scenario has its own

@@ -32,8 +32,12 @@
 // with -v or on failure.
 //
 // TestChaosSchedule (make chaos; 2 minutes in make test) runs a randomized
-// schedule: a seeded mix of jobs and faults drawn from the same seed, every
-// job, event, result and provider call recorded in a history, and a checker
+// schedule: a seeded mix of jobs and faults drawn from the same seed, sent
+// by an anonymous producer and two tenants each connected as its own NATS
+// user (deployments/nats/permissions.conf, see chaosAuth; each tenant also subscribes to
+// everything and tries direct gets of the others' results, which the
+// server must refuse), every job, event, result, cross-tenant read and
+// provider call recorded in a history, and a checker
 // (check) that fails the run on any broken promise. Its workers call a
 // provider mock served by the test process (providerMock), which counts
 // every call per job. A failing seed replays with CHAOS_SEED; the history

@@ -10,11 +10,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard/switchyard/pkg/bus"
@@ -56,6 +58,94 @@ func chaosModels() string {
 	return b.String()
 }
 
+// chaosTenants are the randomized schedule's tenants besides the anonymous
+// producer: each connects as its own NATS user of the shipped
+// permissions (chaosAuth: its namespace only), and the workers serve them on their
+// own streams (chaosTenantModels).
+var chaosTenants = []string{"acme", "globex"}
+
+// chaosTenantModels is the tenants' part of the workers' model file; the
+// anonymous producer's jobs still run (unknown_tenants: anonymous).
+func chaosTenantModels() string {
+	var b strings.Builder
+	b.WriteString("unknown_tenants: anonymous\ntenants:\n")
+	for _, tn := range chaosTenants {
+		fmt.Fprintf(&b, "  %s: {}\n", tn)
+	}
+	return b.String()
+}
+
+// chaosAuth is the authorization block of deployments/nats/permissions.conf
+// as shipped (tenant acme, the worker, the operator, ...) with a second
+// tenant, globex, added as the file says to add one: a copy of acme's
+// block, and a copy of each per-tenant line of the other blocks and of
+// acme's user. Every password is <role>-chaos (user switchyard-<role>).
+func chaosAuth(t *testing.T) string {
+	t.Helper()
+	// Tests run in integration/: the module's root is its parent until
+	// buildImages has found it.
+	b, err := os.ReadFile(filepath.Join(cmp.Or(sourceRoot, ".."), "deployments", "nats", "permissions.conf"))
+	require.NoError(t, err)
+	s := string(b)
+	at := strings.Index(s, "authorization {")
+	require.GreaterOrEqual(t, at, 0, "permissions.conf has no authorization block")
+	globex := strings.NewReplacer("acme", "globex", "ACME", "GLOBEX")
+	var out []string
+	var block []string // acme's block, while it is being read
+	inBlock := false
+	for _, l := range strings.SplitAfter(s[at:], "\n") {
+		trim := strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(trim, "TENANT_ACME = {"):
+			inBlock = true
+			block = append(block, l)
+		case inBlock:
+			block = append(block, l)
+			if l == "  }\n" { // the block's closing brace
+				inBlock = false
+				out = append(out, block...)
+				out = append(out, globex.Replace(strings.Join(block, "")))
+			}
+		default:
+			out = append(out, l)
+			if strings.Contains(l, "acme") && !strings.HasPrefix(trim, "#") && (strings.Contains(l, `"`) || strings.Contains(l, "user:")) {
+				out = append(out, globex.Replace(l))
+			}
+		}
+	}
+	auth := regexp.MustCompile(`\$SWITCHYARD_([A-Z]+)_PASSWORD`).ReplaceAllStringFunc(strings.Join(out, ""), func(v string) string {
+		return `"` + strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(v, "$SWITCHYARD_"), "_PASSWORD")) + `-chaos"`
+	})
+	require.Contains(t, auth, "TENANT_GLOBEX = {")
+	require.Contains(t, auth, `"$JS.API.CONSUMER.MSG.NEXT.LLM_REQUESTS_globex.*"`)
+	require.Contains(t, auth, `{user: switchyard-globex, password: "globex-chaos", permissions: $TENANT_GLOBEX}`)
+	require.NotContains(t, auth, "$SWITCHYARD_")
+	return "\n" + auth
+}
+
+// chaosTenant connects as tenant tn (user switchyard-tn, password tn-chaos, inbox
+// prefix _INBOX.tn), with the test process's own ping and reconnect
+// settings, so that a partitioned node holds it no longer than it holds
+// the operator's connection.
+func (c *cluster) chaosTenant(t *testing.T, tn string) *tenantConn {
+	t.Helper()
+	urls := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		urls[i] = "nats://" + net.JoinHostPort(testHost, strconv.Itoa(n.hostPort))
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.Name("chaos-tenant-"+tn), nats.UserInfo("switchyard-"+tn, tn+"-chaos"),
+		nats.CustomInboxPrefix("_INBOX."+tn), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+		nats.ReconnectBufSize(64<<20), nats.RetryOnFailedConnect(true),
+		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(3),
+		// The snoop subscription is refused, as it must be: not an error.
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	require.NoError(t, err, "connect as tenant %s", tn)
+	t.Cleanup(nc.Close)
+	client, err := bus.NewClient(nc, bus.WithTenant(tn))
+	require.NoError(t, err)
+	return &tenantConn{name: tn, nc: nc, client: client, limited: true}
+}
+
 // chaosLimits are the checker's bounds for chaosModels: 1 + max_retries
 // calls per execution, and 1 + 2 executions (SWITCHYARD_VALIDATION_RETRIES)
 // for the groups whose answers are validated.
@@ -91,11 +181,15 @@ func TestChaosSchedule(t *testing.T) {
 
 	var mock *providerMock
 	spec := fleetSpec{
-		models:        chaosModels(),
+		models:        chaosModels() + chaosTenantModels(),
 		groups:        []string{"chat", "json", "tools"},
 		providerNet:   true,
 		diskLimit:     512 << 20,
 		durableEvents: true,
+		// Authentication and the tenants' permissions; the test process
+		// is the operator (and the anonymous producer).
+		natsAuth: chaosAuth(t), user: "switchyard-operator", password: "operator-chaos",
+		tenants: chaosTenants,
 		onNetworks: func(ctx context.Context, t *testing.T, c *cluster) {
 			gw := c.gateway(ctx, t, c.provNet)
 			var err error
@@ -109,6 +203,8 @@ func TestChaosSchedule(t *testing.T) {
 				"WORKER_ID":                     fmt.Sprintf("worker-%d", i+1),
 				"SWITCHYARD_DURABLE_EVENTS":     "true",
 				"SWITCHYARD_VALIDATION_RETRIES": "2",
+				"NATS_USER":                     "switchyard-worker",
+				"NATS_PASSWORD":                 "worker-chaos",
 			}
 		},
 	}
@@ -120,6 +216,15 @@ func TestChaosSchedule(t *testing.T) {
 	defer cancel()
 	c.waitHealthy(ctx, t)
 	tenants := []*tenantConn{{name: "", nc: c.nc, client: c.client}}
+	for _, tn := range chaosTenants {
+		for _, g := range spec.groups {
+			eventually(t, ctx, time.Minute, fmt.Sprintf("consumer of %s for tenant %s", g, tn), func(ctx context.Context) error {
+				_, err := c.js.Consumer(ctx, bus.Subjects{Tenant: tn}.RequestStream(), bus.ConsumerName(g))
+				return err
+			})
+		}
+		tenants = append(tenants, c.chaosTenant(t, tn))
+	}
 	tr := newTraffic(c, seed, float64(rate), tenants)
 	require.NoError(t, tr.observe())
 	runner := &faultRunner{c: c, t: t, mock: mock}
@@ -141,6 +246,7 @@ func TestChaosSchedule(t *testing.T) {
 	}
 
 	h := &history{Seed: seed, Limits: chaosLimits(), Faults: runner.windows, Calls: mock.Calls()}
+	h.CrossReads = tr.crossReads(ctx, 10)
 	h.Jobs, h.Stored, h.Seen = tr.collect(ctx, t)
 	path := writeHistory(t, h)
 	violations := check(h)
@@ -156,6 +262,7 @@ func TestChaosSchedule(t *testing.T) {
 			len(violations), path, repro, formatSchedule(schedule), strings.Join(firstViolations(violations, 30), "\n  "))
 	}
 	require.Empty(t, runner.errs, "the fault runner could not carry out the schedule")
+	require.NotEmpty(t, h.CrossReads, "no tenant tried to read another's results: the isolation check saw nothing")
 	for _, g := range spec.groups {
 		c.requireDrained(ctx, t, g)
 	}
@@ -224,8 +331,18 @@ func summarize(h *history, vs []violation) string {
 	for _, v := range vs {
 		rules[v.Rule]++
 	}
-	return fmt.Sprintf("jobs=%d accepted=%d ok=%d errors=%v restarted=%d violations=%d %v (kinds %v; events %d; results read from the stream %d; received results unlike the stored one %d; provider calls %d, %d of them faulty, at most %d for one job; faults %v)",
-		jobs, accepted, ok, codes, restarted, len(vs), rules, kinds, events, fromStore, differ, len(h.Calls), faulty, maxCalls, faults)
+	tenants := map[string]int{}
+	for _, j := range h.Jobs {
+		tenants[cmp.Or(j.Tenant, "(anonymous)")]++
+	}
+	refused := 0
+	for _, r := range h.CrossReads {
+		if !r.Got {
+			refused++
+		}
+	}
+	return fmt.Sprintf("jobs=%d accepted=%d ok=%d errors=%v restarted=%d violations=%d %v (tenants %v; cross-tenant reads %d, %d refused; kinds %v; events %d; results read from the stream %d; received results unlike the stored one %d; provider calls %d, %d of them faulty, at most %d for one job; faults %v)",
+		jobs, accepted, ok, codes, restarted, len(vs), rules, tenants, len(h.CrossReads), refused, kinds, events, fromStore, differ, len(h.Calls), faulty, maxCalls, faults)
 }
 
 func chaosSeed(t *testing.T) uint64 {

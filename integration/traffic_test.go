@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +25,12 @@ type tenantConn struct {
 	nc     *nats.Conn
 	client *bus.Client
 	sub    *nats.Subscription
+	// limited is set for a tenant whose NATS user holds only its own
+	// namespace: it also snoops (subscribes to every reply namespace, which
+	// its permissions must refuse) and tries to read other tenants' stored
+	// results (see crossReads).
+	limited bool
+	snoop   *nats.Subscription
 }
 
 // traffic is the randomized schedule's load: jobs of every kind, drawn
@@ -64,7 +72,7 @@ func newTraffic(c *cluster, seed uint64, rate float64, tenants []*tenantConn) *t
 // job of another run are ignored; all others are recorded.
 func (tr *traffic) observe() error {
 	for _, tc := range tr.tenants {
-		sub, err := tc.nc.Subscribe(tc.client.Subjects().Reply("*")+".>", func(m *nats.Msg) {
+		record := func(m *nats.Msg) {
 			var probe struct {
 				ID string `json:"id" msgpack:"id"`
 			}
@@ -77,14 +85,60 @@ func (tr *traffic) observe() error {
 				tr.seen[k] = m.Subject
 			}
 			tr.mu.Unlock()
-		})
+		}
+		sub, err := tc.nc.Subscribe(tc.client.Subjects().Reply("*")+".>", record)
 		if err != nil {
 			return err
 		}
 		_ = sub.SetPendingLimits(-1, -1)
 		tc.sub = sub
+		if tc.limited {
+			// Every subject the workers answer on: the server must refuse
+			// this subscription (a permissions violation, reported
+			// asynchronously), so nothing of another tenant ever arrives;
+			// what does is recorded and the checker flags it.
+			if tc.snoop, err = tc.nc.Subscribe(">", record); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// crossReads has every limited tenant try to read, by its reply subject,
+// the stored result of up to n accepted jobs of each other tenant: direct
+// gets its permissions must refuse.
+func (tr *traffic) crossReads(ctx context.Context, n int) []crossRead {
+	tr.mu.Lock()
+	byTenant := map[string][]*jobRecord{}
+	for _, id := range slices.Sorted(maps.Keys(tr.jobs)) {
+		if j := tr.jobs[id]; j.Accepted && j.Reply != "" && len(j.Results) > 0 && len(byTenant[j.Tenant]) < n {
+			byTenant[j.Tenant] = append(byTenant[j.Tenant], j)
+		}
+	}
+	tr.mu.Unlock()
+	var out []crossRead
+	for _, tc := range tr.tenants {
+		if !tc.limited {
+			continue
+		}
+		for tenant, jobs := range byTenant {
+			if tenant == tc.name {
+				continue
+			}
+			for _, j := range jobs {
+				rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				res, err := tc.client.StoredResult(rctx, j.Reply)
+				cancel()
+				r := crossRead{Reader: tc.name, Job: j.ID, Subject: bus.ResultSubject(j.Reply), Got: err == nil && res != nil}
+				if err != nil {
+					r.Err = err.Error()
+				}
+				out = append(out, r)
+			}
+		}
+	}
+	return out
 }
 
 // run publishes jobs until ctx ends, then waits for every job to end, at
@@ -223,7 +277,7 @@ func (tr *traffic) follow(ctx context.Context, tc *tenantConn, group string, req
 		case err == nil:
 			job = j
 			set(func() {
-				rec.Accepted, rec.AcceptedAt = true, time.Now()
+				rec.Accepted, rec.AcceptedAt, rec.Reply = true, time.Now(), j.Reply
 				if timeout > 0 {
 					rec.Deadline = rec.AcceptedAt.Add(timeout)
 				}
@@ -297,6 +351,9 @@ func (tr *traffic) collect(ctx context.Context, t *testing.T) (map[string]*jobRe
 	t.Helper()
 	for _, tc := range tr.tenants {
 		_ = tc.sub.Unsubscribe()
+		if tc.snoop != nil {
+			_ = tc.snoop.Unsubscribe()
+		}
 	}
 	stored := map[string]storedResult{}
 	s, err := tr.c.js.Stream(ctx, bus.StreamResults)
