@@ -222,41 +222,68 @@ func (c *cluster) jetStreamEnabled(ctx context.Context, n *node) (bool, error) {
 // connected to, from every node's /connz: which clients a cut node takes
 // with it.
 func (c *cluster) connections(ctx context.Context) string {
+	m, err := c.monitor(ctx)
+	if err != nil {
+		return err.Error()
+	}
 	var out []string
 	for _, n := range c.nodes {
-		who, err := c.clientsOf(ctx, n)
-		switch {
-		case errors.Is(err, errNoEndpoint):
-		case err != nil:
-			out = append(out, n.name+": "+err.Error())
-		default:
-			out = append(out, fmt.Sprintf("%s: %v", n.name, who))
+		if _, ok := m.urls[n]; !ok {
+			continue
 		}
+		who, err := m.clientsOf(ctx, n)
+		if err != nil {
+			out = append(out, n.name+": "+err.Error())
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: %v", n.name, who))
 	}
 	return strings.Join(out, "; ")
 }
 
-var errNoEndpoint = errors.New("no monitoring endpoint")
+// monitor is what reading the nodes' /connz needs from Docker, read once:
+// each node's monitoring URL and each worker's address. A scenario takes
+// it before a fault, since Docker's API can take seconds to answer while
+// it rewires a network, and a cut node's mapped ports are gone.
+type monitor struct {
+	urls map[*node]string
+	ipOf map[string]string // worker address -> "worker-2"
+}
+
+func (c *cluster) monitor(ctx context.Context) (*monitor, error) {
+	m := &monitor{urls: map[*node]string{}, ipOf: map[string]string{}}
+	for i, w := range c.workers {
+		in, err := w.Inspect(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("inspect worker %d: %w", i+1, err)
+		}
+		if in.NetworkSettings != nil {
+			if ep := in.NetworkSettings.Networks[c.net.Name]; ep != nil {
+				m.ipOf[ep.IPAddress.String()] = fmt.Sprintf("worker-%d", i+1)
+			}
+		}
+	}
+	for _, n := range c.nodes {
+		ep, err := n.ctr.PortEndpoint(ctx, "8222/tcp", "http")
+		if err != nil {
+			continue // a stopped or cut node
+		}
+		m.urls[n] = ep
+	}
+	return m, nil
+}
 
 // clientsOf names the clients connected to node n, from its /connz, sorted:
 // a worker by its container ("worker-2"), any other client by its
 // connection name.
-func (c *cluster) clientsOf(ctx context.Context, n *node) ([]string, error) {
-	ipOf := map[string]string{}
-	for i, w := range c.workers {
-		if in, err := w.Inspect(ctx); err == nil && in.NetworkSettings != nil {
-			if ep := in.NetworkSettings.Networks[c.net.Name]; ep != nil {
-				ipOf[ep.IPAddress.String()] = fmt.Sprintf("worker-%d", i+1)
-			}
-		}
-	}
-	ep, err := n.ctr.PortEndpoint(ctx, "8222/tcp", "http")
-	if err != nil {
-		return nil, errNoEndpoint
+func (m *monitor) clientsOf(ctx context.Context, n *node) ([]string, error) {
+	ep, ok := m.urls[n]
+	if !ok {
+		return nil, fmt.Errorf("%s has no monitoring endpoint", n.name)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep+"/connz", nil)
 	if err != nil {
-		return nil, errNoEndpoint
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -274,7 +301,7 @@ func (c *cluster) clientsOf(ctx context.Context, n *node) ([]string, error) {
 	}
 	var who []string
 	for _, cn := range connz.Conns {
-		who = append(who, cmp.Or(ipOf[cn.IP], cn.Name))
+		who = append(who, cmp.Or(m.ipOf[cn.IP], cn.Name))
 	}
 	slices.Sort(who)
 	return who, nil

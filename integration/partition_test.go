@@ -43,6 +43,8 @@ func scenarioPartitionNode(t *testing.T, c *cluster) {
 	leader, err := c.streamLeader(ctx, bus.StreamRequests)
 	require.NoError(t, err)
 	t.Logf("connections: %s", c.connections(ctx))
+	mon, err := c.monitor(ctx)
+	require.NoError(t, err)
 	heal, err := c.partition(ctx, leader.ctr)
 	require.NoError(t, err, "cut %s off", leader.name)
 	cut := time.Now()
@@ -67,7 +69,7 @@ func scenarioPartitionNode(t *testing.T, c *cluster) {
 	// The workers that were on the cut node find its connection silent, not
 	// closed; their pings go unanswered and they move to the majority while
 	// the node is still cut, within the ping bound (plus a reconnect).
-	moved := c.waitWorkersOffNode(ctx, t, leader, cut)
+	moved := c.waitWorkersOffNode(ctx, t, mon, leader, cut)
 	time.Sleep(max(0, 8*time.Second-time.Since(cut)))
 	require.NoError(t, heal(ctx), "heal %s", leader.name)
 	healed = true
@@ -91,7 +93,7 @@ func pingBound() time.Duration { return workerPingInterval * (workerMaxPingsOut 
 // since that was. It fails the test if that takes longer than the ping
 // bound plus a reconnect (ReconnectWait, 2 s, and slack for a loaded
 // machine): a worker that stays on a cut node is stalled until it heals.
-func (c *cluster) waitWorkersOffNode(ctx context.Context, t *testing.T, cut *node, since time.Time) time.Duration {
+func (c *cluster) waitWorkersOffNode(ctx context.Context, t *testing.T, mon *monitor, cut *node, since time.Time) time.Duration {
 	t.Helper()
 	bound := pingBound() + 10*time.Second
 	var moved time.Duration
@@ -101,7 +103,7 @@ func (c *cluster) waitWorkersOffNode(ctx context.Context, t *testing.T, cut *nod
 			if n == cut {
 				continue
 			}
-			who, err := c.clientsOf(ctx, n)
+			who, err := mon.clientsOf(ctx, n)
 			if err != nil {
 				return err
 			}
