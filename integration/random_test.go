@@ -263,6 +263,15 @@ func TestChaosSchedule(t *testing.T) {
 	}
 	require.Empty(t, runner.errs, "the fault runner could not carry out the schedule")
 	require.NotEmpty(t, h.CrossReads, "no tenant tried to read another's results: the isolation check saw nothing")
+	for _, tn := range chaosTenants {
+		ok := 0
+		for _, j := range h.Jobs {
+			if j.Tenant == tn && j.Accepted && len(j.Results) > 0 && j.Results[0].Status == string(bus.StatusOK) {
+				ok++
+			}
+		}
+		require.Positive(t, ok, "tenant %s had no job answered ok: its permissions or its streams are wrong", tn)
+	}
 	for _, g := range spec.groups {
 		c.requireDrained(ctx, t, g)
 	}

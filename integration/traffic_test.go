@@ -117,7 +117,13 @@ func (tr *traffic) crossReads(ctx context.Context, n int) []crossRead {
 		}
 	}
 	tr.mu.Unlock()
-	var out []crossRead
+	// A refused direct get gets no reply: it ends at its timeout. They
+	// run at once, so the probe takes one timeout, not one per read.
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		out []crossRead
+	)
 	for _, tc := range tr.tenants {
 		if !tc.limited {
 			continue
@@ -127,17 +133,23 @@ func (tr *traffic) crossReads(ctx context.Context, n int) []crossRead {
 				continue
 			}
 			for _, j := range jobs {
-				rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-				res, err := tc.client.StoredResult(rctx, j.Reply)
-				cancel()
-				r := crossRead{Reader: tc.name, Job: j.ID, Subject: bus.ResultSubject(j.Reply), Got: err == nil && res != nil}
-				if err != nil {
-					r.Err = err.Error()
-				}
-				out = append(out, r)
+				wg.Go(func() {
+					rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+					res, err := tc.client.StoredResult(rctx, j.Reply)
+					cancel()
+					r := crossRead{Reader: tc.name, Job: j.ID, Subject: bus.ResultSubject(j.Reply), Got: err == nil && res != nil}
+					if err != nil {
+						r.Err = err.Error()
+					}
+					mu.Lock()
+					out = append(out, r)
+					mu.Unlock()
+				})
 			}
 		}
 	}
+	wg.Wait()
+	slices.SortFunc(out, func(a, b crossRead) int { return strings.Compare(a.Reader+a.Job, b.Reader+b.Job) })
 	return out
 }
 
