@@ -54,12 +54,14 @@ func TestNATSOptionsPing(t *testing.T) {
 	o := apply(e)
 	require.Equal(t, 5*time.Second, o.PingInterval)
 	require.Equal(t, 3, o.MaxPingsOut)
+	require.Equal(t, 20*time.Second, o.FlusherTimeout, "a blocked write is bounded like a silent read")
 
 	e, err = loadEnv(map[string]string{"NATS_PING_INTERVAL": "750ms", "NATS_MAX_PINGS_OUT": "1"})
 	require.NoError(t, err)
 	o = apply(e)
 	require.Equal(t, 750*time.Millisecond, o.PingInterval)
 	require.Equal(t, 1, o.MaxPingsOut)
+	require.Equal(t, 1500*time.Millisecond, o.FlusherTimeout)
 
 	_, err = loadEnv(map[string]string{"NATS_PING_INTERVAL": "10ms"})
 	require.EqualError(t, err, "config: NATS_PING_INTERVAL: 10ms must be at least 100ms")

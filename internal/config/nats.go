@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -18,11 +19,17 @@ func (e Env) NATSOptions(name string) ([]nats.Option, error) {
 		nats.ReconnectBufSize(64 << 20),
 	}
 	// Zero values (an Env not read by LoadEnv) keep nats.go's defaults.
-	if e.NATSPingInterval > 0 {
-		opts = append(opts, nats.PingInterval(e.NATSPingInterval))
-	}
-	if e.NATSMaxPingsOut > 0 {
-		opts = append(opts, nats.MaxPingsOutstanding(e.NATSMaxPingsOut))
+	if e.NATSPingInterval > 0 && e.NATSMaxPingsOut > 0 {
+		bound := e.NATSPingInterval * time.Duration(e.NATSMaxPingsOut+1)
+		opts = append(opts,
+			nats.PingInterval(e.NATSPingInterval),
+			nats.MaxPingsOutstanding(e.NATSMaxPingsOut),
+			// The ping timer cannot fire while a write to the silent server
+			// blocks (a busy worker fills the socket's buffer in moments,
+			// and nats.go holds the connection's lock while it flushes); the
+			// write timeout, nats.go's 1 min by default, is the same bound.
+			nats.FlusherTimeout(bound),
+		)
 	}
 	if e.NATSUser != "" {
 		opts = append(opts, nats.UserInfo(e.NATSUser, e.NATSPassword.Reveal()))
