@@ -252,7 +252,15 @@ func startFleet(t *testing.T, spec fleetSpec) *cluster {
 	}
 	parallel(t, natsNodes, func(i int) error { return c.startNode(ctx, t, c.nodes[i]) })
 	for _, n := range c.nodes {
-		require.True(t, syncAlways(ctx, t, n), "%s fsyncs every write (sync_interval: always)", n.name)
+		// /varz lists JetStream's settings once JetStream is up, a moment
+		// after the monitoring port answers.
+		eventually(t, ctx, 30*time.Second, n.name+" fsyncs every write (sync_interval: always)", func(ctx context.Context) error {
+			on, err := syncAlways(ctx, n)
+			if err == nil && !on {
+				err = errors.New("/varz says sync_always is off")
+			}
+			return err
+		})
 	}
 
 	urls := make([]string, natsNodes)
@@ -377,14 +385,19 @@ func natsURLs() string {
 
 // syncAlways reads the node's /varz and reports whether JetStream fsyncs
 // every write.
-func syncAlways(ctx context.Context, t *testing.T, n *node) bool {
-	t.Helper()
+func syncAlways(ctx context.Context, n *node) (bool, error) {
 	ep, err := n.ctr.PortEndpoint(ctx, "8222/tcp", "http")
-	require.NoError(t, err)
+	if err != nil {
+		return false, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep+"/varz", nil)
-	require.NoError(t, err)
+	if err != nil {
+		return false, err
+	}
 	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	if err != nil {
+		return false, err
+	}
 	defer resp.Body.Close()
 	var varz struct {
 		JetStream struct {
@@ -393,8 +406,10 @@ func syncAlways(ctx context.Context, t *testing.T, n *node) bool {
 			} `json:"config"`
 		} `json:"jetstream"`
 	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&varz))
-	return varz.JetStream.Config.SyncAlways
+	if err := json.NewDecoder(resp.Body).Decode(&varz); err != nil {
+		return false, err
+	}
+	return varz.JetStream.Config.SyncAlways, nil
 }
 
 func nodeIndex(n *node) int {
