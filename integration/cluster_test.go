@@ -41,10 +41,9 @@ const (
 	maxDeliver    = 6
 	shutdownGrace = 3 * time.Second
 	// The workers' NATS_PING_INTERVAL and NATS_MAX_PINGS_OUT: a worker on a
-	// cut node drops its silent connection after workerPingInterval x
-	// (workerMaxPingsOut+1), 6 s, and reconnects to the majority (the
-	// partition scenario checks it). Shorter than the default (5 s x 4) so
-	// that the scenario's cut need not last long.
+	// cut node drops its silent connection within pingBound (24 s) and
+	// reconnects to the majority (the partition scenario checks it).
+	// Shorter than the default (5 s x 4) so that the cut need not last long.
 	workerPingInterval = 2 * time.Second
 	workerMaxPingsOut  = 2
 	natsNodes          = 3

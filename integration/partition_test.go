@@ -85,8 +85,15 @@ func scenarioPartitionNode(t *testing.T, c *cluster) {
 }
 
 // pingBound is how long a worker keeps a silent connection:
-// NATS_MAX_PINGS_OUT+1 unanswered pings, NATS_PING_INTERVAL apart.
-func pingBound() time.Duration { return workerPingInterval * (workerMaxPingsOut + 1) }
+// NATS_MAX_PINGS_OUT+1 unanswered pings, NATS_PING_INTERVAL apart, each
+// of which may first wait for a blocked write to time out (the write
+// timeout is the same interval times pings; a busy worker's writes to a
+// silent node block, and nats.go's ping timer waits for the lock the
+// flush holds). Measured: 19 s with the settings below.
+func pingBound() time.Duration {
+	writeTimeout := workerPingInterval * (workerMaxPingsOut + 1)
+	return (workerPingInterval + writeTimeout) * (workerMaxPingsOut + 1)
+}
 
 // waitWorkersOffNode waits until every worker is connected to a node other
 // than cut, as the other nodes' /connz say, and returns how long after
