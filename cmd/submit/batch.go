@@ -26,6 +26,7 @@ const maxReportedInvalid = 20
 // batchFlags are the flags of `submit batch`.
 type batchFlags struct {
 	outPath, group, format, batchID, encoding string
+	priority                                  string
 	conc                                      int
 	retryFailed                               bool
 	timeout                                   time.Duration
@@ -35,6 +36,7 @@ func (f *batchFlags) define(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.outPath, "output", "o", "", "output `file` (- for stdout); required")
 	fs.StringVarP(&f.group, "group", "g", "", "model `group` of every line (default: each line's model)")
 	fs.IntVar(&f.conc, "concurrency", 64, "jobs in flight at most")
+	fs.StringVar(&f.priority, "priority", string(bus.PriorityBatch), "class of the lines' jobs whose body names none: interactive, default or batch")
 	fs.StringVar(&f.format, "format", "", "input/output format: openai or anthropic (default: detected from the first line)")
 	fs.StringVar(&f.batchID, "batch-id", "", "batch `id` that job ids derive from (default: a hash of the input's path and content, --group and --format)")
 	fs.StringVar(&f.encoding, "encoding", "msgpack", "wire encoding: msgpack or json")
@@ -53,6 +55,9 @@ func (f *batchFlags) check(cmd *command, pos []string) error {
 		return cmd.usageErr("one input file at a time, got %d: %s", len(pos), strings.Join(pos, ", "))
 	case f.outPath == "":
 		return cmd.usageErr("missing -o OUT.jsonl, the output file (- for stdout): submit batch %s -o out.jsonl", pos[0])
+	}
+	if !bus.ValidPriority(bus.Priority(f.priority)) {
+		return cmd.usageErr("--priority %s: want interactive, default or batch", f.priority)
 	}
 	switch bus.BatchFormat(f.format) {
 	case "", bus.BatchOpenAI, bus.BatchAnthropic:
@@ -147,7 +152,7 @@ func runBatch(ctx context.Context, f *batchFlags, enc bus.Encoding, in []byte, s
 		reader: &bus.BatchReader{Format: bus.BatchFormat(f.format), Group: f.group},
 	}
 	start := time.Now()
-	cfg := bus.BatchConfig{ID: f.batchID, Concurrency: f.conc, RetryFailed: f.retryFailed, Timeout: f.timeout, Grace: clientGrace}
+	cfg := bus.BatchConfig{ID: f.batchID, Concurrency: f.conc, RetryFailed: f.retryFailed, Timeout: f.timeout, Grace: clientGrace, Priority: bus.Priority(f.priority)}
 	st, runErr := c.RunBatch(ctx, cfg, sink.reader.Items(bytes.NewReader(in)), sink.write)
 	sink.bar.finish()
 	flushErr := errors.Join(sink.w.Flush(), closeOut())

@@ -37,6 +37,7 @@ type promptFlags struct {
 	images      []string
 	encoding    string
 	tenant      string
+	priority    string
 }
 
 // promptCommand declares the prompt's flags into f.
@@ -62,6 +63,7 @@ Subcommands: cancel, batch, watch, status, bench (submit help lists them).`, w)
 	fs.StringVar(&f.toolChoice, "tool-choice", "", "with --tools: auto, none, required, or a function name")
 	fs.StringArrayVar(&f.images, "image", nil, "image `path` or https URL to attach (repeatable)")
 	fs.StringVar(&f.encoding, "encoding", "msgpack", "wire encoding: msgpack or json")
+	fs.StringVar(&f.priority, "priority", "", "class of the job: interactive, default or batch (default: the group's bare subject, its default class)")
 	fs.StringVar(&f.tenant, "tenant", "", "the tenant to act as (default $SWITCHYARD_TENANT): its subjects, which its NATS user must be allowed")
 	return cmd
 }
@@ -132,7 +134,10 @@ func cmdPrompt(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 }
 
 func (f *promptFlags) request(prompt string) (*bus.Request, error) {
-	req := &bus.Request{ID: f.id}
+	if f.priority != "" && !bus.ValidPriority(bus.Priority(f.priority)) {
+		return nil, fmt.Errorf("--priority %s: want interactive, default or batch", f.priority)
+	}
+	req := &bus.Request{ID: f.id, Priority: bus.Priority(f.priority)}
 	if f.system != "" {
 		req.Messages = append(req.Messages, bus.Message{Role: "system", Content: bus.Text(f.system)})
 	}

@@ -16,7 +16,8 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cmd := newCommand("submit status", "submit status [--json]", `
 Shows the streams (messages, bytes, consumers), each group's queue (pending,
 in flight, redelivered, free workers, dead letters, last delivery) and the
-dead-letter count. FREE WORKERS counts the workers of the group that have at
+dead-letter count, then each group's queue per priority class (interactive,
+default, batch). FREE WORKERS counts the workers of the group that have at
 least one free slot and wait for jobs (one pull request each), not slots.`, stderr)
 	jsonOut := cmd.fs.Bool("json", false, "print the status as JSON")
 	timeout := cmd.fs.Duration("timeout", 10*time.Second, "give up reading the status after this long")
@@ -78,6 +79,19 @@ func printStatus(w io.Writer, st *bus.FleetStatus, now time.Time) {
 	}
 	if len(st.Groups) == 0 {
 		fmt.Fprintln(tw, "(no groups: no worker has started yet)")
+	}
+	classes := false
+	for _, g := range st.Groups {
+		classes = classes || len(g.Classes) > 1
+	}
+	if classes {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "GROUP	CLASS	PENDING	IN FLIGHT	REDELIVERED	FREE WORKERS	CONSUMER")
+		for _, g := range st.Groups {
+			for _, c := range g.Classes {
+				fmt.Fprintf(tw, "%s	%s	%d	%d	%d	%d	%s\n", g.Group, c.Priority, c.Pending, c.InFlight, c.Redelivered, c.Waiting, c.Consumer)
+			}
+		}
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\ndead letters: %d (submit dlq list shows them)\n", st.DLQ)

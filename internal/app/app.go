@@ -230,6 +230,15 @@ func (p *process) fleetState(ctx context.Context) *fleet.State {
 	return st
 }
 
+// interactiveShare maps the variable's 0 (no reserve) to the worker's
+// "none", which is negative (its 0 is the default).
+func interactiveShare(v float64) float64 {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
 func (p *process) buildWorker(context.Context) error {
 	serve := p.served()
 	p.metrics = metrics.New(p.router, p.js, serve)
@@ -248,11 +257,13 @@ func (p *process) buildWorker(context.Context) error {
 		Streams: bus.StreamsConfig{
 			Replicas: p.env.Replicas, DurableEvents: p.env.DurableEvents, EventsMaxAge: p.env.EventsMaxAge, ResultsMaxAge: p.env.ResultsMaxAge,
 		},
-		Consumer:      bus.ConsumerConfig{AckWait: p.env.AckWait, MaxDeliver: p.env.MaxDeliver},
-		Concurrency:   p.env.Concurrency,
-		ShutdownGrace: p.env.ShutdownGrace,
-		MaxJobTime:    p.env.MaxJobTime,
-		Logger:        p.log,
+		Consumer:         bus.ConsumerConfig{AckWait: p.env.AckWait, MaxDeliver: p.env.MaxDeliver},
+		Concurrency:      p.env.Concurrency,
+		InteractiveShare: interactiveShare(p.env.InteractiveShare),
+		Classes:          p.models.Classes(),
+		ShutdownGrace:    p.env.ShutdownGrace,
+		MaxJobTime:       p.env.MaxJobTime,
+		Logger:           p.log,
 	})
 	p.worker = w
 	return err

@@ -54,7 +54,10 @@ type Env struct {
 	// the model file.
 	Groups []string `env:"SWITCHYARD_GROUPS" envSeparator:"," help:"comma-separated groups this worker serves; empty: all in the model file"`
 	// Concurrency is the number of jobs run at once per group.
-	Concurrency int `env:"SWITCHYARD_CONCURRENCY" envDefault:"128" help:"jobs at once per group on this worker"`
+	Concurrency int `env:"SWITCHYARD_CONCURRENCY" envDefault:"128" help:"jobs at once per group on this worker, shared by its tenants and classes"`
+	// InteractiveShare is the share of each group's slots kept for
+	// interactive jobs (see docs/scheduling.md).
+	InteractiveShare float64 `env:"SWITCHYARD_INTERACTIVE_SHARE" envDefault:"0.25" help:"share of each group's slots kept for interactive jobs, 0 to below 1"`
 	// Prefix of every subject.
 	Prefix string `env:"SWITCHYARD_PREFIX" envDefault:"llm" help:"subject prefix"`
 	// Replicas of the streams and buckets this worker creates (3 on a cluster).
@@ -156,6 +159,8 @@ func typeName(t reflect.Type) string {
 		return "bool"
 	case t.Kind() == reflect.Int:
 		return "int"
+	case t.Kind() == reflect.Float64:
+		return "number"
 	}
 	return "string"
 }
@@ -232,6 +237,9 @@ func (e Env) validate() error {
 	}
 	if e.Concurrency < 1 {
 		bad("SWITCHYARD_CONCURRENCY", "%d must be at least 1", e.Concurrency)
+	}
+	if e.InteractiveShare < 0 || e.InteractiveShare >= 1 {
+		bad("SWITCHYARD_INTERACTIVE_SHARE", "%v must be at least 0 and below 1", e.InteractiveShare)
 	}
 	if e.Replicas < 1 || e.Replicas > 5 {
 		bad("SWITCHYARD_REPLICAS", "%d must be 1 to 5", e.Replicas)

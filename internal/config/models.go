@@ -72,7 +72,12 @@ func (m *Models) Notices() []Notice { return m.notices }
 // and its deployments.
 type Group struct {
 	policy.GroupOptions `yaml:",inline"`
-	Deployments         []*Deployment `yaml:"deployments"`
+	// Priority is the class of the jobs published on the group's bare
+	// subject (llm.req.<group>): interactive, default or batch. Jobs on
+	// the class subjects (llm.req.<group>.interactive, ...) are of their
+	// subject's class whatever it says. Default: default.
+	Priority    bus.Priority  `yaml:"priority"`
+	Deployments []*Deployment `yaml:"deployments"`
 }
 
 // Deployment is one provider + model. Provider-specific keys are checked
@@ -323,6 +328,18 @@ func (m *Models) groupNames() []string {
 	return names
 }
 
+// Classes maps each group whose priority is set to the class of the jobs
+// on its bare subject.
+func (m *Models) Classes() map[string]bus.Priority {
+	out := map[string]bus.Priority{}
+	for n, g := range m.Groups {
+		if g != nil && g.Priority != "" {
+			out[n] = g.Priority
+		}
+	}
+	return out
+}
+
 // GroupNames returns the names of the groups, sorted.
 func (m *Models) GroupNames() []string { return m.groupNames() }
 
@@ -344,6 +361,9 @@ func (m *Models) validate() error {
 		}
 		if err := g.GroupOptions.Validate(); err != nil {
 			errs = append(errs, m.optionErr(gp, err))
+		}
+		if g.Priority != "" && !bus.ValidPriority(g.Priority) {
+			errs = append(errs, m.errAt(gp+".priority", "priority %q is not one of interactive, default, batch", g.Priority))
 		}
 		for _, fb := range slices.Concat(g.Fallbacks, g.ContextWindowFallbacks, g.ContentPolicyFallbacks) {
 			if _, ok := m.Groups[fb]; !ok {

@@ -145,6 +145,10 @@ func (g *Gateway) createJob(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, e)
 		return
 	}
+	if e := withPriority(r, &in.Request); e != nil {
+		writeOpenAIError(w, e)
+		return
+	}
 	ctx := r.Context()
 	req := in.job()
 	stream := true // the events feed GET /v1/jobs/{id}/events

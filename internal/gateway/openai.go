@@ -153,6 +153,10 @@ func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, id *identity, g
 			return
 		}
 	}
+	if e := withPriority(r, req); e != nil {
+		werr(w, e)
+		return
+	}
 	a, e := g.attach(ctx, id.client, group, jobKey(r), req)
 	if e != nil {
 		werr(w, e)

@@ -41,22 +41,28 @@ type inbound struct {
 	header  nats.Header
 	data    []byte
 	seq     uint64 // its sequence in the request stream
+	// class is the class it was scheduled as (its queue's, see
+	// Config.Classes); "" when not scheduled (the janitor's reads).
+	class bus.Priority
 }
 
 // ticket is an identified job: whose it is, where its answer goes, what it
 // asks.
 type ticket struct {
-	ns      bus.Subjects // the namespace of the request stream it came from
-	subj    bus.Subjects // the namespace of the job's tenant, from its subject
-	tenant  string       // whose keys and budget it uses (see identify)
-	refused *bus.Error   // why the job must not run, found by identify
-	id      string
-	reply   string
-	digest  string // the request's Llm-Digest, echoed on the result
-	replay  string // the request's Llm-Replay: a replayed dead letter's DLQ sequence
-	answer  bool   // a requester can be told: it named an id or a reply
-	enc     bus.Encoding
-	req     bus.Request
+	ns     bus.Subjects // the namespace of the request stream it came from
+	subj   bus.Subjects // the namespace of the job's tenant, from its subject
+	tenant string       // whose keys and budget it uses (see identify)
+	// class is the class it was scheduled as and subjectClass its
+	// subject's class token (default for the bare subject).
+	class, subjectClass bus.Priority
+	refused             *bus.Error // why the job must not run, found by identify
+	id                  string
+	reply               string
+	digest              string // the request's Llm-Digest, echoed on the result
+	replay              string // the request's Llm-Replay: a replayed dead letter's DLQ sequence
+	answer              bool   // a requester can be told: it named an id or a reply
+	enc                 bus.Encoding
+	req                 bus.Request
 	// decodeErr is why the body could not be read; the job is rejected
 	// with it (see check), or handed back when it is a *transientError.
 	decodeErr error
@@ -69,7 +75,7 @@ func (r *rules) decode(in inbound) ticket {
 	if h == nil {
 		h = nats.Header{}
 	}
-	t := ticket{ns: in.ns, enc: bus.Detect(h, in.data)}
+	t := ticket{ns: in.ns, enc: bus.Detect(h, in.data), class: in.class}
 	t.decodeErr = t.enc.Unmarshal(in.data, &t.req)
 	r.identify(&t, in.subject, h, in.seq)
 	return t
@@ -130,8 +136,10 @@ func (r *rules) check(t *ticket, group string, delivery int, published time.Time
 //     which the publisher has from its PubAck.
 func (r *rules) identify(t *ticket, subject string, h nats.Header, seq uint64) {
 	t.subj = t.ns
+	t.subjectClass = bus.PriorityDefault
 	if rs, ok := r.subjects.ParseRequest(subject); ok {
 		t.subj = r.subjects.ForTenant(rs.Tenant)
+		t.subjectClass = rs.Priority
 	}
 	t.refused = nil
 	t.tenant = t.subj.Tenant
@@ -200,6 +208,14 @@ func (t *ticket) admit() *bus.Error {
 			who = "the anonymous tenant"
 		}
 		return &bus.Error{Code: bus.CodeInvalidRequest, Message: fmt.Sprintf("the body names tenant %q but the job was published as %s; the tenant is who publishes, leave the field out", truncate(bt, 64), who)}
+	}
+	// The class is the subject's; the bare subject's is default or the
+	// group's (t.class).
+	if p := t.req.Priority; p != "" && p != t.subjectClass && p != t.class {
+		if !bus.ValidPriority(p) {
+			return &bus.Error{Code: bus.CodeInvalidRequest, Message: fmt.Sprintf("priority %q is not one of interactive, default, batch", truncate(string(p), 64))}
+		}
+		return &bus.Error{Code: bus.CodeInvalidRequest, Message: fmt.Sprintf("the body asks for priority %s but the job was published on a subject of class %s; the class is the subject's: publish on the %s subject (%s)", p, t.subjectClass, p, t.subj.RequestFor("<group>", p))}
 	}
 	return nil
 }

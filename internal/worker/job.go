@@ -23,6 +23,7 @@ import (
 type job struct {
 	w      *Worker
 	group  string
+	class  bus.Priority // the class it was scheduled as (see Config.Classes)
 	msg    jetstream.Msg
 	picked time.Time
 
@@ -81,7 +82,7 @@ func (j *job) run() {
 	h := j.msg.Headers()
 	j.startSpan(h)
 	defer j.span.End()
-	j.ticket = w.rules.decode(inbound{ns: j.ns, subject: j.msg.Subject(), header: h, data: j.msg.Data(), seq: j.seq})
+	j.ticket = w.rules.decode(inbound{ns: j.ns, subject: j.msg.Subject(), header: h, data: j.msg.Data(), seq: j.seq, class: j.class})
 	if j.decodeErr == nil && h.Get(bus.HeaderObject) != "" && j.refused == nil {
 		j.decodeErr = j.resolveObject(h)
 	}

@@ -44,10 +44,19 @@ type Config struct {
 	Streams bus.StreamsConfig
 	// Consumer sizes the durable consumer of each group.
 	Consumer bus.ConsumerConfig
-	// Concurrency bounds the jobs this worker runs at once, per group and
-	// tenant (each tenant's request stream has its own consumers). Default
-	// 128.
+	// Concurrency bounds the jobs this worker runs at once per group: its
+	// tenants and classes share these slots (see docs/scheduling.md).
+	// Default 128.
 	Concurrency int
+	// InteractiveShare is the share of each group's Concurrency slots kept
+	// for interactive jobs: default and batch jobs never hold more than
+	// Concurrency − floor(Concurrency × InteractiveShare) of them, even when
+	// no interactive job waits. Default 0.25; negative for none; below 1.
+	InteractiveShare float64
+	// Classes maps a group to the class of the jobs on its bare request
+	// subject (llm.req.<group>): the model file's groups.<g>.priority.
+	// Default: bus.PriorityDefault.
+	Classes map[string]bus.Priority
 	// ShutdownGrace is how long running jobs may go on after shutdown
 	// starts before they are handed back for redelivery. Default 25s.
 	ShutdownGrace time.Duration
@@ -173,6 +182,14 @@ func (c Config) validate() error {
 	if c.Concurrency < 1 {
 		return fmt.Errorf("worker: concurrency %d must be at least 1", c.Concurrency)
 	}
+	if c.InteractiveShare >= 1 {
+		return fmt.Errorf("worker: interactive share %v must be below 1", c.InteractiveShare)
+	}
+	for g, p := range c.Classes {
+		if !bus.ValidPriority(p) {
+			return fmt.Errorf("worker: group %s: priority %q is not one of interactive, default, batch", g, p)
+		}
+	}
 	for _, t := range c.TenantNames {
 		if !bus.ValidTenant(t) {
 			return fmt.Errorf("worker: invalid tenant name %q ([a-z0-9][a-z0-9_-]{0,31})", t)
@@ -222,11 +239,16 @@ func (w *Worker) namespaces() []bus.Subjects {
 	return out
 }
 
-// queue is one group's consumer on one tenant's request stream.
+// queue is one group's consumer of one class on one tenant's request
+// stream.
 type queue struct {
 	ns    bus.Subjects
 	group string
-	c     jetstream.Consumer
+	class bus.Priority // the class its jobs are scheduled as (see Config.Classes)
+	// consumer tells apart the bare subject's consumer from the class's own
+	// when a group's default class is named (Config.Classes); else "".
+	consumer string
+	c        jetstream.Consumer
 }
 
 // New returns a worker. It does not touch NATS until Run.
@@ -282,11 +304,17 @@ func (w *Worker) Run(ctx context.Context) error {
 		queues = queues[:0]
 		for _, ns := range w.namespaces() {
 			for _, g := range w.cfg.Groups {
-				c, err := bus.EnsureConsumer(ctx, w.js, ns, g, w.cfg.Consumer)
-				if err != nil {
-					return err
+				for _, p := range bus.Priorities {
+					c, err := bus.EnsureConsumerFor(ctx, w.js, ns, g, p, w.cfg.Consumer)
+					if err != nil {
+						return err
+					}
+					q := queue{ns: ns, group: g, class: p, c: c}
+					if p == bus.PriorityDefault && w.cfg.Classes[g] != "" && w.cfg.Classes[g] != p {
+						q.class, q.consumer = w.cfg.Classes[g], "bare"
+					}
+					queues = append(queues, q)
 				}
-				queues = append(queues, queue{ns: ns, group: g, c: c})
 			}
 		}
 		var err error
@@ -310,8 +338,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	var loops sync.WaitGroup
-	for _, q := range queues {
-		loops.Go(func() { w.pull(ctx, q) })
+	for _, g := range w.cfg.Groups {
+		var qs []queue
+		for _, q := range queues {
+			if q.group == g {
+				qs = append(qs, q)
+			}
+		}
+		loops.Go(func() { w.schedule(ctx, g, qs) })
 	}
 	loops.Go(func() { w.sweepUnknown(ctx) })
 	stopKeepAlive := make(chan struct{})
@@ -359,74 +393,10 @@ func (w *Worker) drain() error {
 	return w.nc.Flush()
 }
 
-// pull fetches no more jobs than there are free slots, so that no job's
-// AckWait runs while it waits in a local buffer.
-func (w *Worker) pull(ctx context.Context, q queue) {
-	group, c := q.group, q.c
-	slots := make(chan struct{}, w.cfg.Concurrency)
-	for i := 0; i < w.cfg.Concurrency; i++ {
-		slots <- struct{}{}
-	}
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		// Wait for one free slot, then take every other free one.
-		select {
-		case <-slots:
-		case <-ctx.Done():
-			return
-		}
-		n := 1
-	more:
-		for n < w.cfg.Concurrency {
-			select {
-			case <-slots:
-				n++
-			default:
-				break more
-			}
-		}
-		batch, err := c.Fetch(n, jetstream.FetchMaxWait(w.cfg.FetchWait))
-		if err != nil {
-			for range n {
-				slots <- struct{}{}
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			w.log.Warn("fetch failed", slog.String("group", group), slog.String("stream", q.ns.RequestStream()), slog.Any("error", err))
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return
-			}
-			backoff = min(backoff*2, 5*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			if ctx.Err() != nil {
-				// Stopping: hand the job back, after this worker's pull
-				// request has expired so that it goes to another worker.
-				w.handBackUnstarted(msg)
-				slots <- struct{}{}
-				continue
-			}
-			w.start(q.ns, group, msg, slots)
-		}
-		for ; got < n; got++ {
-			slots <- struct{}{}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-			w.log.Debug("fetch ended", slog.String("group", group), slog.Any("error", err))
-		}
-	}
-}
-
-// start runs one job in its own goroutine, giving its slot back at the end.
-func (w *Worker) start(ns bus.Subjects, group string, msg jetstream.Msg, slots chan<- struct{}) {
-	j := &job{w: w, ticket: ticket{ns: ns}, group: group, msg: msg, picked: w.cfg.Now()}
+// start runs one job in its own goroutine, giving its slot back at the end
+// (release).
+func (w *Worker) start(ns bus.Subjects, group string, class bus.Priority, msg jetstream.Msg, release func()) {
+	j := &job{w: w, ticket: ticket{ns: ns}, group: group, class: class, msg: msg, picked: w.cfg.Now()}
 	w.mu.Lock()
 	w.inflight[j] = struct{}{}
 	w.mu.Unlock()
@@ -443,7 +413,7 @@ func (w *Worker) start(ns bus.Subjects, group string, msg jetstream.Msg, slots c
 				delete(w.running, key)
 			}
 			w.mu.Unlock()
-			slots <- struct{}{}
+			release()
 		}()
 		j.run()
 	})

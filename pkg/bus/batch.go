@@ -34,6 +34,9 @@ type BatchConfig struct {
 	// its result before the line ends with a retryable timeout error (the
 	// job may still be queued: a re-run waits for it again). Default 30s.
 	Grace time.Duration
+	// Priority is the class of each line's job whose request names none.
+	// Default PriorityBatch: a batch waits behind people.
+	Priority Priority
 }
 
 // BatchStats counts a batch's lines.
@@ -106,6 +109,10 @@ func (c *Client) RunBatch(ctx context.Context, cfg BatchConfig, items iter.Seq[B
 	}
 	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Minute)
 	cfg.Grace = cmp.Or(cfg.Grace, 30*time.Second)
+	cfg.Priority = cmp.Or(cfg.Priority, PriorityBatch)
+	if !ValidPriority(cfg.Priority) {
+		return st, fmt.Errorf("bus: batch priority %q is not one of interactive, default, batch", cfg.Priority)
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -206,6 +213,7 @@ func (c *Client) runBatchLine(ctx context.Context, cfg BatchConfig, it BatchItem
 	if req.TimeoutMS == 0 && req.Deadline == "" {
 		req.TimeoutMS = cfg.Timeout.Milliseconds()
 	}
+	req.Priority = cmp.Or(req.Priority, cfg.Priority)
 	wait := cfg.Grace + lineTimeout(&req)
 	job, err := c.Publish(ctx, it.Group, &req)
 	if err != nil {

@@ -130,7 +130,9 @@ type Job struct {
 // in the tenant's Object Store bucket (LLM_OBJECTS, or LLM_OBJECTS_<tenant>)
 // and referenced from the job with the Llm-Object header, unless the client
 // was made WithoutObjectStore. req.Tenant, when set, must be the client's
-// tenant (the worker answers invalid_request otherwise).
+// tenant (the worker answers invalid_request otherwise). req.Priority
+// chooses the subject: the class's (Subjects.RequestFor), the bare one for
+// "" and default.
 func (c *Client) Publish(ctx context.Context, group string, req *Request) (*Job, error) {
 	if !ValidGroup(group) {
 		return nil, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("invalid group name %q", group)}
@@ -151,12 +153,15 @@ func (c *Client) Publish(ctx context.Context, group string, req *Request) (*Job,
 	if req.Tenant != "" && req.Tenant != c.subj.Tenant {
 		return nil, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("request names tenant %q but the client is tenant %q: the tenant is who publishes (WithTenant)", req.Tenant, c.subj.Tenant)}
 	}
+	if req.Priority != "" && !ValidPriority(req.Priority) {
+		return nil, &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf("priority %q is not one of interactive, default, batch", req.Priority)}
+	}
 	body, err := c.enc.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("bus: encode request: %w", err)
 	}
 	dig := digest(body)
-	msg := nats.NewMsg(c.subj.Request(group))
+	msg := nats.NewMsg(c.subj.RequestFor(group, req.Priority))
 	msg.Header.Set(HeaderMsgID, req.ID)
 	msg.Header.Set(HeaderContentType, c.enc.ContentType())
 	msg.Header.Set(HeaderDigest, dig)

@@ -24,8 +24,14 @@ type Request struct {
 	Stream *bool `json:"stream,omitempty" msgpack:"stream,omitempty"`
 	// Reply names the reply prefix (default llm.res.<id>). The Llm-Reply
 	// header takes precedence.
-	Reply    string            `json:"reply,omitempty" msgpack:"reply,omitempty"`
-	Tenant   string            `json:"tenant,omitempty" msgpack:"tenant,omitempty"`
+	Reply  string `json:"reply,omitempty" msgpack:"reply,omitempty"`
+	Tenant string `json:"tenant,omitempty" msgpack:"tenant,omitempty"`
+	// Priority is the job's class: interactive, default or batch. The
+	// class is the request subject's last token (Subjects.RequestFor), so
+	// Client.Publish chooses the subject from it; a worker answers
+	// invalid_request to a job whose body names another class than its
+	// subject. Empty: the subject's class.
+	Priority Priority          `json:"priority,omitempty" msgpack:"priority,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty" msgpack:"metadata,omitempty"`
 	// Deadline (RFC 3339) or TimeoutMS (from the time the job was
 	// published) bound the job; a job past its deadline is not sent to a
