@@ -37,11 +37,13 @@ type CompareConfig struct {
 	GatewayBin string
 	// ModuleDir is the repository root (default ".").
 	ModuleDir string
-	// Sections selects the parts to run, any of "abcdelr" (default
-	// "abcdlr"): a+b baseline vs Switchyard, c added latency over a direct
-	// call, d concurrent slow streams, e a worker's heap under a cancel
-	// flood, l learned capacity, r the retry budget across two workers. The
-	// throughput ratio needs a and b.
+	// Sections selects the parts to run, any of "abcdelrpf" (default
+	// "abcdlrpf"): a+b baseline vs Switchyard, c added latency over a
+	// direct call, d concurrent slow streams, e a worker's heap under a
+	// cancel flood, l learned capacity, r the retry budget across two
+	// workers, p priority classes behind a batch backlog, f fair share
+	// between two tenants (see sched.go). The throughput ratio needs a and
+	// b.
 	Sections string
 
 	// Jobs is the number of jobs of each full-speed run (default 10000),
@@ -82,11 +84,13 @@ type CompareConfig struct {
 	// Cancels is the number of cancels for random ids of section e, the
 	// cancel flood (default 2,000,000).
 	Cancels int
+	// Sched sizes sections p and f.
+	Sched SchedConfig
 }
 
 func (c CompareConfig) withDefaults() CompareConfig {
 	c.ModuleDir = cmp.Or(c.ModuleDir, ".")
-	c.Sections = cmp.Or(c.Sections, "abcdlr")
+	c.Sections = cmp.Or(c.Sections, "abcdlrpf")
 	c.Jobs = cmp.Or(c.Jobs, 10000)
 	c.Concurrency = cmp.Or(c.Concurrency, 64)
 	c.Warmup = cmp.Or(c.Warmup, 1000)
@@ -105,6 +109,7 @@ func (c CompareConfig) withDefaults() CompareConfig {
 	c.StreamTokens = cmp.Or(c.StreamTokens, 200)
 	c.StreamDelay = cmp.Or(c.StreamDelay, 50*time.Millisecond)
 	c.Cancels = cmp.Or(c.Cancels, 2_000_000)
+	c.Sched = c.Sched.withDefaults()
 	return c
 }
 
@@ -229,6 +234,16 @@ func Compare(ctx context.Context, cfg CompareConfig, out io.Writer) (err error) 
 	}
 	if err := c.scheduling(ctx); err != nil {
 		return err
+	}
+	if cfg.has('p') {
+		if err := c.priority(ctx); err != nil {
+			return err
+		}
+	}
+	if cfg.has('f') {
+		if err := c.fairness(ctx); err != nil {
+			return err
+		}
 	}
 	if c.base[1].rep != nil {
 		r := c.base[1].rep
