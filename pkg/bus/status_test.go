@@ -35,7 +35,7 @@ func TestStatusCountsStreamsGroupsAndDeadLetters(t *testing.T) {
 	require.EqualValues(t, 3, byName[bus.StreamResults].Messages)
 	require.Positive(t, byName[bus.StreamResults].Bytes)
 	require.EqualValues(t, 0, byName[bus.StreamRequests].Messages, "a work queue drops acked jobs")
-	require.Equal(t, 1, byName[bus.StreamRequests].Consumers)
+	require.Equal(t, 3, byName[bus.StreamRequests].Consumers, "a consumer per class")
 	require.Len(t, st.Groups, 1)
 	g := st.Groups[0]
 	require.Equal(t, "demo", g.Group)
@@ -43,5 +43,10 @@ func TestStatusCountsStreamsGroupsAndDeadLetters(t *testing.T) {
 	require.Equal(t, 0, g.InFlight)
 	require.EqualValues(t, 1, g.DLQ)
 	require.Positive(t, g.Waiting, "the idle worker has a pull request waiting")
+	require.Len(t, g.Classes, 3)
+	for i, p := range bus.Priorities {
+		require.Equal(t, p, g.Classes[i].Priority)
+		require.Positive(t, g.Classes[i].Waiting, "the idle worker waits on every class: %s", p)
+	}
 	require.NotNil(t, g.LastDelivered)
 }
