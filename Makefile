@@ -59,7 +59,7 @@ soak: ## one hour at 20 jobs/s on the demo group with durable events: memory, go
 	$(GO) run ./cmd/submit bench --soak $(SOAK) --png soak.png
 
 BENCHFLAGS ?=
-bench: ## baseline vs Switchyard, added latency, 5k streams (~2 min); last line "throughput ratio: R"; BENCHFLAGS= see submit bench -h
+bench: ## baseline vs Switchyard, added latency, 5k streams, priority classes and fair share (~3 min); last line "throughput ratio: R"; BENCHFLAGS= see submit bench -h
 	$(GO) run ./cmd/submit bench --compare $(BENCHFLAGS)
 
 lint: ## golangci-lint, when it is installed

@@ -55,7 +55,7 @@ func printGoals(w io.Writer, gs []goal) {
 	if len(gs) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\n== targets (issues #21 and #17; one run, this machine)\n")
+	fmt.Fprintf(w, "\n== targets (issue #21; one run, this machine)\n")
 	met, total := 0, 0
 	for _, g := range gs {
 		fmt.Fprintf(w, "  %-62s %-26s %-12s %s\n", g.name, g.got, g.target, g.verdict())

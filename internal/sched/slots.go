@@ -191,7 +191,8 @@ type Fetcher func(q Queue, n int) int
 // Fill offers the free slots to the queues, highest class first and, in
 // each class, split evenly between the tenants, round robin: the first
 // offered is the one after the last that got a job (so a queue found
-// empty does not hand its turn to its neighbour). A tenant that fills its share is offered more of what
+// empty does not hand its turn to its neighbour). Queues with a waiting
+// pull request (Polls) are left out: what arrives goes to that request. A tenant that fills its share is offered more of what
 // the others left. It returns the jobs taken and the queues found empty
 // (those that gave fewer jobs than asked), which Polls may wait on.
 func (s *Slots) Fill(fetch Fetcher) (taken int, empty []Queue) {
@@ -204,9 +205,16 @@ func (s *Slots) Fill(fetch Fetcher) (taken int, empty []Queue) {
 		first := s.turn[r]
 		s.mu.Unlock()
 		active := make([]int, 0, len(all)) // indexes into all, in turn
+		s.mu.Lock()
 		for i := range all {
-			active = append(active, (first+i)%len(all))
+			// A queue with a waiting pull request was empty when it was
+			// made, and that request gets what arrives since: when it ends
+			// (PollDone) the loop fills again.
+			if qi := (first + i) % len(all); !s.polling[all[qi]] {
+				active = append(active, qi)
+			}
 		}
+		s.mu.Unlock()
 		last := -1 // the last queue served: the turn goes to the one after it
 		for len(active) > 0 {
 			more := active[:0]

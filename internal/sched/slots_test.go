@@ -123,6 +123,16 @@ func TestInteractiveReserve(t *testing.T) {
 	require.Equal(t, 1, taken)
 	require.Equal(t, [3]int{2, 6, 0}, s.Used())
 
+	// A queue with a waiting pull request is not fetched from: that
+	// request gets its jobs.
+	s.Release(bus.PriorityInteractive, 1)
+	require.Len(t, s.Polls([]sched.Queue{qu("", bus.PriorityInteractive)}), 1)
+	q.asked = nil
+	taken, _ = s.Fill(q.fetch)
+	require.Zero(t, taken)
+	require.Empty(t, q.asked, "interactive has a waiting pull request; default and batch hold their share")
+	s.PollDone(qu("", bus.PriorityInteractive), true)
+
 	// Interactive may use every slot; what it leaves goes to the others.
 	s.Release(bus.PriorityDefault, 6)
 	taken, _ = s.Fill(q.fetch)
