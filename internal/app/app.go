@@ -33,6 +33,7 @@ import (
 	"github.com/switchyard/switchyard/internal/heartbeat"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/telemetry"
+	"github.com/switchyard/switchyard/internal/respcache"
 	"github.com/switchyard/switchyard/internal/tenant"
 	"github.com/switchyard/switchyard/internal/worker"
 	"github.com/switchyard/switchyard/pkg/bus"
@@ -243,13 +244,14 @@ func (p *process) buildWorker(context.Context) error {
 	serve := p.served()
 	p.metrics = metrics.New(p.router, p.js, serve)
 	anonAs, denyAnon := p.models.AnonymousJobs()
-	w, err := worker.New(p.nc, p.router, worker.Config{
+	cache := respcache.New(p.js, respcache.Config{Subjects: bus.Subjects{Prefix: p.env.Prefix}, Replicas: p.env.Replicas})
+	w, err := worker.New(p.nc, cached(p.router, cache), worker.Config{
 		Observer:          p.metrics,
 		TenantNames:       p.models.TenantNames(),
 		Secrets:           append(p.models.Secrets(), p.env.Secrets()...),
 		AnonymousAs:       anonAs,
 		DenyAnonymous:     denyAnon,
-		Tenants:           executors(p.tenants),
+		Tenants:           executors(p.tenants, cache),
 		Budgets:           p.budgets,
 		ValidationRetries: validationRetries(p.env.ValidationRetries),
 		Groups:            serve,
@@ -522,12 +524,26 @@ func tenantRouters(ctx context.Context, m *config.Models, base []policy.Group, o
 	return out, nil
 }
 
-func executors(rs map[string]*policy.Router) map[string]worker.Executor {
+func executors(rs map[string]*policy.Router, cache policy.CacheStore) map[string]worker.Executor {
 	out := make(map[string]worker.Executor, len(rs))
 	for k, r := range rs {
-		out[k] = r
+		out[k] = cached(r, cache)
 	}
 	return out
 }
+
+// cached puts the response cache in front of r: the groups whose options
+// say cache are answered from store (the others pass through).
+func cached(r *policy.Router, store policy.CacheStore) worker.Executor {
+	return routerExec{Executor: policy.Chain(r, policy.Cache(policy.CacheConfig{Store: store, Options: r.CacheOptions})), r: r}
+}
+
+// routerExec is an executor chain over a router, with the router's groups.
+type routerExec struct {
+	policy.Executor
+	r *policy.Router
+}
+
+func (e routerExec) HasGroup(name string) bool { return e.r.HasGroup(name) }
 
 func budgetLimits(m *config.Models) map[string]tenant.Limit { return m.BudgetLimits() }

@@ -28,7 +28,7 @@ const (
 	whyChatOnly  = "Switchyard serves chat completions only"
 	whyPreCall   = "Switchyard always checks the context window before the call, when the model's is known"
 	whyScheduler = "for LiteLLM's scheduler_acompletion() only; Switchyard's queue orders jobs itself"
-	whyNoCache   = "Switchyard keeps no response cache"
+	whyNoCache   = "LiteLLM's cache is not translated: set a group's cache (cache: {ttl: 1h}) in a Switchyard model file"
 )
 
 // routerKeys are router settings, under router_settings or (most of them)

@@ -50,7 +50,7 @@ router_settings: {routing_strategy: provider-budget-routing}
 		{"a response cache", base + `
 litellm_settings:
   cache: true
-`, `config.yaml:7: litellm_settings.cache: cannot be honoured: Switchyard keeps no response cache`},
+`, `config.yaml:7: litellm_settings.cache: cannot be honoured: LiteLLM's cache is not translated: set a group's cache (cache: {ttl: 1h}) in a Switchyard model file`},
 		{"an access rule", base + `
 general_settings:
   allowed_routes: ["/chat/completions"]

@@ -153,6 +153,7 @@ func (g *Gateway) createJob(w http.ResponseWriter, r *http.Request) {
 	req := in.job()
 	stream := true // the events feed GET /v1/jobs/{id}/events
 	req.Stream = &stream
+	honourNoCache(r, req)
 	rec := &jobRecord{ID: asyncJobID(r), Tenant: id.Tenant, Model: in.Model, Group: group, CreatedAt: g.now().UTC(), Digest: jobDigest(req, hook)}
 	if hook != "" {
 		rec.Webhook = &hookRec{URL: hook, Status: hookPending}

@@ -145,6 +145,7 @@ func (g *Gateway) chatCompletions(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, id *identity, group string, req *bus.Request, stream bool,
 	werr errorWriter, newRenderer func(jobID string) renderer, whole func(*bus.Result) any) {
 	ctx := r.Context()
+	honourNoCache(r, req)
 	var sw *sseWriter
 	if stream {
 		var err error

@@ -45,6 +45,7 @@ type Metrics struct {
 	tokens      *prometheus.HistogramVec
 	ttft        *prometheus.HistogramVec
 	opDuration  *prometheus.HistogramVec
+	cacheHits   *prometheus.CounterVec
 }
 
 var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
@@ -95,8 +96,11 @@ func New(status StatusSource, js jetstream.JetStream, groups []string) *Metrics 
 		opDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "gen_ai_client_operation_duration_seconds", Help: "Duration of one call to a deployment.", Buckets: latencyBuckets,
 		}, []string{"gen_ai_request_model", "gen_ai_provider_name", "error_type"}),
+		cacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_cache_hits_total", Help: "Jobs answered from the group's response cache, with no provider call.",
+		}, []string{"group"}),
 	}
-	reg.MustRegister(m.jobs, m.jobDuration, m.queueWait, m.inFlight, m.handedBack, m.attempts, m.retries, m.fallbacks,
+	reg.MustRegister(m.cacheHits, m.jobs, m.jobDuration, m.queueWait, m.inFlight, m.handedBack, m.attempts, m.retries, m.fallbacks,
 		m.restarts, m.cost, m.tokens, m.ttft, m.opDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if status != nil {
@@ -168,6 +172,9 @@ func (m *Metrics) JobDone(r worker.JobReport) {
 	var prov string
 	if r.Outcome != nil {
 		prov = r.Outcome.Provider
+	}
+	if res.Cached {
+		m.cacheHits.WithLabelValues(g).Inc()
 	}
 	if res.CostUSD > 0 {
 		m.cost.WithLabelValues(g, res.Deployment).Add(res.CostUSD)

@@ -83,6 +83,7 @@ func (j *job) outcomeResult(out *policy.Outcome) *bus.Result {
 	res.JSON = out.JSON
 	res.FinishReason = string(out.FinishReason)
 	res.CostUSD = out.CostUSD
+	res.Cached = out.Cached
 	if out.Group != "" {
 		res.Group = out.Group
 	}

@@ -103,6 +103,9 @@ func (r *rules) check(t *ticket, group string, delivery int, published time.Time
 		return nil, &rejection{code: e.Code, msg: e.Message}
 	}
 	lreq, err := toLLM(&t.req)
+	if err == nil {
+		err = checkCost(&t.req)
+	}
 	if err != nil {
 		return nil, &rejection{code: bus.CodeInvalidRequest, msg: err.Error()}
 	}
@@ -117,6 +120,7 @@ func (r *rules) check(t *ticket, group string, delivery int, published time.Time
 	return &policy.Call{
 		Group: group, Request: lreq, Tenant: t.tenant, Deadline: deadline,
 		Contract: con, Partials: t.req.Streaming(),
+		NoCache: t.req.Cache != nil && !*t.req.Cache, MaxCostUSD: t.req.MaxCostUSD,
 	}, nil
 }
 

@@ -19,6 +19,9 @@ const (
 	StreamResults  = "LLM_RESULTS"
 	StreamDLQ      = "LLM_DLQ"
 	BucketCancel   = "LLM_CANCEL"
+	// BucketCache is the response cache's KV bucket (one per tenant, see
+	// Subjects.CacheBucket), made by the first worker that caches.
+	BucketCache = "LLM_CACHE"
 )
 
 // StreamsConfig sizes the streams. The zero value is usable: every field has

@@ -226,6 +226,11 @@ func (s Subjects) ObjectBucket() string { return s.suffixed(BucketObjects) }
 // without one tenant's markers pushing out another's.
 func (s Subjects) CancelBucket() string { return s.suffixed(BucketCancel) }
 
+// CacheBucket is the name of the tenant's response-cache KV bucket (its
+// stream is "KV_" + the name): a bucket per tenant, so that one tenant's
+// answers are never read for another's requests and each can be capped.
+func (s Subjects) CacheBucket() string { return s.suffixed(BucketCache) }
+
 func (s Subjects) suffixed(name string) string {
 	if s.Tenant == "" {
 		return name

@@ -41,6 +41,14 @@ type Request struct {
 	// ValidationRetries bounds the re-asks of a structured-output request
 	// whose answer does not validate.
 	ValidationRetries *int `json:"validation_retries,omitempty" msgpack:"validation_retries,omitempty"`
+	// Cache false keeps the job away from its group's response cache: it
+	// is neither answered from it nor stored in it. Default: the group's
+	// setting.
+	Cache *bool `json:"cache,omitempty" msgpack:"cache,omitempty"`
+	// MaxCostUSD, when above 0, bounds what the job may cost: deployments
+	// whose worst case for it is higher are skipped, and the job fails with
+	// budget_exceeded, before any provider call, when none is left.
+	MaxCostUSD float64 `json:"max_cost_usd,omitempty" msgpack:"max_cost_usd,omitempty"`
 }
 
 // MaxTimeout is the longest a job may be given, by timeout_ms or deadline,
@@ -184,21 +192,24 @@ const (
 
 // Result is published exactly once per job on <reply>.result.
 type Result struct {
-	ID           string            `json:"id" msgpack:"id"`
-	Status       Status            `json:"status" msgpack:"status"`
-	Text         string            `json:"text,omitempty" msgpack:"text,omitempty"`
-	JSON         any               `json:"json,omitempty" msgpack:"json,omitempty"`
-	ToolCalls    []ToolCall        `json:"tool_calls,omitempty" msgpack:"tool_calls,omitempty"`
-	FinishReason string            `json:"finish_reason,omitempty" msgpack:"finish_reason,omitempty"`
-	Usage        *Usage            `json:"usage,omitempty" msgpack:"usage,omitempty"`
-	CostUSD      float64           `json:"cost_usd,omitempty" msgpack:"cost_usd,omitempty"`
-	Group        string            `json:"group,omitempty" msgpack:"group,omitempty"`
-	Deployment   string            `json:"deployment,omitempty" msgpack:"deployment,omitempty"`
-	Model        string            `json:"model,omitempty" msgpack:"model,omitempty"`
-	Attempts     []Attempt         `json:"attempts,omitempty" msgpack:"attempts,omitempty"`
-	Timings      Timings           `json:"timings" msgpack:"timings"`
-	Metadata     map[string]string `json:"metadata,omitempty" msgpack:"metadata,omitempty"`
-	Error        *Error            `json:"error,omitempty" msgpack:"error,omitempty"`
+	ID           string     `json:"id" msgpack:"id"`
+	Status       Status     `json:"status" msgpack:"status"`
+	Text         string     `json:"text,omitempty" msgpack:"text,omitempty"`
+	JSON         any        `json:"json,omitempty" msgpack:"json,omitempty"`
+	ToolCalls    []ToolCall `json:"tool_calls,omitempty" msgpack:"tool_calls,omitempty"`
+	FinishReason string     `json:"finish_reason,omitempty" msgpack:"finish_reason,omitempty"`
+	Usage        *Usage     `json:"usage,omitempty" msgpack:"usage,omitempty"`
+	CostUSD      float64    `json:"cost_usd,omitempty" msgpack:"cost_usd,omitempty"`
+	// Cached says the answer came from the group's response cache: no
+	// provider was called and it cost nothing.
+	Cached     bool              `json:"cached,omitempty" msgpack:"cached,omitempty"`
+	Group      string            `json:"group,omitempty" msgpack:"group,omitempty"`
+	Deployment string            `json:"deployment,omitempty" msgpack:"deployment,omitempty"`
+	Model      string            `json:"model,omitempty" msgpack:"model,omitempty"`
+	Attempts   []Attempt         `json:"attempts,omitempty" msgpack:"attempts,omitempty"`
+	Timings    Timings           `json:"timings" msgpack:"timings"`
+	Metadata   map[string]string `json:"metadata,omitempty" msgpack:"metadata,omitempty"`
+	Error      *Error            `json:"error,omitempty" msgpack:"error,omitempty"`
 }
 
 // Usage counts tokens.

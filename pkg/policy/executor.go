@@ -28,6 +28,9 @@ type Call struct {
 	// call with a *BudgetError (budget_exceeded), before any provider
 	// call, when none is left.
 	MaxCostUSD float64
+	// NoCache keeps the call away from a response cache: it is neither
+	// answered from it nor stored in it (see Cache).
+	NoCache bool
 	// ValidationRetries, when not nil, is how many times an answer that
 	// does not validate is re-asked: see Structured.
 	ValidationRetries *int

@@ -164,6 +164,10 @@ type GroupOptions struct {
 	// MaxFallbacks bounds the fallback groups a request to this group
 	// tries, over the whole chain (0: no bound; no group is tried twice).
 	MaxFallbacks int `yaml:"max_fallbacks"`
+	// Cache, when set, answers repeated deterministic requests to this
+	// group from a response cache (see Cache and CacheOptions). Default:
+	// no cache.
+	Cache *CacheOptions `yaml:"cache"`
 }
 
 // DeploymentOptions are one deployment's routing settings and limits.
@@ -256,7 +260,7 @@ func (o GroupOptions) Validate() error {
 	if o.MaxFallbacks < 0 {
 		return fmt.Errorf("max_fallbacks: %d < 0", o.MaxFallbacks)
 	}
-	for _, check := range []func() error{o.Retry.validate, o.validateCooldown, o.Breaker.validate, func() error { return o.Timeouts.validate("timeouts") }, o.validateOnError} {
+	for _, check := range []func() error{o.Retry.validate, o.Cache.validate, o.validateCooldown, o.Breaker.validate, func() error { return o.Timeouts.validate("timeouts") }, o.validateOnError} {
 		if err := check(); err != nil {
 			return err
 		}

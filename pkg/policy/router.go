@@ -65,6 +65,15 @@ func (r *Router) HasGroup(name string) bool {
 	return ok
 }
 
+// CacheOptions returns group's response cache options (nil: it does not
+// cache), as CacheConfig.Options wants them; they follow Reload.
+func (r *Router) CacheOptions(group string) *CacheOptions {
+	if g, ok := r.cfg.Load().groups[group]; ok {
+		return g.opts.Cache
+	}
+	return nil
+}
+
 // Groups returns the names of the groups the router serves, in config order.
 func (r *Router) Groups() []string {
 	return slices.Clone(r.cfg.Load().names)

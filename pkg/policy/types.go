@@ -90,4 +90,7 @@ type Outcome struct {
 	// BudgetDenied counts the retries the group's retry budget refused
 	// (see RetryBudgetOptions).
 	BudgetDenied int
+	// Cached says the answer came from a response cache (see Cache): no
+	// provider was called, Attempts is empty, Usage and CostUSD are zero.
+	Cached bool
 }
