@@ -3,7 +3,7 @@ SHELL := bash
 GO ?= go
 export TESTCONTAINERS_RYUK_DISABLED := true
 
-.PHONY: help run test test-unit test-integration fuzz bench lint build images clean chaos chaos-broken soak
+.PHONY: help run test test-unit test-integration fuzz bench bench-cost lint build images clean chaos chaos-broken soak
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ soak: ## one hour at 20 jobs/s on the demo group with durable events: memory, go
 	$(GO) run ./cmd/submit bench --soak $(SOAK) --png soak.png
 
 BENCHFLAGS ?=
+bench-cost: ## response-cache hit latency (p50/p99 time to first chunk) and a 1,000-line batch's cost at list vs vendor batch prices (~20 s)
+	$(GO) run ./cmd/submit bench --cost
+
 bench: ## baseline vs Switchyard, added latency, 5k streams, priority classes and fair share (~3 min); last line "throughput ratio: R"; BENCHFLAGS= see submit bench -h
 	$(GO) run ./cmd/submit bench --compare $(BENCHFLAGS)
 

@@ -43,6 +43,8 @@ type benchFlags struct {
 	soak    time.Duration
 	soakPNG string
 
+	cost bool
+
 	set map[string]bool // the flags given on the command line
 }
 
@@ -70,6 +72,7 @@ func (f *benchFlags) define(fs *pflag.FlagSet) {
 	fs.IntVar(&f.rounds, "rounds", 2, "with --compare: alternating slices in which baseline and Switchyard are measured")
 	fs.DurationVar(&f.soak, "soak", 0, "run the soak for this long: NATS server and a demo worker with durable events as child processes, --rate jobs/s (20 unless set), sampled every minute; fails unless memory, goroutines and streams level off")
 	fs.StringVar(&f.soakPNG, "png", "soak.png", "with --soak: where the plot of the samples is written")
+	fs.BoolVar(&f.cost, "cost", false, "in this process (embedded NATS, one worker, mock priced as gpt-4o-mini): time to first chunk of --jobs cache hits (p50/p99) against a miss, and the cost of a --jobs-line batch at list and at batch prices")
 }
 
 // cmdBench is `submit bench`: a load generator against any deployment, or
@@ -82,7 +85,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var f benchFlags
 	cmd := newCommand("submit bench", `submit bench [flags]            load-test a deployment (NATS_URL)
        submit bench --compare [flags]  raw JetStream baseline vs Switchyard on this machine (make bench)
-       submit bench --soak 1h [flags]  a steady load on the demo group for an hour, memory and streams plotted (make soak)`, `
+       submit bench --soak 1h [flags]  a steady load on the demo group for an hour, memory and streams plotted (make soak)
+       submit bench --cost [flags]     response-cache hit latency and a batch's cost with and without vendor batch prices (make bench-cost)`, `
 Reports jobs/s, first-chunk latency (publish to first chunk event, measured
 here) and completion latency p50/p99, and errors by code.`, stderr)
 	f.define(cmd.fs)
@@ -104,6 +108,16 @@ here) and completion latency p50/p99, and errors by code.`, stderr)
 		return runSoak(ctx, cfg, stdout)
 	case f.compare:
 		return runCompare(ctx, &f, stdout)
+	case f.cost:
+		cfg := bench.CostConfig{PromptBytes: f.promptBytes}
+		if f.set["jobs"] {
+			cfg.Hits, cfg.Lines = f.jobs, f.jobs
+		}
+		if f.set["concurrency"] {
+			cfg.Concurrency = f.concurrency
+		}
+		_, err := bench.Cost(ctx, cfg, stdout)
+		return err
 	}
 	if f.jobs < 1 || f.concurrency < 1 || f.rate < 0 || f.promptBytes < 1 {
 		return cmd.usageErr("--jobs, --concurrency and --prompt-bytes must be at least 1 and --rate not negative")
