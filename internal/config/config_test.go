@@ -9,13 +9,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard/switchyard/pkg/llm"
+	"github.com/switchyard/switchyard/pkg/policy"
 )
 
 func TestExampleModelFileLoads(t *testing.T) {
@@ -37,6 +40,20 @@ func TestExampleModelFileLoads(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "openai-4o@acme", acme[0].Deployments[0].Name, "the tenant's keyed deployment has its own state")
 	require.Equal(t, groups[0].Deployments[1].Provider, acme[0].Deployments[1].Provider, "the others are shared")
+}
+
+func TestGroupCacheLoads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "models.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+groups:
+  g:
+    cache: {ttl: 90m, any_temperature: true}
+    deployments:
+      - {name: a, provider: mock}
+`), 0o600))
+	m, err := LoadModels(path)
+	require.NoError(t, err)
+	require.Equal(t, &policy.CacheOptions{TTL: 90 * time.Minute, AnyTemperature: true}, m.Groups["g"].Cache)
 }
 
 func TestDemoModels(t *testing.T) {
@@ -101,6 +118,13 @@ groups:
     deployments:
       - {name: a, provider: mock}
 `, []string{`fallback group "nowhere" is not defined`}},
+		{"cache without a ttl", `
+groups:
+  g:
+    cache: {any_temperature: true}
+    deployments:
+      - {name: a, provider: mock}
+`, []string{"groups.g", "cache.ttl"}},
 		{"bad policy value", `
 groups:
   g:
