@@ -59,7 +59,9 @@ func TestLoopbackNeedsALoopbackPeerAndHost(t *testing.T) {
 
 type secretOnly struct{ Backend }
 
-func (secretOnly) SessionSecret(context.Context) ([]byte, error) { return []byte("0123456789abcdef"), nil }
+func (secretOnly) SessionSecret(context.Context) ([]byte, error) {
+	return []byte("0123456789abcdef"), nil
+}
 
 func TestSessionsAreSignedAndExpire(t *testing.T) {
 	t.Parallel()

@@ -189,7 +189,12 @@ func TestWhatIsNotCached(t *testing.T) {
 		p := &provider{}
 		e := policy.Chain(p, policy.Cache(policy.CacheConfig{Store: newStore(t, srv), Options: opts(time.Hour)}))
 		seed := int64(7)
-		mk := func() *policy.Call { c := call("seeded", "g", "q"); c.Request.Temperature = &warm; c.Request.Seed = &seed; return c }
+		mk := func() *policy.Call {
+			c := call("seeded", "g", "q")
+			c.Request.Temperature = &warm
+			c.Request.Seed = &seed
+			return c
+		}
 		run(t, e, mk())
 		out, _ := run(t, e, mk())
 		require.True(t, out.Cached)

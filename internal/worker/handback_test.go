@@ -26,7 +26,11 @@ func (r *recorder) JobDone(rep worker.JobReport) {
 	defer r.mu.Unlock()
 	r.done = append(r.done, rep)
 }
-func (r *recorder) JobHandedBack(group string) { r.mu.Lock(); r.back = append(r.back, group); r.mu.Unlock() }
+func (r *recorder) JobHandedBack(group string) {
+	r.mu.Lock()
+	r.back = append(r.back, group)
+	r.mu.Unlock()
+}
 
 // A job handed back at shutdown is not a finished job: the observer is told
 // it was handed back, never given a result (it used to get one with an ad

@@ -31,7 +31,7 @@ func TestFaultStorm(t *testing.T) {
 			// Half the calls fail: the retry budget (TestRetryBudget) would end
 			// requests with their failure, by design; this storm is about
 			// retries absorbing faults.
-			Retry:    RetryOptions{MaxRetries: 30, Backoff: BackoffOptions{Initial: time.Millisecond, Max: 4 * time.Millisecond}, Budget: RetryBudgetOptions{MaxRate: -1}},
+			Retry: RetryOptions{MaxRetries: 30, Backoff: BackoffOptions{Initial: time.Millisecond, Max: 4 * time.Millisecond}, Budget: RetryBudgetOptions{MaxRate: -1}},
 			// A rate-based breaker trips on the hanging deployment (100% failures)
 			// but not on the merely flaky ones (30%).
 			Breaker:  BreakerOptions{Failures: 3, FailureRate: 0.9, Period: 10 * time.Second, Cooldown: 10 * time.Second},

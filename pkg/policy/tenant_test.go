@@ -63,7 +63,7 @@ func (s *spend) Charge(_ context.Context, tenant string, tokens int, _ float64) 
 
 type spent struct{}
 
-func (spent) Error() string             { return "budget spent" }
+func (spent) Error() string            { return "budget spent" }
 func (spent) WireCode() (string, bool) { return "budget_exceeded", false }
 
 func TestTenantBudget(t *testing.T) {
