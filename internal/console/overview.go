@@ -233,18 +233,32 @@ func (s *sampler) sampleQueues(ctx context.Context, sm *sample) error {
 		}
 		lister := st.ListConsumers(ctx)
 		for ci := range lister.Info() {
-			g, ok := strings.CutPrefix(ci.Name, bus.ConsumerName(""))
+			// A group has a consumer per priority class; the page shows the
+			// group's queue, so the classes of one tenant add up.
+			g, _, ok := bus.ParseConsumerName(ci.Name)
 			if !ok {
 				continue
 			}
-			sm.queues[g] = append(sm.queues[g], TenantDepth{Tenant: t, Pending: ci.NumPending, InFlight: ci.NumAckPending})
-			sm.depth[g] += float64(ci.NumPending) + float64(ci.NumAckPending)
+			sm.addQueue(g, TenantDepth{Tenant: t, Pending: ci.NumPending, InFlight: ci.NumAckPending})
 		}
 		if err := lister.Err(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// addQueue adds one class consumer's counts to its tenant's depth in group g.
+func (sm *sample) addQueue(g string, d TenantDepth) {
+	sm.depth[g] += float64(d.Pending) + float64(d.InFlight)
+	for i := range sm.queues[g] {
+		if q := &sm.queues[g][i]; q.Tenant == d.Tenant {
+			q.Pending += d.Pending
+			q.InFlight += d.InFlight
+			return
+		}
+	}
+	sm.queues[g] = append(sm.queues[g], d)
 }
 
 // sampleDLQ counts the dead letters per group (best effort).
