@@ -260,16 +260,29 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, g := range c.groups {
-		cons, err := c.js.Consumer(ctx, bus.StreamRequests, bus.ConsumerName(g))
-		if err != nil {
+		// A group's queue is the sum of its priority classes' consumers (a
+		// batch backlog waits on worker-<group>@batch): what KEDA scales on.
+		var pending, ackPending, redelivered float64
+		found := false
+		for _, p := range bus.Priorities {
+			cons, err := c.js.Consumer(ctx, bus.StreamRequests, bus.ConsumerNameFor(g, p))
+			if err != nil {
+				continue
+			}
+			info, err := cons.Info(ctx)
+			if err != nil {
+				continue
+			}
+			found = true
+			pending += float64(info.NumPending)
+			ackPending += float64(info.NumAckPending)
+			redelivered += float64(info.NumRedelivered)
+		}
+		if !found {
 			continue
 		}
-		info, err := cons.Info(ctx)
-		if err != nil {
-			continue
-		}
-		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(info.NumPending), g)
-		ch <- prometheus.MustNewConstMetric(ackPendDesc, prometheus.GaugeValue, float64(info.NumAckPending), g)
-		ch <- prometheus.MustNewConstMetric(redelivDesc, prometheus.GaugeValue, float64(info.NumRedelivered), g)
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, pending, g)
+		ch <- prometheus.MustNewConstMetric(ackPendDesc, prometheus.GaugeValue, ackPending, g)
+		ch <- prometheus.MustNewConstMetric(redelivDesc, prometheus.GaugeValue, redelivered, g)
 	}
 }
