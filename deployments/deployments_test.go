@@ -420,7 +420,7 @@ func TestK8sManifests(t *testing.T) {
 		require.True(t, mounted, "ConfigMap %s must be mounted so that %s exists", modelsCM.Metadata.Name, configPath)
 	})
 
-	t.Run("KEDA scales on every group's consumer", func(t *testing.T) {
+	t.Run("KEDA scales on every group's class consumers", func(t *testing.T) {
 		require.Equal(t, dep.Metadata.Name, so.Spec.ScaleTargetRef.Name)
 		require.GreaterOrEqual(t, so.Spec.MinReplicaCount, 1)
 		// Group names only: ParseModels would also want the keys set.
@@ -439,7 +439,9 @@ func TestK8sManifests(t *testing.T) {
 		}
 		var want []string
 		for g := range models.Groups {
-			want = append(want, bus.ConsumerName(g))
+			for _, p := range bus.Priorities {
+				want = append(want, bus.ConsumerNameFor(g, p))
+			}
 		}
 		require.ElementsMatch(t, want, consumers)
 	})
