@@ -79,19 +79,9 @@ func (g *Gateway) attach(ctx context.Context, c *bus.Client, group, id string, r
 	req.ID = id
 	a := &attachment{keyed: id != ""}
 	if a.keyed {
-		r, err := c.StoredResultOf(ctx, req)
-		if errors.Is(err, bus.ErrIDTaken) {
-			// Streamed or whole is how the answer is sent, not what is
-			// asked: a whole retry of a streamed request re-attaches.
-			other := *req
-			flipped := req.Stream == nil || !*req.Stream
-			other.Stream = &flipped
-			if r, err = c.StoredResultOf(ctx, &other); errors.Is(err, bus.ErrIDTaken) {
-				return nil, idempotencyMismatch()
-			}
-		}
-		if err != nil {
-			return nil, busError(err)
+		r, e := storedOf(ctx, c, req)
+		if e != nil {
+			return nil, e
 		}
 		if r != nil {
 			a.jobID, a.existed = id, true
@@ -109,7 +99,46 @@ func (g *Gateway) attach(ctx context.Context, c *bus.Client, group, id string, r
 	}
 	_ = job.Close()
 	a.existed = true
+	// The job was published before. Its result may have reached the first
+	// requester live a moment before the stream stored it, so the check
+	// above missed it: look again for a while before following the job, or
+	// a reused key with other parameters would be answered the first
+	// request's result.
+	for wait := 10 * time.Millisecond; a.keyed && wait <= 160*time.Millisecond; wait *= 2 {
+		r, e := storedOf(ctx, c, req)
+		if e != nil {
+			return nil, e
+		}
+		if r != nil {
+			return g.rewatch(ctx, c, a, r)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, busError(ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 	return g.rewatch(ctx, c, a, nil)
+}
+
+// storedOf is req's stored result (nil when none is stored yet), or the
+// idempotency error when the result stored under its id is of other
+// parameters. Streamed or whole is how the answer is sent, not what is
+// asked: a whole retry of a streamed request matches.
+func storedOf(ctx context.Context, c *bus.Client, req *bus.Request) (*bus.Result, *apiError) {
+	r, err := c.StoredResultOf(ctx, req)
+	if errors.Is(err, bus.ErrIDTaken) {
+		other := *req
+		flipped := req.Stream == nil || !*req.Stream
+		other.Stream = &flipped
+		if r, err = c.StoredResultOf(ctx, &other); errors.Is(err, bus.ErrIDTaken) {
+			return nil, idempotencyMismatch()
+		}
+	}
+	if err != nil {
+		return nil, busError(err)
+	}
+	return r, nil
 }
 
 // rewatch follows a job published before: from its stored events when they
