@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -417,27 +416,20 @@ func TestLimits(t *testing.T) {
 		t.Parallel()
 		a := mock.New(mock.Config{TTFT: 20 * time.Millisecond})
 		r := newRouter(t, Group{Name: "g", Options: fast(), Deployments: []Deployment{dep("a", a, DeploymentOptions{MaxConcurrency: 2})}})
-		var max, cur atomic.Int64
 		var wg sync.WaitGroup
 		for range 6 {
 			wg.Go(func() {
-				_, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, func(e Event) {
-					if e.Type == EventStart {
-						if n := cur.Add(1); n > max.Load() {
-							max.Store(n)
-						}
-					}
-					if e.Type == EventChunk && e.Delta != "" {
-						return
-					}
-				})
-				cur.Add(-1)
+				_, err := r.Execute(t.Context(), &Call{Group: "g", Request: req("x")}, nil)
 				require.NoError(t, err)
 			})
 		}
 		wg.Wait()
 		require.EqualValues(t, 6, a.Calls())
-		require.LessOrEqual(t, max.Load(), int64(2))
+		// Counted by the provider, between its call's start and its stream's
+		// end, which comes before the router gives the slot back. (Counting
+		// from the start event to Execute's return raced the next call's
+		// start: 3 was seen in CI.)
+		require.LessOrEqual(t, a.PeakInFlight(), int64(2))
 	})
 }
 
