@@ -40,6 +40,10 @@ type Call struct {
 	Contract *Contract
 	// Partials asks Structured for EventPartial events.
 	Partials bool
+	// Interactive says a person waits for the first token (the
+	// interactive class): the group's hedge, if any, applies (see
+	// HedgeOptions).
+	Interactive bool
 }
 
 // Executor runs calls. *Router is one; a Middleware wraps one in another.

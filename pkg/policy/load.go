@@ -155,6 +155,9 @@ func (r *Router) newState(name string, bo BreakerOptions, old *depState) *depSta
 	st := &depState{name: name, brkOpts: bo}
 	if old != nil {
 		_, st.reqs, st.toks, st.ttft, st.measured = old.snapshot()
+		old.mu.Lock()
+		st.ttfts, st.nTTFT = old.ttfts, old.nTTFT
+		old.mu.Unlock()
 		st.window = old.window
 		st.limiter.Store(old.limiter.Load())
 	}

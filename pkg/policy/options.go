@@ -168,6 +168,9 @@ type GroupOptions struct {
 	// group from a response cache (see Cache and CacheOptions). Default:
 	// no cache.
 	Cache *CacheOptions `yaml:"cache"`
+	// Hedge, when set, hedges the first token of the group's interactive
+	// calls on another deployment (see HedgeOptions). Default: no hedge.
+	Hedge *HedgeOptions `yaml:"hedge"`
 }
 
 // DeploymentOptions are one deployment's routing settings and limits.
@@ -241,6 +244,10 @@ func (o GroupOptions) WithDefaults() GroupOptions {
 	o.Timeouts.TTFT = cmp.Or(o.Timeouts.TTFT, 30*time.Second)
 	o.Timeouts.Idle = cmp.Or(o.Timeouts.Idle, 30*time.Second)
 	o.Timeouts.Total = cmp.Or(o.Timeouts.Total, 10*time.Minute)
+	if o.Hedge != nil {
+		h := o.Hedge.WithDefaults()
+		o.Hedge = &h
+	}
 	return o
 }
 
@@ -260,7 +267,7 @@ func (o GroupOptions) Validate() error {
 	if o.MaxFallbacks < 0 {
 		return fmt.Errorf("max_fallbacks: %d < 0", o.MaxFallbacks)
 	}
-	for _, check := range []func() error{o.Retry.validate, o.Cache.validate, o.validateCooldown, o.Breaker.validate, func() error { return o.Timeouts.validate("timeouts") }, o.validateOnError} {
+	for _, check := range []func() error{o.Retry.validate, o.Cache.validate, o.Hedge.validate, o.validateCooldown, o.Breaker.validate, func() error { return o.Timeouts.validate("timeouts") }, o.validateOnError} {
 		if err := check(); err != nil {
 			return err
 		}

@@ -107,12 +107,23 @@ func (run *groupRun) attempt(exec failsafe.Execution[*Outcome]) (*Outcome, error
 		x.emit(Event{Type: EventRetry, Group: run.g.Name, Deployment: d.Name, Code: llm.KindOf(run.lastErr).String(),
 			Reason: errText(run.lastErr), Err: run.lastErr})
 	}
-	res, err := x.attempt(ctx, run.g, d, p)
+	res, d, err := run.call(ctx, d, p)
 	if err == nil {
 		return res, nil
 	}
 	run.lastErr, run.failed = err, d
 	return nil, run.judge(d, err, exec.Attempts())
+}
+
+// call makes the try's call on d, as a race with hedges when the group
+// hedges this request (see hedged); d is the deployment of the outcome, or
+// of the failure.
+func (run *groupRun) call(ctx context.Context, d *deployment, p *permit) (*Outcome, *deployment, error) {
+	if h, delay := run.x.hedgeFor(run.g, d); h != nil {
+		return run.hedged(ctx, d, p, h, delay)
+	}
+	res, err := run.x.attempt(ctx, run.g, d, p)
+	return res, d, err
 }
 
 // judge returns err to retry it, or errStop to end the group: the error

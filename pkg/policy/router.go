@@ -19,6 +19,7 @@ import (
 //	retry.go      retries within a group (failsafe-go retrypolicy)
 //	admission.go  which deployment takes the next attempt, or how long to wait
 //	strategy.go   the order a group's strategy prefers its deployments in
+//	hedge.go      a late first token raced on another deployment (failsafe-go hedgepolicy)
 //	attempt.go    one call: total timeout (failsafe-go timeout), events, cost
 //	watchdog.go   time to first token and idle timeouts of a stream
 //	tools.go      streamed tool-call fragments joined into calls
@@ -83,7 +84,8 @@ func (r *Router) Groups() []string {
 // group's strategy, retries within the group and follows the group's
 // fallback chains. emit (may be nil) receives the events of every attempt,
 // synchronously. The Outcome is returned even on failure, with every
-// attempt. Execute reads c.Group, c.Request and c.MaxCostUSD: the other
+// attempt. Execute reads c.Group, c.Request, c.MaxCostUSD and
+// c.Interactive: the other
 // fields of a Call are for the middlewares (see Chain).
 func (r *Router) Execute(ctx context.Context, c *Call, emit func(Event)) (*Outcome, error) {
 	groupName, req := c.Group, c.Request
@@ -98,13 +100,14 @@ func (r *Router) Execute(ctx context.Context, c *Call, emit func(Event)) (*Outco
 	x := &execution{
 		r: r, cfg: cfg, req: req, emit: emit, out: &Outcome{Group: groupName},
 		tokens: EstimateTokens(req), prompt: catalog.EstimateTokens(req.Messages), needs: needsOf(req), visited: map[string]bool{},
-		maxFallbacks: g.opts.MaxFallbacks, maxCostUSD: c.MaxCostUSD,
+		maxFallbacks: g.opts.MaxFallbacks, maxCostUSD: c.MaxCostUSD, interactive: c.Interactive,
 	}
 	res, err := x.chain(ctx, g)
 	if err != nil {
 		return x.out, err
 	}
-	res.Attempts, res.Retries, res.Fallbacks = x.out.Attempts, x.out.Retries, x.out.Fallbacks
+	res.Attempts, res.Retries, res.Fallbacks, res.Hedges = x.out.Attempts, x.out.Retries, x.out.Fallbacks, x.out.Hedges
+	res.BudgetDenied = x.out.BudgetDenied
 	return res, nil
 }
 
@@ -120,6 +123,7 @@ type execution struct {
 	needs  needs // capabilities the request needs beyond text
 
 	maxCostUSD   float64     // the call's MaxCostUSD (0: no bound)
+	interactive  bool        // the call's Interactive: its group's hedge applies
 	unaffordable []string    // groups skipped for max_cost_usd
 	budgetErr    BudgetError // why they were
 	lastSkipped  string      // the group skipped last (capability or cost)

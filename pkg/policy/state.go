@@ -35,7 +35,9 @@ type depState struct {
 	lastCounted time.Time
 	ttft        time.Duration
 	measured    bool
-	published   bool // a breaker open was shared with the fleet
+	ttfts       [ttftWindow]time.Duration // the last first tokens, a ring (see ttftPercentile)
+	nTTFT       int                       // first tokens observed
+	published   bool                      // a breaker open was shared with the fleet
 }
 
 func newBreaker(o BreakerOptions, onOpen, onClose func()) circuitbreaker.CircuitBreaker[any] {
@@ -135,10 +137,13 @@ func (s *depState) cool(until time.Time) {
 	}
 }
 
-// observe feeds a time to first token into the latency average (EWMA, 0.3).
+// observe feeds a time to first token into the latency average (EWMA,
+// 0.3) and the hedge's window.
 func (s *depState) observe(ttft time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ttfts[s.nTTFT%ttftWindow] = ttft
+	s.nTTFT++
 	if !s.measured {
 		s.ttft, s.measured = ttft, true
 		return

@@ -64,7 +64,26 @@ type Attempt struct {
 	Err        error  // nil for the attempt that succeeded
 	Duration   time.Duration
 	Code       string // llm.Kind name of Err; "" on success
+	// Hedge says the attempt was a hedge: started beside another attempt
+	// of the same try, whose first token was late (see HedgeOptions).
+	Hedge bool
+	// Race is, for the attempts of a try in which a hedge called a
+	// deployment, RaceWon for the one whose first token came first and
+	// RaceCancelled for those cancelled then; "" otherwise (an attempt
+	// that failed on its own has its Err).
+	Race RaceResult
+	// CostUSD is a cancelled attempt's estimated cost (see Outcome.CostUSD).
+	CostUSD float64
 }
+
+// RaceResult is how an attempt of a hedged try ended.
+type RaceResult string
+
+// Race results.
+const (
+	RaceWon       RaceResult = "won"
+	RaceCancelled RaceResult = "cancelled"
+)
 
 // Outcome is what Execute produced. It is returned even when Execute fails,
 // so that the attempts can be reported.
@@ -74,21 +93,25 @@ type Outcome struct {
 	ToolCalls    []llm.ToolCall
 	FinishReason llm.FinishReason
 	Usage        llm.Usage
-	CostUSD      float64
-	Group        string // the group that answered (differs after a fallback)
-	Deployment   string
-	Model        string
-	Provider     string        // the answering deployment's vendor (ModelInfo.Provider)
-	TTFT         time.Duration // time to first chunk of the successful attempt
-	Attempts     []Attempt
+	// CostUSD is what the answer cost, plus the estimated cost of the
+	// attempts a hedge race cancelled (Attempt.CostUSD).
+	CostUSD    float64
+	Group      string // the group that answered (differs after a fallback)
+	Deployment string
+	Model      string
+	Provider   string        // the answering deployment's vendor (ModelInfo.Provider)
+	TTFT       time.Duration // time to first chunk of the successful attempt
+	Attempts   []Attempt
 	// Retries counts the EventRetry events emitted, Fallbacks the
-	// EventFallback ones: len(Attempts) == 1 + Retries + Fallbacks when
-	// every attempt reached a provider (a fallback decided before any call,
-	// for a context window or a missing capability, adds no attempt).
+	// EventFallback ones, Hedges the hedges that called a deployment:
+	// len(Attempts) == 1 + Retries + Fallbacks + Hedges when every attempt
+	// reached a provider (a fallback decided before any call, for a
+	// context window or a missing capability, adds no attempt).
 	Retries   int
 	Fallbacks int
-	// BudgetDenied counts the retries the group's retry budget refused
-	// (see RetryBudgetOptions).
+	Hedges    int
+	// BudgetDenied counts the retries and hedges the group's retry budget
+	// refused (see RetryBudgetOptions).
 	BudgetDenied int
 	// Cached says the answer came from a response cache (see Cache): no
 	// provider was called, Attempts is empty, Usage and CostUSD are zero.
