@@ -65,7 +65,7 @@ BENCHFLAGS ?=
 bench-cost: ## response-cache hit latency (p50/p99 time to first chunk) and a 1,000-line batch's cost at list vs vendor batch prices (~20 s)
 	$(GO) run ./cmd/submit bench --cost
 
-bench: ## baseline vs Switchyard, added latency, 5k streams, priority classes and fair share (~3 min); last line "throughput ratio: R"; BENCHFLAGS= see submit bench -h
+bench: ## baseline vs Switchyard, added latency, 5k streams, learned capacity, retry budget, hedged first tokens, priority classes and fair share (~3 min); last line "throughput ratio: R"; BENCHFLAGS= see submit bench -h
 	$(GO) run ./cmd/submit bench --compare $(BENCHFLAGS)
 
 lint: ## golangci-lint, when it is installed

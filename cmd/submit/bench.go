@@ -59,7 +59,7 @@ func (f *benchFlags) define(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.maxDuration, "max-duration", 10*time.Minute, "stop starting jobs after this long")
 	fs.StringVar(&f.encoding, "encoding", "msgpack", "wire encoding: msgpack or json")
 	fs.BoolVar(&f.compare, "compare", false, "run the local comparison: NATS server, baseline consumer and worker as child processes")
-	fs.StringVar(&f.sections, "sections", "abcdlrpf", "with --compare: a+b baseline vs Switchyard, c added latency over a direct OpenAI-compatible call, d 5,000 concurrent streams, e a worker's heap under a flood of --cancels cancels, l learned capacity (hidden capacity 40), r retry budget (a failing deployment, two workers), p interactive jobs behind a 10,000-job batch backlog, f fair share between two tenants")
+	fs.StringVar(&f.sections, "sections", "abcdlrhpf", "with --compare: a+b baseline vs Switchyard, c added latency over a direct OpenAI-compatible call, d 5,000 concurrent streams, e a worker's heap under a flood of --cancels cancels, l learned capacity (hidden capacity 40), r retry budget (a failing deployment, two workers), h hedged first tokens (a deployment 10x slower on 10% of first tokens), p interactive jobs behind a 10,000-job batch backlog, f fair share between two tenants")
 	fs.IntVar(&f.cancels, "cancels", 2_000_000, "with --compare: cancels for random ids of section e")
 	fs.StringVar(&f.workerBin, "worker-bin", "", "with --compare: worker binary (default: go build ./cmd/worker from the current directory)")
 	fs.StringVar(&f.gatewayBin, "gateway-bin", "", "with --compare: HTTP gateway binary of section c (default: go build ./cmd/gateway)")

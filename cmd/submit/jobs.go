@@ -130,7 +130,11 @@ func printJob(w io.Writer, j *ops.Job) {
 			if a.ErrorCode != "" {
 				e = a.ErrorCode + ": " + oneLine(ops.RedactText(a.Message), 100)
 			}
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", i+1, a.Deployment, ms(a.DurationMS), e)
+			dep := a.Deployment
+			if a.Hedge {
+				dep += " (hedge)"
+			}
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", i+1, dep, ms(a.DurationMS), e)
 		}
 		_ = tw.Flush()
 	}

@@ -14,7 +14,8 @@ import (
 )
 
 // scheduling runs the sections about what the worker does with a
-// provider's capacity: l (learned capacity) and r (retry budget).
+// provider's capacity: l (learned capacity), r (retry budget) and h
+// (hedged first tokens).
 func (c *compare) scheduling(ctx context.Context) error {
 	if c.cfg.has('l') {
 		if err := c.learnedCapacity(ctx); err != nil {
@@ -23,6 +24,11 @@ func (c *compare) scheduling(ctx context.Context) error {
 	}
 	if c.cfg.has('r') {
 		if err := c.retryBudget(ctx); err != nil {
+			return err
+		}
+	}
+	if c.cfg.has('h') {
+		if err := c.hedging(ctx); err != nil {
 			return err
 		}
 	}

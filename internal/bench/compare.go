@@ -37,12 +37,13 @@ type CompareConfig struct {
 	GatewayBin string
 	// ModuleDir is the repository root (default ".").
 	ModuleDir string
-	// Sections selects the parts to run, any of "abcdelrpf" (default
-	// "abcdlrpf"): a+b baseline vs Switchyard, c added latency over a
+	// Sections selects the parts to run, any of "abcdelrhpf" (default
+	// "abcdlrhpf"): a+b baseline vs Switchyard, c added latency over a
 	// direct call, d concurrent slow streams, e a worker's heap under a
 	// cancel flood, l learned capacity, r the retry budget across two
-	// workers, p priority classes behind a batch backlog, f fair share
-	// between two tenants (see sched.go). The throughput ratio needs a and
+	// workers, h hedged first tokens (see hedge.go), p priority classes
+	// behind a batch backlog, f fair share between two tenants (see
+	// sched.go). The throughput ratio needs a and
 	// b.
 	Sections string
 
@@ -90,7 +91,7 @@ type CompareConfig struct {
 
 func (c CompareConfig) withDefaults() CompareConfig {
 	c.ModuleDir = cmp.Or(c.ModuleDir, ".")
-	c.Sections = cmp.Or(c.Sections, "abcdlrpf")
+	c.Sections = cmp.Or(c.Sections, "abcdlrhpf")
 	c.Jobs = cmp.Or(c.Jobs, 10000)
 	c.Concurrency = cmp.Or(c.Concurrency, 64)
 	c.Warmup = cmp.Or(c.Warmup, 1000)

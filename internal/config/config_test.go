@@ -70,6 +70,14 @@ func TestModelFileErrorsNameFileLineAndKey(t *testing.T) {
 		name, yaml string
 		want       []string
 	}{
+		{"hedge delay with a percentile", `
+groups:
+  g:
+    hedge: {delay: 1s, percentile: 90}
+    deployments:
+      - name: a
+        provider: mock
+`, []string{"models.yaml:4", "groups.g.hedge.delay: a fixed delay excludes percentile and min_delay"}},
 		{"unknown key", `
 groups:
   g:

@@ -136,6 +136,9 @@ type Deployment struct {
 const DemoModels = `
 groups:
   demo:
+    # interactive jobs: a first token later than the primary's p90 (at least
+    # 300ms) is raced on mock-backup
+    hedge: {percentile: 90, min_delay: 300ms}
     deployments:
       - name: mock-primary
         provider: mock

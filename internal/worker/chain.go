@@ -96,7 +96,7 @@ func (j *job) outcomeResult(out *policy.Outcome) *bus.Result {
 		res.ToolCalls = append(res.ToolCalls, bus.ToolCall{ID: tc.ID, Type: "function", Function: bus.FunctionCall{Name: tc.Name, Arguments: tc.Arguments}})
 	}
 	for _, a := range out.Attempts {
-		ba := bus.Attempt{Deployment: a.Deployment, DurationMS: a.Duration.Milliseconds()}
+		ba := bus.Attempt{Deployment: a.Deployment, DurationMS: a.Duration.Milliseconds(), Hedge: a.Hedge, Race: string(a.Race), CostUSD: a.CostUSD}
 		if a.Err != nil {
 			code, _ := codeOf(a.Err)
 			ba.ErrorCode = string(code)

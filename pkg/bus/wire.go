@@ -225,6 +225,15 @@ type Attempt struct {
 	ErrorCode  string `json:"error_code,omitempty" msgpack:"error_code,omitempty"`
 	Message    string `json:"message,omitempty" msgpack:"message,omitempty"`
 	DurationMS int64  `json:"duration_ms" msgpack:"duration_ms"`
+	// Hedge marks an attempt started beside another one because that
+	// one's first token was late (the group's hedge).
+	Hedge bool `json:"hedge,omitempty" msgpack:"hedge,omitempty"`
+	// Race is "won" or "cancelled" for the attempts of a try that was
+	// hedged: the first to produce a token won, the others were cancelled.
+	Race string `json:"race,omitempty" msgpack:"race,omitempty"`
+	// CostUSD is a cancelled attempt's estimated cost, included in the
+	// result's cost_usd.
+	CostUSD float64 `json:"cost_usd,omitempty" msgpack:"cost_usd,omitempty"`
 }
 
 // Timings of a job, in milliseconds: QueuedMS from publication to pick-up,
