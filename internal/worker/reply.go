@@ -36,6 +36,10 @@ import (
 //     bus.Client.DecodeResult).
 //   - A redelivered job whose result is already stored (its ack was lost)
 //     is acked without running again.
+//   - A result that was sent but not stored (its PubAck failed; the client
+//     may have seen it live) is kept in the unstored memo (unstored.go), and
+//     a redelivery of the job to this worker publishes the same message
+//     again instead of running the job (republish).
 
 // permanentError is a reply-side failure that no retry can fix.
 type permanentError struct{ err error }
@@ -330,6 +334,50 @@ func (j *job) publishResult(res *bus.Result) error {
 		j.w.unstored.put(m, res)
 	}
 	return err
+}
+
+// resultMsgID is the Nats-Msg-Id of the job's result message (see
+// resultMsg).
+func (j *job) resultMsgID() string {
+	return bus.ReplayResultMsgID(j.subj.ResultMsgID(j.id), j.replay)
+}
+
+// sendResultMsg publishes an encoded result message: into the results
+// stream (awaiting its ack) when the reply prefix is the default one, else
+// with core NATS, flushed.
+func (j *job) sendResultMsg(ctx context.Context, m *nats.Msg) error {
+	if j.subj.InResults(j.reply) {
+		_, err := j.w.js.PublishMsg(ctx, m)
+		return err
+	}
+	if err := j.w.nc.PublishMsg(m); err != nil {
+		return err
+	}
+	return j.w.nc.FlushWithContext(ctx)
+}
+
+// republish answers a redelivered job with the result message an earlier
+// delivery could not store, if this worker kept one: it publishes the same
+// bytes again and acks. It reports whether the job is done with (answered,
+// or handed back because the store still fails).
+func (j *job) republish() bool {
+	m, res := j.w.unstored.get(j.resultMsgID())
+	if m == nil {
+		return false
+	}
+	j.w.log.Info("redelivered job has a result that was not stored; publishing it again, not running the job",
+		slog.String("job", j.id), slog.Int("delivery", j.attempt))
+	if err := j.store(func(ctx context.Context) error { return j.sendResultMsg(ctx, m) }); err != nil {
+		j.retryLater("result", err)
+		return true
+	}
+	j.w.unstored.forget(j.resultMsgID())
+	j.answered = true
+	j.ack()
+	j.dropObject()
+	j.report(res, nil)
+	j.logDone(res)
+	return true
 }
 
 // resultMsg encodes res as the job's result message. A result larger than

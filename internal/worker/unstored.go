@@ -2,8 +2,6 @@ package worker
 
 import (
 	"container/list"
-	"context"
-	"log/slog"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -23,7 +21,9 @@ import (
 // all), instead of running the job again.
 //
 // The memo is in memory: a redelivery to another worker (this one stopped
-// or crashed) runs the job again.
+// or crashed) runs the job again. This file holds the memo only; what
+// publishes from it (publishResult, sendResultMsg, republish) is in
+// reply.go with every other publish, ack, nak and term.
 
 // unstoredCap bounds the memo by entries and by bytes; the oldest entries
 // go first (their jobs were most likely redelivered to another worker).
@@ -105,48 +105,4 @@ func (u *unstored) len() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.order.Len()
-}
-
-// resultMsgID is the Nats-Msg-Id of the job's result message (see
-// resultMsg).
-func (j *job) resultMsgID() string {
-	return bus.ReplayResultMsgID(j.subj.ResultMsgID(j.id), j.replay)
-}
-
-// sendResultMsg publishes an encoded result message: into the results
-// stream (awaiting its ack) when the reply prefix is the default one, else
-// with core NATS, flushed.
-func (j *job) sendResultMsg(ctx context.Context, m *nats.Msg) error {
-	if j.subj.InResults(j.reply) {
-		_, err := j.w.js.PublishMsg(ctx, m)
-		return err
-	}
-	if err := j.w.nc.PublishMsg(m); err != nil {
-		return err
-	}
-	return j.w.nc.FlushWithContext(ctx)
-}
-
-// republish answers a redelivered job with the result message an earlier
-// delivery could not store, if this worker kept one: it publishes the same
-// bytes again and acks. It reports whether the job is done with (answered,
-// or handed back because the store still fails).
-func (j *job) republish() bool {
-	m, res := j.w.unstored.get(j.resultMsgID())
-	if m == nil {
-		return false
-	}
-	j.w.log.Info("redelivered job has a result that was not stored; publishing it again, not running the job",
-		slog.String("job", j.id), slog.Int("delivery", j.attempt))
-	if err := j.store(func(ctx context.Context) error { return j.sendResultMsg(ctx, m) }); err != nil {
-		j.retryLater("result", err)
-		return true
-	}
-	j.w.unstored.forget(j.resultMsgID())
-	j.answered = true
-	j.ack()
-	j.dropObject()
-	j.report(res, nil)
-	j.logDone(res)
-	return true
 }
