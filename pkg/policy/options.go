@@ -355,6 +355,21 @@ func (o DeploymentOptions) WithDefaults() DeploymentOptions {
 
 // Validate names the first bad field.
 func (o DeploymentOptions) Validate() error {
+	if err := o.validateLimits(); err != nil {
+		return err
+	}
+	if err := o.validatePrices(); err != nil {
+		return err
+	}
+	if err := o.Adaptive.validate(); err != nil {
+		return err
+	}
+	return o.Timeouts.validate("timeouts")
+}
+
+// validateLimits checks the counts and durations that must not be
+// negative.
+func (o DeploymentOptions) validateLimits() error {
 	switch {
 	case o.Weight < 0:
 		return fmt.Errorf("weight: %d < 0", o.Weight)
@@ -370,17 +385,24 @@ func (o DeploymentOptions) Validate() error {
 		return fmt.Errorf("cooldown: negative duration")
 	case o.MaxOutput < 0:
 		return fmt.Errorf("max_output: %d < 0", o.MaxOutput)
-	case o.InputCostPerMTok != nil && *o.InputCostPerMTok < 0:
-		return fmt.Errorf("input_cost_per_mtok: %v < 0", *o.InputCostPerMTok)
-	case o.OutputCostPerMTok != nil && *o.OutputCostPerMTok < 0:
-		return fmt.Errorf("output_cost_per_mtok: %v < 0", *o.OutputCostPerMTok)
-	case o.BatchInputCostPerMTok != nil && *o.BatchInputCostPerMTok < 0:
-		return fmt.Errorf("batch_input_cost_per_mtok: %v < 0", *o.BatchInputCostPerMTok)
-	case o.BatchOutputCostPerMTok != nil && *o.BatchOutputCostPerMTok < 0:
-		return fmt.Errorf("batch_output_cost_per_mtok: %v < 0", *o.BatchOutputCostPerMTok)
 	}
-	if err := o.Adaptive.validate(); err != nil {
-		return err
+	return nil
+}
+
+// validatePrices checks the price overrides that are set: none below 0.
+func (o DeploymentOptions) validatePrices() error {
+	for _, p := range []struct {
+		field string
+		v     *float64
+	}{
+		{"input_cost_per_mtok", o.InputCostPerMTok},
+		{"output_cost_per_mtok", o.OutputCostPerMTok},
+		{"batch_input_cost_per_mtok", o.BatchInputCostPerMTok},
+		{"batch_output_cost_per_mtok", o.BatchOutputCostPerMTok},
+	} {
+		if p.v != nil && *p.v < 0 {
+			return fmt.Errorf("%s: %v < 0", p.field, *p.v)
+		}
 	}
-	return o.Timeouts.validate("timeouts")
+	return nil
 }
