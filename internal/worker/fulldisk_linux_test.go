@@ -60,6 +60,97 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// diskServer is an embedded NATS server whose store is a small tmpfs, on a
+// fixed port, so that it can be restarted on the same store and its
+// clients reconnect.
+type diskServer struct {
+	t    *testing.T
+	dir  string
+	port int
+	srv  *server.Server
+}
+
+// newDiskServer starts a server on a new 8 MiB tmpfs; the test's end shuts
+// down the one running then.
+func newDiskServer(t *testing.T) *diskServer {
+	t.Helper()
+	d := &diskServer{t: t, dir: tmpfs(t, 8<<20), port: freePort(t)}
+	d.start()
+	t.Cleanup(func() { d.srv.Shutdown(); d.srv.WaitForShutdown() })
+	return d
+}
+
+func (d *diskServer) start() {
+	d.t.Helper()
+	s, err := embedded.Start(embedded.Options{Addr: fmt.Sprintf("127.0.0.1:%d", d.port), StoreDir: d.dir,
+		// As if the disk were large: the file system, not a limit, fills.
+		Configure: func(o *server.Options) { o.JetStreamMaxStore = 1 << 30 }})
+	require.NoError(d.t, err)
+	d.srv = s
+}
+
+// restart shuts the server down and starts it again on the same store.
+func (d *diskServer) restart() {
+	d.t.Helper()
+	d.srv.Shutdown()
+	d.srv.WaitForShutdown()
+	d.start()
+}
+
+// connect opens a connection that reconnects across restarts, closed at
+// the test's end.
+func (d *diskServer) connect() *nats.Conn {
+	d.t.Helper()
+	nc, err := nats.Connect(d.srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	require.NoError(d.t, err)
+	d.t.Cleanup(nc.Close)
+	return nc
+}
+
+// client connects a JetStream handle and a bus client, with the streams
+// provisioned.
+func (d *diskServer) client(ctx context.Context) (jetstream.JetStream, *bus.Client) {
+	d.t.Helper()
+	nc := d.connect()
+	js, err := jetstream.New(nc)
+	require.NoError(d.t, err)
+	client, err := bus.NewClient(nc)
+	require.NoError(d.t, err)
+	require.NoError(d.t, bus.Provision(ctx, js, bus.StreamsConfig{}))
+	return js, client
+}
+
+// runWorker runs w until the test's end.
+func runWorker(t *testing.T, w *worker.Worker) {
+	t.Helper()
+	wctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(wctx) }()
+	t.Cleanup(func() { stop(); <-done })
+}
+
+// dlqJobs returns the ids of the jobs with a dead letter.
+func dlqJobs(t *testing.T, ctx context.Context, js jetstream.JetStream) map[string]bool {
+	t.Helper()
+	dlq := map[string]bool{}
+	d, err := js.Stream(ctx, bus.StreamDLQ)
+	require.NoError(t, err)
+	for seq := d.CachedInfo().State.FirstSeq; seq > 0 && seq <= d.CachedInfo().State.LastSeq; seq++ {
+		if m, err := d.GetMsg(ctx, seq); err == nil {
+			dlq[m.Header.Get("Llm-Dlq-Job")] = true
+		}
+	}
+	return dlq
+}
+
+// demoRouter routes group demo to one mock deployment.
+func demoRouter(t *testing.T, m *mock.Provider) *policy.Router {
+	t.Helper()
+	r, err := policy.NewRouter([]policy.Group{{Name: "demo", Deployments: []policy.Deployment{{Name: "mock-a", Model: "mock-1", Provider: m}}}})
+	require.NoError(t, err)
+	return r
+}
+
 // TestFullDiskLosesNoJob is issue #13's case on a real full file system:
 // the server's data directory is a small tmpfs, filled after six jobs were
 // accepted. The server disables JetStream ("out of space"); the worker
@@ -69,44 +160,18 @@ func freePort(t *testing.T) int {
 // again without being restarted.
 func TestFullDiskLosesNoJob(t *testing.T) {
 	t.Parallel()
-	dir := tmpfs(t, 8<<20)
-	port := freePort(t)
-	start := func() *server.Server {
-		s, err := embedded.Start(embedded.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: dir,
-			// As if the disk were large: the file system, not a limit, fills.
-			Configure: func(o *server.Options) { o.JetStreamMaxStore = 1 << 30 }})
-		require.NoError(t, err)
-		return s
-	}
-	srv := start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	ds := newDiskServer(t)
 	ctx := ctxT(t, 180*time.Second)
-	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}
-	nc, err := nats.Connect(srv.ClientURL(), opts...)
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	client, err := bus.NewClient(nc)
-	require.NoError(t, err)
-	require.NoError(t, bus.Provision(ctx, js, bus.StreamsConfig{}))
+	js, client := ds.client(ctx)
 	var logs syncLog
 	// Slow to answer, so that the disk fills while the jobs run.
 	m := mock.New(mock.Config{Tokens: 3, TTFT: time.Second})
-	r, err := policy.NewRouter([]policy.Group{{Name: "demo", Deployments: []policy.Deployment{{Name: "mock-a", Model: "mock-1", Provider: m}}}})
-	require.NoError(t, err)
-	wnc, err := nats.Connect(srv.ClientURL(), opts...)
-	require.NoError(t, err)
-	t.Cleanup(wnc.Close)
-	w, err := worker.New(wnc, r, worker.Config{Groups: []string{"demo"},
+	w, err := worker.New(ds.connect(), demoRouter(t, m), worker.Config{Groups: []string{"demo"},
 		Consumer:   bus.ConsumerConfig{MaxDeliver: 3, AckWait: 2 * time.Second},
 		StoreRetry: 200 * time.Millisecond, HandBackDelay: 50 * time.Millisecond, FetchWait: 300 * time.Millisecond,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	require.NoError(t, err)
-	wctx, stop := ctxCancel()
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
-	t.Cleanup(func() { stop(); <-done })
+	runWorker(t, w)
 	select {
 	case <-w.Ready():
 	case <-ctx.Done():
@@ -119,7 +184,7 @@ func TestFullDiskLosesNoJob(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool { return m.Calls() == n }, 30*time.Second, 5*time.Millisecond, "every job runs")
-	filler := fillDisk(t, dir)
+	filler := fillDisk(t, ds.dir)
 
 	require.Eventually(t, func() bool { return w.StoreHealth() != nil }, 60*time.Second, 10*time.Millisecond, "unready while the disk is full")
 	t.Logf("while full: %v", w.StoreHealth())
@@ -131,27 +196,18 @@ func TestFullDiskLosesNoJob(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return handedBackPast(t, logs.String(), ids, 3) }, 120*time.Second, 10*time.Millisecond,
 		"every job was handed back on its last delivery")
-	t.Logf("JetStream enabled on the full disk: %v", srv.JetStreamEnabled())
+	t.Logf("JetStream enabled on the full disk: %v", ds.srv.JetStreamEnabled())
 
 	// Space is freed, the server restarted (JetStream stays disabled until
 	// then); the worker is not.
 	require.NoError(t, os.Remove(filler))
-	srv.Shutdown()
-	srv.WaitForShutdown()
-	srv = start()
+	ds.restart()
 
 	require.Eventually(t, func() bool {
 		s, err := js.Stream(ctx, bus.StreamRequests)
 		return err == nil && s.CachedInfo().State.Msgs == 0
 	}, 120*time.Second, 50*time.Millisecond, "the work queue is empty")
-	dlq := map[string]bool{}
-	d, err := js.Stream(ctx, bus.StreamDLQ)
-	require.NoError(t, err)
-	for seq := d.CachedInfo().State.FirstSeq; seq > 0 && seq <= d.CachedInfo().State.LastSeq; seq++ {
-		if m, err := d.GetMsg(ctx, seq); err == nil {
-			dlq[m.Header.Get("Llm-Dlq-Job")] = true
-		}
-	}
+	dlq := dlqJobs(t, ctx, js)
 	for i := range n {
 		id := fmt.Sprintf("disk-%d", i)
 		r, err := client.StoredResult(ctx, client.Subjects().Reply(id))
@@ -159,10 +215,6 @@ func TestFullDiskLosesNoJob(t *testing.T) {
 		require.True(t, r != nil || dlq[id], "job %s has neither a result nor a dead letter", id)
 	}
 	require.Eventually(t, func() bool { return w.StoreHealth() == nil }, 30*time.Second, 10*time.Millisecond, "ready again by itself: %v", w.StoreHealth())
-}
-
-func ctxCancel() (context.Context, context.CancelFunc) {
-	return context.WithCancel(context.Background())
 }
 
 // TestAckedJobsLeftInTheQueueAreRemoved: jobs acked while the disk was full
@@ -173,26 +225,9 @@ func ctxCancel() (context.Context, context.CancelFunc) {
 // stored is deleted, one without is copied to the DLQ first.
 func TestAckedJobsLeftInTheQueueAreRemoved(t *testing.T) {
 	t.Parallel()
-	dir := tmpfs(t, 8<<20)
-	port := freePort(t)
-	start := func() *server.Server {
-		s, err := embedded.Start(embedded.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: dir,
-			Configure: func(o *server.Options) { o.JetStreamMaxStore = 1 << 30 }})
-		require.NoError(t, err)
-		return s
-	}
-	srv := start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	ds := newDiskServer(t)
 	ctx := ctxT(t, 120*time.Second)
-	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}
-	nc, err := nats.Connect(srv.ClientURL(), opts...)
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	client, err := bus.NewClient(nc)
-	require.NoError(t, err)
-	require.NoError(t, bus.Provision(ctx, js, bus.StreamsConfig{}))
+	js, client := ds.client(ctx)
 	cons, err := bus.EnsureConsumer(ctx, js, bus.Subjects{}, "demo", bus.ConsumerConfig{})
 	require.NoError(t, err)
 
@@ -220,14 +255,12 @@ func TestAckedJobsLeftInTheQueueAreRemoved(t *testing.T) {
 		_, err = js.PublishMsg(ctx, m)
 		require.NoError(t, err)
 	}
-	filler := fillDisk(t, dir)
+	filler := fillDisk(t, ds.dir)
 	for _, m := range msgs {
 		require.NoError(t, m.DoubleAck(ctx))
 	}
 	require.NoError(t, os.Remove(filler))
-	srv.Shutdown()
-	srv.WaitForShutdown()
-	srv = start()
+	ds.restart()
 
 	// Back after the restart: acked, below the ack floor, still queued.
 	var left []string
@@ -250,32 +283,17 @@ func TestAckedJobsLeftInTheQueueAreRemoved(t *testing.T) {
 	t.Logf("left in the queue: %v", left)
 
 	m := mock.New(mock.Config{})
-	r, err := policy.NewRouter([]policy.Group{{Name: "demo", Deployments: []policy.Deployment{{Name: "mock-a", Model: "mock-1", Provider: m}}}})
-	require.NoError(t, err)
-	wnc, err := nats.Connect(srv.ClientURL(), opts...)
-	require.NoError(t, err)
-	t.Cleanup(wnc.Close)
-	w, err := worker.New(wnc, r, worker.Config{Groups: []string{"demo"}, UnknownSweep: 100 * time.Millisecond, FetchWait: 300 * time.Millisecond,
+	w, err := worker.New(ds.connect(), demoRouter(t, m), worker.Config{Groups: []string{"demo"}, UnknownSweep: 100 * time.Millisecond, FetchWait: 300 * time.Millisecond,
 		Logger: cmpLogger(nil)})
 	require.NoError(t, err)
-	wctx, stop := ctxCancel()
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
-	t.Cleanup(func() { stop(); <-done })
+	runWorker(t, w)
 
 	require.Eventually(t, func() bool {
 		s, err := js.Stream(ctx, bus.StreamRequests)
 		return err == nil && s.CachedInfo().State.Msgs == 0
 	}, 30*time.Second, 50*time.Millisecond, "the sweep removed them")
 	require.Zero(t, m.Calls(), "none ran again")
-	dlq := map[string]bool{}
-	d, err := js.Stream(ctx, bus.StreamDLQ)
-	require.NoError(t, err)
-	for seq := d.CachedInfo().State.FirstSeq; seq > 0 && seq <= d.CachedInfo().State.LastSeq; seq++ {
-		if m, err := d.GetMsg(ctx, seq); err == nil {
-			dlq[m.Header.Get("Llm-Dlq-Job")] = true
-		}
-	}
+	dlq := dlqJobs(t, ctx, js)
 	for _, id := range left {
 		var i int
 		_, _ = fmt.Sscanf(id, "acked-%d", &i)
