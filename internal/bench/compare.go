@@ -246,7 +246,8 @@ func Compare(ctx context.Context, cfg CompareConfig, out io.Writer) (err error) 
 			return err
 		}
 	}
-	if c.base[1].rep != nil {
+	if c.base[1].rep != nil && !c.cfg.has('c') {
+		// Section c prints the round trip under its own loads instead.
 		r := c.base[1].rep
 		c.goals = append(c.goals, reference(fmt.Sprintf("raw JetStream baseline (a) first chunk at %.0f jobs/s, p50 / p99", c.cfg.Rate),
 			ms(r.FirstChunk.Quantile(.5))+" / "+ms(r.FirstChunk.Quantile(.99))))
@@ -516,7 +517,7 @@ groups:
 		}
 	}
 	if c.cfg.has('c') {
-		return c.direct(ctx, sy.p, sse, prompt)
+		return c.direct(ctx, sy.p, base, sse, prompt)
 	}
 	return nil
 }
@@ -610,25 +611,32 @@ const (
 	targetGatewayCPU     = 500 * time.Microsecond
 )
 
-func verdict(got, target time.Duration) string {
-	if got <= target {
-		return "ok"
-	}
-	return "MISSED"
+// directFns are the jobs of section c: the direct call, the same call
+// through the bus client and through the HTTP gateway, and the raw
+// JetStream baseline (nil when section a's consumer does not run).
+type directFns struct {
+	direct, via, gateway, raw JobFunc
 }
 
-func (c *compare) direct(ctx context.Context, p *Proc, sse *SSEServer, prompt string) error {
-	fmt.Fprintf(c.out, "\n== (c) added latency: local OpenAI-compatible SSE server (%d chunks, no delay): direct openai-go call, vs the same call through Switchyard's bus client (provider openai), vs the same openai-go call to the HTTP gateway (gateway -> NATS -> worker -> server)\n", c.cfg.Tokens)
-	direct := DirectJob(sse.URL, "gpt-4o-mini", prompt)
-	via := c.viaOpenAI
-	viaGW := DirectJob(c.gatewayURL+"/v1", "oai", prompt)
+// directRun is what one load of section c measured, over every round.
+type directRun struct {
+	d          *Report
+	dcpu       time.Duration
+	raw, s, gw side
+}
+
+func (c *compare) direct(ctx context.Context, p *Proc, base target, sse *SSEServer, prompt string) error {
+	fmt.Fprintf(c.out, "\n== (c) added latency: local OpenAI-compatible SSE server (%d chunks, no delay): direct openai-go call, vs the same call through Switchyard's bus client (provider openai), vs the same openai-go call to the HTTP gateway (gateway -> NATS -> worker -> server), beside section a's raw JetStream round trip under the same load\n", c.cfg.Tokens)
+	fns := directFns{direct: DirectJob(sse.URL, "gpt-4o-mini", prompt), via: c.viaOpenAI, gateway: DirectJob(c.gatewayURL+"/v1", "oai", prompt), raw: base.fn}
 	warm := LoadConfig{Jobs: min(c.cfg.Warmup, 100), Concurrency: 4}
-	for _, fn := range []JobFunc{direct, via, viaGW} {
+	for _, fn := range []JobFunc{fns.direct, fns.via, fns.gateway, fns.raw} {
+		if fn == nil {
+			continue
+		}
 		if _, err := Run(ctx, "warm-up", warm, fn); err != nil {
 			return err
 		}
 	}
-	// Direct, bus and gateway runs alternate in Rounds slices, as in a and b.
 	rounds := c.cfg.Rounds
 	seq := LoadConfig{Jobs: max(c.cfg.DirectJobs/rounds, 1), Concurrency: 1, JobTimeout: 10 * time.Second, MaxDuration: time.Minute}
 	slice := c.cfg.DirectFor / time.Duration(rounds)
@@ -638,72 +646,127 @@ func (c *compare) direct(ctx context.Context, p *Proc, sse *SSEServer, prompt st
 		name string
 		lc   LoadConfig
 	}{{"sequential", seq}, {fmt.Sprintf("at %.0f jobs/s", c.cfg.DirectRate), rate}, {fmt.Sprintf("%d in flight", c.cfg.InFlight), inflight}} {
-		d := NewReport("direct " + run.name)
-		var dcpu time.Duration
-		var s, g side
-		for range rounds {
-			cpu0, err := ProcCPU(os.Getpid())
-			if err != nil {
-				return err
-			}
-			r, err := Run(ctx, d.Name, run.lc, direct)
-			if err != nil {
-				return err
-			}
-			cpu1, err := ProcCPU(os.Getpid())
-			if err != nil {
-				return err
-			}
-			d.Merge(r)
-			dcpu += cpu1 - cpu0
-			o, err := c.measure(ctx, p, "bus client "+run.name, run.lc, via)
-			if err != nil {
-				return err
-			}
-			s.add(o)
-			o, err = c.measure(ctx, p, "HTTP gateway "+run.name, run.lc, viaGW, c.gateway)
-			if err != nil {
-				return err
-			}
-			g.add(o)
+		r, err := c.directRounds(ctx, p, base.p, run.name, run.lc, fns)
+		if err != nil {
+			return err
 		}
-		d.Print(c.out)
-		fmt.Fprintf(c.out, "  CPU per job: client + SSE server (this process) %s\n", ms(perJob(dcpu, d.OK)))
-		c.print(p, s)
-		c.print(p, g)
-		for _, q := range []float64{.5, .99} {
-			dq := d.FirstChunk.Quantile(q)
-			fmt.Fprintf(c.out, "  TTFT p%-2.0f direct %s  via bus %s (added %s)  via HTTP gateway %s (added %s)\n", q*100,
-				ms(dq), ms(s.rep.FirstChunk.Quantile(q)), ms(s.rep.FirstChunk.Quantile(q)-dq),
-				ms(g.rep.FirstChunk.Quantile(q)), ms(g.rep.FirstChunk.Quantile(q)-dq))
-		}
-		c.gatewayTargets(kind, d, &g)
-		// Worker and NATS server together: what the issue measured as the
-		// worker with its embedded server (here the server is a separate
-		// process and also serves the bench client, so this is an upper bound).
-		busCPU := perJob(s.cpu+s.natsCPU, s.rep.OK)
-		fmt.Fprintf(c.out, "  worker CPU per job via bus %s; worker + NATS server %s\n", ms(s.cpuPerJob()), ms(busCPU))
-		c.goals = append(c.goals, busGoals(kind, run.name, d, s.rep, busCPU)...)
+		c.directPrint(kind, run.name, p, base.p, r)
 	}
 	return nil
 }
 
+// directRounds measures one load of section c: the direct, bus, gateway
+// and raw runs alternate in Rounds slices, as in a and b.
+func (c *compare) directRounds(ctx context.Context, p, baseP *Proc, name string, lc LoadConfig, fns directFns) (directRun, error) {
+	r := directRun{d: NewReport("direct " + name)}
+	for range c.cfg.Rounds {
+		cpu0, err := ProcCPU(os.Getpid())
+		if err != nil {
+			return r, err
+		}
+		rep, err := Run(ctx, r.d.Name, lc, fns.direct)
+		if err != nil {
+			return r, err
+		}
+		cpu1, err := ProcCPU(os.Getpid())
+		if err != nil {
+			return r, err
+		}
+		r.d.Merge(rep)
+		r.dcpu += cpu1 - cpu0
+		o, err := c.measure(ctx, p, "bus client "+name, lc, fns.via)
+		if err != nil {
+			return r, err
+		}
+		r.s.add(o)
+		if o, err = c.measure(ctx, p, "HTTP gateway "+name, lc, fns.gateway, c.gateway); err != nil {
+			return r, err
+		}
+		r.gw.add(o)
+		if fns.raw != nil {
+			if o, err = c.measure(ctx, baseP, "raw JetStream baseline "+name, lc, fns.raw); err != nil {
+				return r, err
+			}
+			r.raw.add(o)
+		}
+	}
+	return r, nil
+}
+
+// directPrint writes one load's figures of section c and adds them to the
+// targets block.
+func (c *compare) directPrint(kind int, name string, p, baseP *Proc, r directRun) {
+	d, s, g := r.d, r.s, r.gw
+	d.Print(c.out)
+	fmt.Fprintf(c.out, "  CPU per job: client + SSE server (this process) %s\n", ms(perJob(r.dcpu, d.OK)))
+	c.print(p, s)
+	c.print(p, g)
+	if r.raw.rep != nil {
+		c.print(baseP, r.raw)
+	}
+	for _, q := range []float64{.5, .99} {
+		dq := d.FirstChunk.Quantile(q)
+		raw := ""
+		if r.raw.rep != nil {
+			raw = "  raw JetStream " + ms(r.raw.rep.FirstChunk.Quantile(q))
+		}
+		fmt.Fprintf(c.out, "  TTFT p%-2.0f direct %s  via bus %s (added %s)  via HTTP gateway %s (added %s)%s\n", q*100,
+			ms(dq), ms(s.rep.FirstChunk.Quantile(q)), ms(s.rep.FirstChunk.Quantile(q)-dq),
+			ms(g.rep.FirstChunk.Quantile(q)), ms(g.rep.FirstChunk.Quantile(q)-dq), raw)
+	}
+	c.gatewayTargets(kind, name, d, &g)
+	// Worker and NATS server together: what the issue measured as the
+	// worker with its embedded server (here the server is a separate
+	// process and also serves the bench client, so this is an upper bound).
+	busCPU := perJob(s.cpu+s.natsCPU, s.rep.OK)
+	fmt.Fprintf(c.out, "  worker CPU per job via bus %s; worker + NATS server %s\n", ms(s.cpuPerJob()), ms(busCPU))
+	c.goals = append(c.goals, busGoals(kind, name, d, s.rep, busCPU)...)
+	if r.raw.rep != nil {
+		c.goals = append(c.goals, rawGoal(name, r.raw.rep))
+	}
+}
+
+// rawGoal is the raw JetStream round trip (section a's consumer: a
+// request to a work-queue stream, its first chunk back) under one load of
+// section c: the floor the bus path's figures stand on, printed for
+// reference.
+func rawGoal(load string, raw *Report) goal {
+	return reference("raw JetStream first chunk p50 / p99, "+load, ms(raw.FirstChunk.Quantile(.5))+" / "+ms(raw.FirstChunk.Quantile(.99)))
+}
+
 // gatewayTargets prints the HTTP gateway's figures of one load of section
-// c (kind 0: sequential, 1: fixed rate, 2: in flight) beside their targets.
-func (c *compare) gatewayTargets(kind int, d *Report, g *side) {
-	addP50 := g.rep.FirstChunk.Quantile(.5) - d.FirstChunk.Quantile(.5)
-	addP99 := g.rep.FirstChunk.Quantile(.99) - d.FirstChunk.Quantile(.99)
-	gwCPU := perJob(g.cpu+g.alsoCPU, g.rep.OK)
+// c (kind 0: sequential, 1: fixed rate, 2: in flight) beside their targets
+// and adds them to the targets block.
+func (c *compare) gatewayTargets(kind int, load string, d *Report, g *side) {
+	gs := gatewayGoals(kind, load, d, g.rep, perJob(g.cpu+g.alsoCPU, g.rep.OK))
+	for _, x := range gs {
+		fmt.Fprintf(c.out, "  %s: %s (target %s: %s)\n", x.name, x.got, cmp.Or(x.target, "none"), x.verdict())
+	}
+	if kind == 2 {
+		fmt.Fprintf(c.out, "  HTTP gateway CPU per request %s, worker %s\n", ms(perJob(g.alsoCPU, g.rep.OK)), ms(g.cpuPerJob()))
+	}
+	c.goals = append(c.goals, gs...)
+}
+
+// gatewayGoals are the HTTP path's figures of one load of section c (issue
+// #14's targets): the gateway's added time to first token over the direct
+// call, and the gateway's and worker's CPU per request together (cpu).
+func gatewayGoals(kind int, load string, direct, gw *Report, cpu time.Duration) []goal {
+	add := func(q float64) time.Duration { return gw.FirstChunk.Quantile(q) - direct.FirstChunk.Quantile(q) }
+	name := func(what string) string { return fmt.Sprintf("HTTP gateway: %s, %s", what, load) }
 	switch kind {
 	case 0:
-		fmt.Fprintf(c.out, "  HTTP gateway added TTFT sequential: p50 %s (target <= %s: %s), p99 %s (target <= %s: %s)\n",
-			ms(addP50), ms(targetGatewayP50), verdict(addP50, targetGatewayP50), ms(addP99), ms(targetGatewayP99), verdict(addP99, targetGatewayP99))
+		return []goal{
+			atMost(name("added TTFT p50"), add(.5), targetGatewayP50),
+			atMost(name("added TTFT p99"), add(.99), targetGatewayP99),
+		}
 	case 1:
-		fmt.Fprintf(c.out, "  HTTP gateway added TTFT p99 at %.0f jobs/s: %s (target <= %s: %s)\n",
-			c.cfg.DirectRate, ms(addP99), ms(targetGatewayRateP99), verdict(addP99, targetGatewayRateP99))
-	case 2:
-		fmt.Fprintf(c.out, "  HTTP gateway + worker CPU per request at %d in flight: %s (gateway %s, worker %s; target <= %s: %s)\n",
-			c.cfg.InFlight, ms(gwCPU), ms(perJob(g.alsoCPU, g.rep.OK)), ms(g.cpuPerJob()), ms(targetGatewayCPU), verdict(gwCPU, targetGatewayCPU))
+		return []goal{
+			reference(name("added TTFT p50"), ms(add(.5))),
+			atMost(name("added TTFT p99"), add(.99), targetGatewayRateP99),
+		}
+	default:
+		return []goal{atMost(name("gateway + worker CPU per request"), cpu, targetGatewayCPU)}
 	}
 }
 
