@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -169,15 +168,16 @@ func buildImages() error {
 
 // goBuild builds a static binary. It tries twice: on this shared machine a
 // concurrent build or cache trim now and then makes one fail with "could not
-// import ... (open : no such file or directory)".
+// import ... (open : no such file or directory)". The build dies with the
+// test process (buildCommand).
 func goBuild(ctx context.Context, root, out, pkg, tags string) error {
 	var err error
 	for range 2 {
-		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags=-s -w", "-tags="+tags, "-o", out, pkg)
+		cmd := buildCommand(ctx, "go", "build", "-ldflags=-s -w", "-tags="+tags, "-o", out, pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 		var output []byte
-		if output, err = cmd.CombinedOutput(); err == nil {
+		if output, err = runCommand(cmd.CombinedOutput); err == nil {
 			return nil
 		}
 		err = fmt.Errorf("go build %s: %w\n%s", pkg, err, output)
@@ -211,7 +211,7 @@ func statSources(root string) error {
 }
 
 func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	out, err := runCommand(buildCommand(ctx, "go", "env", "GOMOD").Output)
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
