@@ -101,4 +101,9 @@ func TestSectionCGoalsCoverTheIssues(t *testing.T) {
 		"HTTP gateway: added TTFT p99, at 300 jobs/s":                  "<= 3.000ms",
 		"HTTP gateway: gateway + worker CPU per request, 50 in flight": "<= 0.500ms",
 	}, targets)
+
+	raw := rawGoal("sequential", report("raw", 100, time.Second, 160*time.Microsecond))
+	require.Equal(t, "reference", raw.verdict(), "the raw round trip has no target of its own")
+	require.Equal(t, "raw JetStream first chunk p50 / p99, sequential", raw.name)
+	require.Equal(t, "0.160ms / 0.160ms", raw.got)
 }
