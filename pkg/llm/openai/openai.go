@@ -263,7 +263,10 @@ func (c *Client) Stream(ctx context.Context, req *llm.Request) (llm.Stream, erro
 	s := &stream{c: c, ctx: ctx, sdk: c.chat.NewStreaming(ctx, params, ro...)}
 	s.queue = s.qbuf[:0]
 	if s.sdk.Err() == nil && raw != nil {
-		s.dec = ssestream.NewDecoder(raw)
+		// The decoder reads through a lineReader, so that stream can tell
+		// which events have arrived already (see coalesce).
+		s.lr = newLineReader(raw.Body)
+		s.dec = ssestream.NewDecoder(&http.Response{Header: raw.Header, Body: s.lr})
 	}
 	if err := s.prefetch(); err != nil {
 		_ = s.Close()

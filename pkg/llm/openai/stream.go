@@ -40,10 +40,12 @@ type stream struct {
 	ctx context.Context
 	sdk *ssestream.Stream[oai.ChatCompletionChunk] // owns the response; its Close releases it
 	dec ssestream.Decoder                          // the response's events; nil when the request failed
+	lr  *lineReader                                // dec's input (see coalesce)
 
 	queue   []llm.Chunk  // chunks ready to hand out
 	qbuf    [1]llm.Chunk // queue's first backing array: it rarely holds more
 	wire    wireChunk    // reused for every event
+	text    []byte       // coalesce's merged text, reused
 	cur     llm.Chunk
 	err     error
 	done    bool // the SDK stream ended; queue holds what is left
@@ -100,8 +102,10 @@ func (s *stream) Close() error {
 	return s.sdk.Close()
 }
 
-// fill reads events until one yields output or the stream ended.
+// fill reads events until one yields output or the stream ended, then
+// merges into it what has already arrived (see coalesce).
 func (s *stream) fill() {
+	defer s.coalesce()
 	for !s.done && len(s.queue) == 0 {
 		if s.dec == nil {
 			// The request failed (or the SDK gave no body): the SDK stream
