@@ -4,6 +4,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -90,10 +91,15 @@ func BenchmarkWorkerOpenAI(b *testing.B) {
 	b.Cleanup(func() { sse.Close() })
 	c := startInProcess(b, "groups:\n  oai:\n    deployments:\n      - name: local\n        provider: openai\n        base_url: "+sse.URL+"\n        api_key: sk-bench\n        model: gpt-4o-mini\n", "oai", 256)
 	fn := SwitchyardJob(c, "oai", Prompt(512), true, nil)
-	b.ResetTimer()
-	r, err := Run(context.Background(), "oai", LoadConfig{Jobs: b.N, Concurrency: 4, JobTimeout: 30 * time.Second}, fn)
-	require.NoError(b, err)
-	require.Equal(b, b.N, r.OK, "%v", r.Errors)
+	// Section c's loads: sequential, and 50 in flight.
+	for _, n := range []int{1, 4, 50} {
+		b.Run(fmt.Sprintf("inflight=%d", n), func(b *testing.B) {
+			r, err := Run(context.Background(), "oai", LoadConfig{Jobs: b.N, Concurrency: n, JobTimeout: 30 * time.Second}, fn)
+			require.NoError(b, err)
+			require.Equal(b, b.N, r.OK, "%v", r.Errors)
+			b.ReportMetric(r.JobsPerSec(), "jobs/s")
+		})
+	}
 }
 
 func BenchmarkWorkerStreams(b *testing.B) {
