@@ -86,7 +86,10 @@ func (o *AdaptiveOptions) validate() error {
 // called at each of its updates): a 429 seen with n calls in flight means
 // the deployment takes fewer than n, so the ceiling drops to n-1; after
 // probeAfter updates without a 429 it rises by one, to find capacity that
-// came back.
+// came back. A rise that brings a 429 back doubles the quiet updates the
+// next rise waits for (up to maxProbeAfter), so a deployment held at its
+// quota is probed ever less often instead of every probeAfter updates; a
+// rise that stays quiet until the next one resets the wait.
 type learned struct {
 	opts AdaptiveOptions // with defaults
 	lim  adaptivelimiter.AdaptiveLimiter[any]
@@ -97,14 +100,20 @@ type learned struct {
 	refused bool    // a 429 since the limiter's last update
 	lowest  int     // the fewest calls in flight at a 429 since then
 	quiet   int     // updates since the last 429 or rise
+	wait    int     // quiet updates the next rise waits for
+	rose    bool    // the ceiling rose and no 429 came since
 }
 
 // probeAfter is how many limiter updates without a 429 raise the ceiling by
 // one call.
 const probeAfter = 3
 
+// maxProbeAfter bounds the doubled wait: with the default 250ms window, a
+// deployment at its quota is probed about every 16s.
+const maxProbeAfter = 64
+
 func newLearned(d AdaptiveOptions) *learned {
-	l := &learned{opts: d, ceiling: float64(d.Max)}
+	l := &learned{opts: d, ceiling: float64(d.Max), wait: probeAfter}
 	l.lim = adaptivelimiter.NewBuilder[any]().
 		WithLimits(uint(d.Min), uint(d.Max), uint(d.Initial)).
 		WithRecentWindow(d.Window, 30*time.Second, 20).
@@ -122,10 +131,16 @@ func (l *learned) maxLimit(inflight int) float64 {
 	switch {
 	case l.refused:
 		l.ceiling = max(float64(l.opts.Min), float64(l.lowest-1))
-		l.refused, l.quiet = false, 0
-	case l.quiet+1 >= probeAfter:
+		if l.rose {
+			l.wait = min(2*l.wait, maxProbeAfter)
+		}
+		l.refused, l.quiet, l.rose = false, 0, false
+	case l.quiet+1 >= l.wait:
+		if l.rose {
+			l.wait = probeAfter
+		}
 		l.ceiling = min(l.ceiling+1, float64(l.opts.Max))
-		l.quiet = 0
+		l.quiet, l.rose = 0, true
 	default:
 		l.quiet++
 	}

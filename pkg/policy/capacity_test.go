@@ -148,6 +148,39 @@ func TestLearnedCeiling(t *testing.T) {
 	require.Eventually(t, func() bool { return l.held.Load() == 0 }, 10*time.Second, time.Millisecond, "the 429's permit is given back after its Retry-After")
 }
 
+// TestLearnedCeilingBacksOff: a rise that brings a 429 back doubles the
+// quiet updates before the next rise, so a deployment held at its quota is
+// probed ever less often; a rise that stays quiet resets the wait.
+func TestLearnedCeilingBacksOff(t *testing.T) {
+	t.Parallel()
+	l := newLearned(AdaptiveOptions{Initial: 10, Max: 50}.WithDefaults())
+	refuse := func(n int) {
+		l.mu.Lock()
+		l.lowest, l.refused = n, true
+		l.mu.Unlock()
+	}
+	// quietUntilRise counts the updates before the ceiling passes c.
+	quietUntilRise := func(c float64) int {
+		for i := 1; i <= 2*maxProbeAfter; i++ {
+			if l.maxLimit(100) > c {
+				return i
+			}
+		}
+		t.Fatalf("the ceiling never rose above %v", c)
+		return 0
+	}
+	refuse(41)
+	require.Equal(t, 40.0, l.maxLimit(100), "a 429 at 41 in flight: at most 40")
+	require.Equal(t, probeAfter, quietUntilRise(40), "the first probe comes after probeAfter quiet updates")
+	for _, want := range []int{2 * probeAfter, 4 * probeAfter, 8 * probeAfter, 16 * probeAfter, maxProbeAfter, maxProbeAfter} {
+		refuse(41)
+		require.Equal(t, 40.0, l.maxLimit(100), "the probe to 41 got a 429")
+		require.Equal(t, want, quietUntilRise(40), "each probe that brings a 429 back doubles the wait, up to maxProbeAfter")
+	}
+	require.Equal(t, maxProbeAfter, quietUntilRise(41), "the probe to 41 stayed quiet: the next rise waits as long")
+	require.Equal(t, probeAfter, quietUntilRise(42), "a probe that stayed quiet until the next rise resets the wait")
+}
+
 func withLearned(l *learned) *depState {
 	s := &depState{}
 	s.limiter.Store(l)
