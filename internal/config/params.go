@@ -3,6 +3,8 @@ package config
 import (
 	"context"
 	"fmt"
+	"iter"
+	"time"
 
 	"github.com/switchyard/switchyard/pkg/llm"
 )
@@ -42,9 +44,16 @@ var (
 	_ llm.Provider           = withParams{}
 	_ llm.Namer              = withParams{}
 	_ llm.CapabilityReporter = withParams{}
+	_ llm.Batcher            = withParams{}
 )
 
 func (w withParams) Stream(ctx context.Context, req *llm.Request) (llm.Stream, error) {
+	return w.p.Stream(ctx, w.fill(req))
+}
+
+// fill returns a copy of req with its unset parameters set from the
+// deployment's defaults.
+func (w withParams) fill(req *llm.Request) *llm.Request {
 	r := *req
 	if r.Temperature == nil {
 		r.Temperature = w.params.Temperature
@@ -61,7 +70,7 @@ func (w withParams) Stream(ctx context.Context, req *llm.Request) (llm.Stream, e
 	if r.Seed == nil {
 		r.Seed = w.params.Seed
 	}
-	return w.p.Stream(ctx, &r)
+	return &r
 }
 
 func (w withParams) ProviderName() string {
@@ -79,3 +88,68 @@ func (w withParams) Capabilities(model string) llm.Capabilities {
 	}
 	return llm.Capabilities{}
 }
+
+// SupportsBatch implements llm.Batcher: the wrapped provider's batch API,
+// if it has one, with the same defaults filled into every line.
+func (w withParams) SupportsBatch() bool {
+	b, ok := w.p.(llm.Batcher)
+	return ok && b.SupportsBatch()
+}
+
+func (w withParams) batcher() llm.Batcher {
+	if b, ok := w.p.(llm.Batcher); ok {
+		return b
+	}
+	return noBatch{}
+}
+
+// BatchLimits implements llm.Batcher.
+func (w withParams) BatchLimits() (lines, bytes int) { return w.batcher().BatchLimits() }
+
+// SubmitBatch implements llm.Batcher.
+func (w withParams) SubmitBatch(ctx context.Context, ref string, reqs []llm.BatchRequest) (*llm.BatchInfo, error) {
+	filled := make([]llm.BatchRequest, len(reqs))
+	for i, r := range reqs {
+		filled[i] = llm.BatchRequest{CustomID: r.CustomID, Request: w.fill(r.Request)}
+	}
+	return w.batcher().SubmitBatch(ctx, ref, filled)
+}
+
+// FindBatch implements llm.Batcher.
+func (w withParams) FindBatch(ctx context.Context, ref string, since time.Time, n int) (*llm.BatchInfo, error) {
+	return w.batcher().FindBatch(ctx, ref, since, n)
+}
+
+// PollBatch implements llm.Batcher.
+func (w withParams) PollBatch(ctx context.Context, id string) (*llm.BatchInfo, error) {
+	return w.batcher().PollBatch(ctx, id)
+}
+
+// BatchAnswers implements llm.Batcher.
+func (w withParams) BatchAnswers(ctx context.Context, id string) iter.Seq2[llm.BatchAnswer, error] {
+	return w.batcher().BatchAnswers(ctx, id)
+}
+
+// CancelBatch implements llm.Batcher.
+func (w withParams) CancelBatch(ctx context.Context, id string) error {
+	return w.batcher().CancelBatch(ctx, id)
+}
+
+// noBatch is the Batcher of a provider without a batch API.
+type noBatch struct{}
+
+func (noBatch) SupportsBatch() bool             { return false }
+func (noBatch) BatchLimits() (lines, bytes int) { return 0, 0 }
+func (noBatch) SubmitBatch(context.Context, string, []llm.BatchRequest) (*llm.BatchInfo, error) {
+	return nil, llm.ErrBatchUnsupported
+}
+func (noBatch) FindBatch(context.Context, string, time.Time, int) (*llm.BatchInfo, error) {
+	return nil, llm.ErrBatchUnsupported
+}
+func (noBatch) PollBatch(context.Context, string) (*llm.BatchInfo, error) {
+	return nil, llm.ErrBatchUnsupported
+}
+func (noBatch) BatchAnswers(context.Context, string) iter.Seq2[llm.BatchAnswer, error] {
+	return func(yield func(llm.BatchAnswer, error) bool) { yield(llm.BatchAnswer{}, llm.ErrBatchUnsupported) }
+}
+func (noBatch) CancelBatch(context.Context, string) error { return llm.ErrBatchUnsupported }

@@ -22,6 +22,10 @@ const (
 	// BucketCache is the response cache's KV bucket (one per tenant, see
 	// Subjects.CacheBucket), made by the first worker that caches.
 	BucketCache = "LLM_CACHE"
+	// BucketOffload holds the jobs waiting for, and the batches in flight
+	// at, a vendor's batch API (one per tenant, see Subjects.OffloadBucket),
+	// made by the first worker that offloads.
+	BucketOffload = "LLM_OFFLOAD"
 )
 
 // StreamsConfig sizes the streams. The zero value is usable: every field has

@@ -231,6 +231,11 @@ func (s Subjects) CancelBucket() string { return s.suffixed(BucketCancel) }
 // answers are never read for another's requests and each can be capped.
 func (s Subjects) CacheBucket() string { return s.suffixed(BucketCache) }
 
+// OffloadBucket is the name of the tenant's vendor-batch KV bucket (its
+// stream is "KV_" + the name): the tenant's jobs waiting for a vendor batch
+// and its batches in flight, apart from every other tenant's.
+func (s Subjects) OffloadBucket() string { return s.suffixed(BucketOffload) }
+
 func (s Subjects) suffixed(name string) string {
 	if s.Tenant == "" {
 		return name

@@ -49,7 +49,15 @@ type Request struct {
 	// whose worst case for it is higher are skipped, and the job fails with
 	// budget_exceeded, before any provider call, when none is left.
 	MaxCostUSD float64 `json:"max_cost_usd,omitempty" msgpack:"max_cost_usd,omitempty"`
+	// ServiceTier "batch" asks for the group's vendor batch API (when the
+	// group sets vendor_batch) whatever the job's class and deadline: the
+	// answer comes within the vendor's window at its batch price. Other
+	// values are the live path's.
+	ServiceTier string `json:"service_tier,omitempty" msgpack:"service_tier,omitempty"`
 }
+
+// ServiceTierBatch is the ServiceTier that asks for the vendor's batch API.
+const ServiceTierBatch = "batch"
 
 // MaxTimeout is the longest a job may be given, by timeout_ms or deadline,
 // counted from its publication: 7 days, longer than results are kept, so
@@ -202,14 +210,17 @@ type Result struct {
 	CostUSD      float64    `json:"cost_usd,omitempty" msgpack:"cost_usd,omitempty"`
 	// Cached says the answer came from the group's response cache: no
 	// provider was called and it cost nothing.
-	Cached     bool              `json:"cached,omitempty" msgpack:"cached,omitempty"`
-	Group      string            `json:"group,omitempty" msgpack:"group,omitempty"`
-	Deployment string            `json:"deployment,omitempty" msgpack:"deployment,omitempty"`
-	Model      string            `json:"model,omitempty" msgpack:"model,omitempty"`
-	Attempts   []Attempt         `json:"attempts,omitempty" msgpack:"attempts,omitempty"`
-	Timings    Timings           `json:"timings" msgpack:"timings"`
-	Metadata   map[string]string `json:"metadata,omitempty" msgpack:"metadata,omitempty"`
-	Error      *Error            `json:"error,omitempty" msgpack:"error,omitempty"`
+	Cached bool `json:"cached,omitempty" msgpack:"cached,omitempty"`
+	// VendorBatchID is the vendor's id of the batch that answered the job
+	// (the group's vendor_batch): it cost the vendor's batch price.
+	VendorBatchID string            `json:"vendor_batch_id,omitempty" msgpack:"vendor_batch_id,omitempty"`
+	Group         string            `json:"group,omitempty" msgpack:"group,omitempty"`
+	Deployment    string            `json:"deployment,omitempty" msgpack:"deployment,omitempty"`
+	Model         string            `json:"model,omitempty" msgpack:"model,omitempty"`
+	Attempts      []Attempt         `json:"attempts,omitempty" msgpack:"attempts,omitempty"`
+	Timings       Timings           `json:"timings" msgpack:"timings"`
+	Metadata      map[string]string `json:"metadata,omitempty" msgpack:"metadata,omitempty"`
+	Error         *Error            `json:"error,omitempty" msgpack:"error,omitempty"`
 }
 
 // Usage counts tokens.

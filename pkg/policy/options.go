@@ -171,6 +171,12 @@ type GroupOptions struct {
 	// Hedge, when set, hedges the first token of the group's interactive
 	// calls on another deployment (see HedgeOptions). Default: no hedge.
 	Hedge *HedgeOptions `yaml:"hedge"`
+	// VendorBatch, when set, sends the group's batch-class jobs that can
+	// wait (and those that ask for service_tier batch) through its
+	// vendor's batch API at the vendor's batch price (see
+	// VendorBatchOptions and BatchTarget). Default: every job is a live
+	// call.
+	VendorBatch *VendorBatchOptions `yaml:"vendor_batch"`
 }
 
 // DeploymentOptions are one deployment's routing settings and limits.
@@ -267,7 +273,7 @@ func (o GroupOptions) Validate() error {
 	if o.MaxFallbacks < 0 {
 		return fmt.Errorf("max_fallbacks: %d < 0", o.MaxFallbacks)
 	}
-	for _, check := range []func() error{o.Retry.validate, o.Cache.validate, o.Hedge.validate, o.validateCooldown, o.Breaker.validate, func() error { return o.Timeouts.validate("timeouts") }, o.validateOnError} {
+	for _, check := range []func() error{o.Retry.validate, o.Cache.validate, o.Hedge.validate, o.VendorBatch.validate, o.validateCooldown, o.Breaker.validate, func() error { return o.Timeouts.validate("timeouts") }, o.validateOnError} {
 		if err := check(); err != nil {
 			return err
 		}
