@@ -71,6 +71,9 @@ type Outcome struct {
 	Status     int
 	ErrType    string
 	ErrMessage string
+	// PromptTokens and CompletionTokens are the answer's usage (default 10
+	// and 5).
+	PromptTokens, CompletionTokens int
 }
 
 // ReplayedBatch is what a test can see of one batch.
@@ -216,6 +219,9 @@ func (b *Batches) finish(rb *replayBatch, end string) {
 		if o.Status == 0 && o.Text == "" {
 			o.Text = "answer to " + l.Prompt
 		}
+		if o.PromptTokens == 0 && o.CompletionTokens == 0 {
+			o.PromptTokens, o.CompletionTokens = 10, 5
+		}
 		rb.answers = append(rb.answers, o)
 	}
 }
@@ -268,7 +274,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // /v1/batches/{id}, GET /v1/batches, POST /v1/batches/{id}/cancel and GET
 // /v1/files/{id}/content.
 func OpenAIBatches(t testing.TB) *Batches {
-	b := newBatches("openai")
+	b, stop := ServeOpenAIBatches()
+	t.Cleanup(stop)
+	return b
+}
+
+// ServeOpenAIBatches is OpenAIBatches outside a test (a benchmark): stop
+// closes the server.
+func ServeOpenAIBatches() (b *Batches, stop func()) {
+	b = newBatches("openai")
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/files", b.openAIUpload)
 	mux.HandleFunc("POST /v1/batches", b.openAICreate)
@@ -277,9 +291,8 @@ func OpenAIBatches(t testing.TB) *Batches {
 	mux.HandleFunc("POST /v1/batches/{id}/cancel", b.openAICancel)
 	mux.HandleFunc("GET /v1/files/{id}/content", b.openAIContent)
 	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
 	b.URL = srv.URL + "/v1"
-	return b
+	return b, srv.Close
 }
 
 func (b *Batches) openAIUpload(w http.ResponseWriter, r *http.Request) {
@@ -390,7 +403,7 @@ func (b *Batches) openAIBatch(rb *replayBatch, inputFile string, meta map[string
 				"response": map[string]any{"status_code": 200, "request_id": fmt.Sprintf("req_%d", i), "body": map[string]any{
 					"id": fmt.Sprintf("chatcmpl-%s-%d", rb.id, i), "object": "chat.completion", "created": rb.created.Unix(), "model": l.Model,
 					"choices": []any{map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": rb.answers[i].Text}, "logprobs": nil, "finish_reason": "stop"}},
-					"usage":   map[string]any{"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+					"usage":   map[string]any{"prompt_tokens": rb.answers[i].PromptTokens, "completion_tokens": rb.answers[i].CompletionTokens, "total_tokens": rb.answers[i].PromptTokens + rb.answers[i].CompletionTokens},
 				}}}
 			mustLine(&out, line)
 			continue
@@ -625,7 +638,7 @@ func (b *Batches) anthropicResults(w http.ResponseWriter, r *http.Request) {
 				"id": fmt.Sprintf("msg_%s_%d", rb.id, i), "type": "message", "role": "assistant", "model": l.Model,
 				"content":     []any{map[string]any{"type": "text", "text": rb.answers[i].Text}},
 				"stop_reason": "end_turn", "stop_sequence": nil,
-				"usage": map[string]any{"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+				"usage": map[string]any{"input_tokens": rb.answers[i].PromptTokens, "output_tokens": rb.answers[i].CompletionTokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
 			}}
 		}
 		mustLine(&out, map[string]any{"custom_id": l.CustomID, "result": result})
@@ -733,7 +746,7 @@ func (b *Batches) geminiOperation(rb *replayBatch) map[string]any {
 		}
 		responses = append(responses, map[string]any{"metadata": map[string]string{"key": l.CustomID}, "response": map[string]any{
 			"candidates":    []any{map[string]any{"content": map[string]any{"parts": []any{map[string]any{"text": a.Text}}, "role": "model"}, "finishReason": "STOP", "index": 0}},
-			"usageMetadata": map[string]any{"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15},
+			"usageMetadata": map[string]any{"promptTokenCount": a.PromptTokens, "candidatesTokenCount": a.CompletionTokens, "totalTokenCount": a.PromptTokens + a.CompletionTokens},
 			"modelVersion":  rb.model,
 		}})
 	}

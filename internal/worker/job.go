@@ -112,6 +112,10 @@ func (j *job) run() {
 		j.finish(j.errorResult(bus.CodeCancelled, "job was cancelled before it started", false), nil)
 		return
 	}
+	if j.offloads(call) {
+		j.offload(call)
+		return
+	}
 	j.execute(call)
 }
 

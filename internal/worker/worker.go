@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/switchyard/switchyard/internal/offload"
 	"github.com/switchyard/switchyard/pkg/bus"
 	"github.com/switchyard/switchyard/pkg/llm"
 	"github.com/switchyard/switchyard/pkg/policy"
@@ -114,6 +115,9 @@ type Config struct {
 	// CancelMemo bounds the cancel markers held in memory per tenant;
 	// past it a tenant's markers are looked up in its bucket. Default 32768.
 	CancelMemo int
+	// Offload, when set, sends the jobs that can wait of groups that set
+	// vendor_batch through their vendor's batch API (see OffloadConfig).
+	Offload *OffloadConfig
 	// Budgets, when set, is checked before a tenant's job runs and charged
 	// after it ran.
 	Budgets Budgets
@@ -195,6 +199,9 @@ func (c Config) validate() error {
 			return fmt.Errorf("worker: invalid tenant name %q ([a-z0-9][a-z0-9_-]{0,31})", t)
 		}
 	}
+	if c.Offload != nil && c.Offload.Targets == nil {
+		return errors.New("worker: offload without targets")
+	}
 	if c.DenyAnonymous && c.AnonymousAs != "" {
 		return errors.New("worker: jobs on the anonymous subjects are either denied or run as a tenant, not both")
 	}
@@ -216,6 +223,7 @@ type Worker struct {
 	jobCtx    context.Context
 	stopJobs  context.CancelCauseFunc
 	cancelled *cancelSet
+	offload   *offload.Engine // nil: no vendor batches (Config.Offload)
 
 	ready chan struct{}
 
@@ -273,6 +281,15 @@ func New(nc *nats.Conn, exec Executor, cfg Config) (*Worker, error) {
 		storePolicy: storeRetry(cfg.StoreRetry, cfg.Logger),
 	}
 	w.jobCtx, w.stopJobs = context.WithCancelCause(context.Background())
+	if o := cfg.Offload; o != nil {
+		ec := o.Engine
+		ec.Subjects = cfg.Subjects
+		ec.Logger = cmp.Or(ec.Logger, cfg.Logger)
+		if ec.Now == nil {
+			ec.Now = cfg.Now
+		}
+		w.offload = offload.New(js, w.namespaces(), o.Targets, offloadHost{w}, ec)
+	}
 	return w, nil
 }
 
@@ -348,6 +365,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		loops.Go(func() { w.schedule(ctx, g, qs) })
 	}
 	loops.Go(func() { w.sweepUnknown(ctx) })
+	if w.offload != nil {
+		loops.Go(func() { w.offload.Run(ctx) })
+	}
 	stopKeepAlive := make(chan struct{})
 	keepAliveDone := make(chan struct{})
 	go func() { defer close(keepAliveDone); w.keepAlive(stopKeepAlive) }()

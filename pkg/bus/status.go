@@ -51,6 +51,11 @@ type GroupStatus struct {
 	LastDelivered *time.Time `json:"last_delivered,omitempty"`
 	// DLQ is the number of this group's dead letters.
 	DLQ uint64 `json:"dlq"`
+	// VendorBatches is the number of the group's vendor batches in flight
+	// (its vendor_batch), and VendorBatchJobs the jobs waiting for one or
+	// in one.
+	VendorBatches   int `json:"vendor_batches,omitempty"`
+	VendorBatchJobs int `json:"vendor_batch_jobs,omitempty"`
 	// Classes is the queue of each class that has a consumer, highest
 	// class first.
 	Classes []ClassStatus `json:"classes,omitempty"`
@@ -124,8 +129,14 @@ func (c *Client) Status(ctx context.Context) (*FleetStatus, error) {
 			st.Groups = append(st.Groups, groupStatus(g, cis))
 		}
 	}
+	jobs, batches, err := c.offloadStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
 	for i := range st.Groups {
-		st.Groups[i].DLQ = dlqBy[st.Groups[i].Group]
+		g := st.Groups[i].Group
+		st.Groups[i].DLQ = dlqBy[g]
+		st.Groups[i].VendorBatches, st.Groups[i].VendorBatchJobs = batches[g], jobs[g]
 	}
 	slices.SortFunc(st.Groups, func(a, b GroupStatus) int { return strings.Compare(a.Group, b.Group) })
 	return st, nil

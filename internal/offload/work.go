@@ -1,0 +1,472 @@
+package offload
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/switchyard/switchyard/pkg/llm"
+	"github.com/switchyard/switchyard/pkg/llm/catalog"
+	"github.com/switchyard/switchyard/pkg/policy"
+)
+
+// bucketState is what one tick read of a bucket.
+type bucketState struct {
+	tenant  string
+	kv      jetstream.KeyValue
+	renewed time.Time        // when this engine last took or renewed the lease
+	now     time.Time        // when the keys were listed: what is due is judged at it
+	lines   map[string]*Line // by key
+	batches []*batchEntry
+}
+
+type batchEntry struct {
+	*Batch
+	rev uint64
+}
+
+// work advances a bucket's batches in flight, then sends what waits.
+func (e *Engine) work(ctx context.Context, tenant string, kv jetstream.KeyValue) error {
+	st, err := e.read(ctx, tenant, kv)
+	if err != nil {
+		return err
+	}
+	sent := map[string]bool{} // line keys in a batch
+	var errs []error
+	for _, b := range st.batches {
+		for _, job := range b.Jobs {
+			sent[lineKey(b.Group, job)] = true
+		}
+		if err := e.advance(ctx, st, b); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", b, err))
+		}
+	}
+	var waiting []*Line
+	for key, l := range st.lines {
+		if !sent[key] {
+			waiting = append(waiting, l)
+		}
+	}
+	errs = append(errs, e.collect(ctx, st, waiting))
+	return errors.Join(errs...)
+}
+
+// read lists the bucket's lines and batches.
+func (e *Engine) read(ctx context.Context, tenant string, kv jetstream.KeyValue) (*bucketState, error) {
+	now := e.cfg.Now()
+	lister, err := kv.ListKeysFiltered(ctx, linePrefix+">", batchPrefix+">")
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	_ = lister.Stop()
+	st := &bucketState{tenant: tenant, kv: kv, lines: map[string]*Line{}, renewed: now, now: now}
+	for _, k := range keys {
+		if strings.HasPrefix(k, batchPrefix) {
+			b, err := e.getBatch(ctx, kv, k)
+			if err != nil {
+				return nil, err
+			}
+			if b != nil {
+				st.batches = append(st.batches, b)
+			}
+			continue
+		}
+		l, err := e.line(ctx, st, k)
+		if err != nil {
+			return nil, err
+		}
+		if l != nil {
+			st.lines[k] = l
+		}
+	}
+	// The memo keeps only lines still in the bucket.
+	e.mu.Lock()
+	prefix := kv.Bucket() + "/"
+	for k := range e.lines {
+		if strings.HasPrefix(k, prefix) && st.lines[strings.TrimPrefix(k, prefix)] == nil {
+			delete(e.lines, k)
+		}
+	}
+	e.mu.Unlock()
+	slices.SortFunc(st.batches, func(a, b *batchEntry) int { return a.Created.Compare(b.Created) })
+	return st, nil
+}
+
+func (e *Engine) getBatch(ctx context.Context, kv jetstream.KeyValue, key string) (*batchEntry, error) {
+	entry, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var b Batch
+	if err := json.Unmarshal(entry.Value(), &b); err != nil {
+		return nil, fmt.Errorf("offload: %s: %w", key, err)
+	}
+	return &batchEntry{Batch: &b, rev: entry.Revision()}, nil
+}
+
+// line returns the line of key (nil when it is gone), read once per
+// engine: a line never changes.
+func (e *Engine) line(ctx context.Context, st *bucketState, key string) (*Line, error) {
+	memo := st.kv.Bucket() + "/" + key
+	e.mu.Lock()
+	l, ok := e.lines[memo]
+	e.mu.Unlock()
+	if ok {
+		return l, nil
+	}
+	entry, err := st.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	l = &Line{}
+	if err := json.Unmarshal(entry.Value(), l); err != nil {
+		return nil, fmt.Errorf("offload: %s: %w", key, err)
+	}
+	l.Tenant = st.tenant
+	if g, job, ok := parseLineKey(key); ok {
+		l.Group, l.Job = g, job
+	}
+	e.mu.Lock()
+	e.lines[memo] = l
+	e.mu.Unlock()
+	return l, nil
+}
+
+// done removes a line that is answered or sent back live.
+func (e *Engine) done(ctx context.Context, st *bucketState, l *Line) error {
+	key := lineKey(l.Group, l.Job)
+	delete(st.lines, key)
+	e.mu.Lock()
+	delete(e.lines, st.kv.Bucket()+"/"+key)
+	e.mu.Unlock()
+	return st.kv.Delete(ctx, key)
+}
+
+// errLeaseLost stops the work of a bucket whose lease went to another
+// worker while this one worked it.
+var errLeaseLost = errors.New("offload: the bucket's lease was lost")
+
+// renew renews the bucket's lease when a third of it has passed, so that a
+// long tick (a large batch answered, many lines run live) keeps it; it
+// fails when another worker has it now.
+func (e *Engine) renew(ctx context.Context, st *bucketState) error {
+	now := e.cfg.Now()
+	if now.Sub(st.renewed) < e.cfg.Lease/3 {
+		return nil
+	}
+	if !e.hold(ctx, st.kv) {
+		return errLeaseLost
+	}
+	st.renewed = now
+	return nil
+}
+
+// fallback is a line to run live, and why.
+type fallback struct {
+	l   *Line
+	why string
+}
+
+// live runs lines live (Host.Live), LiveConcurrency at a time, and removes
+// each that was answered. The lines of a live call that failed stay for a
+// later tick.
+func (e *Engine) live(ctx context.Context, st *bucketState, ref string, fs []fallback) error {
+	var g errgroup.Group
+	g.SetLimit(e.cfg.LiveConcurrency)
+	var mu sync.Mutex
+	for _, f := range fs {
+		if err := e.renew(ctx, st); err != nil {
+			_ = g.Wait()
+			return err
+		}
+		g.Go(func() error {
+			e.log.Info("offload: job runs live", slog.String("job", f.l.Job), slog.String("group", f.l.Group), slog.String("batch", ref), slog.String("why", f.why))
+			if err := e.host.Live(ctx, f.l, f.why); err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			return e.done(ctx, st, f.l)
+		})
+	}
+	return g.Wait()
+}
+
+// collect answers the cancelled waiting lines and sends the others, per
+// group, in batches: those whose oldest line waited the group's after, or
+// that are full.
+func (e *Engine) collect(ctx context.Context, st *bucketState, waiting []*Line) error {
+	byGroup := map[string][]*Line{}
+	for _, l := range waiting {
+		byGroup[l.Group] = append(byGroup[l.Group], l)
+	}
+	var errs []error
+	for group, ls := range byGroup {
+		if err := e.collectGroup(ctx, st, group, ls); err != nil {
+			errs = append(errs, fmt.Errorf("group %s: %w", group, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) collectGroup(ctx context.Context, st *bucketState, group string, ls []*Line) error {
+	t, ok := e.targets(st.tenant, group)
+	ls = slices.DeleteFunc(ls, func(l *Line) bool {
+		if !e.host.Cancelled(l) {
+			return false
+		}
+		if err := e.host.Answer(ctx, l, &Answer{Cancelled: true, Target: t}); err == nil {
+			_ = e.done(ctx, st, l)
+		}
+		return true
+	})
+	if !ok {
+		fs := make([]fallback, len(ls))
+		for i, l := range ls {
+			fs[i] = fallback{l, "the group no longer sends jobs to a vendor batch API"}
+		}
+		return e.live(ctx, st, "", fs)
+	}
+	slices.SortFunc(ls, func(a, b *Line) int { return cmp.Or(a.Added.Compare(b.Added), cmp.Compare(a.Seq, b.Seq)) })
+	maxLines, maxBytes := t.Batcher.BatchLimits()
+	maxLines = min(cmp0(maxLines, e.cfg.MaxLines), e.cfg.MaxLines)
+	now := st.now
+	for len(ls) > 0 {
+		n, size := 0, 0
+		for n < len(ls) && n < maxLines && (maxBytes <= 0 || size+len(ls[n].Data) <= maxBytes*9/10) {
+			size += len(ls[n].Data)
+			n++
+		}
+		n = max(n, 1)
+		full := n < len(ls) || n == maxLines
+		if !full && now.Sub(ls[0].Added) < t.Options.After {
+			return nil
+		}
+		if err := e.send(ctx, st, t, ls[:n]); err != nil {
+			return err
+		}
+		ls = ls[n:]
+	}
+	return nil
+}
+
+func cmp0(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// send records a new batch of ls, then submits it.
+func (e *Engine) send(ctx context.Context, st *bucketState, t policy.BatchTarget, ls []*Line) error {
+	b := &Batch{Ref: newRef(), Group: t.Group, Deployment: t.Deployment, Model: t.Model, State: stateSubmitting, Created: e.cfg.Now()}
+	for _, l := range ls {
+		b.Jobs = append(b.Jobs, l.Job)
+	}
+	data, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	rev, err := st.kv.Create(ctx, batchKey(b), data)
+	if err != nil {
+		return err
+	}
+	e.log.Info("offload: batch recorded", slog.String("batch", b.Ref), slog.String("group", b.Group), slog.String("deployment", b.Deployment), slog.Int("lines", len(b.Jobs)))
+	return e.submit(ctx, st, &batchEntry{Batch: b, rev: rev}, t)
+}
+
+// requests builds the vendor's lines of b; the lines whose request cannot
+// be made go back to the live path.
+func (e *Engine) requests(ctx context.Context, st *bucketState, b *batchEntry) ([]llm.BatchRequest, error) {
+	reqs := make([]llm.BatchRequest, 0, len(b.Jobs))
+	var fs []fallback
+	for i, job := range b.Jobs {
+		l := st.lines[lineKey(b.Group, job)]
+		if l == nil {
+			continue // answered already
+		}
+		req, err := e.host.Request(l)
+		if err != nil {
+			fs = append(fs, fallback{l, err.Error()})
+			continue
+		}
+		r := *req
+		r.Model = b.Model
+		reqs = append(reqs, llm.BatchRequest{CustomID: customID(i), Request: &r})
+	}
+	return reqs, e.live(ctx, st, b.Ref, fs)
+}
+
+// submit sends a batch in state submitting to its vendor, unless the
+// vendor has it already (a worker died between the vendor's reply and the
+// record of its id), and records the vendor's id.
+func (e *Engine) submit(ctx context.Context, st *bucketState, b *batchEntry, t policy.BatchTarget) error {
+	reqs, err := e.requests(ctx, st, b)
+	if err != nil {
+		return err
+	}
+	if len(reqs) == 0 {
+		return st.kv.Delete(ctx, batchKey(b.Batch), jetstream.LastRevision(b.rev))
+	}
+	info, err := t.Batcher.FindBatch(ctx, b.Ref, b.Created.Add(-time.Minute), len(reqs))
+	if err != nil {
+		return fmt.Errorf("find: %w", err)
+	}
+	if info == nil {
+		// Another worker may have taken the lease since this one read the
+		// bucket: the record's revision tells (see claim).
+		if err := e.claim(ctx, st, b); err != nil {
+			return err
+		}
+		info, err = t.Batcher.SubmitBatch(ctx, b.Ref, reqs)
+		if err != nil {
+			return e.submitFailed(ctx, st, b, err)
+		}
+		e.log.Info("offload: batch sent", slog.String("batch", b.Ref), slog.String("vendor_id", info.ID), slog.Int("lines", len(reqs)))
+	} else {
+		e.log.Info("offload: batch found at the vendor (its id was not recorded)", slog.String("batch", b.Ref), slog.String("vendor_id", info.ID))
+	}
+	b.State, b.VendorID, b.Submitted, b.Sent, b.Status = stateSubmitted, info.ID, e.cfg.Now(), len(reqs), info.Status
+	return e.put(ctx, st, b)
+}
+
+// claim writes b again at its revision: it fails when another worker
+// changed it since it was read.
+func (e *Engine) claim(ctx context.Context, st *bucketState, b *batchEntry) error {
+	return e.put(ctx, st, b)
+}
+
+func (e *Engine) put(ctx context.Context, st *bucketState, b *batchEntry) error {
+	data, err := json.Marshal(b.Batch)
+	if err != nil {
+		return err
+	}
+	rev, err := st.kv.Update(ctx, batchKey(b.Batch), data, b.rev)
+	if err != nil {
+		return err
+	}
+	b.rev = rev
+	return nil
+}
+
+// submitFailed handles a batch the vendor refused: one it will never take
+// (a bad request) goes back to the live path; any other failure is tried
+// again at the next tick.
+func (e *Engine) submitFailed(ctx context.Context, st *bucketState, b *batchEntry, err error) error {
+	if k := llm.KindOf(err); k != llm.KindBadRequest && k != llm.KindAuth {
+		return fmt.Errorf("submit: %w", err)
+	}
+	return e.endLive(ctx, st, b, "the vendor refused the batch: "+err.Error())
+}
+
+// endLive sends every line of b still waiting back to the live path and
+// removes b.
+func (e *Engine) endLive(ctx context.Context, st *bucketState, b *batchEntry, why string) error {
+	var fs []fallback
+	for _, job := range b.Jobs {
+		if l := st.lines[lineKey(b.Group, job)]; l != nil {
+			fs = append(fs, fallback{l, why})
+		}
+	}
+	if err := e.live(ctx, st, b.Ref, fs); err != nil {
+		return err
+	}
+	return st.kv.Delete(ctx, batchKey(b.Batch))
+}
+
+// advance moves one batch on: sends it if it was not, polls it, answers
+// its lines once it ended.
+func (e *Engine) advance(ctx context.Context, st *bucketState, b *batchEntry) error {
+	t, ok := e.targets(st.tenant, b.Group)
+	if !ok || t.Deployment != b.Deployment {
+		if b.State == stateSubmitting {
+			return e.endLive(ctx, st, b, "the group's vendor batch deployment changed before the batch was sent")
+		}
+		return fmt.Errorf("deployment %s no longer takes the group's batches; the batch waits for it", b.Deployment)
+	}
+	if b.State == stateSubmitting {
+		return e.submit(ctx, st, b, t)
+	}
+	info, err := t.Batcher.PollBatch(ctx, b.VendorID)
+	if err != nil {
+		return fmt.Errorf("poll: %w", err)
+	}
+	switch info.State {
+	case llm.BatchRunning:
+		if info.Status != b.Status || info.Done != b.Done {
+			b.Status, b.Done = info.Status, info.Done
+			return e.put(ctx, st, b)
+		}
+		return nil
+	case llm.BatchFailed:
+		return e.endLive(ctx, st, b, "the vendor failed the batch: "+info.Message)
+	}
+	return e.answer(ctx, st, b, t)
+}
+
+// answer publishes the answers of an ended batch, sends the lines the
+// vendor failed or did not run back to the live path, and removes the
+// batch. A line already answered (by a worker that died before it removed
+// the batch) is gone from the bucket and skipped.
+func (e *Engine) answer(ctx context.Context, st *bucketState, b *batchEntry, t policy.BatchTarget) error {
+	seen := make([]bool, len(b.Jobs))
+	var fs []fallback
+	for a, err := range t.Batcher.BatchAnswers(ctx, b.VendorID) {
+		if err != nil {
+			return fmt.Errorf("answers: %w", err)
+		}
+		if err := e.renew(ctx, st); err != nil {
+			return err
+		}
+		i := lineIndex(a.CustomID, len(b.Jobs))
+		if i < 0 || seen[i] {
+			continue
+		}
+		seen[i] = true
+		l := st.lines[lineKey(b.Group, b.Jobs[i])]
+		if l == nil {
+			continue
+		}
+		if a.Err != nil {
+			fs = append(fs, fallback{l, "the vendor failed the line: " + a.Err.Error()})
+			continue
+		}
+		ans := &Answer{BatchAnswer: a, BatchID: b.VendorID, CostUSD: catalog.BatchCost(t.Info, a.Usage), Target: t}
+		if err := e.host.Answer(ctx, l, ans); err != nil {
+			return err
+		}
+		if err := e.done(ctx, st, l); err != nil {
+			return err
+		}
+	}
+	for i, job := range b.Jobs {
+		if l := st.lines[lineKey(b.Group, job)]; l != nil && !seen[i] {
+			fs = append(fs, fallback{l, "the vendor did not run the line"})
+		}
+	}
+	if err := e.live(ctx, st, b.Ref, fs); err != nil {
+		return err
+	}
+	e.log.Info("offload: batch answered", slog.String("batch", b.Ref), slog.String("vendor_id", b.VendorID), slog.Int("lines", len(b.Jobs)))
+	return st.kv.Delete(ctx, batchKey(b.Batch))
+}
