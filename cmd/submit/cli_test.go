@@ -125,3 +125,14 @@ func TestStatusTableSaysFreeWorkers(t *testing.T) {
 	require.Regexp(t, regexp.MustCompile(`FREE WORKERS`), b.String())
 	require.NotContains(t, b.String(), "WORKERS WAITING")
 }
+
+func TestStatusTableShowsVendorBatches(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	printStatus(&b, &bus.FleetStatus{Groups: []bus.GroupStatus{{Group: "demo"}}}, time.Now())
+	require.NotContains(t, b.String(), "VENDOR BATCHES", "no table without batches")
+	b.Reset()
+	printStatus(&b, &bus.FleetStatus{Groups: []bus.GroupStatus{{Group: "demo"}, {Group: "nightly", VendorBatches: 2, VendorBatchJobs: 1500}}}, time.Now())
+	require.Regexp(t, regexp.MustCompile(`(?m)^nightly\s+2\s+1500\s*$`), b.String())
+	require.NotRegexp(t, regexp.MustCompile(`(?m)^demo\s+0\s+0`), b.String())
+}

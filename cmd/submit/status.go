@@ -93,6 +93,19 @@ func printStatus(w io.Writer, st *bus.FleetStatus, now time.Time) {
 			}
 		}
 	}
+	offloaded := false
+	for _, g := range st.Groups {
+		offloaded = offloaded || g.VendorBatchJobs > 0 || g.VendorBatches > 0
+	}
+	if offloaded {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "GROUP\tVENDOR BATCHES IN FLIGHT\tJOBS AT THE VENDOR OR WAITING FOR A BATCH")
+		for _, g := range st.Groups {
+			if g.VendorBatchJobs > 0 || g.VendorBatches > 0 {
+				fmt.Fprintf(tw, "%s\t%d\t%d\n", g.Group, g.VendorBatches, g.VendorBatchJobs)
+			}
+		}
+	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\ndead letters: %d (submit dlq list shows them)\n", st.DLQ)
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/switchyard/switchyard/internal/fleet"
 	"github.com/switchyard/switchyard/internal/heartbeat"
 	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/internal/offload"
 	"github.com/switchyard/switchyard/internal/respcache"
 	"github.com/switchyard/switchyard/internal/telemetry"
 	"github.com/switchyard/switchyard/internal/tenant"
@@ -253,6 +254,7 @@ func (p *process) buildWorker(context.Context) error {
 		DenyAnonymous:     denyAnon,
 		Tenants:           executors(p.tenants, cache),
 		Budgets:           p.budgets,
+		Offload:           &worker.OffloadConfig{Targets: batchTargets(p.router, p.tenants, anonAs)},
 		ValidationRetries: validationRetries(p.env.ValidationRetries),
 		Groups:            serve,
 		Subjects:          bus.Subjects{Prefix: p.env.Prefix},
@@ -536,6 +538,22 @@ func executors(rs map[string]*policy.Router, cache policy.CacheStore) map[string
 // say cache are answered from store (the others pass through).
 func cached(r *policy.Router, store policy.CacheStore) worker.Executor {
 	return routerExec{Executor: policy.Chain(r, policy.Cache(policy.CacheConfig{Store: store, Options: r.CacheOptions})), r: r}
+}
+
+// batchTargets says where a namespace's vendor batches go: to the
+// tenant's own router when it has one (its keys), else the worker's. The
+// anonymous namespace's jobs run as anonAs.
+func batchTargets(main *policy.Router, tenants map[string]*policy.Router, anonAs string) offload.Targets {
+	return func(ns, group string) (policy.BatchTarget, bool) {
+		tenant := ns
+		if tenant == "" {
+			tenant = anonAs
+		}
+		if r, ok := tenants[tenant]; ok {
+			return r.BatchTarget(group)
+		}
+		return main.BatchTarget(group)
+	}
 }
 
 // routerExec is an executor chain over a router, with the router's groups.

@@ -23,6 +23,9 @@ func TestCostSection(t *testing.T) {
 	require.Positive(t, rep.Interactive)
 	require.Less(t, rep.VendorBatch, rep.Interactive)
 	require.Positive(t, rep.VendorBatch)
+	require.Equal(t, 40, rep.OffloadedOK, "every line answered by a vendor batch")
+	require.Equal(t, 1, rep.OffloadBatches)
+	require.InDelta(t, rep.VendorBatch, rep.Offloaded, 1e-9, "the offloaded run costs the batch price of the live run's usage")
 	require.Contains(t, out.String(), "hit:  time to first chunk p50")
 	require.Contains(t, out.String(), "batch of 40 lines on gpt-4o-mini")
 }
