@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -54,6 +55,23 @@ func (c *command) printHelp() {
 
 // errHelp is returned once --help has been printed: exit 0.
 var errHelp = errors.New("")
+
+// jobIDArgs checks the positional arguments and --timeout of a command on
+// one job (submit cancel, submit watch): exactly one job id, a timeout
+// above 0.
+func (c *command) jobIDArgs(pos []string, timeout time.Duration) error {
+	switch len(pos) {
+	case 0:
+		return c.usageErr("missing the job id: %s <job-id>", c.name)
+	case 1:
+	default:
+		return c.usageErr("one job id at a time, got %d arguments", len(pos))
+	}
+	if timeout <= 0 {
+		return c.usageErr("--timeout %s: want more than 0", timeout)
+	}
+	return nil
+}
 
 // usageErr is a mistake on the command line: exit status 2, one line, and
 // where to read more.

@@ -211,15 +211,8 @@ confirmed (within --wait); exit status 0 once the cancel is sent.`, stderr)
 	if err != nil {
 		return err
 	}
-	switch len(pos) {
-	case 0:
-		return cmd.usageErr("missing the job id: submit cancel <job-id>")
-	case 1:
-	default:
-		return cmd.usageErr("one job id at a time, got %d arguments", len(pos))
-	}
-	if *timeout <= 0 {
-		return cmd.usageErr("--timeout %s: want more than 0", *timeout)
+	if err := cmd.jobIDArgs(pos, *timeout); err != nil {
+		return err
 	}
 	nc, c, err := dial(bus.Msgpack)
 	if err != nil {

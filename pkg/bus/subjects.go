@@ -182,18 +182,7 @@ func (s Subjects) ParseCancel(subject string) (tenant, jobID string, ok bool) {
 	if !ok {
 		return "", "", false
 	}
-	if t, ok := strings.CutPrefix(rest, "t."); ok {
-		name, after, found := strings.Cut(t, ".")
-		if !found || !ValidTenant(name) {
-			return "", "", false
-		}
-		tenant, rest = name, after
-	}
-	id, ok := strings.CutPrefix(rest, "cancel.")
-	if !ok || !ValidJobID(id) {
-		return "", "", false
-	}
-	return tenant, id, true
+	return tenantJob(rest, "cancel")
 }
 
 // DLQ is the dead-letter subject of a group. Dead letters are for
@@ -372,6 +361,12 @@ func (s Subjects) ParseResult(subject string) (tenant, jobID string, ok bool) {
 	if rest, ok = strings.CutSuffix(rest, ".result"); !ok {
 		return "", "", false
 	}
+	return tenantJob(rest, "res")
+}
+
+// tenantJob reads the rest of a subject after the prefix,
+// "[t.<tenant>.]<kind>.<job id>": the tenant ("" anonymous) and the job id.
+func tenantJob(rest, kind string) (tenant, jobID string, ok bool) {
 	if t, ok := strings.CutPrefix(rest, "t."); ok {
 		name, after, found := strings.Cut(t, ".")
 		if !found || !ValidTenant(name) {
@@ -379,7 +374,7 @@ func (s Subjects) ParseResult(subject string) (tenant, jobID string, ok bool) {
 		}
 		tenant, rest = name, after
 	}
-	id, ok := strings.CutPrefix(rest, "res.")
+	id, ok := strings.CutPrefix(rest, kind+".")
 	if !ok || !ValidJobID(id) {
 		return "", "", false
 	}
