@@ -18,9 +18,9 @@ var metricLabels = map[string]struct {
 	labels    []string
 	histogram bool
 }{
-	"switchyard_jobs_total":                     {labels: []string{"group", "status", "code"}},
-	"switchyard_job_duration_seconds":           {labels: []string{"group"}, histogram: true},
-	"switchyard_queue_wait_seconds":             {labels: []string{"group"}, histogram: true},
+	"switchyard_jobs_total":                     {labels: []string{"group", "class", "status", "code"}},
+	"switchyard_job_duration_seconds":           {labels: []string{"group", "class"}, histogram: true},
+	"switchyard_queue_wait_seconds":             {labels: []string{"group", "class"}, histogram: true},
 	"switchyard_jobs_in_flight":                 {labels: []string{"group"}},
 	"switchyard_queue_pending":                  {labels: []string{"group"}},
 	"switchyard_attempts_total":                 {labels: []string{"group", "deployment", "code"}},

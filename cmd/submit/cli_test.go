@@ -113,7 +113,7 @@ func TestHelpListsEveryFlagInGNUForm(t *testing.T) {
 func TestStatusJSONKeepsSubjectsReadable(t *testing.T) {
 	t.Parallel()
 	var b bytes.Buffer
-	require.NoError(t, writeStatusJSON(&b, &bus.FleetStatus{Streams: []bus.StreamStatus{{Name: bus.StreamRequests, Subjects: []string{"llm.req.>"}}}}))
+	require.NoError(t, writeStatusJSON(&b, &bus.FleetStatus{Streams: []bus.StreamStatus{{Name: bus.StreamRequests, Subjects: []string{"llm.req.>"}}}}, nil))
 	require.Contains(t, b.String(), `"llm.req.>"`)
 	require.NotContains(t, b.String(), `\u003e`)
 }
@@ -121,7 +121,7 @@ func TestStatusJSONKeepsSubjectsReadable(t *testing.T) {
 func TestStatusTableSaysFreeWorkers(t *testing.T) {
 	t.Parallel()
 	var b bytes.Buffer
-	printStatus(&b, &bus.FleetStatus{Groups: []bus.GroupStatus{{Group: "demo", Waiting: 1}}}, time.Now())
+	printStatus(&b, &bus.FleetStatus{Groups: []bus.GroupStatus{{Group: "demo", Waiting: 1}}}, nil, time.Now())
 	require.Regexp(t, regexp.MustCompile(`FREE WORKERS`), b.String())
 	require.NotContains(t, b.String(), "WORKERS WAITING")
 }
@@ -129,10 +129,10 @@ func TestStatusTableSaysFreeWorkers(t *testing.T) {
 func TestStatusTableShowsVendorBatches(t *testing.T) {
 	t.Parallel()
 	var b bytes.Buffer
-	printStatus(&b, &bus.FleetStatus{Groups: []bus.GroupStatus{{Group: "demo"}}}, time.Now())
+	printStatus(&b, &bus.FleetStatus{Groups: []bus.GroupStatus{{Group: "demo"}}}, nil, time.Now())
 	require.NotContains(t, b.String(), "VENDOR BATCHES", "no table without batches")
 	b.Reset()
-	printStatus(&b, &bus.FleetStatus{Groups: []bus.GroupStatus{{Group: "demo"}, {Group: "nightly", VendorBatches: 2, VendorBatchJobs: 1500}}}, time.Now())
+	printStatus(&b, &bus.FleetStatus{Groups: []bus.GroupStatus{{Group: "demo"}, {Group: "nightly", VendorBatches: 2, VendorBatchJobs: 1500}}}, nil, time.Now())
 	require.Regexp(t, regexp.MustCompile(`(?m)^nightly\s+2\s+1500\s*$`), b.String())
 	_, vendor, _ := strings.Cut(b.String(), "VENDOR BATCHES")
 	require.NotContains(t, vendor, "demo", "only groups with vendor batches are listed")

@@ -9,6 +9,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/switchyard/switchyard/pkg/bus"
 )
 
@@ -17,8 +20,12 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 Shows the streams (messages, bytes, consumers), each group's queue (pending,
 in flight, redelivered, free workers, dead letters, last delivery) and the
 dead-letter count, then each group's queue per priority class (interactive,
-default, batch). FREE WORKERS counts the workers of the group that have at
-least one free slot and wait for jobs (one pull request each), not slots.`, stderr)
+default, batch), then the concurrency limit in force on each deployment that
+has one, from the workers' heartbeats: the limit its workers' adaptive
+limiters learned (KIND learned), else its max_concurrency (configured),
+summed over the workers. FREE WORKERS counts the workers of the group that
+have at least one free slot and wait for jobs (one pull request each), not
+slots.`, stderr)
 	jsonOut := cmd.fs.Bool("json", false, "print the status as JSON")
 	timeout := cmd.fs.Duration("timeout", 10*time.Second, "give up reading the status after this long")
 	pos, err := cmd.parse(args)
@@ -42,23 +49,45 @@ least one free slot and wait for jobs (one pull request each), not slots.`, stde
 	if err != nil {
 		return err
 	}
-	if *jsonOut {
-		return writeStatusJSON(stdout, st)
+	limits, err := statusLimits(ctx, nc)
+	if err != nil {
+		// The queues are what status is for; a user without read access
+		// to the heartbeats still gets them.
+		fmt.Fprintf(stderr, "submit status: the deployments' limits could not be read from the workers' heartbeats: %v\n", err)
 	}
-	printStatus(stdout, st, time.Now())
+	if *jsonOut {
+		return writeStatusJSON(stdout, st, limits)
+	}
+	printStatus(stdout, st, limits, time.Now())
 	return nil
 }
 
+// statusLimits reads the deployments' limits within 3 seconds: a tenant's
+// user, who may not read the heartbeats, gets the rest of the status at
+// once rather than after the whole timeout.
+func statusLimits(ctx context.Context, nc *nats.Conn) ([]deploymentLimit, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return readLimits(ctx, js)
+}
+
 // writeStatusJSON writes the status indented, with subjects as they are
-// ("llm.req.>", not "llm.req.\u003e").
-func writeStatusJSON(w io.Writer, st *bus.FleetStatus) error {
+// ("llm.req.>", not "llm.req.\u003e"), and the deployments' limits.
+func writeStatusJSON(w io.Writer, st *bus.FleetStatus, limits []deploymentLimit) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(st)
+	return enc.Encode(struct {
+		*bus.FleetStatus
+		Limits []deploymentLimit `json:"deployment_limits,omitempty"`
+	}{st, limits})
 }
 
-func printStatus(w io.Writer, st *bus.FleetStatus, now time.Time) {
+func printStatus(w io.Writer, st *bus.FleetStatus, limits []deploymentLimit, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STREAM\tMESSAGES\tBYTES\tCONSUMERS\tSUBJECTS")
 	for _, s := range st.Streams {
@@ -106,6 +135,7 @@ func printStatus(w io.Writer, st *bus.FleetStatus, now time.Time) {
 			}
 		}
 	}
+	printLimits(tw, limits)
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\ndead letters: %d (submit dlq list shows them)\n", st.DLQ)
 }

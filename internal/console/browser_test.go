@@ -8,7 +8,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -70,10 +69,17 @@ func (f *fleet) batchStatus(id string) (status string, completed int) {
 	return b.Status, b.RequestCounts.Completed
 }
 
-// queued reads a group's queue depth from the overview page as it is now
-// (-1 while the group has no row).
+// queued reads a group's queue depth from the overview page as it is now:
+// the sum of its rows, one per priority class (-1 while the group has no
+// row).
 func (b *browser) queued(group string) int {
-	return eval[int](b, fmt.Sprintf(`(function(){var e=document.querySelector('tr[data-group=%q] td.depth');return e?parseInt(e.dataset.queued,10):-1})()`, group))
+	return eval[int](b, fmt.Sprintf(`(function(){var es=document.querySelectorAll('tr[data-group=%q] td.depth');if(!es.length)return -1;var n=0;es.forEach(function(e){n+=parseInt(e.dataset.queued,10)});return n})()`, group))
+}
+
+// donePerMin reads a group's jobs done per minute over the last minute
+// from the overview page: the sum of its rows.
+func (b *browser) donePerMin(group string) float64 {
+	return eval[float64](b, fmt.Sprintf(`(function(){var n=0;document.querySelectorAll('tr[data-group=%q] td.done1').forEach(function(e){n+=parseFloat(e.innerText)||0});return n})()`, group))
 }
 
 // TestOverviewFollowsAQueueThroughABatch: without reloading, the overview
@@ -121,10 +127,7 @@ func TestOverviewFollowsAQueueThroughABatch(t *testing.T) {
 	require.Equal(t, lines, done)
 
 	// The rates and the deployment row come from the workers' heartbeats.
-	require.Eventually(t, func() bool {
-		perMin, err := strconv.ParseFloat(eval[string](b, `(function(){var r=document.querySelector('tr[data-group="slow"]');return r?r.cells[5].innerText:"0"})()`), 64)
-		return err == nil && perMin > 0
-	}, 10*time.Second, 100*time.Millisecond, "jobs done per minute, from the workers' counters")
+	require.Eventually(t, func() bool { return b.donePerMin("slow") > 0 }, 10*time.Second, 100*time.Millisecond, "jobs done per minute, from the workers' counters")
 	var deps string
 	require.Eventually(t, func() bool {
 		deps = b.text(`table.deps tbody`)

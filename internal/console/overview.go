@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -102,11 +103,10 @@ type groupKey struct{ group, class string }
 // sample is one look at the fleet.
 type sample struct {
 	at      time.Time
-	depth   map[string]float64       // group -> pending + in flight (all tenants)
-	done    map[groupKey]float64     // jobs finished since the previous sample
-	errs    map[groupKey]float64     // of which with an error
-	ttft    map[string]*histDelta    // "group\x00deployment" -> buckets added since the previous sample
-	queues  map[string][]TenantDepth // group -> per tenant
+	done    map[groupKey]float64       // jobs finished since the previous sample
+	errs    map[groupKey]float64       // of which with an error
+	ttft    map[string]*histDelta      // "group\x00deployment" -> buckets added since the previous sample
+	queues  map[groupKey][]TenantDepth // group and class -> per tenant
 	dlq     map[string]uint64
 	workers []heartbeat.Worker
 }
@@ -187,8 +187,8 @@ func (s *sampler) subscribe() (<-chan struct{}, func()) {
 }
 
 func (s *sampler) take(ctx context.Context) error {
-	sm := &sample{at: s.now(), depth: map[string]float64{}, done: map[groupKey]float64{}, errs: map[groupKey]float64{},
-		ttft: map[string]*histDelta{}, queues: map[string][]TenantDepth{}, dlq: map[string]uint64{}}
+	sm := &sample{at: s.now(), done: map[groupKey]float64{}, errs: map[groupKey]float64{},
+		ttft: map[string]*histDelta{}, queues: map[groupKey][]TenantDepth{}, dlq: map[string]uint64{}}
 	if err := s.sampleQueues(ctx, sm); err != nil {
 		return err
 	}
@@ -217,7 +217,7 @@ func (s *sampler) take(ctx context.Context) error {
 	return nil
 }
 
-// sampleQueues reads every tenant's queue depth per group.
+// sampleQueues reads every tenant's queue depth per group and class.
 func (s *sampler) sampleQueues(ctx context.Context, sm *sample) error {
 	tenants, err := s.jobs.Tenants(ctx)
 	if err != nil {
@@ -233,13 +233,13 @@ func (s *sampler) sampleQueues(ctx context.Context, sm *sample) error {
 		}
 		lister := st.ListConsumers(ctx)
 		for ci := range lister.Info() {
-			// A group has a consumer per priority class; the page shows the
-			// group's queue, so the classes of one tenant add up.
-			g, _, ok := bus.ParseConsumerName(ci.Name)
+			// A group has a consumer per priority class, each its own row
+			// (the bare subject's is the default class's).
+			g, p, ok := bus.ParseConsumerName(ci.Name)
 			if !ok {
 				continue
 			}
-			sm.addQueue(g, TenantDepth{Tenant: t, Pending: ci.NumPending, InFlight: ci.NumAckPending})
+			sm.addQueue(groupKey{g, string(p)}, TenantDepth{Tenant: t, Pending: ci.NumPending, InFlight: ci.NumAckPending})
 		}
 		if err := lister.Err(); err != nil {
 			return err
@@ -248,17 +248,17 @@ func (s *sampler) sampleQueues(ctx context.Context, sm *sample) error {
 	return nil
 }
 
-// addQueue adds one class consumer's counts to its tenant's depth in group g.
-func (sm *sample) addQueue(g string, d TenantDepth) {
-	sm.depth[g] += float64(d.Pending) + float64(d.InFlight)
-	for i := range sm.queues[g] {
-		if q := &sm.queues[g][i]; q.Tenant == d.Tenant {
+// addQueue adds one class consumer's counts to its tenant's depth in the
+// group and class k.
+func (sm *sample) addQueue(k groupKey, d TenantDepth) {
+	for i := range sm.queues[k] {
+		if q := &sm.queues[k][i]; q.Tenant == d.Tenant {
 			q.Pending += d.Pending
 			q.InFlight += d.InFlight
 			return
 		}
 	}
-	sm.queues[g] = append(sm.queues[g], d)
+	sm.queues[k] = append(sm.queues[k], d)
 }
 
 // sampleDLQ counts the dead letters per group (best effort).
@@ -344,18 +344,19 @@ func (s *sampler) overview(id *Identity) *Overview {
 	last := s.samples[len(s.samples)-1]
 	o.At = last.at
 	rows := groupRows{}
-	s.queueRows(id, rows)
 	if id.Admin {
 		s.fleetRows(o, rows)
 	}
+	s.queueRows(id, rows)
 	for _, r := range rows {
 		o.Groups = append(o.Groups, *r)
+		o.HasClass = o.HasClass || r.Class != defaultClass
 	}
 	slices.SortFunc(o.Groups, func(a, b GroupRow) int {
 		if c := strings.Compare(a.Group, b.Group); c != 0 {
 			return c
 		}
-		return strings.Compare(a.Class, b.Class)
+		return cmp.Compare(bus.Priority(a.Class).Rank(), bus.Priority(b.Class).Rank())
 	})
 	return o
 }
@@ -372,35 +373,43 @@ func (rows groupRows) get(k groupKey) *GroupRow {
 	return r
 }
 
-// queueRows adds the queues the identity may see, with their depth over
-// the window (s.mu held).
+// queueRows adds the queues the identity may see, a row per group and
+// class, with their depth over the window (s.mu held). A group's default
+// class always has a row; another class has one while its queue had jobs
+// in the window (its rates add the rows of classes that ran jobs). The
+// group's dead letters are on its default row.
 func (s *sampler) queueRows(id *Identity, rows groupRows) {
 	last := s.samples[len(s.samples)-1]
-	for g, qs := range last.queues {
-		r := rows.get(groupKey{g, defaultClass})
-		for _, q := range qs {
-			if !id.Admin && q.Tenant != id.Tenant {
-				continue
-			}
-			r.Pending += q.Pending
-			r.InFlight += q.InFlight
-			r.ByTenant = append(r.ByTenant, q)
-		}
-		if !id.Admin && len(r.ByTenant) == 0 {
-			delete(rows, groupKey{g, defaultClass})
-			continue
-		}
+	for k, qs := range last.queues {
+		var depth []float64
+		busy := false
 		for _, sm := range s.samples {
 			var d float64
-			for _, q := range sm.queues[g] {
+			for _, q := range sm.queues[k] {
 				if id.Admin || q.Tenant == id.Tenant {
 					d += float64(q.Pending) + float64(q.InFlight)
 				}
 			}
-			r.Depth = append(r.Depth, d)
+			depth = append(depth, d)
+			busy = busy || d > 0
 		}
-		if id.Admin {
-			r.DLQ = last.dlq[g]
+		var mine []TenantDepth
+		for _, q := range qs {
+			if id.Admin || q.Tenant == id.Tenant {
+				mine = append(mine, q)
+			}
+		}
+		if len(mine) == 0 || k.class != defaultClass && !busy && rows[k] == nil {
+			continue
+		}
+		r := rows.get(k)
+		for _, q := range mine {
+			r.Pending += q.Pending
+			r.InFlight += q.InFlight
+		}
+		r.ByTenant, r.Depth = mine, depth
+		if id.Admin && k.class == defaultClass {
+			r.DLQ = last.dlq[k.group]
 		}
 	}
 }

@@ -9,6 +9,7 @@
 package metrics
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"time"
@@ -57,14 +58,14 @@ func New(status StatusSource, js jetstream.JetStream, groups []string) *Metrics 
 	m := &Metrics{
 		reg: reg,
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_jobs_total", Help: "Jobs finished, by group, status and error code.",
-		}, []string{"group", "status", "code"}),
+			Name: "switchyard_jobs_total", Help: "Jobs finished, by group, priority class, status and error code.",
+		}, []string{"group", "class", "status", "code"}),
 		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "switchyard_job_duration_seconds", Help: "Time from pick-up to result.", Buckets: latencyBuckets,
-		}, []string{"group"}),
+			Name: "switchyard_job_duration_seconds", Help: "Time from pick-up to result, by group and priority class.", Buckets: latencyBuckets,
+		}, []string{"group", "class"}),
 		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "switchyard_queue_wait_seconds", Help: "Time from publication to pick-up.", Buckets: latencyBuckets,
-		}, []string{"group"}),
+			Name: "switchyard_queue_wait_seconds", Help: "Time from publication to pick-up, by group and priority class.", Buckets: latencyBuckets,
+		}, []string{"group", "class"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "switchyard_jobs_in_flight", Help: "Jobs running on this worker.",
 		}, []string{"group"}),
@@ -143,9 +144,10 @@ func (m *Metrics) JobDone(r worker.JobReport) {
 	if res.Error != nil {
 		code = string(res.Error.Code)
 	}
-	m.jobs.WithLabelValues(g, string(res.Status), code).Inc()
-	m.jobDuration.WithLabelValues(g).Observe(float64(res.Timings.TotalMS) / 1000)
-	m.queueWait.WithLabelValues(g).Observe(r.QueueWait.Seconds())
+	class := cmp.Or(string(r.Class), string(bus.PriorityDefault))
+	m.jobs.WithLabelValues(g, class, string(res.Status), code).Inc()
+	m.jobDuration.WithLabelValues(g, class).Observe(float64(res.Timings.TotalMS) / 1000)
+	m.queueWait.WithLabelValues(g, class).Observe(r.QueueWait.Seconds())
 	for reason, n := range r.Restarts {
 		m.restarts.WithLabelValues(g, reason).Add(float64(n))
 	}

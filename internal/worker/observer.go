@@ -23,7 +23,10 @@ type Observer interface {
 
 // JobReport describes an answered job.
 type JobReport struct {
-	Group  string
+	Group string
+	// Class is the class the job was scheduled as (see Config.Classes); ""
+	// for a stored job that no consumer delivered (an unknown group's).
+	Class  bus.Priority
 	Result *bus.Result
 	// Outcome is the router's, nil when the job never reached it.
 	Outcome *policy.Outcome

@@ -49,7 +49,7 @@ func (j *job) injectTrace(h nats.Header) {
 // report tells the observer and closes the trace of an answered job.
 func (j *job) report(res *bus.Result, out *policy.Outcome) {
 	j.w.cfg.Observer.JobDone(JobReport{
-		Group: j.group, Result: res, Outcome: out, Started: j.started,
+		Group: j.group, Class: j.class, Result: res, Outcome: out, Started: j.started,
 		QueueWait: max(0, j.picked.Sub(j.published)), Restarts: j.restarts, Delivery: j.attempt,
 	})
 	if !j.span.IsRecording() {

@@ -44,7 +44,28 @@ type Call struct {
 	// interactive class): the group's hedge, if any, applies (see
 	// HedgeOptions).
 	Interactive bool
+	// Priority is the call's scheduling class (a worker sets its job's);
+	// "" when the caller does not say. The router does not order calls by
+	// it: it is for middlewares and observers that tell an interactive
+	// call from a batch one. A worker sets Interactive with it for the
+	// interactive class.
+	Priority Priority
 }
+
+// Priority is a call's scheduling class. Its values are those of a job's
+// class on the wire (pkg/bus's Priority), so that a worker converts one to
+// the other as is.
+type Priority string
+
+// The classes, highest first.
+const (
+	// PriorityInteractive is for a person waiting for tokens.
+	PriorityInteractive Priority = "interactive"
+	// PriorityDefault is a group's default class.
+	PriorityDefault Priority = "default"
+	// PriorityBatch is for work that can wait.
+	PriorityBatch Priority = "batch"
+)
 
 // Executor runs calls. *Router is one; a Middleware wraps one in another.
 // emit (may be nil) receives the call's events synchronously, from the
