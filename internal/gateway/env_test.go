@@ -105,6 +105,8 @@ func newFleet(t testing.TB, o fleetOpts) *fleet {
 	for _, k := range errKinds {
 		cfgs["err-"+strings.ReplaceAll(k, "_", "-")] = mock.Config{ErrorRate: map[string]float64{k: 1}}
 	}
+	// A provider that says how long to wait.
+	cfgs[errRateLimitedWait] = mock.Config{ErrorRate: map[string]float64{"rate_limited": 1}, RetryAfter: providerRetryAfter}
 	var groups []policy.Group
 	var names []string
 	for name, c := range cfgs {
@@ -151,6 +153,13 @@ func newFleet(t testing.TB, o fleetOpts) *fleet {
 // errKinds are the mock's fault kinds that have an err- group.
 var errKinds = []string{"rate_limited", "unavailable", "timeout", "context_window_exceeded", "content_policy", "auth", "bad_request"}
 
+// errRateLimitedWait is the group whose provider answers 429 with a
+// Retry-After of providerRetryAfter.
+const (
+	errRateLimitedWait = "err-rate-limited-wait"
+	providerRetryAfter = 1500 * time.Millisecond
+)
+
 func (f *fleet) catalog() *gateway.Catalog {
 	var models []gateway.Model
 	for _, g := range []string{"demo", "tools", "json", "slow", "fail"} {
@@ -160,6 +169,7 @@ func (f *fleet) catalog() *gateway.Catalog {
 		g := "err-" + strings.ReplaceAll(k, "_", "-")
 		models = append(models, gateway.Model{Name: g, Group: g, Hidden: true})
 	}
+	models = append(models, gateway.Model{Name: errRateLimitedWait, Group: errRateLimitedWait, Hidden: true})
 	models = append(models, gateway.Model{Name: "gpt-4o-mini", Group: "demo"}, gateway.Model{Name: "claude-haiku-4-5", Group: "demo"},
 		gateway.Model{Name: "secret-alias", Group: "demo", Hidden: true})
 	c, err := gateway.NewCatalog(models)

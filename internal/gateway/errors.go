@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/switchyard/switchyard/pkg/bus"
 )
@@ -20,8 +21,9 @@ type apiError struct {
 	// openAIType and anthropicType are the vendors' error.type, when not
 	// the table's.
 	openAIType, anthropicType string
-	// retryAfter is the Retry-After header, in seconds (0: none).
-	retryAfter int
+	// retryAfter is the wait the Retry-After and retry-after-ms headers
+	// say (0: none).
+	retryAfter time.Duration
 }
 
 func newError(code bus.ErrorCode, format string, args ...any) *apiError {
@@ -57,8 +59,12 @@ func resultError(r *bus.Result) *apiError {
 		e = &bus.Error{Code: bus.CodeInternal, Message: "result without status ok and without error"}
 	}
 	ae := &apiError{Error: e}
-	if e.Code == bus.CodeRateLimited {
-		ae.retryAfter = 1
+	switch {
+	case e.RetryAfterMS > 0 && (e.Code == bus.CodeRateLimited || e.Code == bus.CodeProviderUnavailable):
+		// The provider's Retry-After, which the worker put in the result.
+		ae.retryAfter = time.Duration(e.RetryAfterMS) * time.Millisecond
+	case e.Code == bus.CodeRateLimited:
+		ae.retryAfter = time.Second
 	}
 	return ae
 }
@@ -105,7 +111,11 @@ func writeErrorBody(w http.ResponseWriter, status int, e *apiError, body any) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	if e.retryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(e.retryAfter))
+		// Retry-After is in whole seconds, rounded up so that a client
+		// never comes back early; retry-after-ms, which the OpenAI and
+		// Anthropic SDKs read first, is exact.
+		h.Set("Retry-After", strconv.FormatInt(int64((e.retryAfter+time.Second-1)/time.Second), 10))
+		h.Set("retry-after-ms", strconv.FormatInt(e.retryAfter.Milliseconds(), 10))
 	}
 	// The SDKs retry 5xx and 429 on their own; a cancelled or invalid job
 	// must not be retried, whatever its status.

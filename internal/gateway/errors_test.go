@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +113,48 @@ func TestOpenAIErrorShapes(t *testing.T) {
 	e := apiError(t, err)
 	require.Equal(t, 404, e.StatusCode)
 	require.Equal(t, "model_not_found", e.Code)
+}
+
+// TestRetryAfterIsTheProviders: a 429 whose provider said how long to wait
+// (1.5 s) carries that wait, through the result's retry_after_ms:
+// retry-after-ms exact and Retry-After in whole seconds rounded up, on
+// both vendors' routes, streamed or not; without a hint it stays 1 s.
+func TestRetryAfterIsTheProviders(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, fleetOpts{})
+	hinted := func(what string, h http.Header) {
+		t.Helper()
+		ms, err := strconv.Atoi(h.Get("retry-after-ms"))
+		require.NoError(t, err, "%s: retry-after-ms %q", what, h.Get("retry-after-ms"))
+		// The deployment's own Retry-After, or what is left of it when the
+		// router waited it out for this request and was refused again.
+		require.True(t, ms > 0 && ms <= int(providerRetryAfter.Milliseconds()), "%s: retry-after-ms %d", what, ms)
+		require.Equal(t, strconv.Itoa((ms+999)/1000), h.Get("Retry-After"), what)
+	}
+	for _, stream := range []string{"false", "true"} {
+		st, h, v := post(t, f.gw.URL+"/v1/chat/completions", `{"model":"`+errRateLimitedWait+`","stream":`+stream+`,"messages":[{"role":"user","content":"hi"}]}`)
+		require.Equal(t, 429, st, v)
+		hinted("openai stream="+stream, h)
+	}
+	st, h, v := post(t, f.gw.URL+"/v1/messages", `{"model":"`+errRateLimitedWait+`","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`)
+	require.Equal(t, 429, st, v)
+	hinted("anthropic", h)
+	// The stored result has the hint, as on the wire.
+	st, _, v = post(t, f.gw.URL+"/v1/chat/completions", `{"model":"`+errRateLimitedWait+`","messages":[{"role":"user","content":"hi"}]}`, "Idempotency-Key", "wait-1")
+	require.Equal(t, 429, st, v)
+	r, err := f.client.StoredResult(ctxT(t, 10*time.Second), f.client.Subjects().Reply("wait-1"))
+	require.NoError(t, err)
+	require.NotNil(t, r)
+	require.Equal(t, "rate_limited", string(r.Error.Code))
+	require.Positive(t, r.Error.RetryAfterMS)
+	require.LessOrEqual(t, r.Error.RetryAfterMS, providerRetryAfter.Milliseconds())
+
+	st, h, _ = post(t, f.gw.URL+"/v1/chat/completions", `{"model":"err-rate-limited","messages":[{"role":"user","content":"hi"}]}`)
+	require.Equal(t, 429, st)
+	require.Equal(t, "1", h.Get("Retry-After"), "no hint: one second")
+	st, h, _ = post(t, f.gw.URL+"/v1/chat/completions", `{"model":"err-unavailable","messages":[{"role":"user","content":"hi"}]}`)
+	require.Equal(t, 503, st)
+	require.Empty(t, h.Get("Retry-After"), "no hint on a 503: none")
 }
 
 func TestMalformedAndOversizedBodies(t *testing.T) {

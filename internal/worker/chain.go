@@ -53,7 +53,7 @@ func (j *job) result(out *policy.Outcome, err error) *bus.Result {
 	}
 	code, retryable := codeOf(err)
 	res.Status = bus.StatusError
-	res.Error = &bus.Error{Code: code, Message: err.Error(), Retryable: retryable}
+	res.Error = &bus.Error{Code: code, Message: err.Error(), Retryable: retryable, RetryAfterMS: retryAfterMS(code, err)}
 	if ve, ok := errors.AsType[*policy.ValidationError](err); ok {
 		vs := make([]violation, len(ve.Violations))
 		for i, v := range ve.Violations {
@@ -62,6 +62,20 @@ func (j *job) result(out *policy.Outcome, err error) *bus.Result {
 		res.Error.Details = map[string]any{"violations": vs, "raw": ve.Raw}
 	}
 	return res
+}
+
+// retryAfterMS is the wait a failed job's result asks for before it is
+// published again (bus.Error.RetryAfterMS): the Retry-After its last
+// failure carried, for the codes a later run may cure by waiting; 0
+// otherwise. A wait under a millisecond counts as one.
+func retryAfterMS(code bus.ErrorCode, err error) int64 {
+	if code != bus.CodeRateLimited && code != bus.CodeProviderUnavailable {
+		return 0
+	}
+	if d := llm.RetryAfterOf(err); d > 0 {
+		return max(d.Milliseconds(), 1)
+	}
+	return 0
 }
 
 // violation is one entry of a validation_failed result's details.

@@ -436,7 +436,7 @@ func summary(r *bus.Result) *bus.Result {
 		Group: r.Group, Deployment: r.Deployment, Model: r.Model, Timings: r.Timings,
 	}
 	if r.Error != nil {
-		s.Error = &bus.Error{Code: r.Error.Code, Message: truncate(r.Error.Message, 1024), Retryable: r.Error.Retryable}
+		s.Error = &bus.Error{Code: r.Error.Code, Message: truncate(r.Error.Message, 1024), Retryable: r.Error.Retryable, RetryAfterMS: r.Error.RetryAfterMS}
 	}
 	return s
 }

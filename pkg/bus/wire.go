@@ -285,6 +285,11 @@ type Error struct {
 	// Details carries extra structured information, e.g. the validation
 	// errors and raw text of a validation_failed result.
 	Details any `json:"details,omitempty" msgpack:"details,omitempty"`
+	// RetryAfterMS, when > 0, is how long to wait before publishing the
+	// job again, in milliseconds: a rate_limited or provider_unavailable
+	// result's, from the provider's Retry-After (or the router's own wait
+	// for a deployment's rpm/tpm window). 0: no hint.
+	RetryAfterMS int64 `json:"retry_after_ms,omitempty" msgpack:"retry_after_ms,omitempty"`
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
