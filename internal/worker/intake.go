@@ -121,8 +121,7 @@ func (r *rules) check(t *ticket, group string, delivery int, published time.Time
 		Group: group, Request: lreq, Tenant: t.tenant, Deadline: deadline,
 		Contract: con, Partials: t.req.Streaming(),
 		NoCache: t.req.Cache != nil && !*t.req.Cache, MaxCostUSD: t.req.MaxCostUSD,
-		Interactive: t.class == bus.PriorityInteractive,
-		Priority:    policy.Priority(t.class),
+		Priority: policy.Priority(t.class),
 	}, nil
 }
 

@@ -40,15 +40,11 @@ type Call struct {
 	Contract *Contract
 	// Partials asks Structured for EventPartial events.
 	Partials bool
-	// Interactive says a person waits for the first token (the
-	// interactive class): the group's hedge, if any, applies (see
-	// HedgeOptions).
-	Interactive bool
 	// Priority is the call's scheduling class (a worker sets its job's);
 	// "" when the caller does not say. The router does not order calls by
-	// it: it is for middlewares and observers that tell an interactive
-	// call from a batch one. A worker sets Interactive with it for the
-	// interactive class.
+	// it, but an interactive call (a person waits for the first token) is
+	// hedged when its group has a hedge (see HedgeOptions); middlewares and
+	// observers use it to tell an interactive call from a batch one.
 	Priority Priority
 }
 

@@ -18,7 +18,7 @@ import (
 )
 
 // HedgeOptions turn on hedged first tokens for a group's interactive calls
-// (Call.Interactive), with failsafe-go's hedge policy: when a call's first
+// (Call.Priority PriorityInteractive), with failsafe-go's hedge policy: when a call's first
 // token is late, a second attempt starts on another deployment of the
 // group, and the first of the two to produce a token wins; the other is
 // cancelled. Nothing of either is emitted before there is a winner, so a

@@ -29,7 +29,7 @@ func hedging(t *testing.T, a, b *mock.Provider, h HedgeOptions) *Router {
 }
 
 func interactive(text string) *Call {
-	return &Call{Group: "g", Request: req(text), Interactive: true}
+	return &Call{Group: "g", Request: req(text), Priority: PriorityInteractive}
 }
 
 // requireOneAttemptsEvents checks that every event came from deployment d.

@@ -85,7 +85,7 @@ func (r *Router) Groups() []string {
 // fallback chains. emit (may be nil) receives the events of every attempt,
 // synchronously. The Outcome is returned even on failure, with every
 // attempt. Execute reads c.Group, c.Request, c.MaxCostUSD and
-// c.Interactive: the other
+// c.Priority (whether the group's hedge applies): the other
 // fields of a Call are for the middlewares (see Chain).
 func (r *Router) Execute(ctx context.Context, c *Call, emit func(Event)) (*Outcome, error) {
 	groupName, req := c.Group, c.Request
@@ -100,7 +100,7 @@ func (r *Router) Execute(ctx context.Context, c *Call, emit func(Event)) (*Outco
 	x := &execution{
 		r: r, cfg: cfg, req: req, emit: emit, out: &Outcome{Group: groupName},
 		tokens: EstimateTokens(req), prompt: catalog.EstimateTokens(req.Messages), needs: needsOf(req), visited: map[string]bool{},
-		maxFallbacks: g.opts.MaxFallbacks, maxCostUSD: c.MaxCostUSD, interactive: c.Interactive,
+		maxFallbacks: g.opts.MaxFallbacks, maxCostUSD: c.MaxCostUSD, interactive: c.Priority == PriorityInteractive,
 	}
 	res, err := x.chain(ctx, g)
 	if err != nil {
@@ -123,7 +123,7 @@ type execution struct {
 	needs  needs // capabilities the request needs beyond text
 
 	maxCostUSD   float64     // the call's MaxCostUSD (0: no bound)
-	interactive  bool        // the call's Interactive: its group's hedge applies
+	interactive  bool        // the call is interactive: its group's hedge applies
 	unaffordable []string    // groups skipped for max_cost_usd
 	budgetErr    BudgetError // why they were
 	lastSkipped  string      // the group skipped last (capability or cost)
