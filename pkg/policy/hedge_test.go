@@ -195,10 +195,10 @@ func TestHedgeBudget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// Five calls at once; each one's hedge is due at 100ms, while the
 		// others' run. The budget lets min_concurrency (3) hedges run
-		// whatever the rate; for the fourth, 3 of the 8 executions in
-		// flight (5 requests, 3 hedges) are hedges, over max_rate 0.3:
-		// refused, as is the fifth. (Were each request counted twice, by
-		// the retry and the hedge policy, it would be 3 of 13: allowed.)
+		// whatever the rate; for the fourth, 3 hedges for 5 requests in
+		// flight are over max_rate 0.3 of them: refused, as is the fifth.
+		// (Were each request counted twice, by the retry and the hedge
+		// policy, 3 hedges would be under 0.3 of 10: allowed.)
 		a := mock.New(mock.Config{TTFT: time.Second})
 		b := mock.New(mock.Config{TTFT: 500 * time.Millisecond})
 		o := fast()

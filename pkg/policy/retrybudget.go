@@ -7,22 +7,35 @@ import (
 	"github.com/failsafe-go/failsafe-go/budget"
 )
 
-// RetryBudgetOptions bound a group's retries (and hedges) to a share of its calls,
-// with failsafe-go's budget: a retry (or hedge) may start while at most
-// MaxRate of the group's executions in flight on this router are retries or
-// hedges, or while fewer than MinConcurrency are. A retry the budget refuses
-// does not happen: the request fails with its last failure (or goes on to
-// the group's fallbacks), so an outage does not multiply the calls a
-// deployment gets.
+// RetryBudgetOptions bound a group's retries (and hedges) to a share of its
+// calls, with failsafe-go's budget. A retry (or hedge) may start while the
+// retries and hedges in flight on this router are at most MaxRate of the
+// group's requests in flight on it, or fewer than MinConcurrency; the one it
+// starts is counted after the check, so in flight there are at most
+//
+//	max(MinConcurrency, MaxRate x requests in flight + 1)
+//
+// retries and hedges. A request in flight counts once, whether it is in its
+// first call, in a retry, in a race with its hedges or waiting for a
+// backoff; so when calls last about as long as each other and backoffs are
+// short beside them, retries and hedges are at most MaxRate of the calls
+// (plus that one, or the MinConcurrency floor when the group has few
+// requests in flight). A request waiting in a backoff or for a deployment
+// counts without calling, which lowers the share.
+//
+// A retry the budget refuses does not happen: the request fails with its
+// last failure (or goes on to the group's fallbacks), so an outage does not
+// multiply the calls a deployment gets. A hedge it refuses does not start.
 //
 // The budget is per router (per worker). Because it bounds a ratio, N
-// workers that each keep their retries under MaxRate of their executions
-// keep the fleet's under MaxRate of the fleet's, with no shared counter
-// (and no store to fail): the fleet's retries in flight stay within
-// max(MaxRate of its calls in flight, N x MinConcurrency).
+// workers that each keep their retries within MaxRate of their requests
+// keep the fleet's within MaxRate of the fleet's, with no shared counter
+// (and no store to fail); the floor is per worker: the fleet's retries and
+// hedges in flight stay within MaxRate of its requests in flight plus
+// N x max(MinConcurrency, 1).
 type RetryBudgetOptions struct {
-	// MaxRate is the share (0..1] of executions in flight that may be
-	// retries or hedges (default 0.2; -1 disables the budget).
+	// MaxRate is the share (0..1] of the requests in flight that may be
+	// in a retry or a hedge (default 0.2; -1 disables the budget).
 	MaxRate float64 `yaml:"max_rate"`
 	// MinConcurrency retries or hedges may run at once whatever the rate
 	// (default 3).
@@ -51,5 +64,17 @@ func newBudget(o RetryBudgetOptions) budget.Budget {
 	if o.MaxRate < 0 {
 		return nil
 	}
-	return budget.NewBuilder().WithMaxRate(o.MaxRate).WithMinConcurrency(uint(o.MinConcurrency)).Build()
+	return budget.NewBuilder().WithMaxRate(failsafeRate(o.MaxRate)).WithMinConcurrency(uint(o.MinConcurrency)).Build()
+}
+
+// failsafeRate is the rate to give failsafe-go's budget for retries and
+// hedges to be at most share of the requests in flight. failsafe-go counts
+// as executions each request's run (its retry or hedge policy records one
+// per run) and each retry or hedge while it runs, so a request in a retry
+// counts twice; it admits a retry while retries/executions <= its rate:
+// k/(n+k) <= rate with k retries and n requests, that is k <= n x
+// rate/(1-rate). For k <= share x n the rate is share/(1+share): 1/6 for
+// the default 20% (given 0.2 as is, it admits 25% of the requests).
+func failsafeRate(share float64) float64 {
+	return share / (1 + share)
 }
