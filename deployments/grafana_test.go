@@ -25,6 +25,7 @@ var metricLabels = map[string]struct {
 	"switchyard_queue_pending":                  {labels: []string{"group"}},
 	"switchyard_attempts_total":                 {labels: []string{"group", "deployment", "code"}},
 	"switchyard_retries_total":                  {labels: []string{"group", "deployment"}},
+	"switchyard_hedges_total":                   {labels: []string{"group", "deployment", "outcome"}},
 	"switchyard_fallbacks_total":                {labels: []string{"group"}},
 	"switchyard_restarts_total":                 {labels: []string{"group", "reason"}},
 	"switchyard_breaker_open":                   {labels: []string{"deployment"}},

@@ -40,6 +40,7 @@ type Metrics struct {
 	handedBack  *prometheus.CounterVec
 	attempts    *prometheus.CounterVec
 	retries     *prometheus.CounterVec
+	hedges      *prometheus.CounterVec
 	fallbacks   *prometheus.CounterVec
 	restarts    *prometheus.CounterVec
 	cost        *prometheus.CounterVec
@@ -78,6 +79,11 @@ func New(status StatusSource, js jetstream.JetStream, groups []string) *Metrics 
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_retries_total", Help: "Retries on the same group.",
 		}, []string{"group", "deployment"}),
+		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_hedges_total",
+			Help: "Hedges (calls started beside a call whose first token was late), by the hedge's deployment and outcome: " +
+				"won (its first token came first), cancelled (another attempt's did), failed (it failed before a first token).",
+		}, []string{"group", "deployment", "outcome"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_fallbacks_total", Help: "Fallbacks to another deployment or group.",
 		}, []string{"group"}),
@@ -101,7 +107,7 @@ func New(status StatusSource, js jetstream.JetStream, groups []string) *Metrics 
 			Name: "switchyard_cache_hits_total", Help: "Jobs answered from the group's response cache, with no provider call.",
 		}, []string{"group"}),
 	}
-	reg.MustRegister(m.cacheHits, m.jobs, m.jobDuration, m.queueWait, m.inFlight, m.handedBack, m.attempts, m.retries, m.fallbacks,
+	reg.MustRegister(m.cacheHits, m.jobs, m.jobDuration, m.queueWait, m.inFlight, m.handedBack, m.attempts, m.retries, m.hedges, m.fallbacks,
 		m.restarts, m.cost, m.tokens, m.ttft, m.opDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if status != nil {
@@ -153,6 +159,9 @@ func (m *Metrics) JobDone(r worker.JobReport) {
 	}
 	for i, a := range res.Attempts {
 		m.attempts.WithLabelValues(g, a.Deployment, a.ErrorCode).Inc()
+		if a.Hedge {
+			m.hedges.WithLabelValues(g, a.Deployment, hedgeOutcome(a)).Inc()
+		}
 		errType := a.ErrorCode
 		if errType == "" {
 			errType = "none"
@@ -188,6 +197,12 @@ func (m *Metrics) JobDone(r worker.JobReport) {
 	if res.Timings.TTFTMS > 0 {
 		m.ttft.WithLabelValues(res.Model, g, res.Deployment).Observe(float64(res.Timings.TTFTMS) / 1000)
 	}
+}
+
+// hedgeOutcome is the outcome label of a hedge's attempt: its race result
+// (won, cancelled), else failed: it ended with its own error.
+func hedgeOutcome(a bus.Attempt) string {
+	return cmp.Or(a.Race, "failed")
 }
 
 // attemptModel is the model and provider of the i-th attempt, which the
