@@ -14,6 +14,15 @@
 //     is asked (state submitting), then with the vendor's id (submitted). A
 //     crash between the vendor's reply and that write is recovered with
 //     llm.Batcher.FindBatch by ref, so a batch is never sent twice;
+//   - a batch claims each of its lines (the line's batch, written with
+//     compare-and-set on the revision it was read at) after its record is
+//     written and before the vendor is asked, and sends only the lines it
+//     claimed: of two workers that both believe they hold the lease (one's
+//     lapsed while it was slow) and collected the same lines, one sends
+//     them. The last gate before the vendor is the record's own
+//     compare-and-set (its attempt, written at the revision the sender
+//     read): who loses it does not call the vendor, and an attempt younger
+//     than two leases is left to its worker (a send is cut off after one);
 //   - the lease (lease) names the one worker that works the bucket: it
 //     collects lines into batches (after the group's vendor_batch.after, or
 //     at the vendor's limits), polls the batches in flight and answers their

@@ -29,9 +29,17 @@ type Line struct {
 	// counts from the oldest line waiting.
 	Added time.Time `json:"added"`
 
+	// Batch is the ref of the batch that claimed the line (empty while it
+	// waits): written with compare-and-set on the line's revision, so that
+	// of two workers that both collected it (both believed they held the
+	// lease) only one sends it to a vendor.
+	Batch string `json:"batch,omitempty"`
+
 	// Tenant is the namespace whose bucket holds the line ("" anonymous);
 	// not stored: the bucket says it.
 	Tenant string `json:"-"`
+	// rev is the line's revision when it was read.
+	rev uint64
 }
 
 // Batch states.
@@ -62,6 +70,15 @@ type Batch struct {
 	// Status and Done are what the vendor said at the last poll.
 	Status string `json:"status,omitempty"`
 	Done   int    `json:"done,omitempty"`
+	// Attempt is the last worker that set out to send a batch still
+	// submitting, and when: another leaves the batch to it for a lease.
+	Attempt *attempt `json:"attempt,omitempty"`
+}
+
+// attempt is who set out to send a batch, when.
+type attempt struct {
+	Owner string    `json:"owner"`
+	At    time.Time `json:"at"`
 }
 
 // lease is who works a bucket, until when.

@@ -122,27 +122,34 @@ func (e *Engine) getBatch(ctx context.Context, kv jetstream.KeyValue, key string
 }
 
 // line returns the line of key (nil when it is gone), read once per
-// engine: a line never changes.
+// engine: a line changes once, when a batch claims it, and what reads it
+// to send or answer a batch reads it again (claimed).
 func (e *Engine) line(ctx context.Context, st *bucketState, key string) (*Line, error) {
-	memo := st.kv.Bucket() + "/" + key
 	e.mu.Lock()
-	l, ok := e.lines[memo]
+	l, ok := e.lines[st.kv.Bucket()+"/"+key]
 	e.mu.Unlock()
 	if ok {
 		return l, nil
 	}
+	return e.reread(ctx, st, key)
+}
+
+// reread reads the line of key from the bucket (nil when it is gone).
+func (e *Engine) reread(ctx context.Context, st *bucketState, key string) (*Line, error) {
+	memo := st.kv.Bucket() + "/" + key
 	entry, err := st.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		e.forget(st, key)
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	l = &Line{}
+	l := &Line{}
 	if err := json.Unmarshal(entry.Value(), l); err != nil {
 		return nil, fmt.Errorf("offload: %s: %w", key, err)
 	}
-	l.Tenant = st.tenant
+	l.Tenant, l.rev = st.tenant, entry.Revision()
 	if g, job, ok := parseLineKey(key); ok {
 		l.Group, l.Job = g, job
 	}
@@ -152,13 +159,67 @@ func (e *Engine) line(ctx context.Context, st *bucketState, key string) (*Line, 
 	return l, nil
 }
 
-// done removes a line that is answered or sent back live.
-func (e *Engine) done(ctx context.Context, st *bucketState, l *Line) error {
-	key := lineKey(l.Group, l.Job)
+// forget drops what this engine read of the line of key.
+func (e *Engine) forget(st *bucketState, key string) {
 	delete(st.lines, key)
 	e.mu.Lock()
 	delete(e.lines, st.kv.Bucket()+"/"+key)
 	e.mu.Unlock()
+}
+
+// claim claims each of ls for batch ref, with compare-and-set on the
+// revision it was read at, and returns those it claimed: a line another
+// worker claimed first (it collected the same lines under a lease both
+// believed theirs) is left to that worker's batch.
+func (e *Engine) claim(ctx context.Context, st *bucketState, ref string, ls []*Line) ([]*Line, error) {
+	var won []*Line
+	for _, l := range ls {
+		c := *l
+		c.Batch = ref
+		data, err := json.Marshal(&c)
+		if err != nil {
+			return won, err
+		}
+		key := lineKey(l.Group, l.Job)
+		rev, err := st.kv.Update(ctx, key, data, l.rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) {
+			e.forget(st, key)
+			continue
+		}
+		if err != nil {
+			return won, err
+		}
+		l.Batch, l.rev = ref, rev
+		won = append(won, l)
+	}
+	return won, nil
+}
+
+// claimed reads b's lines again and returns, by index in b.Jobs, those b
+// claimed (nil: answered already, or never claimed by b).
+func (e *Engine) claimed(ctx context.Context, st *bucketState, b *Batch) ([]*Line, error) {
+	out := make([]*Line, len(b.Jobs))
+	for i, job := range b.Jobs {
+		key := lineKey(b.Group, job)
+		l, err := e.reread(ctx, st, key)
+		if err != nil {
+			return nil, err
+		}
+		if l == nil {
+			continue
+		}
+		st.lines[key] = l
+		if l.Batch == b.Ref {
+			out[i] = l
+		}
+	}
+	return out, nil
+}
+
+// done removes a line that is answered or sent back live.
+func (e *Engine) done(ctx context.Context, st *bucketState, l *Line) error {
+	key := lineKey(l.Group, l.Job)
+	e.forget(st, key)
 	return st.kv.Delete(ctx, key)
 }
 
@@ -277,7 +338,9 @@ func cmp0(v, def int) int {
 	return v
 }
 
-// send records a new batch of ls, then submits it.
+// send records a new batch of ls, claims its lines, then submits it. The
+// record is written first, so that a line claimed is always listed by its
+// batch's record; lines another worker claimed first are dropped from it.
 func (e *Engine) send(ctx context.Context, st *bucketState, t policy.BatchTarget, ls []*Line) error {
 	b := &Batch{Ref: newRef(), Group: t.Group, Deployment: t.Deployment, Model: t.Model, State: stateSubmitting, Created: e.cfg.Now()}
 	for _, l := range ls {
@@ -291,19 +354,40 @@ func (e *Engine) send(ctx context.Context, st *bucketState, t policy.BatchTarget
 	if err != nil {
 		return err
 	}
+	be := &batchEntry{Batch: b, rev: rev}
+	won, err := e.claim(ctx, st, b.Ref, ls)
+	if err != nil {
+		return err
+	}
+	if len(won) == 0 {
+		e.log.Info("offload: another worker claimed the batch's lines first", slog.String("batch", b.Ref), slog.String("group", b.Group))
+		return st.kv.Delete(ctx, batchKey(b), jetstream.LastRevision(rev))
+	}
+	if len(won) < len(ls) {
+		b.Jobs = b.Jobs[:0]
+		for _, l := range won {
+			b.Jobs = append(b.Jobs, l.Job)
+		}
+		if err := e.put(ctx, st, be); err != nil {
+			return err
+		}
+	}
 	e.log.Info("offload: batch recorded", slog.String("batch", b.Ref), slog.String("group", b.Group), slog.String("deployment", b.Deployment), slog.Int("lines", len(b.Jobs)))
-	return e.submit(ctx, st, &batchEntry{Batch: b, rev: rev}, t)
+	return e.submit(ctx, st, be, t)
 }
 
-// requests builds the vendor's lines of b; the lines whose request cannot
-// be made go back to the live path.
+// requests builds the vendor's lines of b, of the lines b claimed; the
+// lines whose request cannot be made go back to the live path.
 func (e *Engine) requests(ctx context.Context, st *bucketState, b *batchEntry) ([]llm.BatchRequest, error) {
+	ls, err := e.claimed(ctx, st, b.Batch)
+	if err != nil {
+		return nil, err
+	}
 	reqs := make([]llm.BatchRequest, 0, len(b.Jobs))
 	var fs []fallback
-	for i, job := range b.Jobs {
-		l := st.lines[lineKey(b.Group, job)]
+	for i, l := range ls {
 		if l == nil {
-			continue // answered already
+			continue // answered already, or another batch's
 		}
 		req, err := e.host.Request(l)
 		if err != nil {
@@ -333,12 +417,10 @@ func (e *Engine) submit(ctx context.Context, st *bucketState, b *batchEntry, t p
 		return fmt.Errorf("find: %w", err)
 	}
 	if info == nil {
-		// Another worker may have taken the lease since this one read the
-		// bucket: the record's revision tells (see claim).
-		if err := e.claim(ctx, st, b); err != nil {
+		if sending, err := e.attempt(ctx, st, b); !sending || err != nil {
 			return err
 		}
-		info, err = t.Batcher.SubmitBatch(ctx, b.Ref, reqs)
+		info, err = e.submitBatch(ctx, t, b.Ref, reqs)
 		if err != nil {
 			return e.submitFailed(ctx, st, b, err)
 		}
@@ -350,10 +432,30 @@ func (e *Engine) submit(ctx context.Context, st *bucketState, b *batchEntry, t p
 	return e.put(ctx, st, b)
 }
 
-// claim writes b again at its revision: it fails when another worker
-// changed it since it was read.
-func (e *Engine) claim(ctx context.Context, st *bucketState, b *batchEntry) error {
-	return e.put(ctx, st, b)
+// submitBatch sends a batch, cut off after a lease so that it has ended
+// before another worker may try again (attempt).
+func (e *Engine) submitBatch(ctx context.Context, t policy.BatchTarget, ref string, reqs []llm.BatchRequest) (*llm.BatchInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Lease)
+	defer cancel()
+	return t.Batcher.SubmitBatch(ctx, ref, reqs)
+}
+
+// attempt is the one gate before a batch goes to its vendor: it records
+// this engine's attempt with compare-and-set on the revision the record
+// was read at. False (and no error): another worker set out to send it
+// less than two leases ago and may be sending it now (a send is cut off
+// after one, see submit); the vendor's FindBatch tells once that lapsed. An error: the record changed since it was read
+// (another worker works it): this engine does not send it.
+func (e *Engine) attempt(ctx context.Context, st *bucketState, b *batchEntry) (bool, error) {
+	now := e.cfg.Now()
+	if a := b.Attempt; a != nil && a.Owner != e.cfg.Owner && now.Before(a.At.Add(2*e.cfg.Lease)) {
+		return false, nil
+	}
+	b.Attempt = &attempt{Owner: e.cfg.Owner, At: now}
+	if err := e.put(ctx, st, b); err != nil {
+		return false, fmt.Errorf("claim: %w", err)
+	}
+	return true, nil
 }
 
 func (e *Engine) put(ctx context.Context, st *bucketState, b *batchEntry) error {
@@ -382,9 +484,13 @@ func (e *Engine) submitFailed(ctx context.Context, st *bucketState, b *batchEntr
 // endLive sends every line of b still waiting back to the live path and
 // removes b.
 func (e *Engine) endLive(ctx context.Context, st *bucketState, b *batchEntry, why string) error {
+	ls, err := e.claimed(ctx, st, b.Batch)
+	if err != nil {
+		return err
+	}
 	var fs []fallback
-	for _, job := range b.Jobs {
-		if l := st.lines[lineKey(b.Group, job)]; l != nil {
+	for _, l := range ls {
+		if l != nil {
 			fs = append(fs, fallback{l, why})
 		}
 	}
@@ -429,6 +535,10 @@ func (e *Engine) advance(ctx context.Context, st *bucketState, b *batchEntry) er
 // batch. A line already answered (by a worker that died before it removed
 // the batch) is gone from the bucket and skipped.
 func (e *Engine) answer(ctx context.Context, st *bucketState, b *batchEntry, t policy.BatchTarget) error {
+	ls, err := e.claimed(ctx, st, b.Batch)
+	if err != nil {
+		return err
+	}
 	seen := make([]bool, len(b.Jobs))
 	var fs []fallback
 	for a, err := range t.Batcher.BatchAnswers(ctx, b.VendorID) {
@@ -443,7 +553,7 @@ func (e *Engine) answer(ctx context.Context, st *bucketState, b *batchEntry, t p
 			continue
 		}
 		seen[i] = true
-		l := st.lines[lineKey(b.Group, b.Jobs[i])]
+		l := ls[i]
 		if l == nil {
 			continue
 		}
@@ -459,8 +569,8 @@ func (e *Engine) answer(ctx context.Context, st *bucketState, b *batchEntry, t p
 			return err
 		}
 	}
-	for i, job := range b.Jobs {
-		if l := st.lines[lineKey(b.Group, job)]; l != nil && !seen[i] {
+	for i, l := range ls {
+		if l != nil && !seen[i] {
 			fs = append(fs, fallback{l, "the vendor did not run the line"})
 		}
 	}

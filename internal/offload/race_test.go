@@ -1,0 +1,128 @@
+package offload_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/internal/offload"
+	"github.com/switchyard/switchyard/pkg/bus"
+	"github.com/switchyard/switchyard/pkg/llm"
+	"github.com/switchyard/switchyard/pkg/policy"
+)
+
+// slowHost is a host whose first Cancelled call (the engine collecting the
+// lines it read) first runs between: the engine was slow after it read the
+// bucket, its lease lapsed and another worker took it.
+type slowHost struct {
+	*host
+	once    sync.Once
+	between func()
+}
+
+func (h *slowHost) Cancelled(l *offload.Line) bool {
+	h.once.Do(h.between)
+	return h.host.Cancelled(l)
+}
+
+// TestLeaseRaceBillsOnce: two engines that both believe they hold the
+// bucket's lease (the first's lapsed between its read and its send, and
+// the second took it) send the same lines once: one vendor batch, one
+// answer per job.
+func TestLeaseRaceBillsOnce(t *testing.T) {
+	t.Parallel()
+	for _, v := range vendors {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			f := setup(t, v, time.Second)
+			h2 := newHost()
+			e2 := f.engine(h2, "w2")
+			h1 := &slowHost{host: newHost()}
+			h1.between = func() {
+				f.clock.Add(31 * time.Second) // w1's lease lapses
+				e2.Tick(t.Context())          // w2 takes it and sends the lines
+			}
+			e1 := f.engine(h1, "w1")
+			ids := f.add(e1, "", 0, 20)
+			f.clock.Add(time.Second)
+			e1.Tick(t.Context())
+			require.Len(t, f.vendor.Created(), 1, "the lines were sent once")
+
+			for range 200 {
+				e1.Tick(t.Context())
+				e2.Tick(t.Context())
+				if h1.answered()+h2.answered() >= len(ids) {
+					break
+				}
+			}
+			require.Len(t, f.vendor.Created(), 1)
+			require.Equal(t, len(ids), f.vendor.BilledLines(), "no line billed twice")
+			for _, id := range ids {
+				require.Len(t, append(h1.answers[id], h2.answers[id]...), 1, id)
+			}
+			require.Empty(t, h1.live)
+			require.Empty(t, h2.live)
+		})
+	}
+}
+
+// slowSubmit runs between before its first SubmitBatch goes through: the
+// engine was slow while it sent the batch.
+type slowSubmit struct {
+	llm.Batcher
+	once    sync.Once
+	between func()
+}
+
+func (s *slowSubmit) SubmitBatch(ctx context.Context, ref string, reqs []llm.BatchRequest) (*llm.BatchInfo, error) {
+	s.once.Do(s.between)
+	return s.Batcher.SubmitBatch(ctx, ref, reqs)
+}
+
+// TestLeaseLapsesWhileSending: a worker whose lease lapsed while it was
+// sending a batch (the vendor has not answered yet) is not doubled by the
+// one that took the lease over: that one leaves the batch to the sender's
+// attempt, then polls it.
+func TestLeaseLapsesWhileSending(t *testing.T) {
+	t.Parallel()
+	for _, v := range vendors {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			f := setup(t, v, time.Second)
+			h1, h2 := newHost(), newHost()
+			e2 := f.engine(h2, "w2")
+			slow := &slowSubmit{Batcher: f.batcher, between: func() {
+				f.clock.Add(31 * time.Second)
+				e2.Tick(t.Context())
+			}}
+			e1 := offload.New(f.js, []bus.Subjects{{}},
+				func(_, group string) (policy.BatchTarget, bool) {
+					tg := f.target
+					tg.Batcher = slow
+					return tg, group == "demo"
+				}, h1,
+				offload.Config{Owner: "w1", Lease: 30 * time.Second, Now: f.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			ids := f.add(e1, "", 0, 10)
+			f.clock.Add(time.Second)
+			e1.Tick(t.Context())
+			require.Len(t, f.vendor.Created(), 1, "the batch was sent once")
+			for range 200 {
+				e1.Tick(t.Context())
+				e2.Tick(t.Context())
+				if h1.answered()+h2.answered() >= len(ids) {
+					break
+				}
+			}
+			require.Len(t, f.vendor.Created(), 1)
+			require.Equal(t, len(ids), f.vendor.BilledLines())
+			for _, id := range ids {
+				require.Len(t, append(h1.answers[id], h2.answers[id]...), 1, id)
+			}
+		})
+	}
+}
