@@ -115,6 +115,7 @@ type Engine struct {
 	host       Host
 	log        *slog.Logger
 
+	addMu   sync.Mutex // serializes Add
 	mu      sync.Mutex
 	buckets map[string]jetstream.KeyValue // by tenant
 	lines   map[string]*Line              // read lines by bucket and key (lines never change)
@@ -138,6 +139,23 @@ func (e *Engine) Target(tenant, group string) (policy.BatchTarget, bool) {
 // message: its job runs live.
 var ErrLineTooLarge = errors.New("offload: the job's message is too large to wait for a vendor batch")
 
+// ErrBucketFull is returned by Add when the tenant's bucket has no room
+// for another line: its job runs live. Lines may fill three quarters of
+// the bucket; the rest is for what working them writes (their claims, the
+// batches' records, the lease).
+var ErrBucketFull = errors.New("offload: the tenant's vendor batch bucket is full")
+
+// jsStoreFailed is JetStream's error code for a message its stream could
+// not store (its limits: "maximum bytes exceeded").
+const jsStoreFailed jetstream.ErrorCode = 10077
+
+// isFull reports whether err is a bucket's refusal of a write for want of
+// room.
+func isFull(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsStoreFailed
+}
+
 // Add records l in its tenant's bucket, where it waits for a batch (its
 // Added, when zero, is now). A line already there (a redelivered job) is
 // left as it is.
@@ -153,14 +171,41 @@ func (e *Engine) Add(ctx context.Context, l *Line) error {
 	if err != nil {
 		return err
 	}
+	// One Add at a time, so that this engine's jobs do not all find room
+	// at once and fill the bucket past what it keeps for the work.
+	e.addMu.Lock()
+	defer e.addMu.Unlock()
+	if err := roomFor(ctx, kv, len(data)); err != nil {
+		return err
+	}
 	_, err = kv.Create(ctx, lineKey(l.Group, l.Job), data)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists):
 		return nil
 	case errors.Is(err, nats.ErrMaxPayload):
 		return ErrLineTooLarge
+	case isFull(err):
+		return ErrBucketFull
 	}
 	return err
+}
+
+// roomFor returns ErrBucketFull when n more bytes of lines would fill more
+// than three quarters of kv.
+func roomFor(ctx context.Context, kv jetstream.KeyValue, n int) error {
+	status, err := kv.Status(ctx)
+	if err != nil {
+		return err
+	}
+	bs, ok := status.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return nil
+	}
+	limit := bs.StreamInfo().Config.MaxBytes
+	if limit > 0 && int64(bs.Bytes())+int64(n) > limit/4*3 {
+		return ErrBucketFull
+	}
+	return nil
 }
 
 // bucket returns tenant's bucket; make creates it when missing, else a

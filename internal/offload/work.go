@@ -186,6 +186,11 @@ func (e *Engine) claim(ctx context.Context, st *bucketState, ref string, ls []*L
 			e.forget(st, key)
 			continue
 		}
+		if isFull(err) && len(won) > 0 {
+			// No room for more claims: the batch goes with those it has,
+			// and its answers make room for the rest.
+			return won, nil
+		}
 		if err != nil {
 			return won, err
 		}
@@ -351,6 +356,15 @@ func (e *Engine) send(ctx context.Context, st *bucketState, t policy.BatchTarget
 		return err
 	}
 	rev, err := st.kv.Create(ctx, batchKey(b), data)
+	if isFull(err) {
+		// Other workers' lines filled the bucket past what it keeps for
+		// the work: these run live, which makes room.
+		fs := make([]fallback, len(ls))
+		for i, l := range ls {
+			fs[i] = fallback{l, "the vendor batch bucket is too full to record a batch"}
+		}
+		return e.live(ctx, st, "", fs)
+	}
 	if err != nil {
 		return err
 	}

@@ -57,8 +57,8 @@ func (j *job) offloads(call *policy.Call) bool {
 }
 
 // offload records the job in its tenant's offload bucket and acks it. A
-// job the bucket cannot take (too large) runs live; one whose record cannot
-// be stored yet is handed back.
+// job the bucket cannot take (too large, or the bucket is full) runs live;
+// one whose record cannot be stored yet is handed back.
 func (j *job) offload(call *policy.Call) {
 	w := j.w
 	if b := w.cfg.Budgets; b != nil {
@@ -77,13 +77,14 @@ func (j *job) offload(call *policy.Call) {
 	}
 	err := j.store(func(ctx context.Context) error {
 		err := w.offload.Add(ctx, l)
-		if errors.Is(err, offload.ErrLineTooLarge) {
+		if errors.Is(err, offload.ErrLineTooLarge) || errors.Is(err, offload.ErrBucketFull) {
 			return &permanentError{err}
 		}
 		return err
 	})
 	switch {
-	case errors.Is(err, offload.ErrLineTooLarge):
+	case errors.Is(err, offload.ErrLineTooLarge), errors.Is(err, offload.ErrBucketFull):
+		w.log.Info("job runs live", slog.String("job", j.id), slog.String("group", j.group), slog.String("why", err.Error()))
 		j.execute(call)
 		return
 	case err != nil:

@@ -66,10 +66,43 @@ func setupOffload(t *testing.T, vb policy.VendorBatchOptions) *offloadEnv {
 
 // start runs a worker that offloads, its engine ticking fast.
 func (e *offloadEnv) start(owner string) (stop func(), nc *nats.Conn) {
+	return e.startEngine(offload.Config{Owner: owner})
+}
+
+// startEngine runs a worker that offloads with cfg, its engine ticking
+// fast on the test's clock.
+func (e *offloadEnv) startEngine(cfg offload.Config) (stop func(), nc *nats.Conn) {
+	cfg.Tick, cfg.Lease, cfg.Now = 50*time.Millisecond, 30*time.Second, e.clock.Now
 	return e.startWorker(worker.Config{Offload: &worker.OffloadConfig{
 		Targets: func(_, group string) (policy.BatchTarget, bool) { return e.router.BatchTarget(group) },
-		Engine:  offload.Config{Owner: owner, Tick: 50 * time.Millisecond, Lease: 30 * time.Second, Now: e.clock.Now},
+		Engine:  cfg,
 	}})
+}
+
+// lines is the number of jobs waiting in the anonymous tenant's offload
+// bucket (0 before it exists).
+func (e *offloadEnv) lines(t *testing.T) int {
+	kv, err := e.js.KeyValue(t.Context(), bus.Subjects{}.OffloadBucket())
+	if err != nil {
+		return 0
+	}
+	keys, _ := kv.Keys(t.Context())
+	n := 0
+	for _, k := range keys {
+		if strings.HasPrefix(k, "l.") {
+			n++
+		}
+	}
+	return n
+}
+
+// storedResults is the number of jobs with a stored result.
+func (e *offloadEnv) storedResults(t *testing.T) int {
+	s, err := e.js.Stream(t.Context(), bus.StreamResults)
+	require.NoError(t, err)
+	info, err := s.Info(t.Context(), jetstream.WithSubjectFilter("llm.res.*.result"))
+	require.NoError(t, err)
+	return len(info.State.Subjects)
 }
 
 // publishBatch publishes n batch-class jobs job-0 ... job-<n-1>.
@@ -309,4 +342,36 @@ func TestOffloadOnlyJobsThatCanWait(t *testing.T) {
 	require.NotEmpty(t, res.VendorBatchID)
 	require.Equal(t, int64(2), e.mock.Calls())
 	require.Len(t, e.vendor.Created(), 1)
+}
+
+// TestOffloadFullBucketRunsLive: the jobs a full offload bucket cannot take
+// run live at once (not handed back to wait for room), and those it took
+// go in the vendor batch: every job one result.
+func TestOffloadFullBucketRunsLive(t *testing.T) {
+	t.Parallel()
+	e := setupOffload(t, policy.VendorBatchOptions{After: time.Minute})
+	e.startEngine(offload.Config{Owner: "w1", MaxBytes: 8 << 10})
+	ids := e.publishBatch(t, 40, nil)
+	// The clock does not move: the lines wait, the others run live.
+	require.Eventually(t, func() bool {
+		return e.lines(t)+e.storedResults(t) == len(ids)
+	}, 30*time.Second, 20*time.Millisecond, "every job waits in the bucket or has its result")
+	waiting := e.lines(t)
+	require.Positive(t, waiting, "the bucket took some")
+	require.Less(t, waiting, len(ids), "and was full before the last")
+	require.Equal(t, int64(len(ids)-waiting), e.mock.Calls(), "the others ran live")
+
+	e.clock.Add(time.Minute)
+	got := e.results(t, ids, 30*time.Second)
+	created := e.vendor.Created()
+	require.Len(t, created, 1)
+	require.Len(t, created[0].Lines, waiting)
+	batched := 0
+	for _, id := range ids {
+		require.Equal(t, bus.StatusOK, got[id].Status, "%s: %+v", id, got[id].Error)
+		if got[id].VendorBatchID != "" {
+			batched++
+		}
+	}
+	require.Equal(t, waiting, batched)
 }
