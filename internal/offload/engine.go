@@ -97,8 +97,8 @@ type Host interface {
 // Answer is how a line ended at the vendor, for Host.Answer.
 type Answer struct {
 	llm.BatchAnswer
-	// Cancelled: the job was cancelled before its batch was sent; nothing
-	// else is set.
+	// Cancelled: the job was cancelled; nothing else is set but BatchID
+	// when its batch had been sent (the vendor's answer is dropped).
 	Cancelled bool
 	BatchID   string // the vendor's id of the batch
 	CostUSD   float64

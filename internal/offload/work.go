@@ -527,12 +527,19 @@ func (e *Engine) advance(ctx context.Context, st *bucketState, b *batchEntry) er
 	if b.State == stateSubmitting {
 		return e.submit(ctx, st, b, t)
 	}
+	left, err := e.cancelSent(ctx, st, b, t)
+	if err != nil {
+		return err
+	}
 	info, err := t.Batcher.PollBatch(ctx, b.VendorID)
 	if err != nil {
 		return fmt.Errorf("poll: %w", err)
 	}
 	switch info.State {
 	case llm.BatchRunning:
+		if left == 0 {
+			return e.cancelBatch(ctx, st, b, t)
+		}
 		if info.Status != b.Status || info.Done != b.Done {
 			b.Status, b.Done = info.Status, info.Done
 			return e.put(ctx, st, b)
@@ -542,6 +549,40 @@ func (e *Engine) advance(ctx context.Context, st *bucketState, b *batchEntry) er
 		return e.endLive(ctx, st, b, "the vendor failed the batch: "+info.Message)
 	}
 	return e.answer(ctx, st, b, t)
+}
+
+// cancelSent answers cancelled the lines of sent batch b whose jobs were
+// cancelled, and removes them, so that their vendor answers are dropped;
+// it returns how many of b's lines are left.
+func (e *Engine) cancelSent(ctx context.Context, st *bucketState, b *batchEntry, t policy.BatchTarget) (int, error) {
+	left := 0
+	for _, job := range b.Jobs {
+		l := st.lines[lineKey(b.Group, job)]
+		if l == nil {
+			continue
+		}
+		if !e.host.Cancelled(l) {
+			left++
+			continue
+		}
+		if err := e.host.Answer(ctx, l, &Answer{Cancelled: true, BatchID: b.VendorID, Target: t}); err != nil {
+			return 0, err
+		}
+		if err := e.done(ctx, st, l); err != nil {
+			return 0, err
+		}
+	}
+	return left, nil
+}
+
+// cancelBatch cancels at its vendor a batch in flight whose jobs were all
+// cancelled, and removes it.
+func (e *Engine) cancelBatch(ctx context.Context, st *bucketState, b *batchEntry, t policy.BatchTarget) error {
+	if err := t.Batcher.CancelBatch(ctx, b.VendorID); err != nil {
+		return fmt.Errorf("cancel: %w", err)
+	}
+	e.log.Info("offload: batch cancelled at the vendor: its jobs were", slog.String("batch", b.Ref), slog.String("vendor_id", b.VendorID))
+	return st.kv.Delete(ctx, batchKey(b.Batch), jetstream.LastRevision(b.rev))
 }
 
 // answer publishes the answers of an ended batch, sends the lines the

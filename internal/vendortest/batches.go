@@ -144,6 +144,19 @@ func (b *Batches) BilledLines() int {
 	return n
 }
 
+// Cancelled reports whether the batch of id (as Created names it) was
+// cancelled through the vendor's cancel endpoint.
+func (b *Batches) Cancelled(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, rb := range b.batches {
+		if rb.id == id {
+			return rb.cancelled
+		}
+	}
+	return false
+}
+
 // Polls is the number of gets of a batch the server answered.
 func (b *Batches) Polls() int { b.mu.Lock(); defer b.mu.Unlock(); return b.polls }
 

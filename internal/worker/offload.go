@@ -135,9 +135,12 @@ func (h offloadHost) Answer(ctx context.Context, l *offload.Line, a *offload.Ans
 	j := w.lineJob(l)
 	now := w.cfg.Now()
 	var res *bus.Result
-	if a.Cancelled {
+	switch {
+	case a.Cancelled && a.BatchID != "":
+		res = j.errorResult(bus.CodeCancelled, "job was cancelled after its vendor batch "+a.BatchID+" was sent; its answer is dropped", false)
+	case a.Cancelled:
 		res = j.errorResult(bus.CodeCancelled, "job was cancelled before its vendor batch was sent", false)
-	} else {
+	default:
 		res = &bus.Result{
 			ID: j.id, Status: bus.StatusOK, Group: l.Group, Metadata: j.req.Metadata,
 			Text: a.Text, FinishReason: string(a.FinishReason), CostUSD: a.CostUSD,

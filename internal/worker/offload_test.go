@@ -375,3 +375,29 @@ func TestOffloadFullBucketRunsLive(t *testing.T) {
 	}
 	require.Equal(t, waiting, batched)
 }
+
+// TestOffloadCancelAfterSend: a job cancelled once its batch was sent is
+// answered cancelled, once; the vendor's answer of its line is dropped.
+func TestOffloadCancelAfterSend(t *testing.T) {
+	t.Parallel()
+	e := setupOffload(t, policy.VendorBatchOptions{After: time.Minute})
+	e.vendor.Hold()
+	e.start("w1")
+	ids := e.publishBatch(t, 3, nil)
+	e.waitLines(t, 3)
+	e.clock.Add(time.Minute)
+	require.Eventually(t, func() bool { return len(e.vendor.Created()) == 1 }, 20*time.Second, 20*time.Millisecond)
+	require.NoError(t, e.client.Cancel(t.Context(), ids[1]))
+	require.Eventually(t, func() bool { return e.storedResults(t) == 1 }, 20*time.Second, 20*time.Millisecond, "the cancelled job is answered while its batch runs")
+	e.vendor.Release()
+	got := e.results(t, ids, 30*time.Second)
+	require.Equal(t, bus.StatusError, got[ids[1]].Status)
+	require.Equal(t, bus.CodeCancelled, got[ids[1]].Error.Code)
+	require.Contains(t, got[ids[1]].Error.Message, "after its vendor batch")
+	for _, id := range []string{ids[0], ids[2]} {
+		require.Equal(t, bus.StatusOK, got[id].Status, "%s: %+v", id, got[id].Error)
+		require.NotEmpty(t, got[id].VendorBatchID)
+	}
+	require.Len(t, e.vendor.Created(), 1)
+	require.Zero(t, e.mock.Calls())
+}
