@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard/switchyard/internal/procgroup"
 )
 
 // TestREADMEWalksOnACleanCheckout copies the repository's files (what git
@@ -33,24 +35,21 @@ func TestREADMEWalksOnACleanCheckout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binaries in a clean copy")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := walkContext(t)
 	defer cancel()
 	dir := cleanCheckout(t)
 	cmds := readmeCommands(t, filepath.Join(dir, "README.md"))
 	require.NotEmpty(t, cmds)
 
 	run := func(env []string, name string, args ...string) (string, string, error) {
-		cmd := exec.CommandContext(ctx, name, args...)
+		// make's children (go build) are killed with it when the test's
+		// time is up, and when the test process dies (procgroup).
+		cmd := procgroup.Command(ctx, name, args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), env...)
-		// make's children (go build) are killed with it when the test's
-		// time is up; killing make alone left them building for minutes.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-		cmd.WaitDelay = 5 * time.Second
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
+		_, err := procgroup.Run(func() (struct{}, error) { return struct{}{}, cmd.Run() })
 		return out.String(), errb.String(), err
 	}
 	_, stderr, err := run(nil, "make", "build")
@@ -403,40 +402,58 @@ func (p *process) output() string {
 func startProcess(ctx context.Context, t *testing.T, dir string, env []string, name string, args ...string) *process {
 	t.Helper()
 	p := &process{done: make(chan struct{})}
-	p.cmd = exec.CommandContext(ctx, name, args...)
+	p.cmd = procgroup.Command(ctx, name, args...)
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	p.cmd.Stdin = nil
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, p.cmd.Start())
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	waited, err := procgroup.Start(p.cmd)
+	require.NoError(t, err)
+	go func() { p.err = <-waited; close(p.done) }()
 	t.Cleanup(func() {
 		select {
 		case <-p.done:
 		default:
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			_ = procgroup.KillGroup(p.cmd)
 			<-p.done
 		}
 	})
 	return p
 }
 
-// waitFor waits until the output holds s, or the process ends.
+// waitFor waits until the output holds s, or the process ends. It has no
+// bound of its own: what it waits for (make run builds the binaries, then
+// the worker starts) takes what the machine gives it, and the walk's
+// context (walkContext) kills the process in time to report its output.
 func (p *process) waitFor(t *testing.T, s string) {
 	t.Helper()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	timeout := time.After(4 * time.Minute)
 	for !strings.Contains(p.output(), s) {
 		select {
 		case <-p.done:
 			t.Fatalf("%s ended (%v) before printing %q:\n%s", p.cmd, p.err, s, p.output())
-		case <-timeout:
-			t.Fatalf("%s did not print %q:\n%s", p.cmd, s, p.output())
 		case <-tick.C:
 		}
 	}
+}
+
+// walkReportMargin is how long before go test's -timeout the walk's
+// context ends: enough to kill what runs, collect its output and fail with
+// it, instead of the timeout's panic that shows none of it.
+const walkReportMargin = 30 * time.Second
+
+// walkContext bounds the walk by the test binary's own deadline (go test's
+// -timeout; the Makefile gives the unit tests 15 minutes) rather than by a
+// guess of how long a clean build takes on a loaded machine: building the
+// binaries and starting workers is the work itself, not a condition that
+// could be late.
+func walkContext(t *testing.T) (context.Context, context.CancelFunc) {
+	d, ok := t.Deadline()
+	if !ok {
+		return context.WithCancel(context.Background())
+	}
+	return context.WithDeadline(context.Background(), d.Add(-walkReportMargin))
 }
 
 // stop sends SIGINT (Ctrl-C) to the process and returns its exit status.

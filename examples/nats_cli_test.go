@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard/switchyard/internal/natstest"
+	"github.com/switchyard/switchyard/internal/procgroup"
 	"github.com/switchyard/switchyard/internal/worker"
 	"github.com/switchyard/switchyard/pkg/llm/mock"
 	"github.com/switchyard/switchyard/pkg/policy"
@@ -34,10 +35,12 @@ func natsCLI(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("the nats CLI example needs the go command: %v", err)
 	}
-	cmd := exec.Command(goTool, "install", "github.com/nats-io/natscli/nats@"+natsCLIVersion)
+	// The go install (and its compiles, when the test ends first) dies
+	// with the test process (procgroup).
+	cmd := procgroup.Command(t.Context(), goTool, "install", "github.com/nats-io/natscli/nats@"+natsCLIVersion)
 	cmd.Dir = t.TempDir() // outside this module: natscli's own go.mod decides
 	cmd.Env = append(os.Environ(), "GOBIN="+bin, "GOFLAGS=-mod=mod", "GOWORK=off")
-	out, err := cmd.CombinedOutput()
+	out, err := procgroup.Run(cmd.CombinedOutput)
 	require.NoError(t, err, "building the nats CLI from the module proxy:\n%s", out)
 	return filepath.Join(bin, "nats")
 }
@@ -74,9 +77,9 @@ func TestNatsCLIExample(t *testing.T) {
 
 	runCtx, stop := context.WithTimeout(context.Background(), 60*time.Second)
 	defer stop()
-	cmd := exec.CommandContext(runCtx, "sh", filepath.Join("nats-cli", "job.sh"), "what do switchyards do?")
+	cmd := procgroup.Command(runCtx, "sh", filepath.Join("nats-cli", "job.sh"), "what do switchyards do?")
 	cmd.Env = append(os.Environ(), "NATS_URL="+srv.ClientURL(), "NATS="+nats, "JOB=cli-example-1", "HOME="+t.TempDir())
-	out, err := cmd.CombinedOutput()
+	out, err := procgroup.Run(cmd.CombinedOutput)
 	require.NoError(t, err, "job.sh:\n%s", out)
 	s := string(out)
 	require.Contains(t, s, `"type":"chunk"`, "the events stream")

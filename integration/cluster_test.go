@@ -217,7 +217,7 @@ func startCluster(t *testing.T) *cluster { return startFleet(t, defaultFleet()) 
 // t.Cleanup, which runs even when the test fails.
 func startFleet(t *testing.T, spec fleetSpec) *cluster {
 	t.Helper()
-	if err := images(); err != nil {
+	if err := images(t); err != nil {
 		t.Fatalf("integration suite setup (Docker and image builds): %v", err)
 	}
 	require.NoError(t, statSources(sourceRoot), "stat the sources the images are built from")
@@ -461,13 +461,17 @@ func (c *cluster) startWorker(ctx context.Context, t *testing.T, i int) (*testco
 }
 
 // registerRemoval removes the container at the end of the test, first
-// printing the tail of its log when the test failed.
+// printing the tail of its log when the test failed. SWITCHYARD_KEEP_LOGS=1
+// keeps every container's whole log (keepLog) of a run that passed too,
+// to read how a fault played out.
 func (c *cluster) registerRemoval(t *testing.T, ctr *testcontainers.DockerContainer) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if t.Failed() {
 			logTail(ctx, t, ctr, 40)
+		}
+		if t.Failed() || os.Getenv("SWITCHYARD_KEEP_LOGS") != "" {
 			c.keepLog(ctx, t, ctr)
 		}
 		// A container left paused by a failed scenario cannot be stopped.

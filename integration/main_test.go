@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/switchyard/switchyard/internal/procgroup"
 )
 
 // Image tags of the locally built images. They are rebuilt once per run (the
@@ -32,11 +34,23 @@ var (
 	setupOnce sync.Once
 )
 
-// images builds the images once per run and returns why it failed.
-func images() error {
+// images builds the images once per run and returns why it failed. The
+// builds have no bound of their own: how long compiling nats-server and
+// the binaries takes depends on the build cache and on what else runs on
+// the machine, not on anything the suite checks. They get what the run has
+// left (go test's -timeout, as t's deadline says; the Makefile gives the
+// container suites 45 minutes), and die with the test process if it ends
+// first (procgroup).
+func images(t *testing.T) error {
 	setupOnce.Do(func() {
 		start := time.Now()
-		setupErr = buildImages()
+		ctx := context.Background()
+		if d, ok := t.Deadline(); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, d)
+			defer cancel()
+		}
+		setupErr = buildImages(ctx)
 		if setupErr == nil {
 			fmt.Fprintf(os.Stderr, "integration: images built in %s\n", time.Since(start).Round(time.Millisecond))
 		}
@@ -82,9 +96,7 @@ ENTRYPOINT ["/gateway"]
 
 // buildImages compiles nats-server and the worker as static binaries into a
 // temporary build context and builds the two FROM-scratch images from it.
-func buildImages() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
+func buildImages(ctx context.Context) error {
 	dir, err := os.MkdirTemp("", "switchyard-integration-")
 	if err != nil {
 		return err
@@ -169,15 +181,15 @@ func buildImages() error {
 // goBuild builds a static binary. It tries twice: on this shared machine a
 // concurrent build or cache trim now and then makes one fail with "could not
 // import ... (open : no such file or directory)". The build dies with the
-// test process (buildCommand).
+// test process (procgroup.Command).
 func goBuild(ctx context.Context, root, out, pkg, tags string) error {
 	var err error
 	for range 2 {
-		cmd := buildCommand(ctx, "go", "build", "-ldflags=-s -w", "-tags="+tags, "-o", out, pkg)
+		cmd := procgroup.Command(ctx, "go", "build", "-ldflags=-s -w", "-tags="+tags, "-o", out, pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 		var output []byte
-		if output, err = runCommand(cmd.CombinedOutput); err == nil {
+		if output, err = procgroup.Run(cmd.CombinedOutput); err == nil {
 			return nil
 		}
 		err = fmt.Errorf("go build %s: %w\n%s", pkg, err, output)
@@ -211,7 +223,7 @@ func statSources(root string) error {
 }
 
 func moduleRoot(ctx context.Context) (string, error) {
-	out, err := runCommand(buildCommand(ctx, "go", "env", "GOMOD").Output)
+	out, err := procgroup.Run(procgroup.Command(ctx, "go", "env", "GOMOD").Output)
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}

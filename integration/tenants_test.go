@@ -45,7 +45,7 @@ tenants:
 // and the purge targets keep their messages.
 func TestTenantIsolation(t *testing.T) {
 	start := time.Now()
-	require.NoError(t, images(), "integration suite setup (Docker and image builds)")
+	require.NoError(t, images(t), "integration suite setup (Docker and image builds)")
 	c := startFleet(t, fleetSpec{
 		models: tenantModels, groups: []string{"tenants"},
 		natsAuth: tenantAuth(t), user: "operator", password: "operator-dev",

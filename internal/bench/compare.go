@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard/switchyard/internal/procgroup"
 	"github.com/switchyard/switchyard/pkg/bus"
 )
 
@@ -260,13 +260,14 @@ func Compare(ctx context.Context, cfg CompareConfig, out io.Writer) (err error) 
 }
 
 // buildCmd builds ./cmd/<name> of the module at moduleDir into dir and
-// returns the binary's path.
+// returns the binary's path. The go build dies with this process, compile
+// and link processes with it when ctx is cancelled (procgroup).
 func buildCmd(ctx context.Context, out io.Writer, moduleDir, dir, name string) (string, error) {
 	fmt.Fprintf(out, "building the %s (go build ./cmd/%s) ...\n", name, name)
 	bin := filepath.Join(dir, name)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/"+name)
+	cmd := procgroup.Command(ctx, "go", "build", "-o", bin, "./cmd/"+name)
 	cmd.Dir = moduleDir
-	if b, err := cmd.CombinedOutput(); err != nil {
+	if b, err := procgroup.Run(cmd.CombinedOutput); err != nil {
 		return "", fmt.Errorf("bench: build %s: %w\n%s", name, err, b)
 	}
 	return bin, nil
