@@ -18,7 +18,12 @@ import (
 func TestFiveMiBPromptGoesThroughTheObjectStore(t *testing.T) {
 	t.Parallel()
 	f := startFleet(t, fleetOpts{mock: mock.Config{Text: "got it"}})
-	ctx := ctxT(t, 30*time.Second)
+	// No bound of its own: two 5 MiB prompts are chunked into the object
+	// store, read back by the worker and encoded twice each way, work whose
+	// time is the machine's (seconds under -race, far more on a loaded
+	// one), not a condition that could be late. go test's -timeout bounds
+	// it and prints every goroutine if it hangs.
+	ctx := t.Context()
 	prompt := strings.Repeat("lorem ipsum ", 5<<20/12+1)
 	require.Greater(t, int64(len(prompt)), 5*f.nc.MaxPayload(), "the prompt must not fit in one message")
 

@@ -120,7 +120,13 @@ func TestLearnedCapacity(t *testing.T) {
 		t.Parallel()
 		run := runCapacity(t, nil, -1)
 		t.Logf("%+v", run)
-		require.Greater(t, float64(run.refused), 0.05*float64(run.calls), "without a learned capacity, over 5%% of the calls get a 429")
+		// The share of 429s is not the machine's (fake time) but varies
+		// with the order in which the bubble runs the 100 callers, and with
+		// it how often the retry budget runs dry: 4.8 % to 28 % over 72 runs
+		// when this was written, so "over 5 %" failed one run in ten. What
+		// the test shows is the contrast with the adaptive run, held under
+		// 1 %: the fixed one gets at least three times as many.
+		require.Greater(t, float64(run.refused), 0.03*float64(run.calls), "without a learned capacity, over 3%% of the calls get a 429 (three times the adaptive run's bound)")
 	})
 }
 
