@@ -18,7 +18,9 @@ import (
 	"github.com/switchyard/switchyard/internal/worker"
 	"github.com/switchyard/switchyard/pkg/bus"
 	"github.com/switchyard/switchyard/pkg/llm"
+	"github.com/switchyard/switchyard/pkg/llm/anthropic"
 	"github.com/switchyard/switchyard/pkg/llm/catalog"
+	"github.com/switchyard/switchyard/pkg/llm/gemini"
 	"github.com/switchyard/switchyard/pkg/llm/openai"
 	"github.com/switchyard/switchyard/pkg/policy"
 )
@@ -46,17 +48,47 @@ func (c *offloadClock) Add(d time.Duration) {
 
 const offloadModel = "gpt-4o-mini"
 
+// batchVendor is one vendor's batch API replay and its provider.
+type batchVendor struct {
+	name  string
+	model string
+	start func(testing.TB) *vendortest.Batches
+	new   func(t *testing.T, url string) llm.Provider
+}
+
+var (
+	openAIBatch = batchVendor{"openai", offloadModel, vendortest.OpenAIBatches, func(t *testing.T, url string) llm.Provider {
+		c, err := openai.New(openai.Options{APIKey: "sk-test", BaseURL: url})
+		require.NoError(t, err)
+		return c
+	}}
+	anthropicBatch = batchVendor{"anthropic", "claude-haiku-4-5", vendortest.AnthropicBatches, func(t *testing.T, url string) llm.Provider {
+		c, err := anthropic.New(anthropic.Options{APIKey: "sk-ant-test", BaseURL: url})
+		require.NoError(t, err)
+		return c
+	}}
+	geminiBatch = batchVendor{"gemini", "gemini-2.5-flash", vendortest.GeminiBatches, func(t *testing.T, url string) llm.Provider {
+		c, err := gemini.New(t.Context(), gemini.Options{APIKey: "gm-test", BaseURL: url})
+		require.NoError(t, err)
+		return c
+	}}
+)
+
 func setupOffload(t *testing.T, vb policy.VendorBatchOptions) *offloadEnv {
+	return setupOffloadAt(t, vb, openAIBatch)
+}
+
+// setupOffloadAt is setupOffload with v's batch API: the group's batch
+// deployment is "<vendor>-batch".
+func setupOffloadAt(t *testing.T, vb policy.VendorBatchOptions, v batchVendor) *offloadEnv {
 	t.Helper()
 	e := setup(t, opts{noStart: true})
-	srv := vendortest.OpenAIBatches(t)
-	oa, err := openai.New(openai.Options{APIKey: "sk-test", BaseURL: srv.URL})
-	require.NoError(t, err)
+	srv := v.start(t)
 	r, err := policy.NewRouter([]policy.Group{{
 		Name: "demo", Options: policy.GroupOptions{VendorBatch: &vb},
 		Deployments: []policy.Deployment{
 			{Name: "mock-a", Model: "mock-1", Provider: e.mock},
-			{Name: "openai-batch", Model: offloadModel, Provider: oa, Options: policy.DeploymentOptions{Priority: 1}},
+			{Name: v.name + "-batch", Model: v.model, Provider: v.new(t, srv.URL), Options: policy.DeploymentOptions{Priority: 1}},
 		},
 	}})
 	require.NoError(t, err)
@@ -400,4 +432,53 @@ func TestOffloadCancelAfterSend(t *testing.T) {
 	}
 	require.Len(t, e.vendor.Created(), 1)
 	require.Zero(t, e.mock.Calls())
+}
+
+// TestOffloadThousandJobsOtherVendors: through a worker, 1,000 batch-class
+// jobs become one Anthropic Message Batch, or one Gemini batch, each job
+// one result (the vendor's answer at the catalogue's batch price), and the
+// line the vendor failed runs live.
+func TestOffloadThousandJobsOtherVendors(t *testing.T) {
+	t.Parallel()
+	for _, v := range []batchVendor{anthropicBatch, geminiBatch} {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			e := setupOffloadAt(t, policy.VendorBatchOptions{After: time.Minute}, v)
+			e.vendor.SetAnswer(func(l vendortest.Line) vendortest.Outcome {
+				if l.Prompt == "q7" {
+					return vendortest.Outcome{Status: 500, ErrType: "api_error", ErrMessage: "boom"}
+				}
+				return vendortest.Outcome{}
+			})
+			e.start("w1")
+			ids := e.publishBatch(t, 1000, nil)
+			e.waitLines(t, 1000)
+			require.Empty(t, e.vendor.Created(), "nothing sent before after")
+			e.clock.Add(time.Minute)
+			got := e.results(t, ids, 60*time.Second)
+
+			created := e.vendor.Created()
+			require.Len(t, created, 1, "one vendor batch")
+			require.Len(t, created[0].Lines, 1000)
+			require.Equal(t, 1000, e.vendor.BilledLines(), "every line ran at the vendor once (one failed)")
+			model, ok := catalog.Lookup(v.model)
+			require.True(t, ok)
+			want := catalog.BatchCost(model, llm.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15})
+			require.Positive(t, want)
+			for i, id := range ids {
+				r := got[id]
+				require.Equal(t, bus.StatusOK, r.Status, "%s: %+v", id, r.Error)
+				if i == 7 {
+					require.Equal(t, "mock-a", r.Deployment, "the failed line ran live")
+					require.Empty(t, r.VendorBatchID)
+					continue
+				}
+				require.Equal(t, fmt.Sprintf("answer to q%d", i), r.Text)
+				require.Equal(t, v.name+"-batch", r.Deployment)
+				require.True(t, strings.HasSuffix(r.VendorBatchID, created[0].ID), "%s of %s", r.VendorBatchID, created[0].ID)
+				require.InDelta(t, want, r.CostUSD, 1e-12)
+			}
+			require.Equal(t, int64(1), e.mock.Calls())
+		})
+	}
 }
