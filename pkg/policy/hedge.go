@@ -366,8 +366,9 @@ func (r *racer) emit(ev Event) {
 // settle records the race in the request's execution, once every racer
 // ended: each racer's attempt (with, when a hedge called a deployment,
 // whether it was a hedge and whether it won or was cancelled, and a
-// cancelled one's estimated cost), the winner's stream state; and returns
-// the winner's outcome, else the last failure.
+// cancelled one's estimated cost, added to the request's cost), the
+// winner's stream state; and returns the winner's outcome, else the last
+// failure.
 func (rc *race) settle(perr error) (*Outcome, *deployment, error) {
 	x := rc.x
 	x.out.Hedges += rc.hedges
@@ -399,9 +400,9 @@ func (rc *race) settle(perr error) (*Outcome, *deployment, error) {
 		return nil, rc.primary, cmp.Or(perr, error(&llm.Error{Kind: llm.KindUnavailable, Message: "hedge: no attempt ended"}))
 	}
 	x.streamed, x.streamErr, x.prefix = w.x.streamed, w.x.streamErr, w.x.prefix
-	if w.res != nil {
-		w.res.CostUSD += lostUSD
-	}
+	// On the request's outcome, not the winner's: a winner may still fail
+	// after its first token, and what the cancelled ones cost stands.
+	x.out.CostUSD += lostUSD
 	return w.res, w.d, w.err
 }
 

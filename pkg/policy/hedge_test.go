@@ -316,3 +316,69 @@ func TestHedgeOptionsValidate(t *testing.T) {
 	require.Equal(t, HedgeOptions{Percentile: 95, MaxHedges: 1}, (HedgeOptions{}).WithDefaults())
 	require.Equal(t, HedgeOptions{Delay: time.Second, MaxHedges: 1}, (HedgeOptions{Delay: time.Second}).WithDefaults())
 }
+
+// usdCharged records what a tenant budget is charged.
+type usdCharged struct {
+	mu  sync.Mutex
+	usd float64
+}
+
+func (u *usdCharged) Allow(context.Context, string) error { return nil }
+func (u *usdCharged) Charge(_ context.Context, _ string, _ int, usd float64) error {
+	u.mu.Lock()
+	u.usd += usd
+	u.mu.Unlock()
+	return nil
+}
+
+// TestHedgeCostWhenTheWinnerFails: a hedge wins the race with its first
+// token, cancelling the primary, then fails mid-stream. The cancelled
+// primary's estimated cost still counts, in the outcome's cost and in what
+// the tenant's budget is charged: when the request then succeeds on a
+// retry, and when it fails. (It was added to the winner's outcome only,
+// which a winner that fails does not have.)
+func TestHedgeCostWhenTheWinnerFails(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		retries int
+		ok      bool
+	}{{"retried", 1, true}, {"failed", -1, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				a := mock.New(mock.Config{Text: "slow answer from a", TTFT: time.Second})
+				b := mock.New(mock.Config{Text: "answer from b", TTFT: 20 * time.Millisecond, Script: []mock.Step{{FailAfter: 1}}})
+				o := fast()
+				o.Retry.MaxRetries = tc.retries
+				o.Hedge = &HedgeOptions{Delay: 100 * time.Millisecond}
+				price := DeploymentOptions{InputCostPerMTok: usd(1), OutputCostPerMTok: usd(2)}
+				r := newRouter(t, Group{Name: "g", Options: o, Deployments: []Deployment{dep("a", a, price), dep("b", b, price)}})
+				charged := &usdCharged{}
+				e := Chain(r, TenantBudget(charged, BudgetOptions{}))
+				c := interactive("x")
+				c.Tenant = "acme"
+				out, err := e.Execute(t.Context(), c, nil)
+				if tc.ok {
+					require.NoError(t, err)
+				} else {
+					require.Error(t, err)
+				}
+				var lost float64
+				for _, at := range out.Attempts {
+					if at.Race == RaceCancelled {
+						require.Equal(t, "a", at.Deployment)
+						lost += at.CostUSD
+					}
+				}
+				require.Positive(t, lost, "the primary was cancelled by the hedge's first token")
+				want := lost
+				if tc.ok {
+					want += catalogCost(out)
+				}
+				require.InDelta(t, want, out.CostUSD, 1e-12, "cost_usd counts the cancelled attempt")
+				require.InDelta(t, want, charged.usd, 1e-12, "the tenant is charged for it")
+			})
+		})
+	}
+}

@@ -108,6 +108,7 @@ func (r *Router) Execute(ctx context.Context, c *Call, emit func(Event)) (*Outco
 	}
 	res.Attempts, res.Retries, res.Fallbacks, res.Hedges = x.out.Attempts, x.out.Retries, x.out.Fallbacks, x.out.Hedges
 	res.BudgetDenied = x.out.BudgetDenied
+	res.CostUSD += x.out.CostUSD // what hedge races cancelled (see race.settle)
 	return res, nil
 }
 

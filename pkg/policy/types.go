@@ -94,7 +94,8 @@ type Outcome struct {
 	FinishReason llm.FinishReason
 	Usage        llm.Usage
 	// CostUSD is what the answer cost, plus the estimated cost of the
-	// attempts a hedge race cancelled (Attempt.CostUSD).
+	// attempts a hedge race cancelled (Attempt.CostUSD), which a failed
+	// Execute's outcome carries too.
 	CostUSD    float64
 	Group      string // the group that answered (differs after a fallback)
 	Deployment string
