@@ -109,16 +109,50 @@ func (o *HedgeOptions) delayFor(d *deployment) time.Duration {
 // to first token; ok is false while it has fewer than ttftMinSamples.
 func (s *depState) ttftPercentile(p float64) (time.Duration, bool) {
 	s.mu.Lock()
-	n := min(s.nTTFT, ttftWindow)
+	defer s.mu.Unlock()
+	return s.ttfts.percentile(p)
+}
+
+// ttftSamples are a deployment's last ttftWindow times to first token,
+// kept twice: a ring in arrival order, to know which one a new one
+// replaces, and sorted, so that a percentile (asked by every interactive
+// call) is one lookup and a new first token costs two binary searches and
+// a shift of at most ttftWindow values, with no sort and no allocation.
+type ttftSamples struct {
+	ring   [ttftWindow]time.Duration
+	sorted []time.Duration // the ring's values, ascending
+	n      int             // first tokens observed
+}
+
+func (w *ttftSamples) add(d time.Duration) {
+	if w.sorted == nil {
+		w.sorted = make([]time.Duration, 0, ttftWindow)
+	}
+	slot := &w.ring[w.n%ttftWindow]
+	if w.n >= ttftWindow {
+		i, _ := slices.BinarySearch(w.sorted, *slot)
+		w.sorted = slices.Delete(w.sorted, i, i+1)
+	}
+	*slot = d
+	i, _ := slices.BinarySearch(w.sorted, d)
+	w.sorted = slices.Insert(w.sorted, i, d)
+	w.n++
+}
+
+func (w *ttftSamples) percentile(p float64) (time.Duration, bool) {
+	n := len(w.sorted)
 	if n < ttftMinSamples {
-		s.mu.Unlock()
 		return 0, false
 	}
-	xs := slices.Clone(s.ttfts[:n])
-	s.mu.Unlock()
-	slices.Sort(xs)
 	i := int(math.Ceil(p/100*float64(n))) - 1
-	return xs[min(max(i, 0), n-1)], true
+	return w.sorted[min(max(i, 0), n-1)], true
+}
+
+// clone returns a copy of w that shares nothing with it.
+func (w *ttftSamples) clone() ttftSamples {
+	c := *w
+	c.sorted = append(make([]time.Duration, 0, ttftWindow), w.sorted...)
+	return c
 }
 
 // errLostRace is the cause of the cancellation of an attempt whose race

@@ -3,6 +3,9 @@ package policy
 import (
 	"context"
 	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -380,5 +383,57 @@ func TestHedgeCostWhenTheWinnerFails(t *testing.T) {
 				require.InDelta(t, want, charged.usd, 1e-12, "the tenant is charged for it")
 			})
 		})
+	}
+}
+
+// TestTTFTSamples: the kept-sorted window gives the nearest-rank
+// percentile of the last ttftWindow first tokens, as sorting them would,
+// through the window's wrap, with repeated values; a clone is independent.
+func TestTTFTSamples(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var w ttftSamples
+	var all []time.Duration
+	for i := range 300 {
+		d := time.Duration(rng.IntN(40)) * time.Millisecond // repeats
+		w.add(d)
+		all = append(all, d)
+		last := all[max(0, len(all)-ttftWindow):]
+		for _, p := range []float64{1, 50, 90, 95, 99.9} {
+			got, ok := w.percentile(p)
+			if len(last) < ttftMinSamples {
+				require.False(t, ok)
+				continue
+			}
+			want := slices.Sorted(slices.Values(last))
+			require.True(t, ok)
+			require.Equal(t, want[min(max(int(math.Ceil(p/100*float64(len(want))))-1, 0), len(want)-1)], got, "sample %d, p%v", i, p)
+		}
+	}
+	c := w.clone()
+	before, _ := c.percentile(50)
+	for range ttftWindow {
+		w.add(time.Hour)
+	}
+	after, _ := c.percentile(50)
+	require.Equal(t, before, after, "the clone shares nothing")
+}
+
+// BenchmarkHedgeDelay is what an interactive call pays to learn its hedge
+// delay, with a full window of first tokens, one new first token per call
+// (go test -bench HedgeDelay ./pkg/policy/).
+func BenchmarkHedgeDelay(b *testing.B) {
+	s := &depState{}
+	for i := range ttftWindow {
+		s.observe(time.Duration(i*7919%1000) * time.Millisecond)
+	}
+	d := &deployment{state: s}
+	o := HedgeOptions{Percentile: 95}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		s.observe(time.Duration(i*7919%1000) * time.Millisecond)
+		if o.delayFor(d) <= 0 {
+			b.Fatal("no delay")
+		}
 	}
 }

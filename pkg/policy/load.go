@@ -156,7 +156,7 @@ func (r *Router) newState(name string, bo BreakerOptions, old *depState) *depSta
 	if old != nil {
 		_, st.reqs, st.toks, st.ttft, st.measured = old.snapshot()
 		old.mu.Lock()
-		st.ttfts, st.nTTFT = old.ttfts, old.nTTFT
+		st.ttfts = old.ttfts.clone()
 		old.mu.Unlock()
 		st.window = old.window
 		st.limiter.Store(old.limiter.Load())

@@ -35,9 +35,8 @@ type depState struct {
 	lastCounted time.Time
 	ttft        time.Duration
 	measured    bool
-	ttfts       [ttftWindow]time.Duration // the last first tokens, a ring (see ttftPercentile)
-	nTTFT       int                       // first tokens observed
-	published   bool                      // a breaker open was shared with the fleet
+	ttfts       ttftSamples // the last first tokens, for the hedge's delay
+	published   bool        // a breaker open was shared with the fleet
 }
 
 func newBreaker(o BreakerOptions, onOpen, onClose func()) circuitbreaker.CircuitBreaker[any] {
@@ -142,8 +141,7 @@ func (s *depState) cool(until time.Time) {
 func (s *depState) observe(ttft time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ttfts[s.nTTFT%ttftWindow] = ttft
-	s.nTTFT++
+	s.ttfts.add(ttft)
 	if !s.measured {
 		s.ttft, s.measured = ttft, true
 		return
