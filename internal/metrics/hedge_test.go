@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -37,9 +36,11 @@ func TestHedgesScraped(t *testing.T) {
 			{Deployment: "c", Hedge: true, ErrorCode: "provider_unavailable"},
 		}}})
 
+	// The server's own client: Close closes its idle connections, so no
+	// keep-alive goroutine outlives the test (goleak in TestMain).
 	srv := httptest.NewServer(m.Handler())
 	t.Cleanup(srv.Close)
-	resp, err := http.Get(srv.URL + "/metrics")
+	resp, err := srv.Client().Get(srv.URL + "/metrics")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
