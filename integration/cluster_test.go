@@ -41,8 +41,8 @@ const (
 	maxDeliver    = 6
 	shutdownGrace = 3 * time.Second
 	// The workers' NATS_PING_INTERVAL and NATS_MAX_PINGS_OUT: a worker on a
-	// cut node drops its silent connection within pingBound (24 s) and
-	// reconnects to the majority (the partition scenario checks it).
+	// cut node drops its silent connection and is on the majority within
+	// pingBound (10 s; the partition scenario checks it).
 	// Shorter than the default (5 s x 4) so that the cut need not last long.
 	workerPingInterval = 2 * time.Second
 	workerMaxPingsOut  = 2

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/testcontainers/testcontainers-go"
 
+	"github.com/switchyard/switchyard/internal/config"
 	"github.com/switchyard/switchyard/pkg/bus"
 )
 
@@ -67,8 +68,8 @@ func scenarioPartitionNode(t *testing.T, c *cluster) {
 		return nil
 	})
 	// The workers that were on the cut node find its connection silent, not
-	// closed; their pings go unanswered and they move to the majority while
-	// the node is still cut, within the ping bound (plus a reconnect).
+	// closed; their data goes unacknowledged and they move to the majority
+	// while the node is still cut, within the ping bound.
 	moved := c.waitWorkersOffNode(ctx, t, mon, leader, cut)
 	time.Sleep(max(0, 8*time.Second-time.Since(cut)))
 	require.NoError(t, heal(ctx), "heal %s", leader.name)
@@ -84,25 +85,29 @@ func scenarioPartitionNode(t *testing.T, c *cluster) {
 	c.waitHealthy(ctx, t)
 }
 
-// pingBound is how long a worker keeps a silent connection:
-// NATS_MAX_PINGS_OUT+1 unanswered pings, NATS_PING_INTERVAL apart, each
-// of which may first wait for a blocked write to time out (the write
-// timeout is the same interval times pings; a busy worker's writes to a
-// silent node block, and nats.go's ping timer waits for the lock the
-// flush holds). Measured: 19 s with the settings below.
+// pingBound is how long after the cut a worker on the cut node is
+// connected to the majority: the bound config.NATSSilentBound derives from
+// the workers' ping settings (an interval until the first data goes
+// unanswered, the kernel's TCP_USER_TIMEOUT of MaxPingsOut+1 intervals,
+// one dial), 10 s with the settings below.
 func pingBound() time.Duration {
-	writeTimeout := workerPingInterval * (workerMaxPingsOut + 1)
-	return (workerPingInterval + writeTimeout) * (workerMaxPingsOut + 1)
+	return config.NATSSilentBound(workerPingInterval, workerMaxPingsOut)
 }
+
+// monitorLag is how late the test sees a worker on the majority: one
+// round of the nodes' /connz, whose connections list is current, and the
+// poll's interval.
+const monitorLag = 2 * time.Second
 
 // waitWorkersOffNode waits until every worker is connected to a node other
 // than cut, as the other nodes' /connz say, and returns how long after
 // since that was. It fails the test if that takes longer than the ping
-// bound plus a reconnect (ReconnectWait, 2 s, and slack for a loaded
-// machine): a worker that stays on a cut node is stalled until it heals.
+// bound plus the monitor's lag: a worker that stays on a cut node is
+// stalled until it heals (before the workers set TCP_USER_TIMEOUT, a busy
+// one kept the cut node for over 34 s with pings of 2 s x 3).
 func (c *cluster) waitWorkersOffNode(ctx context.Context, t *testing.T, mon *monitor, cut *node, since time.Time) time.Duration {
 	t.Helper()
-	bound := pingBound() + 10*time.Second
+	bound := pingBound() + monitorLag
 	var moved time.Duration
 	eventually(t, ctx, max(0, bound-time.Since(since)), fmt.Sprintf("every worker off %s within %s of the cut", cut.name, bound), func(ctx context.Context) error {
 		on := map[string]bool{}

@@ -55,6 +55,9 @@ func TestNATSOptionsPing(t *testing.T) {
 	require.Equal(t, 5*time.Second, o.PingInterval)
 	require.Equal(t, 3, o.MaxPingsOut)
 	require.Equal(t, 20*time.Second, o.FlusherTimeout, "a blocked write is bounded like a silent read")
+	require.True(t, o.ReconnectOnFlusherError, "a write that timed out reconnects rather than drop what was buffered")
+	require.NotNil(t, o.CustomDialer, "the dialer that sets TCP_USER_TIMEOUT")
+	require.Equal(t, 27*time.Second, NATSSilentBound(o.PingInterval, o.MaxPingsOut), "a ping interval, four of them unacknowledged, a dial")
 
 	e, err = loadEnv(map[string]string{"NATS_PING_INTERVAL": "750ms", "NATS_MAX_PINGS_OUT": "1"})
 	require.NoError(t, err)

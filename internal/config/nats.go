@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -20,15 +21,27 @@ func (e Env) NATSOptions(name string) ([]nats.Option, error) {
 	}
 	// Zero values (an Env not read by LoadEnv) keep nats.go's defaults.
 	if e.NATSPingInterval > 0 && e.NATSMaxPingsOut > 0 {
-		bound := e.NATSPingInterval * time.Duration(e.NATSMaxPingsOut+1)
+		unacked := natsUnackedTimeout(e.NATSPingInterval, e.NATSMaxPingsOut)
 		opts = append(opts,
 			nats.PingInterval(e.NATSPingInterval),
 			nats.MaxPingsOutstanding(e.NATSMaxPingsOut),
-			// The ping timer cannot fire while a write to the silent server
-			// blocks (a busy worker fills the socket's buffer in moments,
-			// and nats.go holds the connection's lock while it flushes); the
-			// write timeout, nats.go's 1 min by default, is the same bound.
-			nats.FlusherTimeout(bound),
+			// A write to a silent server blocks once the socket's buffer
+			// is full, holding the connection's lock, and the ping timer
+			// waits for that lock: each blocked write (the flusher's, a
+			// ping's, a large publish's) holds it up to the write timeout,
+			// and a write that timed out before sending a byte drops what
+			// was buffered and keeps the connection. Seen in the partition
+			// scenario: a busy worker kept a cut node for over 34 s with
+			// pings of 2 s x 3. So the kernel ends such a connection
+			// itself (TCP_USER_TIMEOUT, on Linux): data unacknowledged for
+			// the pings' own bound fails every blocked write and the read
+			// at once, and the client reconnects whatever holds its lock.
+			nats.SetCustomDialer(&net.Dialer{Timeout: nats.DefaultTimeout, Control: unackedControl(unacked)}),
+			// Elsewhere, and as a second line: the write timeout
+			// (nats.go's 1 min by default) is the same bound, and a write
+			// that timed out reconnects instead of dropping the buffer.
+			nats.FlusherTimeout(unacked),
+			nats.ReconnectOnFlusherError(),
 		)
 	}
 	if e.NATSUser != "" {
@@ -54,6 +67,27 @@ func (e Env) NATSOptions(name string) ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(e.NATSTLSCert, e.NATSTLSKey))
 	}
 	return opts, nil
+}
+
+// natsUnackedTimeout is how long sent data may stay unacknowledged before
+// the connection is given up: as long as the pings' own bound, MaxPingsOut+1
+// intervals.
+func natsUnackedTimeout(pingInterval time.Duration, maxPingsOut int) time.Duration {
+	return pingInterval * time.Duration(maxPingsOut+1)
+}
+
+// NATSSilentBound is how long after its server falls silent (a partition,
+// a frozen host: no RST, the packets vanish) a client connected with
+// NATSOptions and these ping settings is connected to another server of
+// NATS_URL, on Linux, however busy it is:
+//   - the first data left unacknowledged is sent at once by a busy client
+//     and by an idle one with its next ping, at most one interval later;
+//   - the kernel ends the connection once that data is unacknowledged for
+//     natsUnackedTimeout (an idle client's pings find the silence as soon);
+//   - the client then dials the next server of its pool (the silent one
+//     goes last), with nats.DefaultTimeout for the dial and handshake.
+func NATSSilentBound(pingInterval time.Duration, maxPingsOut int) time.Duration {
+	return pingInterval + natsUnackedTimeout(pingInterval, maxPingsOut) + nats.DefaultTimeout
 }
 
 // RedactURL returns a NATS_URL (a comma-separated list of server URLs) fit
