@@ -542,9 +542,34 @@ func (c *cluster) kill(ctx context.Context, ctr *testcontainers.DockerContainer)
 	return err
 }
 
+// pauseAttempts bounds the pauses tried when the engine could not freeze
+// the container (see pause).
+const pauseAttempts = 3
+
+// pause freezes the container (docker pause). The engine's cgroup v1
+// freezer (runc 1.1 here) writes FROZEN up to 1000 times while a task of
+// the container is still FREEZING (one in uninterruptible sleep, a thread
+// racing the freezer on a loaded machine: "still a game of chances, so
+// failures are possible", runc's maintainers in opencontainers/runc#2791),
+// then thaws the cgroup back and fails with "unable to freeze". The
+// container then runs on unpaused and nothing was faulted yet, so the pause
+// is tried again, and only then: if the failed attempt left the container
+// paused or stopped, or the error is any other, the pause fails.
 func (c *cluster) pause(ctx context.Context, ctr *testcontainers.DockerContainer) error {
-	_, err := c.docker.ContainerPause(ctx, ctr.GetContainerID(), client.ContainerPauseOptions{})
-	return err
+	for attempt := 1; ; attempt++ {
+		_, err := c.docker.ContainerPause(ctx, ctr.GetContainerID(), client.ContainerPauseOptions{})
+		if err == nil || attempt == pauseAttempts || !strings.Contains(err.Error(), "unable to freeze") {
+			return err
+		}
+		st, serr := ctr.State(ctx)
+		if serr != nil {
+			return fmt.Errorf("%w (and its state: %w)", err, serr)
+		}
+		if st.Paused || !st.Running {
+			return fmt.Errorf("%w, and it left the container %s", err, st.Status)
+		}
+		fmt.Printf("integration: docker pause %s: %v; the container runs on, unpaused: pausing again\n", ctr.GetContainerID()[:12], err)
+	}
 }
 
 func (c *cluster) unpause(ctx context.Context, ctr *testcontainers.DockerContainer) error {
