@@ -3,10 +3,13 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/require"
 	"github.com/testcontainers/testcontainers-go"
 )
@@ -149,6 +152,62 @@ func scenarioStormAndPause(t *testing.T, c *cluster) {
 func restartIfStopped(ctx context.Context, t *testing.T, ctr *testcontainers.DockerContainer) {
 	t.Helper()
 	require.NoError(t, startIfStopped(ctx, ctr), "start the killed worker again")
+}
+
+// restartKilled starts a killed worker of the randomized schedule again and
+// waits until its /readyz says ready, for as long as ctx allows (the fault's
+// heal context, two minutes). Not with testcontainers' start, whose wait
+// gives a worker 60 s and polls the host port it read once: a worker
+// restarted while the NATS lane holds a fault is not ready until that
+// fault heals (its start retries the fleet-wide state for up to 30 s, its
+// /readyz wants JetStream writes to succeed), and one that exits meanwhile
+// is restarted by Docker, possibly on another host port. So that wait was
+// the wrong one, and it failed with "wait until ready: context deadline
+// exceeded" and no reason: this one reads the port afresh each time and
+// fails with what /readyz last said.
+func (c *cluster) restartKilled(ctx context.Context, ctr *testcontainers.DockerContainer) error {
+	st, err := ctr.State(ctx)
+	if err != nil {
+		return err
+	}
+	if !st.Running && !st.Restarting {
+		if _, err := c.docker.ContainerStart(ctx, ctr.GetContainerID(), client.ContainerStartOptions{}); err != nil {
+			return fmt.Errorf("start the killed worker: %w", err)
+		}
+	}
+	var last error
+	for {
+		if last = workerReady(ctx, ctr); last == nil {
+			return nil
+		}
+		if !sleepUntil(ctx, time.Now().Add(250*time.Millisecond)) {
+			return fmt.Errorf("the restarted worker is not ready: %w", last)
+		}
+	}
+}
+
+// workerReady asks the worker's /readyz, on the host port it has now.
+func workerReady(ctx context.Context, ctr *testcontainers.DockerContainer) error {
+	ep, err := ctr.PortEndpoint(ctx, "9090/tcp", "http")
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, ep+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/readyz: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
 }
 
 func startIfStopped(ctx context.Context, ctr *testcontainers.DockerContainer) error {

@@ -254,7 +254,7 @@ func (r *faultRunner) do(ctx context.Context, f plannedFault) error {
 			return err
 		}
 		hold()
-		err := startIfStopped(bg, w)
+		err := c.restartKilled(bg, w)
 		r.record(f.Kind, name, from)
 		return err
 	case faultPause:
