@@ -294,3 +294,33 @@ func (s *Slots) PollDone(q Queue, got bool) {
 	s.mu.Unlock()
 	s.signal()
 }
+
+// Repoll keeps q's waiting pull request going after it brought a job, when
+// that job was the last one queued (the job keeps the request's slot): it
+// holds another slot for the request if q's class has one free and every
+// queue of a higher class has a waiting request of its own, which is what
+// a Fill that found q empty and then Polls would have done, without asking
+// the server. Otherwise it ends the poll as PollDone(q, true) does, and the
+// next Fill decides. It returns whether q still polls.
+func (s *Slots) Repoll(q Queue) bool {
+	s.mu.Lock()
+	r := q.Class.Rank()
+	ok := s.polling[q] && s.free(r) > 0
+	for hr := 0; ok && hr < r; hr++ {
+		for _, hq := range s.queues[hr] {
+			if !s.polling[hq] {
+				ok = false
+				break
+			}
+		}
+	}
+	if ok {
+		s.used[r]++
+		s.mu.Unlock()
+		return true
+	}
+	delete(s.polling, q)
+	s.mu.Unlock()
+	s.signal()
+	return false
+}

@@ -246,3 +246,36 @@ func TestChangedAfterRelease(t *testing.T) {
 		t.Fatal("no signal after a release")
 	}
 }
+
+func TestRepoll(t *testing.T) {
+	t.Parallel()
+	s := slots(t, sched.Config{Slots: 4, InteractiveShare: -1})
+	all := []sched.Queue{qu("", bus.PriorityInteractive), qu("", bus.PriorityDefault), qu("", bus.PriorityBatch)}
+	require.Equal(t, all, s.Polls(all))
+	require.Equal(t, [3]int{1, 1, 1}, s.Used())
+
+	// Default's request brought the last queued job: the job keeps the
+	// slot and the request waits on in another one.
+	require.True(t, s.Repoll(qu("", bus.PriorityDefault)))
+	require.Equal(t, [3]int{1, 2, 1}, s.Used())
+	require.Empty(t, s.Polls(all), "every queue still has its request")
+
+	// No slot left for another request: the poll ends, its job keeps the
+	// slot, and the loop is woken to fill.
+	require.False(t, s.Repoll(qu("", bus.PriorityBatch)))
+	require.Equal(t, [3]int{1, 2, 1}, s.Used())
+	select {
+	case <-s.Changed():
+	default:
+		t.Fatal("no signal after a poll ended")
+	}
+
+	// A higher class without a request of its own comes first: the lower
+	// class's request ends, so that the Fill it wakes offers the slot in
+	// class order.
+	s.Release(bus.PriorityDefault, 2)
+	s.PollDone(qu("", bus.PriorityInteractive), false)
+	require.False(t, s.Repoll(qu("", bus.PriorityDefault)), "interactive has no request")
+	require.Equal(t, [3]int{0, 0, 1}, s.Used())
+	require.False(t, s.Repoll(qu("", bus.PriorityBatch)), "a queue that does not poll cannot repoll")
+}

@@ -23,14 +23,19 @@ import (
 //     free slots with FetchNoWait, which takes only what is queued;
 //   - on each queue found empty that still has a slot for its class, one
 //     pull request waits (FetchWait) holding that slot, so that a job
-//     published to an idle queue starts at once.
+//     published to an idle queue starts at once. That request is a
+//     long-lived iterator of one message (see poller), so a queue that
+//     stays near empty under load costs one pull request a job, without a
+//     subscription or a FetchNoWait per job.
 func (w *Worker) schedule(ctx context.Context, group string, qs []queue) {
 	keys := make([]sched.Queue, 0, len(qs))
 	byQueue := map[sched.Queue]queue{}
+	pollers := map[sched.Queue]*poller{}
 	for _, q := range qs {
 		k := sched.Queue{Tenant: q.ns.Tenant, Class: q.class, Name: q.consumer}
 		keys = append(keys, k)
 		byQueue[k] = q
+		pollers[k] = &poller{}
 	}
 	slots, err := sched.New(sched.Config{Slots: w.cfg.Concurrency, InteractiveShare: w.cfg.InteractiveShare, Queues: keys})
 	if err != nil { // validate checked Concurrency
@@ -38,7 +43,12 @@ func (w *Worker) schedule(ctx context.Context, group string, qs []queue) {
 		return
 	}
 	var polls sync.WaitGroup
-	defer polls.Wait()
+	defer func() {
+		polls.Wait()
+		for _, p := range pollers {
+			p.stop()
+		}
+	}()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		failed := false
@@ -64,7 +74,7 @@ func (w *Worker) schedule(ctx context.Context, group string, qs []queue) {
 				slots.PollDone(k, false)
 				continue
 			}
-			polls.Go(func() { slots.PollDone(k, w.poll(ctx, q, k.Class, slots) > 0) })
+			polls.Go(func() { w.poll(ctx, q, k, pollers[k], slots) })
 		}
 		if failed {
 			select {
@@ -84,22 +94,121 @@ func (w *Worker) schedule(ctx context.Context, group string, qs []queue) {
 	}
 }
 
-// poll waits up to FetchWait for one job of q, in the slot Polls held.
-func (w *Worker) poll(ctx context.Context, q queue, class bus.Priority, slots *sched.Slots) int {
-	batch, err := q.c.Fetch(1, jetstream.FetchMaxWait(w.cfg.FetchWait))
-	if err != nil {
-		if ctx.Err() == nil {
-			w.log.Warn("fetch failed", slog.String("group", q.group), slog.String("stream", q.ns.RequestStream()), slog.String("class", string(class)), slog.Any("error", err))
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
+// poll waits up to FetchWait for one job of q, in the slot Polls held, and
+// ends the poll. A job that was the last one queued (its metadata says no
+// more are pending) keeps the request's slot, and the request waits on in
+// a new one when Repoll gives it: the next job of a queue that is usually
+// empty is then a pull request on p's iterator away.
+func (w *Worker) poll(ctx context.Context, q queue, k sched.Queue, p *poller, slots *sched.Slots) {
+	for {
+		msg, err := p.next(q.c, w.cfg.FetchWait)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("fetch failed", slog.String("group", q.group), slog.String("stream", q.ns.RequestStream()), slog.String("class", string(k.Class)), slog.Any("error", err))
+				select {
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+				}
 			}
+			slots.PollDone(k, false)
+			return
 		}
-		return 0
+		if msg == nil {
+			slots.PollDone(k, false)
+			return
+		}
+		if ctx.Err() != nil {
+			// Stopping: hand the job back, after this worker's pull
+			// requests have expired so that it goes to another worker.
+			w.handBackUnstarted(msg)
+			slots.PollDone(k, false)
+			return
+		}
+		// The poll's slot passes to the job.
+		w.start(q.ns, q.group, k.Class, msg, func() { slots.Release(k.Class, 1) })
+		if meta, err := msg.Metadata(); err != nil || meta.NumPending > 0 {
+			// More are queued: the Fill this wakes takes them at once.
+			slots.PollDone(k, true)
+			return
+		}
+		if !slots.Repoll(k) {
+			return
+		}
 	}
-	// The poll's slot passes to the job it brings; startAll must not
-	// count it twice, so it runs with the slot already held.
-	return w.startAll(ctx, q, class, batch, slots)
+}
+
+// poller is one queue's waiting pull request: an iterator over the
+// queue's consumer that asks the server for one message at a time
+// (PullMaxMessages(1)), so it never holds a job the worker has no slot for.
+// It outlives a poll that brought a job, and is drained and dropped after
+// one that timed out. Only the queue's poll (one at a time) uses it.
+type poller struct {
+	it jetstream.MessagesContext
+}
+
+// next waits up to wait for one message of c: nil when none came.
+func (p *poller) next(c jetstream.Consumer, wait time.Duration) (jetstream.Msg, error) {
+	if p.it == nil {
+		// The server keeps a pull request for its expiry, at least 1 s;
+		// one that a drained iterator left is dropped when the server
+		// finds nobody subscribed to its inbox.
+		it, err := c.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(max(wait, time.Second)))
+		if err != nil {
+			return nil, err
+		}
+		p.it = it
+	}
+	msg, err := p.wait(wait)
+	switch {
+	case err == nil:
+		return msg, nil
+	case errors.Is(err, nats.ErrTimeout):
+		// The request may still bring a job: drain the iterator, so that
+		// a job on its way arrives in the slot still held for it.
+		it := p.it
+		p.it = nil
+		it.Drain()
+		msg, err := it.Next(jetstream.NextMaxWait(wait))
+		it.Stop()
+		if err != nil {
+			return nil, nil
+		}
+		return msg, nil
+	default:
+		p.stop()
+		return nil, err
+	}
+}
+
+// wait reads p's iterator for up to d, in slices that double from 5 ms.
+// nats.go's iterator sends its next pull request at the start of Next,
+// unless it is still publishing the previous one (its fetchInProgress
+// flag): a job that arrives, and is read, before that goroutine has run on
+// leaves Next waiting with no request at the server until its heartbeat
+// check gives up (twice the heartbeat: 2 s for FetchWait's default 2 s expiry). Each slice's Next asks
+// again, so such a request goes out within about twice the time that
+// goroutine was kept waiting; an idle queue's poll wakes about ten times
+// per FetchWait for it.
+func (p *poller) wait(d time.Duration) (jetstream.Msg, error) {
+	end := time.Now().Add(d)
+	for slice := 5 * time.Millisecond; ; slice *= 2 {
+		left := time.Until(end)
+		if left <= 0 {
+			return nil, nats.ErrTimeout
+		}
+		msg, err := p.it.Next(jetstream.NextMaxWait(min(slice, left)))
+		if !errors.Is(err, nats.ErrTimeout) {
+			return msg, err
+		}
+	}
+}
+
+// stop ends p's iterator, if any.
+func (p *poller) stop() {
+	if p.it != nil {
+		p.it.Stop()
+		p.it = nil
+	}
 }
 
 // startAll starts the jobs of a batch, each in one of the slots held for
