@@ -34,7 +34,7 @@ func (o *CacheOptions) validate() error {
 		return nil
 	}
 	if o.TTL < time.Second {
-		return fmt.Errorf("cache.ttl: %s is below 1s (set a ttl, e.g. 1h)", o.TTL)
+		return optionError("cache.ttl", "%s is below 1s (set a ttl, e.g. 1h)", o.TTL)
 	}
 	return nil
 }

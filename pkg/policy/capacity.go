@@ -2,7 +2,6 @@ package policy
 
 import (
 	"cmp"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,13 +66,13 @@ func (o *AdaptiveOptions) validate() error {
 	d := o.WithDefaults()
 	switch {
 	case o.Min < 0 || o.Max < 0 || o.Initial < 0:
-		return fmt.Errorf("adaptive_concurrency: negative limit")
+		return optionError("adaptive_concurrency", "negative limit")
 	case d.Min > d.Max:
-		return fmt.Errorf("adaptive_concurrency: min %d > max %d", d.Min, d.Max)
+		return optionError("adaptive_concurrency", "min %d > max %d", d.Min, d.Max)
 	case d.Initial < d.Min || d.Initial > d.Max:
-		return fmt.Errorf("adaptive_concurrency: initial %d not in [min %d, max %d]", d.Initial, d.Min, d.Max)
+		return optionError("adaptive_concurrency", "initial %d not in [min %d, max %d]", d.Initial, d.Min, d.Max)
 	case o.Window < 0 || o.Hold < 0:
-		return fmt.Errorf("adaptive_concurrency: negative duration")
+		return optionError("adaptive_concurrency", "negative duration")
 	}
 	return nil
 }

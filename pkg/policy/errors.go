@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/switchyard/switchyard/pkg/llm"
 )
@@ -113,4 +114,18 @@ func kindByName(name string) (llm.Kind, bool) {
 		}
 	}
 	return 0, false
+}
+
+// OptionError is a bad option of a group or deployment: Key is its path
+// within the group or deployment (hedge.delay, retry.budget.max_rate), Reason
+// what is wrong with it. Every option's validation returns one.
+type OptionError struct {
+	Key, Reason string
+}
+
+func (e *OptionError) Error() string { return e.Key + ": " + e.Reason }
+
+// optionError is the *OptionError of key, its reason formatted as fmt.Sprintf.
+func optionError(key, format string, args ...any) error {
+	return &OptionError{Key: key, Reason: fmt.Sprintf(format, args...)}
 }

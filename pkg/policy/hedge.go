@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -52,14 +51,6 @@ const (
 	maxHedgesLimit = 3
 )
 
-// OptionError is a bad option of a group or deployment: Key is its path
-// within the group (hedge.delay), Reason what is wrong with it.
-type OptionError struct {
-	Key, Reason string
-}
-
-func (e *OptionError) Error() string { return e.Key + ": " + e.Reason }
-
 // WithDefaults returns o with zero fields set to their defaults.
 func (o HedgeOptions) WithDefaults() HedgeOptions {
 	if o.Delay == 0 {
@@ -75,15 +66,15 @@ func (o *HedgeOptions) validate() error {
 	}
 	switch {
 	case o.Delay < 0:
-		return &OptionError{"hedge.delay", fmt.Sprintf("%v < 0", o.Delay)}
+		return optionError("hedge.delay", "%v < 0", o.Delay)
 	case o.MinDelay < 0:
-		return &OptionError{"hedge.min_delay", fmt.Sprintf("%v < 0", o.MinDelay)}
+		return optionError("hedge.min_delay", "%v < 0", o.MinDelay)
 	case o.Delay > 0 && (o.Percentile != 0 || o.MinDelay != 0):
-		return &OptionError{"hedge.delay", "a fixed delay excludes percentile and min_delay"}
+		return optionError("hedge.delay", "a fixed delay excludes percentile and min_delay")
 	case o.Percentile < 0 || o.Percentile >= 100:
-		return &OptionError{"hedge.percentile", fmt.Sprintf("%v not in (0, 100)", o.Percentile)}
+		return optionError("hedge.percentile", "%v not in (0, 100)", o.Percentile)
 	case o.MaxHedges < 0 || o.MaxHedges > maxHedgesLimit:
-		return &OptionError{"hedge.max_hedges", fmt.Sprintf("%d not in [1, %d]", o.MaxHedges, maxHedgesLimit)}
+		return optionError("hedge.max_hedges", "%d not in [1, %d]", o.MaxHedges, maxHedgesLimit)
 	}
 	return nil
 }

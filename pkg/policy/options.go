@@ -2,7 +2,6 @@ package policy
 
 import (
 	"cmp"
-	"fmt"
 	"strings"
 	"time"
 )
@@ -262,16 +261,16 @@ func (o GroupOptions) Validate() error {
 	switch o.Strategy {
 	case "", StrategyPriority, StrategyWeighted, StrategyLeastBusy, StrategyLowestLatency, StrategyUsageBased, StrategyCost:
 	default:
-		return fmt.Errorf("strategy: unknown %q (want %s, %s, %s, %s, %s or %s)", o.Strategy,
+		return optionError("strategy", "unknown %q (want %s, %s, %s, %s, %s or %s)", o.Strategy,
 			StrategyPriority, StrategyWeighted, StrategyLeastBusy, StrategyLowestLatency, StrategyUsageBased, StrategyCost)
 	}
 	switch o.MidStream {
 	case "", MidStreamRestart, MidStreamContinue:
 	default:
-		return fmt.Errorf("mid_stream: unknown %q (restart or continue)", o.MidStream)
+		return optionError("mid_stream", "unknown %q (restart or continue)", o.MidStream)
 	}
 	if o.MaxFallbacks < 0 {
-		return fmt.Errorf("max_fallbacks: %d < 0", o.MaxFallbacks)
+		return optionError("max_fallbacks", "%d < 0", o.MaxFallbacks)
 	}
 	for _, check := range []func() error{o.Retry.validate, o.Cache.validate, o.Hedge.validate, o.VendorBatch.validate, o.validateCooldown, o.Breaker.validate, func() error { return o.Timeouts.validate("timeouts") }, o.validateOnError} {
 		if err := check(); err != nil {
@@ -284,13 +283,13 @@ func (o GroupOptions) Validate() error {
 func (r RetryOptions) validate() error {
 	switch {
 	case r.MaxRetries < -1:
-		return fmt.Errorf("retry.max_retries: %d < -1", r.MaxRetries)
+		return optionError("retry.max_retries", "%d < -1", r.MaxRetries)
 	case r.Backoff.Initial < 0 || r.Backoff.Max < 0:
-		return fmt.Errorf("retry.backoff: negative duration")
+		return optionError("retry.backoff", "negative duration")
 	case r.Backoff.Max != 0 && r.Backoff.Initial > r.Backoff.Max:
-		return fmt.Errorf("retry.backoff.initial %v > max %v", r.Backoff.Initial, r.Backoff.Max)
+		return optionError("retry.backoff.initial", "%v > max %v", r.Backoff.Initial, r.Backoff.Max)
 	case r.Jitter > 1 || r.Jitter < -1:
-		return fmt.Errorf("retry.jitter: %v not in [0,1]", r.Jitter)
+		return optionError("retry.jitter", "%v not in [0,1]", r.Jitter)
 	}
 	if err := r.Budget.validate(); err != nil {
 		return err
@@ -304,17 +303,17 @@ func (o GroupOptions) validateCooldown() error {
 		return nil
 	}
 	if c.Duration < 0 || c.AllowedFails != nil && *c.AllowedFails < 0 {
-		return fmt.Errorf("cooldown: negative value")
+		return optionError("cooldown", "negative value")
 	}
 	return kindCounts("cooldown.allowed_fails_per_kind", c.AllowedFailsPerKind)
 }
 
 func (b BreakerOptions) validate() error {
 	if b.Failures < 0 || b.HalfOpenProbes < 0 || b.Period < 0 || b.Cooldown < 0 {
-		return fmt.Errorf("breaker: negative value")
+		return optionError("breaker", "negative value")
 	}
 	if b.FailureRate < 0 || b.FailureRate > 1 {
-		return fmt.Errorf("breaker.failure_rate: %v not in [0,1]", b.FailureRate)
+		return optionError("breaker.failure_rate", "%v not in [0,1]", b.FailureRate)
 	}
 	return nil
 }
@@ -322,12 +321,12 @@ func (b BreakerOptions) validate() error {
 func (o GroupOptions) validateOnError() error {
 	for k, a := range o.OnError {
 		if _, ok := kindByName(k); !ok {
-			return fmt.Errorf("on_error: unknown error kind %q (want one of %s)", k, strings.Join(kindNames(), ", "))
+			return optionError("on_error", "unknown error kind %q (want one of %s)", k, strings.Join(kindNames(), ", "))
 		}
 		switch a {
 		case ActionRetry, ActionFallback, ActionFail:
 		default:
-			return fmt.Errorf("on_error.%s: unknown action %q (retry, fallback or fail)", k, a)
+			return optionError("on_error."+k, "unknown action %q (retry, fallback or fail)", a)
 		}
 	}
 	return nil
@@ -337,10 +336,10 @@ func (o GroupOptions) validateOnError() error {
 func kindCounts(field string, m map[string]int) error {
 	for k, n := range m {
 		if _, ok := kindByName(k); !ok {
-			return fmt.Errorf("%s: unknown error kind %q (want one of %s)", field, k, strings.Join(kindNames(), ", "))
+			return optionError(field, "unknown error kind %q (want one of %s)", k, strings.Join(kindNames(), ", "))
 		}
 		if n < 0 {
-			return fmt.Errorf("%s.%s: %d < 0", field, k, n)
+			return optionError(field+"."+k, "%d < 0", n)
 		}
 	}
 	return nil
@@ -348,7 +347,7 @@ func kindCounts(field string, m map[string]int) error {
 
 func (t TimeoutOptions) validate(field string) error {
 	if t.TTFT < 0 || t.Idle < 0 || t.Total < 0 {
-		return fmt.Errorf("%s: negative duration", field)
+		return optionError(field, "negative duration")
 	}
 	return nil
 }
@@ -378,19 +377,19 @@ func (o DeploymentOptions) Validate() error {
 func (o DeploymentOptions) validateLimits() error {
 	switch {
 	case o.Weight < 0:
-		return fmt.Errorf("weight: %d < 0", o.Weight)
+		return optionError("weight", "%d < 0", o.Weight)
 	case o.RPM < 0:
-		return fmt.Errorf("rpm: %d < 0", o.RPM)
+		return optionError("rpm", "%d < 0", o.RPM)
 	case o.TPM < 0:
-		return fmt.Errorf("tpm: %d < 0", o.TPM)
+		return optionError("tpm", "%d < 0", o.TPM)
 	case o.MaxConcurrency < 0:
-		return fmt.Errorf("max_concurrency: %d < 0", o.MaxConcurrency)
+		return optionError("max_concurrency", "%d < 0", o.MaxConcurrency)
 	case o.ContextWindow < 0:
-		return fmt.Errorf("context_window: %d < 0", o.ContextWindow)
+		return optionError("context_window", "%d < 0", o.ContextWindow)
 	case o.Cooldown != nil && *o.Cooldown < 0:
-		return fmt.Errorf("cooldown: negative duration")
+		return optionError("cooldown", "negative duration")
 	case o.MaxOutput < 0:
-		return fmt.Errorf("max_output: %d < 0", o.MaxOutput)
+		return optionError("max_output", "%d < 0", o.MaxOutput)
 	}
 	return nil
 }
@@ -407,7 +406,7 @@ func (o DeploymentOptions) validatePrices() error {
 		{"batch_output_cost_per_mtok", o.BatchOutputCostPerMTok},
 	} {
 		if p.v != nil && *p.v < 0 {
-			return fmt.Errorf("%s: %v < 0", p.field, *p.v)
+			return optionError(p.field, "%v < 0", *p.v)
 		}
 	}
 	return nil

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"cmp"
-	"fmt"
 
 	"github.com/failsafe-go/failsafe-go/budget"
 )
@@ -49,9 +48,9 @@ func (o RetryBudgetOptions) WithDefaults() RetryBudgetOptions {
 func (o RetryBudgetOptions) validate() error {
 	switch {
 	case o.MaxRate != -1 && (o.MaxRate < 0 || o.MaxRate > 1):
-		return fmt.Errorf("retry.budget.max_rate: %v not in (0,1] (or -1: no budget)", o.MaxRate)
+		return optionError("retry.budget.max_rate", "%v not in (0,1] (or -1: no budget)", o.MaxRate)
 	case o.MinConcurrency < 0:
-		return fmt.Errorf("retry.budget.min_concurrency: %d < 0", o.MinConcurrency)
+		return optionError("retry.budget.min_concurrency", "%d < 0", o.MinConcurrency)
 	}
 	return nil
 }

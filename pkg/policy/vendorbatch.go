@@ -2,7 +2,6 @@ package policy
 
 import (
 	"cmp"
-	"fmt"
 	"time"
 
 	"github.com/switchyard/switchyard/pkg/llm"
@@ -35,12 +34,12 @@ func (o *VendorBatchOptions) validate() error {
 	case o == nil:
 		return nil
 	case o.After < 0:
-		return fmt.Errorf("vendor_batch.after: %s < 0", o.After)
+		return optionError("vendor_batch.after", "%s < 0", o.After)
 	case o.MaxWait < 0:
-		return fmt.Errorf("vendor_batch.max_wait: %s < 0", o.MaxWait)
+		return optionError("vendor_batch.max_wait", "%s < 0", o.MaxWait)
 	}
 	if d := o.WithDefaults(); d.After >= d.MaxWait {
-		return fmt.Errorf("vendor_batch.after %s must be below max_wait %s", d.After, d.MaxWait)
+		return optionError("vendor_batch.after", "%s must be below max_wait %s", d.After, d.MaxWait)
 	}
 	return nil
 }
