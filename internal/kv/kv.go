@@ -13,7 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -25,45 +28,67 @@ const maxConflicts = 50
 // maxConflicts times in a row.
 var ErrContention = errors.New("kv: too much contention")
 
+// errConflict is one lost compare-and-set: another writer got there first.
+var errConflict = errors.New("kv: conflict")
+
+// conflicts retries a lost compare-and-set after a jittered backoff. Without
+// one, writers that lose together read and write again together, and under
+// load one of N writers can lose every round until it gives up (32 writers
+// of 10 updates each lost a writer's updates in every run).
+var conflicts = retrypolicy.NewBuilder[bool]().
+	HandleErrors(errConflict).
+	WithMaxRetries(maxConflicts-1).
+	WithBackoff(time.Millisecond, 50*time.Millisecond).
+	WithJitterFactor(0.5).
+	ReturnLastFailure().
+	Build()
+
 // UpdateJSON applies change to the JSON value of key (the zero T when the
 // key does not exist yet) and writes the result with compare-and-set: when
-// another writer got there first it reads and applies change again. change
-// returns false to leave the value as it is; UpdateJSON then returns false.
+// another writer got there first it waits a little and reads and applies
+// change again. change returns false to leave the value as it is;
+// UpdateJSON then returns false.
 func UpdateJSON[T any](ctx context.Context, b jetstream.KeyValue, key string, change func(*T) bool) (bool, error) {
-	for range maxConflicts {
-		var v T
-		var rev uint64
-		e, err := b.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return false, err
-		default:
-			if err := json.Unmarshal(e.Value(), &v); err != nil {
-				return false, fmt.Errorf("kv: %s: %w", key, err)
-			}
-			rev = e.Revision()
-		}
-		if !change(&v) {
-			return false, nil
-		}
-		data, err := json.Marshal(v)
-		if err != nil {
+	ok, err := failsafe.With(conflicts).WithContext(ctx).Get(func() (bool, error) {
+		return updateJSON(ctx, b, key, change)
+	})
+	if errors.Is(err, errConflict) {
+		return false, fmt.Errorf("%w on %s", ErrContention, key)
+	}
+	return ok, err
+}
+
+// updateJSON is one read, change and compare-and-set of UpdateJSON.
+func updateJSON[T any](ctx context.Context, b jetstream.KeyValue, key string, change func(*T) bool) (bool, error) {
+	var v T
+	var rev uint64
+	e, err := b.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return false, err
+	default:
+		if err := json.Unmarshal(e.Value(), &v); err != nil {
 			return false, fmt.Errorf("kv: %s: %w", key, err)
 		}
-		if rev == 0 {
-			_, err = b.Create(ctx, key, data)
-		} else {
-			_, err = b.Update(ctx, key, data, rev)
-		}
-		if err == nil {
-			return true, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
-			return false, err
-		}
+		rev = e.Revision()
 	}
-	return false, fmt.Errorf("%w on %s", ErrContention, key)
+	if !change(&v) {
+		return false, nil
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return false, fmt.Errorf("kv: %s: %w", key, err)
+	}
+	if rev == 0 {
+		_, err = b.Create(ctx, key, data)
+	} else {
+		_, err = b.Update(ctx, key, data, rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return false, errConflict
+	}
+	return err == nil, err
 }
 
 // Mirror keeps a bucket's changes flowing into apply, from one goroutine
