@@ -23,6 +23,18 @@
 //
 //	go test -v -count=1 -run 'TestChaos$' ./integration
 //
+// One scenario alone, on a fresh fleet (anchor both parts: an unanchored
+// TestChaos also runs TestChaosSchedule and the other TestChaos* tests;
+// and give the run go test's -timeout, as the image builds take what the
+// run has left, far more than go test's default 10 minutes on a loaded
+// machine):
+//
+//	go test -v -count=1 -timeout 30m -run '^TestChaos$/^partition_nats_node$' ./integration
+//
+// A failed test keeps every container's whole log under the temp dir
+// (switchyard-integration-<run>/, named in the output); with
+// SWITCHYARD_KEEP_LOGS=1 a passing one does too.
+//
 // Each scenario prints one line: jobs, ok, lost (jobs without a stored
 // result at the end), duplicated (jobs with more than one message in
 // LLM_RESULTS), restarted (jobs whose events reached delivery attempt 2 or
