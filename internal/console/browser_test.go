@@ -14,8 +14,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchyard/switchyard/internal/offload"
 	"github.com/switchyard/switchyard/internal/tenant"
 	"github.com/switchyard/switchyard/pkg/bus"
 )
@@ -45,6 +47,23 @@ func (f *fleet) startBatch(model string, n int) string {
 	f.postJSON("/v1/batches", "application/json", strings.NewReader(fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"24h"}`, file.ID)), &batch)
 	require.NotEmpty(t, batch.ID)
 	return batch.ID
+}
+
+// vendorBatch records a vendor batch of n lines in flight in the anonymous
+// tenant's offload bucket, as the worker that sent it would.
+func (f *fleet) vendorBatch(group, vendorID string, n int) {
+	t := f.t
+	kv, err := f.js.CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: bus.Subjects{}.OffloadBucket(), History: 1})
+	require.NoError(t, err)
+	b := offload.Batch{Ref: "sy-test", Group: group, Deployment: "openai-batch", Model: "gpt-4o-mini",
+		State: "submitted", VendorID: vendorID, Status: "in_progress", Done: 12, Created: time.Now()}
+	for i := range n {
+		b.Jobs = append(b.Jobs, fmt.Sprintf("job-%d", i))
+	}
+	data, err := json.Marshal(b)
+	require.NoError(t, err)
+	_, err = kv.Put(t.Context(), bus.OffloadBatchKey(group, b.Ref), data)
+	require.NoError(t, err)
 }
 
 func (f *fleet) postJSON(path, ctype string, body io.Reader, out any) {
@@ -91,6 +110,13 @@ func TestOverviewFollowsAQueueThroughABatch(t *testing.T) {
 	b := newBrowser(t)
 	b.run(navigate(f.URL+"/console/"), chromedp.WaitVisible(chromedp.CSS(`#overview`)))
 	require.Eventually(t, func() bool { return b.queued("slow") == 0 }, 20*time.Second, 50*time.Millisecond, "the slow group's row, empty")
+
+	// A vendor batch in flight (a group's vendor_batch), as the worker
+	// that sent it records it, shows on the live page.
+	f.vendorBatch("slow", "batch_vb1", 40)
+	require.Eventually(t, func() bool {
+		return regexp.MustCompile(`slow\s+openai-batch\s+batch_vb1\s+in_progress\s+12 / 40`).MatchString(b.text(`table.vendor-batches tbody`))
+	}, 20*time.Second, 50*time.Millisecond, "the vendor batch in flight, on the live overview")
 
 	const lines = 60
 	id := f.startBatch("slow", lines)

@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchyard/switchyard/internal/heartbeat"
+	"github.com/switchyard/switchyard/internal/offload"
 	"github.com/switchyard/switchyard/internal/ops"
 	"github.com/switchyard/switchyard/pkg/bus"
 )
@@ -47,6 +48,9 @@ type Overview struct {
 	Workers []heartbeat.Worker
 	Groups  []GroupRow
 	Deps    []DeploymentRow
+	// VendorBatches are the vendor batches in flight (vendor_batch) of
+	// the tenants in view, oldest first.
+	VendorBatches []VendorBatchRow
 	// HasClass is set once a worker reports classes; HasLearned once one
 	// reports learned limits.
 	HasClass, HasLearned bool
@@ -71,6 +75,17 @@ type GroupRow struct {
 	Done1, Done5, ErrPerMin5, ErrorRate float64
 	// Depth is the queue depth (pending + in flight) over the window.
 	Depth []float64
+}
+
+// VendorBatchRow is one vendor batch in flight: a tenant's jobs of a group
+// sent, or being sent, to a deployment's batch API.
+type VendorBatchRow struct {
+	Tenant, Group, Deployment string
+	// VendorID is the vendor's id ("" while it is being sent); Status the
+	// vendor's word at the last poll, or "submitting".
+	VendorID, Status string
+	Lines, Done      int
+	Created          time.Time
 }
 
 // TenantDepth is one tenant's share of a group's queue.
@@ -107,6 +122,7 @@ type sample struct {
 	errs    map[groupKey]float64       // of which with an error
 	ttft    map[string]*histDelta      // "group\x00deployment" -> buckets added since the previous sample
 	queues  map[groupKey][]TenantDepth // group and class -> per tenant
+	batches []offload.Batch            // vendor batches in flight, every tenant's
 	dlq     map[string]uint64
 	workers []heartbeat.Worker
 }
@@ -244,6 +260,11 @@ func (s *sampler) sampleQueues(ctx context.Context, sm *sample) error {
 		if err := lister.Err(); err != nil {
 			return err
 		}
+		bs, err := offload.Batches(ctx, s.js, s.subj.ForTenant(t))
+		if err != nil {
+			return err
+		}
+		sm.batches = append(sm.batches, bs...)
 	}
 	return nil
 }
@@ -348,6 +369,7 @@ func (s *sampler) overview(id *Identity) *Overview {
 		s.fleetRows(o, rows)
 	}
 	s.queueRows(id, rows)
+	o.VendorBatches = vendorBatchRows(id, last.batches)
 	for _, r := range rows {
 		o.Groups = append(o.Groups, *r)
 		o.HasClass = o.HasClass || r.Class != defaultClass
@@ -619,4 +641,19 @@ func seriesKey(l map[string]string) string {
 		b.WriteString("|" + k + "=" + l[k])
 	}
 	return b.String()
+}
+
+// vendorBatchRows are the batches of bs the identity may see.
+func vendorBatchRows(id *Identity, bs []offload.Batch) []VendorBatchRow {
+	var rows []VendorBatchRow
+	for _, b := range bs {
+		if !id.Admin && b.Tenant != id.Tenant {
+			continue
+		}
+		rows = append(rows, VendorBatchRow{
+			Tenant: b.Tenant, Group: b.Group, Deployment: b.Deployment, VendorID: b.VendorID,
+			Status: cmp.Or(b.Status, b.State), Lines: len(b.Jobs), Done: b.Done, Created: b.Created,
+		})
+	}
+	return rows
 }

@@ -70,6 +70,9 @@ type Batch struct {
 	// Status and Done are what the vendor said at the last poll.
 	Status string `json:"status,omitempty"`
 	Done   int    `json:"done,omitempty"`
+	// Tenant is the namespace whose bucket holds the batch (set by
+	// Batches); not stored.
+	Tenant string `json:"-"`
 	// Attempt is the last worker that set out to send a batch still
 	// submitting, and when: another leaves the batch to it for a lease.
 	Attempt *attempt `json:"attempt,omitempty"`

@@ -76,7 +76,7 @@ func (e *Engine) read(ctx context.Context, tenant string, kv jetstream.KeyValue)
 	st := &bucketState{tenant: tenant, kv: kv, lines: map[string]*Line{}, renewed: now, now: now}
 	for _, k := range keys {
 		if strings.HasPrefix(k, batchPrefix) {
-			b, err := e.getBatch(ctx, kv, k)
+			b, err := getBatch(ctx, kv, k)
 			if err != nil {
 				return nil, err
 			}
@@ -106,7 +106,7 @@ func (e *Engine) read(ctx context.Context, tenant string, kv jetstream.KeyValue)
 	return st, nil
 }
 
-func (e *Engine) getBatch(ctx context.Context, kv jetstream.KeyValue, key string) (*batchEntry, error) {
+func getBatch(ctx context.Context, kv jetstream.KeyValue, key string) (*batchEntry, error) {
 	entry, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
