@@ -340,16 +340,7 @@ func (rc *race) leave(r *racer) error {
 	defer rc.mu.Unlock()
 	rc.running--
 	if r != nil {
-		if r.err == nil && rc.winner == nil {
-			rc.claimLocked(r) // a success without output wins at its end
-		}
-		switch {
-		case rc.winner == r:
-		case rc.winner != nil && (r.err == nil || errors.Is(context.Cause(r.ctx), errLostRace)):
-			r.lost = true
-		default:
-			rc.failed = r
-		}
+		rc.settleLocked(r)
 	}
 	switch {
 	case r != nil && rc.winner == r && r.err == nil:
@@ -362,6 +353,22 @@ func (rc *race) leave(r *racer) error {
 		return errLostRace
 	}
 	return r.err
+}
+
+// settleLocked records how racer r ended: the winner (a success without
+// output wins at its end when nobody won before), a loser (it succeeded
+// or was cancelled after another won), or the race's failure so far.
+func (rc *race) settleLocked(r *racer) {
+	if r.err == nil && rc.winner == nil {
+		rc.claimLocked(r)
+	}
+	switch {
+	case rc.winner == r:
+	case rc.winner != nil && (r.err == nil || errors.Is(context.Cause(r.ctx), errLostRace)):
+		r.lost = true
+	default:
+		rc.failed = r
+	}
 }
 
 // emit is a racer's emit: it keeps the racer's events until its first
