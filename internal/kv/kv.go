@@ -1,7 +1,8 @@
-// Package kv holds the two ways the worker uses NATS KV buckets beside
-// reading a key: a compare-and-set update of a JSON value that many workers
-// write at once (rate counters, tenant budgets), and a local mirror of a
-// bucket kept by a watcher (breakers seen by the fleet, cancel markers).
+// Package kv holds the ways the worker uses NATS KV buckets beside reading
+// a key: a compare-and-set update of a JSON value that many workers write
+// at once (rate counters, tenant budgets), a local mirror of a bucket kept
+// by a watcher (breakers seen by the fleet, cancel markers), and a bucket
+// per tenant opened once (Buckets: the response cache, the offload).
 //
 // It is wiring for internal packages; it must not import pkg/policy or the
 // providers.

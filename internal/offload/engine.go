@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard/switchyard/internal/kv"
 	"github.com/switchyard/switchyard/pkg/bus"
 	"github.com/switchyard/switchyard/pkg/llm"
 	"github.com/switchyard/switchyard/pkg/policy"
@@ -115,18 +116,24 @@ type Engine struct {
 	host       Host
 	log        *slog.Logger
 
-	addMu   sync.Mutex // serializes Add
-	mu      sync.Mutex
-	buckets map[string]jetstream.KeyValue // by tenant
-	lines   map[string]*Line              // read lines by bucket and key (lines never change)
+	buckets *kv.Buckets
+
+	addMu sync.Mutex // serializes Add
+	mu    sync.Mutex
+	lines map[string]*Line // read lines by bucket and key
 }
 
 // New returns an engine for namespaces. It does not touch NATS until used.
 func New(js jetstream.JetStream, namespaces []bus.Subjects, targets Targets, host Host, cfg Config) *Engine {
 	cfg = cfg.withDefaults()
+	buckets := kv.NewBuckets(js, func(tenant string) string { return cfg.Subjects.ForTenant(tenant).OffloadBucket() },
+		jetstream.KeyValueConfig{
+			Description: "Switchyard jobs waiting for, and batches at, a vendor's batch API",
+			History:     1, MaxBytes: cfg.MaxBytes, Storage: cfg.Storage, Replicas: cfg.Replicas,
+		}, kv.OpenFirst)
 	return &Engine{
 		js: js, cfg: cfg, namespaces: namespaces, targets: targets, host: host, log: cfg.Logger,
-		buckets: map[string]jetstream.KeyValue{}, lines: map[string]*Line{},
+		buckets: buckets, lines: map[string]*Line{},
 	}
 }
 
@@ -209,34 +216,13 @@ func roomFor(ctx context.Context, kv jetstream.KeyValue, n int) error {
 }
 
 // bucket returns tenant's bucket; make creates it when missing, else a
-// missing bucket is nil, nil.
+// missing bucket is nil, nil. It opens first: a worker that may only read
+// the bucket works it without asking to create it.
 func (e *Engine) bucket(ctx context.Context, tenant string, make bool) (jetstream.KeyValue, error) {
-	e.mu.Lock()
-	kv, ok := e.buckets[tenant]
-	e.mu.Unlock()
-	if ok {
-		return kv, nil
-	}
-	name := e.cfg.Subjects.ForTenant(tenant).OffloadBucket()
-	kv, err := e.js.KeyValue(ctx, name)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		if !make {
-			return nil, nil
-		}
-		kv, err = e.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: name, Description: "Switchyard jobs waiting for, and batches at, a vendor's batch API",
-			History: 1, MaxBytes: e.cfg.MaxBytes, Storage: e.cfg.Storage, Replicas: e.cfg.Replicas,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = e.js.KeyValue(ctx, name)
-		}
-	}
+	kv, err := e.buckets.Open(ctx, tenant, make)
 	if err != nil {
-		return nil, fmt.Errorf("offload: bucket %s: %w", name, err)
+		return nil, fmt.Errorf("offload: %w", err)
 	}
-	e.mu.Lock()
-	e.buckets[tenant] = kv
-	e.mu.Unlock()
 	return kv, nil
 }
 
@@ -299,13 +285,7 @@ func (e *Engine) hold(ctx context.Context, kv jetstream.KeyValue) bool {
 func (e *Engine) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	e.mu.Lock()
-	kvs := make([]jetstream.KeyValue, 0, len(e.buckets))
-	for _, kv := range e.buckets {
-		kvs = append(kvs, kv)
-	}
-	e.mu.Unlock()
-	for _, kv := range kvs {
+	for _, kv := range e.buckets.All() {
 		entry, err := kv.Get(ctx, leaseKey)
 		if err != nil {
 			continue

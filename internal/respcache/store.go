@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard/switchyard/internal/kv"
 	"github.com/switchyard/switchyard/pkg/bus"
 	"github.com/switchyard/switchyard/pkg/policy"
 )
@@ -34,9 +35,10 @@ type Store struct {
 	js  jetstream.JetStream
 	cfg Config
 
-	mu      sync.Mutex
-	buckets map[string]jetstream.KeyValue // by tenant
-	locks   map[string]uint64             // the revision of each lock this process holds, by bucket and key
+	buckets *kv.Buckets
+
+	mu    sync.Mutex
+	locks map[string]uint64 // the revision of each lock this process holds, by bucket and key
 }
 
 var _ policy.CacheStore = (*Store)(nil)
@@ -49,36 +51,21 @@ const markerTTL = time.Minute
 func New(js jetstream.JetStream, cfg Config) *Store {
 	cfg.Replicas = cmp.Or(cfg.Replicas, 1)
 	cfg.MaxBytes = cmp.Or(cfg.MaxBytes, 256<<20)
-	return &Store{js: js, cfg: cfg, buckets: map[string]jetstream.KeyValue{}, locks: map[string]uint64{}}
+	buckets := kv.NewBuckets(js, func(tenant string) string { return cfg.Subjects.ForTenant(tenant).CacheBucket() },
+		jetstream.KeyValueConfig{
+			Description: "Switchyard response cache", History: 1, MaxBytes: cfg.MaxBytes,
+			Storage: cfg.Storage, Replicas: cfg.Replicas, LimitMarkerTTL: markerTTL,
+		}, kv.CreateFirst)
+	return &Store{js: js, cfg: cfg, buckets: buckets, locks: map[string]uint64{}}
 }
 
-// Bucket returns tenant's bucket, making it when it is missing.
+// Bucket returns tenant's bucket, making it when it is missing (created
+// first: every worker may create the cache's buckets).
 func (s *Store) Bucket(ctx context.Context, tenant string) (jetstream.KeyValue, error) {
-	s.mu.Lock()
-	kv, ok := s.buckets[tenant]
-	s.mu.Unlock()
-	if ok {
-		return kv, nil
-	}
-	name := s.cfg.Subjects.ForTenant(tenant).CacheBucket()
-	kv, err := s.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:         name,
-		Description:    "Switchyard response cache",
-		History:        1,
-		MaxBytes:       s.cfg.MaxBytes,
-		Storage:        s.cfg.Storage,
-		Replicas:       s.cfg.Replicas,
-		LimitMarkerTTL: markerTTL,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = s.js.KeyValue(ctx, name)
-	}
+	kv, err := s.buckets.Open(ctx, tenant, true)
 	if err != nil {
-		return nil, fmt.Errorf("respcache: bucket %s: %w", name, err)
+		return nil, fmt.Errorf("respcache: %w", err)
 	}
-	s.mu.Lock()
-	s.buckets[tenant] = kv
-	s.mu.Unlock()
 	return kv, nil
 }
 
