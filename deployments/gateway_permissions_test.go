@@ -17,11 +17,14 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard/switchyard/internal/gateway"
 	"github.com/switchyard/switchyard/internal/natstest"
+	"github.com/switchyard/switchyard/internal/offload"
 	"github.com/switchyard/switchyard/internal/worker"
+	"github.com/switchyard/switchyard/pkg/bus"
 	"github.com/switchyard/switchyard/pkg/llm/mock"
 	"github.com/switchyard/switchyard/pkg/policy"
 )
@@ -66,6 +69,19 @@ func TestGatewayPermissions(t *testing.T) {
 		t.Fatalf("worker: %v (violations %v)", err, wperm.list())
 	case <-time.After(20 * time.Second):
 		t.Fatalf("worker not ready (violations %v)", wperm.list())
+	}
+
+	// A vendor batch in flight in each tenant's offload bucket, recorded
+	// as the worker's user does: the console reads them (read only).
+	wjs, err := jetstream.New(wnc)
+	require.NoError(t, err)
+	for _, tenant := range []string{"", "acme"} {
+		kv, err := wjs.CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: bus.Subjects{Tenant: tenant}.OffloadBucket(), History: 1})
+		require.NoError(t, err, "tenant %q (violations %v)", tenant, wperm.list())
+		data, err := json.Marshal(offload.Batch{Ref: "sy-1", Group: "demo", Deployment: "oa", Jobs: []string{"job-1"}, State: "submitted", VendorID: "batch_1", Created: time.Now()})
+		require.NoError(t, err)
+		_, err = kv.Put(t.Context(), bus.OffloadBatchKey("demo", "sy-1"), data)
+		require.NoError(t, err, "tenant %q (violations %v)", tenant, wperm.list())
 	}
 
 	gnc, gperm := connect("switchyard-gateway", "gateway-secret")
