@@ -126,3 +126,46 @@ func TestLeaseLapsesWhileSending(t *testing.T) {
 		})
 	}
 }
+
+// mistaken finds, for the first batch it is asked about, another batch
+// (as Anthropic's FindBatch, by size and time, can).
+type mistaken struct {
+	llm.Batcher
+	ref string // the other batch's
+}
+
+func (m *mistaken) FindBatch(ctx context.Context, _ string, since time.Time, n int) (*llm.BatchInfo, error) {
+	return m.Batcher.FindBatch(ctx, m.ref, since, n)
+}
+
+// TestMistakenFindAnswersNoForeignLine: a batch FindBatch took for this
+// one by mistake (another tenant's, of the same size) never answers this
+// batch's jobs: its custom ids name its own batch; the jobs run live.
+func TestMistakenFindAnswersNoForeignLine(t *testing.T) {
+	t.Parallel()
+	f := setup(t, vendors[0], time.Second)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	targets := func(b llm.Batcher) offload.Targets {
+		return func(_, group string) (policy.BatchTarget, bool) {
+			tg := f.target
+			tg.Batcher = b
+			return tg, group == "demo"
+		}
+	}
+	hAcme := newHost()
+	acme := offload.New(f.js, []bus.Subjects{{Tenant: "acme"}}, targets(f.batcher), hAcme, offload.Config{Owner: "w2", Now: f.clock.Now, Logger: quiet})
+	f.add(acme, "acme", 10, 3)
+	f.clock.Add(time.Second)
+	acme.Tick(t.Context())
+	require.Len(t, f.vendor.Created(), 1)
+
+	h := newHost()
+	anon := offload.New(f.js, []bus.Subjects{{}}, targets(&mistaken{Batcher: f.batcher, ref: f.vendor.Created()[0].Ref}), h, offload.Config{Owner: "w1", Now: f.clock.Now, Logger: quiet})
+	ids := f.add(anon, "", 0, 3)
+	f.clock.Add(time.Second)
+	f.run(anon, h, len(ids))
+	for _, id := range ids {
+		require.Empty(t, h.answers[id], "%s answered with another tenant's line", id)
+		require.Len(t, h.live[id], 1, id)
+	}
+}

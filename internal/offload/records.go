@@ -58,7 +58,7 @@ type Batch struct {
 	Deployment string `json:"deployment"`
 	Model      string `json:"model"`
 	// Jobs are the batch's jobs; the line of Jobs[i] has custom id
-	// customID(i) at the vendor.
+	// customID(Ref, i) at the vendor.
 	Jobs []string `json:"jobs"`
 	// Sent is the number of lines sent (jobs whose request could not be
 	// made are not), for FindBatch.
@@ -108,12 +108,14 @@ func parseLineKey(key string) (group, job string, ok bool) {
 	return group, job, ok && kind == 'l'
 }
 
-// customID is the vendor's custom id of line i of a batch.
-func customID(i int) string { return customPrefix + strconv.Itoa(i) }
+// customID is the vendor's custom id of line i of batch ref: the ref is in
+// it, so that the answers of a batch FindBatch took for ref's by mistake
+// (Anthropic's is found by size and time) are never another batch's jobs'.
+func customID(ref string, i int) string { return ref + "-" + customPrefix + strconv.Itoa(i) }
 
-// lineIndex is the index of the line of custom id id, or -1.
-func lineIndex(id string, n int) int {
-	s, ok := strings.CutPrefix(id, customPrefix)
+// lineIndex is the index of the line of custom id id in batch ref, or -1.
+func lineIndex(id, ref string, n int) int {
+	s, ok := strings.CutPrefix(id, ref+"-"+customPrefix)
 	if !ok {
 		return -1
 	}

@@ -410,7 +410,7 @@ func (e *Engine) requests(ctx context.Context, st *bucketState, b *batchEntry) (
 		}
 		r := *req
 		r.Model = b.Model
-		reqs = append(reqs, llm.BatchRequest{CustomID: customID(i), Request: &r})
+		reqs = append(reqs, llm.BatchRequest{CustomID: customID(b.Ref, i), Request: &r})
 	}
 	return reqs, e.live(ctx, st, b.Ref, fs)
 }
@@ -603,7 +603,7 @@ func (e *Engine) answer(ctx context.Context, st *bucketState, b *batchEntry, t p
 		if err := e.renew(ctx, st); err != nil {
 			return err
 		}
-		i := lineIndex(a.CustomID, len(b.Jobs))
+		i := lineIndex(a.CustomID, b.Ref, len(b.Jobs))
 		if i < 0 || seen[i] {
 			continue
 		}
