@@ -3,9 +3,11 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 )
 
@@ -36,4 +38,20 @@ func TestHealthIgnoresFailuresOlderThanTheLastSuccess(t *testing.T) {
 	require.ErrorIs(t, h.err, down, "a failure after it does")
 	h.record(context.Canceled, time.Now())
 	require.ErrorIs(t, h.err, down, "shutting down says nothing of the store")
+}
+
+// TestAlreadyAckedIsPermanent: acking a message this client has already
+// acked fails in nats.go itself (ErrMsgAlreadyAckd), before anything is
+// sent: it says nothing of the store and can never succeed. It was retried
+// for the store's whole budget and counted as a failed write, so a worker
+// whose messages were acked on pick-up (make chaos-broken's build) was
+// never ready after a restart ("/readyz: 503 ... message was already
+// acknowledged").
+func TestAlreadyAckedIsPermanent(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("ack: %w", jetstream.ErrMsgAlreadyAckd)
+	require.True(t, permanent(err), "not retried")
+	var h health
+	h.record(err, time.Now())
+	require.NoError(t, h.err, "not a store failure")
 }

@@ -48,9 +48,12 @@ func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
 // permanent reports whether a failed write of a job's answer can never
-// succeed.
+// succeed. An ack of a message this client acked already fails in nats.go
+// before anything is sent: trying again cannot help, and it says nothing
+// of the store.
 func permanent(err error) bool {
-	return errors.As(err, new(*permanentError)) || errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject)
+	return errors.As(err, new(*permanentError)) || errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) ||
+		errors.Is(err, jetstream.ErrMsgAlreadyAckd)
 }
 
 // storeRetry builds the retry policy of the reply side's writes: transient
