@@ -16,18 +16,9 @@ func TestCancelAfterSend(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			f := setup(t, v, time.Second)
-			f.vendor.Hold()
 			h := newHost()
-			e := f.engine(h, "w1")
-			ids := f.add(e, "", 0, 3)
-			f.clock.Add(time.Second)
-			e.Tick(t.Context())
-			created := f.vendor.Created()
-			require.Len(t, created, 1)
-			require.Len(t, created[0].Lines, 3)
-			h.mu.Lock()
-			h.cancelled["job-1"] = true
-			h.mu.Unlock()
+			e, ids, _ := f.sent(h, 3)
+			h.cancel("job-1")
 			e.Tick(t.Context())
 			require.Len(t, h.answers["job-1"], 1)
 			require.True(t, h.answers["job-1"][0].Cancelled)
@@ -55,27 +46,17 @@ func TestCancelWholeBatchAfterSend(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			f := setup(t, v, time.Second)
-			f.vendor.Hold()
 			h := newHost()
-			e := f.engine(h, "w1")
-			ids := f.add(e, "", 0, 3)
-			f.clock.Add(time.Second)
-			e.Tick(t.Context())
-			require.Len(t, f.vendor.Created(), 1)
-			h.mu.Lock()
-			for _, id := range ids {
-				h.cancelled[id] = true
-			}
-			h.mu.Unlock()
+			e, ids, batch := f.sent(h, 3)
+			h.cancel(ids...)
 			e.Tick(t.Context())
 			for _, id := range ids {
 				require.Len(t, h.answers[id], 1, id)
 				require.True(t, h.answers[id][0].Cancelled, id)
 			}
 			f.vendor.Release()
-			created := f.vendor.Created()
-			require.Len(t, created, 1)
-			require.True(t, f.vendor.Cancelled(created[0].ID), "cancelled at the vendor: %s", created[0].Status)
+			require.Len(t, f.vendor.Created(), 1)
+			require.True(t, f.vendor.Cancelled(batch.ID), "cancelled at the vendor: %s", f.vendor.Created()[0].Status)
 			polls := f.vendor.Polls()
 			for range 5 {
 				e.Tick(t.Context())

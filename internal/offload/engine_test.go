@@ -100,6 +100,15 @@ func (h *host) Live(_ context.Context, l *offload.Line, why string) error {
 	return nil
 }
 
+// cancel marks jobs cancelled.
+func (h *host) cancel(jobs ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, j := range jobs {
+		h.cancelled[j] = true
+	}
+}
+
 // answered is the number of jobs answered or run live.
 func (h *host) answered() int {
 	h.mu.Lock()
@@ -149,9 +158,34 @@ func setup(t *testing.T, v vendor, after time.Duration) *fixture {
 }
 
 func (f *fixture) engine(h offload.Host, owner string) *offload.Engine {
-	return offload.New(f.js, []bus.Subjects{{}, {Tenant: "acme"}},
-		func(_, group string) (policy.BatchTarget, bool) { return f.target, group == "demo" }, h,
+	return f.engineWith(h, owner, f.batcher, bus.Subjects{}, bus.Subjects{Tenant: "acme"})
+}
+
+// engineWith is an engine of owner for namespaces whose demo group's
+// target sends through b.
+func (f *fixture) engineWith(h offload.Host, owner string, b llm.Batcher, namespaces ...bus.Subjects) *offload.Engine {
+	return offload.New(f.js, namespaces,
+		func(_, group string) (policy.BatchTarget, bool) {
+			tg := f.target
+			tg.Batcher = b
+			return tg, group == "demo"
+		}, h,
 		offload.Config{Owner: owner, Lease: 30 * time.Second, Now: f.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+}
+
+// sent adds n lines to a new engine of h, sends them as one batch that the
+// vendor holds in progress, and returns the engine, the jobs and the batch.
+func (f *fixture) sent(h *host, n int) (*offload.Engine, []string, vendortest.ReplayedBatch) {
+	f.t.Helper()
+	f.vendor.Hold()
+	e := f.engine(h, "w1")
+	ids := f.add(e, "", 0, n)
+	f.clock.Add(time.Second)
+	e.Tick(f.t.Context())
+	created := f.vendor.Created()
+	require.Len(f.t, created, 1)
+	require.Len(f.t, created[0].Lines, n)
+	return e, ids, created[0]
 }
 
 // add records n lines job-<from> ... of tenant.
@@ -356,15 +390,9 @@ func TestFailedLinesRunLive(t *testing.T) {
 		t.Run("cancelled at the vendor/"+v.name, func(t *testing.T) {
 			t.Parallel()
 			f := setup(t, v, time.Second)
-			f.vendor.Hold()
 			h := newHost()
-			e := f.engine(h, "w1")
-			ids := f.add(e, "", 0, 3)
-			f.clock.Add(time.Second)
-			e.Tick(t.Context())
-			created := f.vendor.Created()
-			require.Len(t, created, 1)
-			id := created[0].ID
+			e, ids, batch := f.sent(h, 3)
+			id := batch.ID
 			if v.name == "gemini" {
 				id = "batches/" + id
 			}

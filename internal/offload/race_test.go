@@ -2,8 +2,6 @@ package offload_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"github.com/switchyard/switchyard/internal/offload"
 	"github.com/switchyard/switchyard/pkg/bus"
 	"github.com/switchyard/switchyard/pkg/llm"
-	"github.com/switchyard/switchyard/pkg/policy"
 )
 
 // slowHost is a host whose first Cancelled call (the engine collecting the
@@ -53,13 +50,7 @@ func TestLeaseRaceBillsOnce(t *testing.T) {
 			e1.Tick(t.Context())
 			require.Len(t, f.vendor.Created(), 1, "the lines were sent once")
 
-			for range 200 {
-				e1.Tick(t.Context())
-				e2.Tick(t.Context())
-				if h1.answered()+h2.answered() >= len(ids) {
-					break
-				}
-			}
+			tickBoth(t, e1, e2, func() bool { return h1.answered()+h2.answered() >= len(ids) })
 			require.Len(t, f.vendor.Created(), 1)
 			require.Equal(t, len(ids), f.vendor.BilledLines(), "no line billed twice")
 			for _, id := range ids {
@@ -68,6 +59,18 @@ func TestLeaseRaceBillsOnce(t *testing.T) {
 			require.Empty(t, h1.live)
 			require.Empty(t, h2.live)
 		})
+	}
+}
+
+// tickBoth ticks two engines in turn until done (bounded).
+func tickBoth(t *testing.T, e1, e2 *offload.Engine, done func() bool) {
+	t.Helper()
+	for range 200 {
+		e1.Tick(t.Context())
+		e2.Tick(t.Context())
+		if done() {
+			return
+		}
 	}
 }
 
@@ -100,24 +103,12 @@ func TestLeaseLapsesWhileSending(t *testing.T) {
 				f.clock.Add(31 * time.Second)
 				e2.Tick(t.Context())
 			}}
-			e1 := offload.New(f.js, []bus.Subjects{{}},
-				func(_, group string) (policy.BatchTarget, bool) {
-					tg := f.target
-					tg.Batcher = slow
-					return tg, group == "demo"
-				}, h1,
-				offload.Config{Owner: "w1", Lease: 30 * time.Second, Now: f.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			e1 := f.engineWith(h1, "w1", slow, bus.Subjects{})
 			ids := f.add(e1, "", 0, 10)
 			f.clock.Add(time.Second)
 			e1.Tick(t.Context())
 			require.Len(t, f.vendor.Created(), 1, "the batch was sent once")
-			for range 200 {
-				e1.Tick(t.Context())
-				e2.Tick(t.Context())
-				if h1.answered()+h2.answered() >= len(ids) {
-					break
-				}
-			}
+			tickBoth(t, e1, e2, func() bool { return h1.answered()+h2.answered() >= len(ids) })
 			require.Len(t, f.vendor.Created(), 1)
 			require.Equal(t, len(ids), f.vendor.BilledLines())
 			for _, id := range ids {
@@ -144,23 +135,15 @@ func (m *mistaken) FindBatch(ctx context.Context, _ string, since time.Time, n i
 func TestMistakenFindAnswersNoForeignLine(t *testing.T) {
 	t.Parallel()
 	f := setup(t, vendors[0], time.Second)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	targets := func(b llm.Batcher) offload.Targets {
-		return func(_, group string) (policy.BatchTarget, bool) {
-			tg := f.target
-			tg.Batcher = b
-			return tg, group == "demo"
-		}
-	}
 	hAcme := newHost()
-	acme := offload.New(f.js, []bus.Subjects{{Tenant: "acme"}}, targets(f.batcher), hAcme, offload.Config{Owner: "w2", Now: f.clock.Now, Logger: quiet})
+	acme := f.engineWith(hAcme, "w2", f.batcher, bus.Subjects{Tenant: "acme"})
 	f.add(acme, "acme", 10, 3)
 	f.clock.Add(time.Second)
 	acme.Tick(t.Context())
 	require.Len(t, f.vendor.Created(), 1)
 
 	h := newHost()
-	anon := offload.New(f.js, []bus.Subjects{{}}, targets(&mistaken{Batcher: f.batcher, ref: f.vendor.Created()[0].Ref}), h, offload.Config{Owner: "w1", Now: f.clock.Now, Logger: quiet})
+	anon := f.engineWith(h, "w1", &mistaken{Batcher: f.batcher, ref: f.vendor.Created()[0].Ref}, bus.Subjects{})
 	ids := f.add(anon, "", 0, 3)
 	f.clock.Add(time.Second)
 	f.run(anon, h, len(ids))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -23,20 +22,12 @@ func Batches(ctx context.Context, js jetstream.JetStream, subj bus.Subjects) ([]
 	if err != nil {
 		return nil, fmt.Errorf("offload: bucket %s: %w", subj.OffloadBucket(), err)
 	}
-	lister, err := kv.ListKeysFiltered(ctx, batchPrefix+">")
+	keys, err := listKeys(ctx, kv, batchPrefix+">")
 	if err != nil {
 		return nil, err
 	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
-	}
-	_ = lister.Stop()
 	var out []Batch
 	for _, k := range keys {
-		if !strings.HasPrefix(k, batchPrefix) {
-			continue
-		}
 		b, err := getBatch(ctx, kv, k)
 		if err != nil {
 			return nil, err
@@ -48,4 +39,18 @@ func Batches(ctx context.Context, js jetstream.JetStream, subj bus.Subjects) ([]
 	}
 	slices.SortFunc(out, func(a, b Batch) int { return a.Created.Compare(b.Created) })
 	return out, nil
+}
+
+// listKeys returns kv's keys that match filters.
+func listKeys(ctx context.Context, kv jetstream.KeyValue, filters ...string) ([]string, error) {
+	lister, err := kv.ListKeysFiltered(ctx, filters...)
+	if err != nil {
+		return nil, err
+	}
+	defer lister.Stop() //nolint:errcheck // it only stops the listing
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	return keys, nil
 }

@@ -64,15 +64,10 @@ func (e *Engine) work(ctx context.Context, tenant string, kv jetstream.KeyValue)
 // read lists the bucket's lines and batches.
 func (e *Engine) read(ctx context.Context, tenant string, kv jetstream.KeyValue) (*bucketState, error) {
 	now := e.cfg.Now()
-	lister, err := kv.ListKeysFiltered(ctx, linePrefix+">", batchPrefix+">")
+	keys, err := listKeys(ctx, kv, linePrefix+">", batchPrefix+">")
 	if err != nil {
 		return nil, err
 	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
-	}
-	_ = lister.Stop()
 	st := &bucketState{tenant: tenant, kv: kv, lines: map[string]*Line{}, renewed: now, now: now}
 	for _, k := range keys {
 		if strings.HasPrefix(k, batchPrefix) {
