@@ -52,24 +52,16 @@ func (b *Buckets) Open(ctx context.Context, tenant string, create bool) (jetstre
 		return kv, nil
 	}
 	name := b.name(tenant)
-	cfg := b.cfg
-	cfg.Bucket = name
 	var err error
 	if b.order == CreateFirst && create {
-		kv, err = b.js.CreateKeyValue(ctx, cfg)
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = b.js.KeyValue(ctx, name)
-		}
+		kv, err = b.create(ctx, name)
 	} else {
 		kv, err = b.js.KeyValue(ctx, name)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			if !create {
 				return nil, nil
 			}
-			kv, err = b.js.CreateKeyValue(ctx, cfg)
-			if errors.Is(err, jetstream.ErrBucketExists) {
-				kv, err = b.js.KeyValue(ctx, name)
-			}
+			kv, err = b.create(ctx, name)
 		}
 	}
 	if err != nil {
@@ -79,6 +71,17 @@ func (b *Buckets) Open(ctx context.Context, tenant string, create bool) (jetstre
 	b.kvs[tenant] = kv
 	b.mu.Unlock()
 	return kv, nil
+}
+
+// create makes bucket name, or opens it when another made it first.
+func (b *Buckets) create(ctx context.Context, name string) (jetstream.KeyValue, error) {
+	cfg := b.cfg
+	cfg.Bucket = name
+	kv, err := b.js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		return b.js.KeyValue(ctx, name)
+	}
+	return kv, err
 }
 
 // All returns the buckets opened so far.
