@@ -119,7 +119,15 @@ func (w *Worker) clearAcked(ctx context.Context, s jetstream.Stream, ns bus.Subj
 		}
 		group, _ := ns.GroupOf(subject)
 		j := w.rawJob(m, ns, group)
-		if j.lookupResult() == nil {
+		lctx, cancel := context.WithTimeout(ctx, lookupMax)
+		res, err := j.lookupResult(lctx)
+		cancel()
+		if err != nil {
+			// Cannot tell: a DLQ copy of an answered job would be a false
+			// alarm. The next sweep looks again.
+			return fmt.Errorf("stored result of job %s: %w", j.id, err)
+		}
+		if res == nil {
 			reason := "found in the work queue at or below its consumer's ack floor without a stored result: answered with a reply prefix outside the results stream, or out of deliveries under an older worker"
 			if err := j.deadLetter(bus.CodeInternal, reason); err != nil {
 				return err

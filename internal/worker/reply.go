@@ -153,33 +153,82 @@ func confirmCancel(m *nats.Msg, id string) {
 // storedResult returns the job's result when one is already stored: a
 // redelivery of a job whose ack was lost. Only jobs with the default reply
 // prefix store their result.
+//
+// The lookup is bounded by the job's deadline (see lookupBound) and ends
+// with the worker's jobs. When it cannot tell (the results stream has no
+// leader, the connection is stalled) the job runs again, as when nothing is
+// stored. Past the deadline that run is the deadline_exceeded answer, at
+// once and without a provider call; its store waits for the stream as any
+// answer's does, and if a result was stored after all the stream keeps that
+// one (the same Nats-Msg-Id). Handing the job back instead would spend a
+// delivery per failed lookup, and the last delivery ends in the DLQ.
 func (j *job) storedResult() *bus.Result {
 	// A replayed dead letter's stored result is the dead letter's own until
 	// the replay stores its new one: run it again rather than take that.
 	if j.attempt < 2 || j.replay != "" {
 		return nil
 	}
-	return j.lookupResult()
-}
-
-// lookupResult returns the job's stored result, if any (nil also when it
-// cannot tell).
-func (j *job) lookupResult() *bus.Result {
-	if !j.subj.InResults(j.reply) {
-		return nil
-	}
-	c, err := bus.NewClient(j.w.nc, bus.WithSubjects(j.subj), bus.WithEncoding(j.enc))
-	if err != nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	d := j.lookupBound(j.w.cfg.Now())
+	ctx, cancel := context.WithTimeout(j.w.jobCtx, d)
 	defer cancel()
-	r, err := c.StoredResult(ctx, j.reply)
+	r, err := j.lookupResult(ctx)
 	if err != nil {
-		j.w.log.Debug("stored result lookup failed", slog.String("job", j.id), slog.Any("error", err))
+		j.w.log.Warn("cannot tell whether the redelivered job has a stored result; running it again",
+			slog.String("job", j.id), slog.Int("delivery", j.attempt), slog.Duration("waited", d), slog.Any("error", err))
 		return nil
 	}
 	return r
+}
+
+// A stored result is one direct get away: milliseconds on a healthy
+// stream. lookupMax bounds the wait of a job without a deadline (and of
+// the janitor); lookupFloor is the least a lookup gets, even past the
+// deadline, so that a healthy stream always answers it (a lookup that
+// cannot answer runs the job again: a second, different answer that a live
+// client may see).
+const (
+	lookupMax   = 5 * time.Second
+	lookupFloor = 500 * time.Millisecond
+)
+
+// lookupBound is how long the job's stored-result lookup may wait at now:
+// until its deadline, within [lookupFloor, lookupMax]. The deadline is
+// read from the request (the job's own field is set only when it runs).
+func (j *job) lookupBound(now time.Time) time.Duration {
+	d := lookupMax
+	if dl, err := deadlineOf(&j.req, j.published); err == nil && !dl.IsZero() {
+		d = min(d, dl.Sub(now))
+	}
+	return max(d, lookupFloor)
+}
+
+// lookupResult returns the job's stored result: nil when none is stored
+// (or the job's reply prefix is outside the results stream), an error when
+// it cannot tell before ctx ends.
+func (j *job) lookupResult(ctx context.Context) (*bus.Result, error) {
+	if !j.subj.InResults(j.reply) {
+		return nil, nil
+	}
+	c, err := j.w.resultReader(j.subj)
+	if err != nil {
+		return nil, err
+	}
+	return c.StoredResult(ctx, j.reply)
+}
+
+// resultReader returns the worker's client for reading stored results in
+// the namespace subj, made once per namespace. Reading a result does not
+// depend on the client's encoding (a result says its own).
+func (w *Worker) resultReader(subj bus.Subjects) (*bus.Client, error) {
+	if c, ok := w.readers.Load(subj); ok {
+		return c.(*bus.Client), nil
+	}
+	c, err := bus.NewClient(w.nc, bus.WithSubjects(subj))
+	if err != nil {
+		return nil, err
+	}
+	v, _ := w.readers.LoadOrStore(subj, c)
+	return v.(*bus.Client), nil
 }
 
 // reject answers bad input (when someone can be told), copies undecodable

@@ -230,6 +230,7 @@ type Worker struct {
 	storePolicy retrypolicy.RetryPolicy[any] // the reply side's writes, see store
 	health      health
 	unstored    unstored // result messages sent but not stored, for the job's next delivery
+	readers     sync.Map // bus.Subjects → *bus.Client reading stored results, see resultReader
 
 	mu       sync.Mutex
 	inflight map[*job]struct{}
