@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,13 @@ type load struct {
 	wireMu sync.Mutex
 	wire   map[string]int
 	sub    *nats.Subscription
+
+	// slack, when set, replaces stuckSlack in the lateness check, and
+	// leaderless is printed with the figures: a scenario that measures how
+	// long a stream had no leader allows that, not a guess (see
+	// scenarioPartitionNode).
+	slack      time.Duration
+	leaderless time.Duration
 }
 
 func (c *cluster) startLoad(ctx context.Context, t *testing.T, group string, n int, interval time.Duration) *load {
@@ -198,6 +206,10 @@ type figures struct {
 	// after the deadline, or any result stored later than the deadline
 	// plus stuckSlack (a job stuck past its deadline).
 	Expired, Late int
+	// Leaderless is how long LLM_RESULTS had no leader, when the scenario
+	// measured it, and Slack how long after its deadline a result may be
+	// stored (see load.slack).
+	Leaderless, Slack time.Duration
 	// ProviderCalls sums the attempts listed in the results: more than
 	// Jobs means some calls failed and were retried.
 	ProviderCalls int
@@ -206,9 +218,13 @@ type figures struct {
 }
 
 func (f figures) String() string {
-	return fmt.Sprintf("jobs=%d ok=%d lost=%d duplicated=%d restarted=%d expired=%d late=%d p50=%s p99=%s max=%s (provider calls=%d, error results=%v, results read from the stream=%d, restarts without a restart event=%d, duplicate results on the wire=%d)",
+	s := fmt.Sprintf("jobs=%d ok=%d lost=%d duplicated=%d restarted=%d expired=%d late=%d p50=%s p99=%s max=%s (provider calls=%d, error results=%v, results read from the stream=%d, restarts without a restart event=%d, duplicate results on the wire=%d)",
 		f.Jobs, f.OK, f.Lost, f.Duplicated, f.Restarted, f.Expired, f.Late, f.P50.Round(time.Millisecond), f.P99.Round(time.Millisecond), f.Max.Round(time.Millisecond),
 		f.ProviderCalls, f.Errors, f.FromStore, f.RestartMissing, f.WireDuplicates)
+	if f.Leaderless > 0 {
+		s += fmt.Sprintf(" (%s leaderless %s, late past the deadline + %s)", bus.StreamResults, f.Leaderless.Round(time.Millisecond), f.Slack.Round(time.Millisecond))
+	}
+	return s
 }
 
 // stuckSlack is how long after its deadline a job's result may be stored:
@@ -218,7 +234,7 @@ const stuckSlack = ackWait + 10*time.Second
 
 // lateness says how a job with a timeout broke it, or "" if it did not.
 // stored is when LLM_RESULTS stored the result.
-func (r *record) lateness(stored time.Time) string {
+func (r *record) lateness(stored time.Time, slack time.Duration) string {
 	if r.timeout == 0 || r.result == nil || r.deadline.IsZero() {
 		return ""
 	}
@@ -232,7 +248,7 @@ func (r *record) lateness(stored time.Time) string {
 			return fmt.Sprintf("ok result finished at least %s after the deadline", finished.Sub(r.deadline).Round(time.Millisecond))
 		}
 	}
-	if !stored.IsZero() && stored.After(r.deadline.Add(stuckSlack)) {
+	if !stored.IsZero() && stored.After(r.deadline.Add(slack)) {
 		return fmt.Sprintf("result stored %s after the deadline", stored.Sub(r.deadline).Round(time.Millisecond))
 	}
 	return ""
@@ -269,7 +285,7 @@ func (l *load) finish(ctx context.Context, t *testing.T, name string) figures {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	f := figures{Jobs: len(l.records), Errors: map[string]int{}}
+	f := figures{Jobs: len(l.records), Errors: map[string]int{}, Leaderless: l.leaderless, Slack: cmp.Or(l.slack, stuckSlack)}
 	var lat []time.Duration
 	for _, r := range l.records {
 		n := stored[bus.ResultSubject(r.reply)]
@@ -294,7 +310,7 @@ func (l *load) finish(ctx context.Context, t *testing.T, name string) figures {
 			f.FromStore++
 		}
 		if r.timeout > 0 {
-			if why := r.lateness(l.c.storedAt(ctx, t, r.reply)); why != "" {
+			if why := r.lateness(l.c.storedAt(ctx, t, r.reply), f.Slack); why != "" {
 				f.Late++
 				t.Logf("%s: job %s (timeout %s): %s; published %s, highest attempt %d, result seen by the client %s later (from the stream: %v), worker's queued+total %d+%d ms",
 					name, r.id, r.timeout, why, r.published.Format("15:04:05.000"), r.maxAttempt, r.done.Sub(r.published).Round(time.Millisecond), r.fromStore,
