@@ -155,7 +155,7 @@ func (d *DeadLetters) List(ctx context.Context, f Filter) (*Listing, error) {
 		filter = d.subj.DLQ(f.Group)
 	}
 	var ring []DeadLetter // the newest limit matches
-	l.Truncated, err = scan(ctx, s, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, HeadersOnly: true}, MaxScan, func(m jetstream.Msg) bool {
+	l.Truncated, err = scan(ctx, s, jetstream.ConsumerConfig{FilterSubjects: []string{filter}, HeadersOnly: true}, MaxScan, func(m jetstream.Msg) bool {
 		dl := fromMsg(m)
 		dl.Replayed = marks[dl.Seq]
 		if !f.match(&dl) {

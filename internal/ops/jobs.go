@@ -286,7 +286,7 @@ func (j *Jobs) results(ctx context.Context, q Query, fn func(Summary)) (bool, er
 		return false, err
 	}
 	since := q.Since
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: j.resultFilters(q.Tenant), DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since}
+	cfg := jetstream.ConsumerConfig{FilterSubjects: j.resultFilters(q.Tenant), DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since}
 	return scan(ctx, s, cfg, MaxJobScan, func(m jetstream.Msg) bool {
 		meta, err := m.Metadata()
 		if err != nil {

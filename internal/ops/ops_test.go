@@ -4,11 +4,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -240,4 +243,61 @@ func ids(s []ops.Summary) []string {
 		out = append(out, j.ID)
 	}
 	return out
+}
+
+// slowDialer's connections delay every read by the delay it is set to
+// (until done is closed): a server that answers late, as one does on a
+// loaded machine.
+type slowDialer struct {
+	delay *atomic.Int64
+	done  chan struct{}
+}
+
+type slowConn struct {
+	net.Conn
+	d slowDialer
+}
+
+func (c slowConn) Read(b []byte) (int, error) {
+	select {
+	case <-time.After(time.Duration(c.d.delay.Load())):
+	case <-c.d.done:
+	}
+	return c.Conn.Read(b)
+}
+
+func (d slowDialer) Dial(network, address string) (net.Conn, error) {
+	c, err := net.Dial(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return slowConn{Conn: c, d: d}, nil
+}
+
+// TestListWaitsForALateServer: a listing read through a connection whose
+// answers arrive 1.5 s late still lists every answered job. The scan used
+// to pull without waiting, and nats.go gives such a pull 1 s: a late
+// answer read as "no more messages", and the listing came back empty.
+func TestListWaitsForALateServer(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := ctxT(t, 60*time.Second)
+	e.startWorker(worker.Config{})
+	for _, id := range []string{"a-1", "a-2"} {
+		_, err := e.client.Submit(ctx, "demo", req(id))
+		require.NoError(t, err)
+	}
+	var delay atomic.Int64
+	slow := slowDialer{delay: &delay, done: make(chan struct{})}
+	nc := natstest.Connect(t, e.srv, nats.SetCustomDialer(slow))
+	t.Cleanup(func() { close(slow.done) }) // before the connection closes
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	jobs := ops.NewJobs(js, bus.Subjects{})
+	anon := ""
+	delay.Store(int64(1500 * time.Millisecond))
+	p, err := jobs.List(ctx, ops.Query{Tenant: &anon, Status: ops.StatusOK})
+	delay.Store(0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a-2", "a-1"}, ids(p.Jobs))
 }
