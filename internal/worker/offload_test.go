@@ -159,7 +159,10 @@ func (e *offloadEnv) publishBatch(t *testing.T, n int, edit func(i int, r *bus.R
 }
 
 // waitLines waits until n jobs wait in the anonymous tenant's offload
-// bucket.
+// bucket. The bound is not a speed target: a worker takes jobs into the
+// bucket one at a time (offload.Engine.Add), about 12 ms a job under the
+// race detector alone, and a loaded make test runs three 1,000-job floods
+// beside other packages: 60 s was too short there.
 func (e *offloadEnv) waitLines(t *testing.T, n int) {
 	t.Helper()
 	var kv jetstream.KeyValue
@@ -178,7 +181,7 @@ func (e *offloadEnv) waitLines(t *testing.T, n int) {
 			}
 		}
 		return got == n
-	}, 60*time.Second, 250*time.Millisecond, "%d jobs wait in the bucket", n)
+	}, 3*time.Minute, 250*time.Millisecond, "%d jobs wait in the bucket", n)
 }
 
 // results waits until every job of ids has a stored result and returns
