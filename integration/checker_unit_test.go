@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -160,4 +162,31 @@ func TestCheckExcuses(t *testing.T) {
 	other := pause
 	other.Target = "worker-3"
 	require.NotEmpty(t, check(base(other, cut)))
+}
+
+// TestSettleOutlastsAHungProbe: the fault runner's health probe can hang
+// on a connection a cut left stale. settleWithin must give up on that
+// probe and try again, not spend its whole window on it. It needs no
+// Docker.
+func TestSettleOutlastsAHungProbe(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	probe := func(ctx context.Context) error {
+		calls++
+		if calls == 1 {
+			<-ctx.Done() // a request that is never answered
+			return ctx.Err()
+		}
+		return nil
+	}
+	start := time.Now()
+	require.NoError(t, settleWithin(t.Context(), 3*time.Second, 200*time.Millisecond, probe))
+	require.Equal(t, 2, calls)
+	require.Less(t, time.Since(start), 2*time.Second)
+
+	// A fleet that never heals: the error names what was unhealthy.
+	err := settleWithin(t.Context(), 600*time.Millisecond, 100*time.Millisecond, func(context.Context) error {
+		return errors.New("stream LLM_RESULTS replica n3 is not current")
+	})
+	require.ErrorContains(t, err, "replica n3 is not current")
 }
