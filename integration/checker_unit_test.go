@@ -165,7 +165,7 @@ func TestCheckExcuses(t *testing.T) {
 }
 
 // TestSettleOutlastsAHungProbe: the fault runner's health probe can hang
-// on a connection a cut left stale. settleWithin must give up on that
+// on a connection a cut left stale. pollUntil must give up on that
 // probe and try again, not spend its whole window on it. It needs no
 // Docker.
 func TestSettleOutlastsAHungProbe(t *testing.T) {
@@ -180,12 +180,12 @@ func TestSettleOutlastsAHungProbe(t *testing.T) {
 		return nil
 	}
 	start := time.Now()
-	require.NoError(t, settleWithin(t.Context(), 3*time.Second, 200*time.Millisecond, probe))
+	require.NoError(t, pollUntil(t.Context(), 3*time.Second, 200*time.Millisecond, 250*time.Millisecond, probe))
 	require.Equal(t, 2, calls)
 	require.Less(t, time.Since(start), 2*time.Second)
 
 	// A fleet that never heals: the error names what was unhealthy.
-	err := settleWithin(t.Context(), 600*time.Millisecond, 100*time.Millisecond, func(context.Context) error {
+	err := pollUntil(t.Context(), 600*time.Millisecond, 100*time.Millisecond, 250*time.Millisecond, func(context.Context) error {
 		return errors.New("stream LLM_RESULTS replica n3 is not current")
 	})
 	require.ErrorContains(t, err, "replica n3 is not current")

@@ -711,20 +711,35 @@ func parallel(t *testing.T, n int, fn func(i int) error) {
 // test with fn's last error.
 func eventually(t *testing.T, ctx context.Context, timeout time.Duration, what string, fn func(ctx context.Context) error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	if err := pollUntil(ctx, timeout, 5*time.Second, 200*time.Millisecond, fn); err != nil {
+		t.Fatalf("%s: not reached within %s: %v", what, timeout, err)
+	}
+}
+
+// pollUntil runs probe every `every` until it reports nil, for up to
+// window, and returns nil or the last error it reported. Each probe has
+// its own timeout: after a fault, a request can go out on a connection the
+// fault left stale (an HTTP keep-alive to a node's monitoring port, the
+// test's NATS connection to a node that was cut off) and never be
+// answered. With the window's context alone one such probe would use the
+// whole window; this way it costs one probe, the next goes out afresh, and
+// the error returned is the last thing that was wrong, not the window's end.
+func pollUntil(ctx context.Context, window, perProbe, every time.Duration, probe func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, window)
 	defer cancel()
 	var last error
 	for {
-		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
-		last = fn(cctx)
-		ccancel()
-		if last == nil {
-			return
+		pctx, cancelProbe := context.WithTimeout(ctx, perProbe)
+		err := probe(pctx)
+		cancelProbe()
+		if err == nil {
+			return nil
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not reached within %s: %v", what, timeout, last)
-		case <-time.After(200 * time.Millisecond):
+		if ctx.Err() == nil || last == nil {
+			last = err // not the window's own end
+		}
+		if !sleepUntil(ctx, time.Now().Add(every)) {
+			return last
 		}
 	}
 }

@@ -227,35 +227,12 @@ func (r *faultRunner) settle(ctx context.Context, laneName string) error {
 	default:
 		return nil
 	}
-	return settleWithin(ctx, 90*time.Second, 10*time.Second, probe)
-}
-
-// settleWithin runs probe every 250 ms until it reports nil, for up to
-// window. Each probe has its own timeout: after a cut, a request can go
-// out on a connection the fault left stale (an HTTP keep-alive to a node's
-// monitoring port, the test's NATS connection to a node that was cut off)
-// and never be answered. With the window's context alone, one such probe
-// used the whole 90 s (a 10-minute run failed so, "context deadline
-// exceeded"); now it costs one probe, the next goes out on a fresh
-// connection, and a failure names the last thing that was unhealthy.
-func settleWithin(ctx context.Context, window, perProbe time.Duration, probe func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, window)
-	defer cancel()
-	var last error
-	for {
-		pctx, cancelProbe := context.WithTimeout(ctx, perProbe)
-		err := probe(pctx)
-		cancelProbe()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() == nil || last == nil {
-			last = err // not the window's own end
-		}
-		if !sleepUntil(ctx, time.Now().Add(250*time.Millisecond)) {
-			return fmt.Errorf("not healthy within %s (or the run ended): %w", window, last)
-		}
+	// A hung probe (see pollUntil) used to take the whole 90 s: a 10-minute
+	// run failed so, saying only "context deadline exceeded".
+	if err := pollUntil(ctx, 90*time.Second, 10*time.Second, 250*time.Millisecond, probe); err != nil {
+		return fmt.Errorf("not healthy within 90s (or the run ended): %w", err)
 	}
+	return nil
 }
 
 func (r *faultRunner) do(ctx context.Context, f plannedFault) error {
