@@ -40,8 +40,22 @@ fuzz: ## run every fuzz target briefly
 	  done; \
 	done
 
+# A failed scenario prints its containers' last log lines after its own
+# failure message, and more scenarios follow it: a CI that keeps only the
+# tail of the output lost the message (a TestChaosSchedule failure showed
+# nothing but NATS route logs). So the output is also kept in
+# INTEGRATION_LOG and, when the suite fails, each failed test's own lines
+# (its file:line logs and testify's blocks, not the containers' log
+# lines) are printed again at the very end, the last 150 of them.
+INTEGRATION_LOG ?= $${TMPDIR:-/tmp}/switchyard-integration.log
 test-integration: ## container suites (testcontainers, images built FROM scratch here)
-	@if [ -d integration ]; then $(GO) test -count=1 -timeout 45m -v ./integration/...; fi
+	@if [ -d integration ]; then \
+	  set -o pipefail; log=$(INTEGRATION_LOG); \
+	  $(GO) test -count=1 -timeout 45m -v ./integration/... 2>&1 | tee "$$log" && exit 0; status=$$?; \
+	  echo "=== failed tests, their own lines again (whole output: $$log)"; \
+	  awk -f deployments/failure-recap.awk "$$log" | tail -n 150; \
+	  exit $$status; \
+	fi
 
 # The randomized fault schedule (integration/random_test.go). make test runs
 # it for 2 minutes with a random seed; a seed that failed replays with
