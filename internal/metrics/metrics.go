@@ -91,7 +91,7 @@ func New(status StatusSource, js jetstream.JetStream, groups []string) *Metrics 
 			Name: "switchyard_restarts_total", Help: "Restart events: a stream started over (provider failure mid-stream, redelivery, validation).",
 		}, []string{"group", "reason"}),
 		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchyard_cost_usd_total", Help: "Estimated cost from the model catalogue, in USD.",
+			Name: "switchyard_cost_usd_total", Help: "Estimated cost from the model catalogue, in USD, of every job's provider calls, ok or not.",
 		}, []string{"group", "deployment"}),
 		tokens: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "gen_ai_client_token_usage", Help: "Tokens per job (GenAI semantic conventions).",
@@ -177,15 +177,13 @@ func (m *Metrics) JobDone(r worker.JobReport) {
 			m.fallbacks.WithLabelValues(g).Add(float64(o.Fallbacks))
 		}
 	}
-	if res.Status != bus.StatusOK || res.Deployment == "" {
-		return
-	}
+	// What a job spent, it spent whether or not it ended ok: an answer
+	// re-asked until validation gave up, a stream cut after its tokens, a
+	// hedge that lost (the result's cost and usage add them up, see
+	// policy.Outcome). A cached answer cost nothing (its cost is 0).
 	var prov string
 	if r.Outcome != nil {
 		prov = r.Outcome.Provider
-	}
-	if res.Cached {
-		m.cacheHits.WithLabelValues(g).Inc()
 	}
 	if res.CostUSD > 0 {
 		m.cost.WithLabelValues(g, res.Deployment).Add(res.CostUSD)
@@ -193,6 +191,12 @@ func (m *Metrics) JobDone(r worker.JobReport) {
 	if u := res.Usage; u != nil {
 		m.tokens.WithLabelValues("input", res.Model, prov).Observe(float64(u.PromptTokens))
 		m.tokens.WithLabelValues("output", res.Model, prov).Observe(float64(u.CompletionTokens))
+	}
+	if res.Status != bus.StatusOK || res.Deployment == "" {
+		return
+	}
+	if res.Cached {
+		m.cacheHits.WithLabelValues(g).Inc()
 	}
 	if res.Timings.TTFTMS > 0 {
 		m.ttft.WithLabelValues(res.Model, g, res.Deployment).Observe(float64(res.Timings.TTFTMS) / 1000)
