@@ -210,6 +210,9 @@ type figures struct {
 	// measured it, and Slack how long after its deadline a result may be
 	// stored (see load.slack).
 	Leaderless, Slack time.Duration
+	// PastDeadline is the latest a result was stored after its job's
+	// deadline (0 when none was): what Slack must cover, as measured.
+	PastDeadline time.Duration
 	// ProviderCalls sums the attempts listed in the results: more than
 	// Jobs means some calls failed and were retried.
 	ProviderCalls int
@@ -223,6 +226,9 @@ func (f figures) String() string {
 		f.ProviderCalls, f.Errors, f.FromStore, f.RestartMissing, f.WireDuplicates)
 	if f.Leaderless > 0 {
 		s += fmt.Sprintf(" (%s leaderless %s, late past the deadline + %s)", bus.StreamResults, f.Leaderless.Round(time.Millisecond), f.Slack.Round(time.Millisecond))
+	}
+	if f.PastDeadline > 0 {
+		s += fmt.Sprintf(" (latest result stored %s after its deadline)", f.PastDeadline.Round(time.Millisecond))
 	}
 	return s
 }
@@ -310,7 +316,11 @@ func (l *load) finish(ctx context.Context, t *testing.T, name string) figures {
 			f.FromStore++
 		}
 		if r.timeout > 0 {
-			if why := r.lateness(l.c.storedAt(ctx, t, r.reply), f.Slack); why != "" {
+			st := l.c.storedAt(ctx, t, r.reply)
+			if !st.IsZero() && !r.deadline.IsZero() {
+				f.PastDeadline = max(f.PastDeadline, st.Sub(r.deadline))
+			}
+			if why := r.lateness(st, f.Slack); why != "" {
 				f.Late++
 				t.Logf("%s: job %s (timeout %s): %s; published %s, highest attempt %d, result seen by the client %s later (from the stream: %v), worker's queued+total %d+%d ms",
 					name, r.id, r.timeout, why, r.published.Format("15:04:05.000"), r.maxAttempt, r.done.Sub(r.published).Round(time.Millisecond), r.fromStore,
