@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -32,6 +31,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/wait"
 
+	"github.com/switchyard/switchyard/internal/natstest"
 	"github.com/switchyard/switchyard/pkg/bus"
 )
 
@@ -679,78 +679,13 @@ func (c *cluster) workersRunning(ctx context.Context) error {
 	return nil
 }
 
-// freePorts finds n free TCP ports for the fleet's fixed host bindings
-// (a node's client port, a gateway's HTTP port), below the kernel's
-// ephemeral range. A port asked of the kernel (":0") comes from that
-// range, and so does the local port of every outgoing connection: while a
-// node or gateway was stopped, a connection of the test's (a health
-// probe, the client's reconnects) or of Docker's proxy could take its
-// port, and the container could not start again ("bind: address already
-// in use"; a CI run's TestChaosSchedule lost nats-1 for good so). Below
-// the range, only a listener that asks for the port by number can.
+// freePorts finds n free TCP ports for the fleet's fixed host bindings (a
+// node's client port, a gateway's HTTP port): below the kernel's ephemeral
+// range (natstest.FixedPorts), so that no outgoing connection can take one
+// while its container is stopped and keep it from starting again.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	lo, hi := ephemeralPorts()
-	ports, err := pickPorts(n, lo, hi, mrand.IntN, func(p int) (io.Closer, error) {
-		return net.Listen("tcp", ":"+strconv.Itoa(p)) // every address, as Docker's bind may be
-	})
-	require.NoError(t, err)
-	return ports
-}
-
-// ephemeralPorts is the kernel's range for ports it assigns
-// (net.ipv4.ip_local_port_range), or Linux's default.
-func ephemeralPorts() (lo, hi int) {
-	lo, hi = 32768, 60999
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return lo, hi
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return lo, hi
-	}
-	l, err1 := strconv.Atoi(f[0])
-	h, err2 := strconv.Atoi(f[1])
-	if err1 != nil || err2 != nil {
-		return lo, hi
-	}
-	return l, h
-}
-
-// pickPorts returns n ports outside [lo, hi] that listen accepts, drawn
-// at random (two suites on one machine rarely try the same ones) from
-// 10000 up to the range, or above it when the range starts too low. The
-// listeners are held until all n are found, so that no port is drawn twice.
-func pickPorts(n, lo, hi int, intN func(int) int, listen func(port int) (io.Closer, error)) ([]int, error) {
-	const floor, span = 10000, 1000
-	first, last := floor, lo-1
-	if last-first < span {
-		first, last = hi+1, 65535
-	}
-	if last-first < span {
-		return nil, fmt.Errorf("no room for fixed ports outside the ephemeral range %d-%d", lo, hi)
-	}
-	var ports []int
-	var held []io.Closer
-	defer func() {
-		for _, l := range held {
-			_ = l.Close()
-		}
-	}()
-	for tries := 0; len(ports) < n; tries++ {
-		if tries == 10*span {
-			return nil, fmt.Errorf("%d free ports not found in %d-%d after %d tries", n, first, last, tries)
-		}
-		p := first + intN(last-first+1)
-		l, err := listen(p)
-		if err != nil {
-			continue
-		}
-		held = append(held, l)
-		ports = append(ports, p)
-	}
-	return ports, nil
+	return natstest.FixedPorts(t, n)
 }
 
 // parallel runs fn for 0..n-1 at once and fails the test with every error.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -18,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard/switchyard/internal/embedded"
+	"github.com/switchyard/switchyard/internal/natstest"
 	"github.com/switchyard/switchyard/internal/worker"
 	"github.com/switchyard/switchyard/pkg/bus"
 	"github.com/switchyard/switchyard/pkg/llm/mock"
@@ -52,17 +52,9 @@ func fillDisk(t *testing.T, dir string) string {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // diskServer is an embedded NATS server whose store is a small tmpfs, on a
-// fixed port, so that it can be restarted on the same store and its
-// clients reconnect.
+// fixed port (below the ephemeral range, see natstest.FixedPorts), so
+// that it can be restarted on the same store and its clients reconnect.
 type diskServer struct {
 	t    *testing.T
 	dir  string
@@ -74,7 +66,7 @@ type diskServer struct {
 // down the one running then.
 func newDiskServer(t *testing.T) *diskServer {
 	t.Helper()
-	d := &diskServer{t: t, dir: tmpfs(t, 8<<20), port: freePort(t)}
+	d := &diskServer{t: t, dir: tmpfs(t, 8<<20), port: natstest.FixedPorts(t, 1)[0]}
 	d.start()
 	t.Cleanup(func() { d.srv.Shutdown(); d.srv.WaitForShutdown() })
 	return d

@@ -1,4 +1,4 @@
-package integration
+package natstest
 
 import (
 	"errors"
@@ -10,14 +10,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The fleet's fixed host ports must lie outside the kernel's ephemeral
-// range: a port inside it can be taken as the local port of an outgoing
-// connection while its container is stopped, and the container then
-// cannot start again (Docker: "bind: address already in use"). The old
-// freePorts asked the kernel (":0") and so always drew from the range.
-func TestFreePortsAreOutsideTheEphemeralRange(t *testing.T) {
-	lo, hi := ephemeralPorts()
-	ports := freePorts(t, 5)
+// Ports that a server listens on again after a restart must lie outside
+// the kernel's ephemeral range: a port inside it can be taken as the local
+// port of an outgoing connection while the server is down, and the server
+// (or container) then cannot listen again (Docker: "bind: address already
+// in use"). The container suite's old freePorts asked the kernel (":0")
+// and so always drew from the range.
+func TestFixedPortsAreOutsideTheEphemeralRange(t *testing.T) {
+	lo, hi := EphemeralPorts()
+	ports := FixedPorts(t, 5)
 	require.Len(t, ports, 5)
 	seen := map[int]bool{}
 	for _, p := range ports {
