@@ -1,9 +1,6 @@
 package metrics
 
 import (
-	"io"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -28,23 +25,9 @@ func TestCostCountsEveryJobThatSpent(t *testing.T) {
 	m.JobDone(worker.JobReport{Group: "chat", Result: &bus.Result{Status: bus.StatusOK, Deployment: "a", Model: "m", Cached: true}})
 	m.JobDone(worker.JobReport{Group: "chat", Result: &bus.Result{Status: bus.StatusError, Error: &bus.Error{Code: bus.CodeBudgetExceeded}}})
 
-	srv := httptest.NewServer(m.Handler())
-	t.Cleanup(srv.Close)
-	resp, err := srv.Client().Get(srv.URL + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	var cost, tokens []string
-	for line := range strings.Lines(string(body)) {
-		line = strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(line, "switchyard_cost_usd_total{"):
-			cost = append(cost, line)
-		case strings.HasPrefix(line, "gen_ai_client_token_usage_count{"), strings.HasPrefix(line, "gen_ai_client_token_usage_sum{"):
-			tokens = append(tokens, line)
-		}
-	}
+	body := scrape(t, m)
+	cost := samples(body, "switchyard_cost_usd_total{")
+	tokens := samples(body, "gen_ai_client_token_usage_count{", "gen_ai_client_token_usage_sum{")
 	require.Equal(t, []string{`switchyard_cost_usd_total{deployment="a",group="chat"} 0.75`}, cost)
 	require.ElementsMatch(t, []string{
 		`gen_ai_client_token_usage_sum{gen_ai_provider_name="",gen_ai_request_model="m",gen_ai_token_type="input"} 40`,

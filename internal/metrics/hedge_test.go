@@ -36,6 +36,19 @@ func TestHedgesScraped(t *testing.T) {
 			{Deployment: "c", Hedge: true, ErrorCode: "provider_unavailable"},
 		}}})
 
+	body := scrape(t, m)
+	require.ElementsMatch(t, []string{
+		`switchyard_hedges_total{deployment="b",group="chat",outcome="won"} 1`,
+		`switchyard_hedges_total{deployment="b",group="chat",outcome="cancelled"} 1`,
+		`switchyard_hedges_total{deployment="b",group="chat",outcome="failed"} 1`,
+		`switchyard_hedges_total{deployment="c",group="chat",outcome="failed"} 1`,
+	}, samples(body, "switchyard_hedges_total{"))
+	require.Contains(t, body, "# TYPE switchyard_hedges_total counter")
+}
+
+// scrape returns what m's /metrics serves.
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
 	// The server's own client: Close closes its idle connections, so no
 	// keep-alive goroutine outlives the test (goleak in TestMain).
 	srv := httptest.NewServer(m.Handler())
@@ -45,17 +58,20 @@ func TestHedgesScraped(t *testing.T) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
+	return string(body)
+}
+
+// samples returns the lines of body that start with one of prefixes.
+func samples(body string, prefixes ...string) []string {
 	var got []string
-	for line := range strings.Lines(string(body)) {
-		if strings.HasPrefix(line, "switchyard_hedges_total{") {
-			got = append(got, strings.TrimSpace(line))
+	for line := range strings.Lines(body) {
+		line = strings.TrimSpace(line)
+		for _, p := range prefixes {
+			if strings.HasPrefix(line, p) {
+				got = append(got, line)
+				break
+			}
 		}
 	}
-	require.ElementsMatch(t, []string{
-		`switchyard_hedges_total{deployment="b",group="chat",outcome="won"} 1`,
-		`switchyard_hedges_total{deployment="b",group="chat",outcome="cancelled"} 1`,
-		`switchyard_hedges_total{deployment="b",group="chat",outcome="failed"} 1`,
-		`switchyard_hedges_total{deployment="c",group="chat",outcome="failed"} 1`,
-	}, got)
-	require.Contains(t, string(body), "# TYPE switchyard_hedges_total counter")
+	return got
 }
