@@ -25,3 +25,16 @@
 # A message's further lines are indented deeper than its first.
 keep && /^        / { buf[run] = buf[run] $0 "\n"; next }
 { keep = 0 }
+# A test binary that panicked or ran out of time (go test -timeout) prints
+# no "--- FAIL" for the test it was in: print what that test logged, then
+# the panic's first line and the tests it names as running.
+/^panic: / && !panicked { panicked = 1; inpanic = run; tail = $0 "\n"; next }
+/^\trunning tests:$/ { running = 1; tail = tail $0 "\n"; next }
+running && /^\t\t/ { tail = tail $0 "\n"; next }
+{ running = 0 }
+END {
+	if (panicked) {
+		if (inpanic != "") { print "--- PANIC in " inpanic; printf "%s", buf[inpanic] }
+		printf "%s", tail
+	}
+}
