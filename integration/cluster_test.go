@@ -243,7 +243,9 @@ func startFleet(t *testing.T, spec fleetSpec) *cluster {
 		spec.onNetworks(ctx, t, c)
 	}
 
-	ports := freePorts(t, natsNodes)
+	// Fixed host ports, restart-safe (see natstest.FixedPorts): a node's
+	// client port, a gateway's HTTP port.
+	ports := natstest.FixedPorts(t, natsNodes)
 	c.nodes = make([]*node, natsNodes)
 	for i := range natsNodes {
 		c.nodes[i] = &node{name: fmt.Sprintf("n%d", i+1), alias: natsAlias(i), hostPort: ports[i]}
@@ -303,7 +305,7 @@ func startFleet(t *testing.T, spec fleetSpec) *cluster {
 		return err
 	})
 	if spec.gateways > 0 {
-		ports := freePorts(t, spec.gateways)
+		ports := natstest.FixedPorts(t, spec.gateways)
 		c.gateways = make([]*gateway, spec.gateways)
 		for i := range c.gateways {
 			c.gateways[i] = &gateway{index: i, name: fmt.Sprintf("gateway-%d", i+1), hostPort: ports[i]}
@@ -677,15 +679,6 @@ func (c *cluster) workersRunning(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// freePorts finds n free TCP ports for the fleet's fixed host bindings (a
-// node's client port, a gateway's HTTP port): below the kernel's ephemeral
-// range (natstest.FixedPorts), so that no outgoing connection can take one
-// while its container is stopped and keep it from starting again.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	return natstest.FixedPorts(t, n)
 }
 
 // parallel runs fn for 0..n-1 at once and fails the test with every error.

@@ -23,7 +23,7 @@ import (
 // the port by number can.
 func FixedPorts(t testing.TB, n int) []int {
 	t.Helper()
-	lo, hi := EphemeralPorts()
+	lo, hi := ephemeralPorts()
 	ports, err := pickPorts(n, lo, hi, mrand.IntN, func(p int) (io.Closer, error) {
 		return net.Listen("tcp", ":"+strconv.Itoa(p)) // every address, as a server's may be
 	})
@@ -33,9 +33,9 @@ func FixedPorts(t testing.TB, n int) []int {
 	return ports
 }
 
-// EphemeralPorts is the kernel's range for the ports it assigns
+// ephemeralPorts is the kernel's range for the ports it assigns
 // (net.ipv4.ip_local_port_range), or Linux's default.
-func EphemeralPorts() (lo, hi int) {
+func ephemeralPorts() (lo, hi int) {
 	lo, hi = 32768, 60999
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {

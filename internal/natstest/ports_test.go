@@ -17,7 +17,7 @@ import (
 // in use"). The container suite's old freePorts asked the kernel (":0")
 // and so always drew from the range.
 func TestFixedPortsAreOutsideTheEphemeralRange(t *testing.T) {
-	lo, hi := EphemeralPorts()
+	lo, hi := ephemeralPorts()
 	ports := FixedPorts(t, 5)
 	require.Len(t, ports, 5)
 	seen := map[int]bool{}
